@@ -1,0 +1,3 @@
+from hygge.cli import main
+
+main()

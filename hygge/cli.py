@@ -1,0 +1,155 @@
+"""The `hygge` command: thin wrappers that parse, call the library, and print."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from hygge.errors import HyggeError
+
+app = typer.Typer(
+    help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_default=False)]
+FlowOpt = Annotated[
+    list[str] | None, typer.Option("--flow", "-f", help="Only this flow (repeatable).")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors(verbose: bool) -> Iterator[None]:
+    """Show a HyggeError as a clear message (a traceback only with --verbose)."""
+    try:
+        yield
+    except HyggeError as exc:
+        if verbose:
+            err_console.print_exception()
+        fail(str(exc))
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def run(
+    flows_file: FlowsArg,
+    flow: FlowOpt = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Flows run at once.")
+    ] = 4,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Move the data of flows.yml in-process (no server needed)."""
+    from hygge.coordinator import Coordinator
+    from hygge.display import LiveProgress, summary_table
+
+    setup_logging(verbose)
+    with user_errors(verbose):
+        coordinator = Coordinator(flows_file, flows=flow, concurrency=concurrency)
+        if dry_run:
+            _show_plan(coordinator)
+            _check_or_fail(coordinator, verbose)
+            console.print("[green]dry run: everything checks out; nothing was moved.[/]")
+            return
+        with LiveProgress(console) as live:
+            coordinator.on_progress = live
+            result = coordinator.run()
+    console.print(summary_table(result.results.values()))
+    for failed in result.failed:
+        err_console.print(f"[red]{failed.name}[/]: {failed.error}", highlight=False)
+        if verbose and failed.exception is not None:
+            _print_traceback(failed.exception)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
+    """Check flows.yml and every home and store it names; move nothing."""
+    from hygge.coordinator import Coordinator
+
+    setup_logging(verbose)
+    with user_errors(verbose):
+        coordinator = Coordinator(flows_file)
+        _check_or_fail(coordinator, verbose)
+    names = coordinator.selected
+    console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of flows.yml (for editor completion)."""
+    from hygge.schema import flows_json_schema
+
+    console.print_json(json.dumps(flows_json_schema()))
+
+
+def _show_plan(coordinator: object) -> None:
+    from hygge.coordinator import Coordinator
+
+    assert isinstance(coordinator, Coordinator)
+    for number, wave in enumerate(coordinator.plan(), start=1):
+        for name in wave:
+            spec = coordinator.config.flows[name]
+            home, store = spec.home.build(), spec.store.build()
+            mode = getattr(store.settings, "mode", "")
+            console.print(
+                f"wave {number}: [bold]{name}[/]  {home.describe()} -> {store.describe()}"
+                + (f" ({mode})" if mode else ""),
+                highlight=False,
+            )
+
+
+def _check_or_fail(coordinator: object, verbose: bool) -> None:
+    from hygge.coordinator import Coordinator
+
+    assert isinstance(coordinator, Coordinator)
+    problems = asyncio.run(coordinator.check())
+    if not problems:
+        return
+    for name, exc in problems.items():
+        if verbose:
+            _print_traceback(exc)
+        err_console.print(f"[bold red]error:[/] flow '{name}': {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    import traceback
+
+    err_console.print("".join(traceback.format_exception(exc)), highlight=False)
+
+
+def main() -> None:
+    app(prog_name="hygge")

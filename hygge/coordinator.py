@@ -1,0 +1,140 @@
+"""Runs the flows of a flows.yml in-process: concurrently, in `depends_on` order.
+
+A failed flow does not stop the others; the flows that depend on it are skipped and say why.
+`python -m hygge.coordinator flows.yml` is the same as `hygge run flows.yml`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hygge import config as config_module
+from hygge.config import FlowsFile
+from hygge.errors import DependencyFailed
+from hygge.flow import FlowResult
+from hygge.progress import Progress, ProgressCallback
+
+
+@dataclass
+class RunResult:
+    """The outcome of every selected flow of one run."""
+
+    run_id: str
+    results: dict[str, FlowResult] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results.values())
+
+    @property
+    def failed(self) -> list[FlowResult]:
+        return [r for r in self.results.values() if not r.ok]
+
+
+class Coordinator:
+    """Plans and runs flows. `config` is a path to flows.yml or an already loaded FlowsFile."""
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | FlowsFile,
+        *,
+        flows: list[str] | None = None,
+        concurrency: int = 4,
+        on_progress: ProgressCallback | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, FlowsFile) else config_module.load(config, env)
+        self.selected = self.config.select(flows)
+        self.concurrency = max(1, concurrency)
+        self.on_progress = on_progress
+        self.run_id = uuid.uuid4().hex[:12]
+
+    def plan(self) -> list[list[str]]:
+        """The selected flows in waves: each wave depends only on earlier ones."""
+        return self.config.waves(self.selected)
+
+    async def check(self) -> dict[str, Exception]:
+        """Check every selected home and store without moving data; errors by flow."""
+        problems: dict[str, Exception] = {}
+        for name in self.selected:
+            spec = self.config.flows[name]
+            try:
+                await spec.home.build().check()
+                await spec.store.build().check()
+            except Exception as exc:
+                problems[name] = exc
+        return problems
+
+    def run(self) -> RunResult:
+        return asyncio.run(self.start())
+
+    async def start(self) -> RunResult:
+        """Run every selected flow; returns when all have ended (succeeded, failed, skipped)."""
+        started = time.perf_counter()
+        result = RunResult(self.run_id)
+        done = {name: asyncio.Event() for name in self.selected}
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def run_one(name: str) -> None:
+            spec = self.config.flows[name]
+            deps = [d for d in spec.options.depends_on if d in done]
+            for dep in deps:
+                await done[dep].wait()
+            blocked = [d for d in deps if not result.results[d].ok]
+            try:
+                if blocked:
+                    error = DependencyFailed(
+                        f"skipped: depends on {', '.join(blocked)}, which did not succeed"
+                    )
+                    result.results[name] = FlowResult(name, "skipped", error=str(error))
+                    self._emit(Progress(name, "skipped", message=str(error)))
+                    return
+                async with slots:
+                    result.results[name] = await self._run_flow(name)
+            finally:
+                done[name].set()
+
+        for name in self.selected:
+            self._emit(Progress(name, "pending"))
+        async with asyncio.TaskGroup() as group:
+            for name in self.selected:
+                group.create_task(run_one(name))
+        result.results = {n: result.results[n] for n in self.selected}
+        result.seconds = time.perf_counter() - started
+        return result
+
+    async def _run_flow(self, name: str) -> FlowResult:
+        flow = self.config.flows[name].build(on_progress=self.on_progress)
+        started = time.perf_counter()
+        try:
+            return await flow.start()
+        except Exception as exc:
+            return FlowResult(
+                name,
+                "failed",
+                seconds=time.perf_counter() - started,
+                error=str(exc),
+                exception=exc,
+            )
+
+    def _emit(self, progress: Progress) -> None:
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+
+def main() -> None:
+    """`python -m hygge.coordinator flows.yml [options]`: the same as `hygge run`."""
+    from hygge.cli import app
+
+    app(args=["run", *sys.argv[1:]], prog_name="python -m hygge.coordinator")
+
+
+if __name__ == "__main__":
+    main()

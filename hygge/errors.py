@@ -1,0 +1,74 @@
+"""The error tree. Every error a user can cause is a HyggeError with a message that says
+what is wrong, where, and what to do; the CLI prints it without a traceback."""
+
+from __future__ import annotations
+
+
+class HyggeError(Exception):
+    """Base of every error hygge raises on purpose.
+
+    `transient` marks errors that may succeed if tried again (a dropped connection, a timeout);
+    retry helpers and workers retry only those.
+    """
+
+    transient: bool = False
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, transient: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if transient is not None:
+            self.transient = transient
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(HyggeError):
+    """flows.yml is wrong: names the file, line, flow and key when they are known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        flow: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file, self.line, self.flow, self.key = file, line, flow, key
+        where = ""
+        if file:
+            where = f"{file}:{line}: " if line else f"{file}: "
+        context = []
+        if flow:
+            context.append(f"flow '{flow}'")
+        if key:
+            context.append(key)
+        prefix = (" -> ".join(context) + ": ") if context else ""
+        super().__init__(f"{where}{prefix}{message}", hint=hint)
+
+
+class HomeError(HyggeError):
+    """A source cannot be read: missing file, corrupt data, unreachable database."""
+
+
+class StoreError(HyggeError):
+    """A destination cannot be written or committed."""
+
+
+class FlowError(HyggeError):
+    """A flow failed as a whole, e.g. rows read and rows committed disagree."""
+
+
+class TransientError(HyggeError):
+    """A fault that may heal by itself; safe to retry because stores commit atomically."""
+
+    transient = True
+
+
+class DependencyFailed(FlowError):
+    """A flow was not run because a flow it depends on did not succeed."""

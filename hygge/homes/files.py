@@ -1,0 +1,114 @@
+"""What file homes share: path expansion, projection, batching and errors naming the file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+
+from hygge.batching import iterate_in_thread
+from hygge.connector import PathSetting
+from hygge.errors import HomeError
+from hygge.files import expand_paths
+from hygge.homes.base import Home, HomeSettings
+
+
+class FileHomeSettings(HomeSettings):
+    path: PathSetting
+    columns: list[str] | None = None
+
+
+class FileHome(Home):
+    """A home over one file, every matching file in a folder, or a glob."""
+
+    abstract = True
+    suffixes: ClassVar[tuple[str, ...]]
+    Settings: ClassVar[type[FileHomeSettings]] = FileHomeSettings
+
+    def files(self) -> list[Path]:
+        return expand_paths(self.settings.path, self.suffixes)
+
+    def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
+        """Yield one file's data in batches of `batch_size` rows."""
+        raise NotImplementedError
+
+    def file_schema(self, path: Path) -> pa.Schema:
+        """One file's schema, read without reading its data where the format allows."""
+        raise NotImplementedError
+
+    def _project(self, schema: pa.Schema, path: Path) -> pa.Schema:
+        wanted = self.settings.columns
+        if not wanted:
+            return schema
+        missing = [c for c in wanted if c not in schema.names]
+        if missing:
+            raise HomeError(
+                f"{path}: column(s) {', '.join(missing)} not found",
+                hint=f"available columns: {', '.join(schema.names)}",
+            )
+        return pa.schema([schema.field(c) for c in wanted])
+
+    def schema(self) -> pa.Schema:
+        """The common schema of every input file; files that disagree are an error."""
+        files = self.files()
+        first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
+        for other in files[1:]:
+            schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
+            if not schema.equals(first):
+                raise HomeError(
+                    f"{other} does not have the same columns as {files[0]}: "
+                    f"{_schema_difference(first, schema)}",
+                    hint="give each schema its own flow, or convert the odd file",
+                )
+        return first
+
+    async def check(self) -> None:
+        self.schema()
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        self.schema()  # fail on conflicting or unreadable files before moving anything
+        async for batch in iterate_in_thread(self._all_batches()):
+            yield batch
+
+    def _all_batches(self) -> Iterator[pl.DataFrame]:
+        for path in self.files():
+            batches = self.read_file(path)
+            while True:
+                batch = self._safe(path, lambda b=batches: next(b, None))
+                if batch is None:
+                    break
+                if batch.num_rows:
+                    yield pl.from_arrow(batch)  # type: ignore[misc]
+
+    def _safe(self, path: Path, action):
+        """Run `action`, turning a reader's error into a HomeError that names the file."""
+        try:
+            return action()
+        except HomeError:
+            raise
+        except PermissionError as exc:
+            raise HomeError(
+                f"cannot read {path}: permission denied",
+                hint="give the user running hygge read access",
+            ) from exc
+        except FileNotFoundError as exc:
+            raise HomeError(f"input not found: {path}") from exc
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise HomeError(
+                f"cannot read {path} as {self.type_name}: {exc}",
+                hint=f"check that the file is a valid, complete {self.type_name} file",
+            ) from exc
+
+
+def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
+    parts = []
+    for name in a.names:
+        if name not in b.names:
+            parts.append(f"'{name}' missing")
+        elif a.field(name).type != b.field(name).type:
+            parts.append(f"'{name}' is {b.field(name).type}, not {a.field(name).type}")
+    parts += [f"extra column '{n}'" for n in b.names if n not in a.names]
+    return ", ".join(parts) or "column order differs"

@@ -1,0 +1,26 @@
+"""Parquet files in, streamed row group by row group (memory bounded by the batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hygge.homes.files import FileHome
+
+
+class ParquetHome(FileHome):
+    """One parquet file, a folder of them, or a glob; `columns` reads only those columns."""
+
+    type_name = "parquet"
+    suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".pq")
+
+    def file_schema(self, path: Path) -> pa.Schema:
+        return pq.read_schema(path)
+
+    def read_file(self, path: Path) -> Iterator[pa.RecordBatch]:
+        reader = pq.ParquetFile(path)
+        return reader.iter_batches(batch_size=self.batch_size, columns=self.settings.columns)

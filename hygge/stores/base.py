@@ -1,0 +1,53 @@
+"""The Store contract: stage with `write`, publish atomically with `commit`, or `abort`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import polars as pl
+
+from hygge import registry
+from hygge.connector import Connector, ConnectorSettings, default_type_name
+
+
+class StoreSettings(ConnectorSettings):
+    """Settings every store understands."""
+
+    mode: Literal["replace", "append"] = "replace"
+
+
+class Store(Connector):
+    """A destination. Subclass it and implement `write`; the other hooks are optional.
+
+    The lifecycle of one flow is `open()`, `write(df)` per batch, then `commit()` (publish
+    everything at once) or `abort()` (leave the destination exactly as it was).
+    """
+
+    kind: ClassVar[str] = "store"
+    Settings: ClassVar[type[StoreSettings]] = StoreSettings
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return  # a shared base for concrete connectors, not usable from YAML itself
+        if "type_name" not in cls.__dict__:
+            cls.type_name = default_type_name(cls.__name__, "Store")
+        registry.register("store", cls.type_name, cls)
+
+    async def open(self) -> None:
+        """Prepare to receive batches; fail here (before any read) if the target is unusable."""
+
+    async def write(self, df: pl.DataFrame) -> None:
+        """Stage one batch. Nothing staged is visible to readers before `commit()`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement write()")
+
+    async def staged_rows(self) -> int | None:
+        """Rows staged so far, counted from what was written (not from what was passed in),
+        or None when the store cannot count independently."""
+        return None
+
+    async def commit(self) -> None:
+        """Publish every staged batch at once."""
+
+    async def abort(self) -> None:
+        """Discard every staged batch; the destination stays as it was."""

@@ -1,0 +1,212 @@
+"""What file stores share: stage outside the dataset, roll files by rows, commit atomically.
+
+Layout: the dataset is the folder at `path`. A run stages its files in a hidden sibling
+folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbing
+`path/**/*.parquet` only ever sees committed files.
+
+- replace: the staged folder is swapped in for the dataset in one atomic rename.
+- append: the staged files are listed in a journal inside `path/_hygge/`, then renamed into
+  the dataset; a run that dies midway is rolled forward by the next run from that journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from hygge.atomic import recover, replace_dir
+from hygge.connector import PathSetting
+from hygge.errors import StoreError
+from hygge.stores.base import Store, StoreSettings
+
+META_DIR = "_hygge"
+
+
+class FileStoreSettings(StoreSettings):
+    path: PathSetting
+    max_rows_per_file: int = Field(
+        5_000_000, gt=0, description="Start a new file after this many rows."
+    )
+
+
+class FileStore(Store):
+    """A folder of data files, written through a staging folder and published atomically."""
+
+    abstract = True
+    suffix: ClassVar[str]
+    Settings: ClassVar[type[FileStoreSettings]] = FileStoreSettings
+
+    def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
+        super().__init__(name, settings, **values)
+        self.target = Path(self.settings.path)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.staging = self.target.with_name(f".{self.target.name}.hygge-staging-{self.run_id}")
+        self._writer: Any = None
+        self._file_index = 0
+        self._rows_in_file = 0
+        self._files: list[Path] = []
+
+    # -- format hooks -------------------------------------------------------------------
+    def open_writer(self, path: Path, schema: pa.Schema) -> Any:
+        """A writer for one new data file."""
+        raise NotImplementedError
+
+    def write_chunk(self, writer: Any, table: pa.Table) -> None:
+        """Append rows to the current file."""
+        writer.write_table(table)
+
+    def count_rows(self, path: Path) -> int | None:
+        """Rows in a written file, read back from the file itself, or None if unknown."""
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def check(self) -> None:
+        self._check_target()
+        parent = self._existing_parent()
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise self._unwritable(parent)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self._check_target()
+        recover(self.target)
+        if self.settings.mode == "append":
+            self._roll_forward_journals()
+        try:
+            self.staging.parent.mkdir(parents=True, exist_ok=True)
+            self.staging.mkdir()
+        except PermissionError as exc:
+            raise self._unwritable(self._existing_parent()) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
+
+    async def write(self, df: pl.DataFrame) -> None:
+        await asyncio.to_thread(self._write_sync, df.to_arrow())
+
+    def _write_sync(self, table: pa.Table) -> None:
+        limit = self.settings.max_rows_per_file
+        while table.num_rows:
+            if self._writer is None or self._rows_in_file >= limit:
+                self._start_file(table.schema)
+            take = min(limit - self._rows_in_file, table.num_rows)
+            chunk = table.slice(0, take)
+            try:
+                self.write_chunk(self._writer, chunk)
+            except (pa.ArrowException, ValueError) as exc:
+                raise StoreError(
+                    f"cannot write a batch to {self.target}: {exc}",
+                    hint="every batch of a flow must have the same columns and types",
+                ) from exc
+            self._rows_in_file += take
+            table = table.slice(take)
+
+    def _start_file(self, schema: pa.Schema) -> None:
+        self._close_writer()
+        path = self.staging / f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
+        self._file_index += 1
+        self._writer = self.open_writer(path, schema)
+        self._files.append(path)
+        self._rows_in_file = 0
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def staged_rows(self) -> int | None:
+        return await asyncio.to_thread(self._staged_rows_sync)
+
+    def _staged_rows_sync(self) -> int | None:
+        self._close_writer()
+        counts = [self.count_rows(f) for f in self._files]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._commit_sync)
+
+    def _commit_sync(self) -> None:
+        self._close_writer()
+        for f in self._files:  # data must be on disk before it becomes visible
+            _fsync(f)
+        if self.settings.mode == "replace":
+            old = replace_dir(self.staging, self.target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            self._append_files()
+        _fsync(self.target.parent)
+
+    def _append_files(self) -> None:
+        journal_dir = self.target / META_DIR
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        moves = [(str(f), str(self.target / f.name)) for f in self._files]
+        journal = journal_dir / f"commit-{self.run_id}.json"
+        tmp = journal.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"staging": str(self.staging), "moves": moves}))
+        _fsync(tmp)
+        os.replace(tmp, journal)  # from here on the commit will complete, even after a crash
+        _apply_journal(journal)
+
+    def _roll_forward_journals(self) -> None:
+        journal_dir = self.target / META_DIR
+        if journal_dir.is_dir():
+            for journal in sorted(journal_dir.glob("commit-*.json")):
+                _apply_journal(journal)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._abort_sync)
+
+    def _abort_sync(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_writer()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _check_target(self) -> None:
+        if self.target.exists() and not self.target.is_dir():
+            raise StoreError(
+                f"{self.target} is a file, but a {self.type_name} store writes a folder",
+                hint="point `path` at a folder (it is created if missing)",
+            )
+
+    def _existing_parent(self) -> Path:
+        parent = self.target.parent
+        while not parent.exists():
+            parent = parent.parent
+        return parent
+
+    def _unwritable(self, where: Path) -> StoreError:
+        return StoreError(
+            f"cannot write to {self.target}: {where} is not writable",
+            hint="choose a writable path or fix the folder's permissions",
+        )
+
+
+def _apply_journal(journal: Path) -> None:
+    """Finish the renames a journal lists (idempotent), then drop the journal."""
+    plan = json.loads(journal.read_text())
+    for src, dst in plan["moves"]:
+        if os.path.exists(src):
+            os.replace(src, dst)
+    shutil.rmtree(plan["staging"], ignore_errors=True)
+    journal.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
