@@ -2,9 +2,10 @@
 # Make sure a Docker engine answers, starting `dockerd` by hand where none runs (machines without
 # systemd, CI). `start` prints `started` or `already-running`; `stop` ends only a dockerd that
 # this script started (its pid is kept in $HYGGE_DOCKERD_DIR). Exit 3 means no engine can run here,
-# with the reason and the end of the dockerd log on stderr.
+# with the reason and the end of the dockerd log on stderr. `install` installs what the container
+# checks use and is missing (Debian: docker.io, docker-compose 1.29, debootstrap).
 #
-#   deploy/scripts/docker-engine.sh start|stop|status
+#   deploy/scripts/docker-engine.sh install|start|stop|status
 set -uo pipefail
 
 STATE_DIR=${HYGGE_DOCKERD_DIR:-/tmp/hygge-dockerd}
@@ -17,14 +18,22 @@ say() { printf 'docker-engine: %s\n' "$*" >&2; }
 answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 install_engine() {
-  # Debian's docker.io ships dockerd + containerd + runc; docker-compose is Compose 1.29.
+  # Debian's docker.io ships dockerd + containerd + runc; docker-compose is Compose 1.29;
+  # debootstrap builds the base image where no registry is reachable.
+  mkdir -p "$STATE_DIR"
+  local missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  [ "${#missing[@]}" -gt 0 ] || return 0
   if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
-    say "dockerd is not installed and apt-get (as root) is not available to install docker.io"
+    say "missing ${missing[*]}, and apt-get (as root) is not available to install them"
     return 1
   fi
-  say "installing docker.io and docker-compose with apt-get"
-  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose; } \
-    >"$STATE_DIR/apt.log" 2>&1 || { say "apt-get failed, see $STATE_DIR/apt.log"; tail -5 "$STATE_DIR/apt.log" >&2; return 1; }
+  say "installing ${missing[*]} with apt-get"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } \
+    >"$STATE_DIR/apt.log" 2>&1 \
+    || { say "apt-get failed, see $STATE_DIR/apt.log"; tail -5 "$STATE_DIR/apt.log" >&2; return 1; }
 }
 
 # Try the plain daemon first, then options that avoid the kernel features most often missing in
@@ -82,8 +91,9 @@ stop() {
 }
 
 case "${1:-}" in
+  install) install_engine ;;
   start) start ;;
   stop) stop ;;
   status) if answers; then echo running; else echo not-running; exit 1; fi ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
 esac
