@@ -49,6 +49,10 @@ class FileStore(Store):
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.target = Path(self.settings.path)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh staging state: every attempt of a flow stages from scratch."""
         self.run_id = uuid.uuid4().hex[:12]
         self.staging = self.target.with_name(f".{self.target.name}.hygge-staging-{self.run_id}")
         self._writer: Any = None
@@ -80,6 +84,7 @@ class FileStore(Store):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
+        self._reset()
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
