@@ -14,8 +14,10 @@ COPY pyproject.toml README.md* ./
 COPY hygge ./hygge
 COPY worker ./worker
 ARG HYGGE_EXTRAS=distributed
+# pip and setuptools are not needed at run time: removed, so the runtime cannot install code.
 RUN /opt/hygge/bin/pip install ".[${HYGGE_EXTRAS}]" \
-    && /opt/hygge/bin/python -c "import hygge, worker, flower"
+    && /opt/hygge/bin/python -c "import hygge, worker, flower" \
+    && /opt/hygge/bin/pip uninstall -q -y pip setuptools
 
 # --- runtime: the virtualenv, the samples and two small scripts; no compilers, no pip cache ----
 FROM ${BASE_IMAGE} AS runtime

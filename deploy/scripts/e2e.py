@@ -13,7 +13,8 @@ What it does, in order, and what must hold:
    401 without) shows every flow SUCCESS, run by more than one worker;
 5. `down` while a long flow runs: the warm shutdown lets it finish and commit, complete;
 6. `down -t 1` while a long flow runs (the worker is killed): no output appears for it, and the
-   outputs committed before are untouched;
+   outputs committed before are untouched; after `up` again the flow runs again and commits
+   every row once;
 7. `down -v`, and the engine stopped if this script started it.
 
 Exit 0: passed (figures on the last line). Exit 1: failed. Exit 3: did NOT run (no engine can
@@ -351,6 +352,17 @@ def write_slow_flow(stack: Stack, name: str, rows: int) -> Path:
     return Path("/data") / name / "flows.yml"
 
 
+def slow_output_complete(stack: Stack, name: str, rows: int) -> bool:
+    """The long flow's output is there, with every row once (count and sum of ids)."""
+    if not list((stack.lake / name).glob("*.parquet")):
+        return False
+    query = f"SELECT count(*), sum(id) FROM read_parquet('{stack.lake / name}/*.parquet')"
+    found = duckdb_rows(query)[0]
+    if found != (rows, rows * (rows - 1) // 2):
+        raise Failed(f"{name}: committed (rows, sum) {found}, expected ({rows}, checksum)")
+    return True
+
+
 def staging_dirs(stack: Stack, name: str) -> list[Path]:
     return list(stack.lake.glob(f".{name}.hygge-staging-*"))
 
@@ -367,14 +379,8 @@ def check_down_during_flow(stack: Stack, reference: Path, rows: int, figures: di
     t = time.monotonic()
     stack.down()
     figures["warm_down_s"] = round(time.monotonic() - t, 1)
-    files = list((stack.lake / "slow_warm").glob("*.parquet"))
-    if not files:
+    if not slow_output_complete(stack, "slow_warm", rows):
         raise Failed("`down` during a flow: the warm shutdown did not let it commit")
-    n = duckdb_rows(
-        f"SELECT count(*), sum(id) FROM read_parquet('{stack.lake}/slow_warm/*.parquet')"
-    )
-    if n[0] != (rows, rows * (rows - 1) // 2):
-        raise Failed(f"`down` during a flow: committed {n[0]}, expected ({rows}, checksum)")
     log(
         f"`down` during a flow: warm shutdown finished it, {rows} rows committed, "
         f"down took {figures['warm_down_s']} s"
@@ -396,6 +402,24 @@ def check_down_during_flow(stack: Stack, reference: Path, rows: int, figures: di
     log(
         "`down -t 1` killed a running flow: no output for it, committed outputs intact "
         f"({figures['staging_left_after_kill']} hidden staging folder(s) left for the next run)"
+    )
+
+    # Resumed: the killed flow's message was never acknowledged; once workers are back, it
+    # runs again (hygge re-sends a flow whose lease expired) and commits once.
+    t = time.monotonic()
+    up(stack)
+    wait_for(
+        "the killed flow to run again and commit",
+        lambda: slow_output_complete(stack, "slow_killed", rows),
+        timeout=300,
+        interval=2,
+    )
+    figures["killed_flow_recommitted_s"] = round(time.monotonic() - t, 1)
+    figures["staging_left_after_rerun"] = len(staging_dirs(stack, "slow_killed"))
+    log(
+        f"after `up`, the killed flow ran again and committed its {rows} rows once, "
+        f"{figures['killed_flow_recommitted_s']} s after `up` "
+        f"({figures['staging_left_after_rerun']} stale staging folder(s) left)"
     )
 
 
