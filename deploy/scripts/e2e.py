@@ -105,8 +105,11 @@ class Stack:
         self.lake = self.data / "lake"
         self.password = secrets.token_urlsafe(12)
         self.flower_port = free_port()
-        uid, gid = ("10001", "10001") if os.getuid() == 0 else (str(os.getuid()), str(os.getgid()))
-        if os.getuid() == 0:
+        # The workers run as uid 10001 and write the data dir; a non-root caller runs them as
+        # itself instead (HYGGE_UID), so it can read and delete what they wrote.
+        root = os.getuid() == 0
+        uid, gid = ("10001", "10001") if root else (str(os.getuid()), str(os.getgid()))
+        if root:
             os.chown(self.data, 10001, 10001)
         self.env_file = workdir / "e2e.env"
         settings = {
