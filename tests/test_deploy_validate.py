@@ -5,9 +5,11 @@ promises the docs make: scalable workers, warm shutdown time, no eviction, a clo
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,15 @@ CHECKS = [
 
 
 def validate(root: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    # The validators are console scripts of the `dev` extra: beside this Python (a venv's bin/
+    # is not on PATH when CI calls .venv/bin/python directly).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return subprocess.run(
-        ["bash", str(VALIDATE), str(root)], capture_output=True, text=True, timeout=180
+        ["bash", str(VALIDATE), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PATH": path},
     )
 
 
