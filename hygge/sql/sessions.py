@@ -542,7 +542,7 @@ def _char_limit(declared: str) -> int | None:
 def generic_arrow_type(declared: str) -> pa.DataType:
     """A declared column type (SQLite's or SQLAlchemy's compiled name) -> Arrow."""
     d = declared.upper()
-    m = re.match(r"\s*(NUMERIC|DECIMAL)\s*\((\d+)\s*,\s*(\d+)\)", d)
+    m = re.match(r"\s*(NUMERIC|DECIMAL)(?:_TEXT)?\s*\((\d+)\s*,\s*(\d+)\)", d)
     if m:
         return decimal_type(int(m.group(2)), int(m.group(3)))
     rules = [
@@ -588,8 +588,9 @@ def _generic_array(values: list[Any], t: pa.DataType | None, name: str) -> pa.Ar
                 return pa.array(
                     [None if v is None else dt.time.fromisoformat(v) for v in values], t
                 )
-            if kind == "timestamptz":
+            if kind == "timestamptz":  # stored as UTC wall time
                 text = pc.replace_substring_regex(text, r"(Z|[+-]00:?00)$", "")
+                return text.cast(pa.timestamp(t.unit)).cast(t)
             return text.cast(t)
         if kind == "bool":
             values = [None if v is None else bool(v) for v in values]

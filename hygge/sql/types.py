@@ -103,8 +103,8 @@ def ddl(t: pa.DataType, dialect: str, column: str) -> str:
         return _TAGGED_DDL[dialect if dialect in _TAGGED_DDL else "generic"][tagged]
     mapping = _DDL.get(dialect, _DDL["generic"])
     if pa.types.is_decimal(t):
-        if dialect == "sqlite":
-            return "TEXT"  # SQLite's NUMERIC affinity would round to a float
+        if dialect == "sqlite":  # TEXT affinity: SQLite's NUMERIC one would round to a float
+            return f"DECIMAL_TEXT({t.precision},{t.scale})"
         if t.precision > 65 and dialect == "mysql":
             raise StoreError(
                 f"column '{column}': decimal({t.precision},{t.scale}) is wider than MySQL/"

@@ -203,6 +203,12 @@ class SqlStore(Store):
         plan = _Plan(list(schema.names), [], [])
         for f in schema:
             wanted = ddl(f.type, dialect, f.name)
+            limit = None
+            if dialect == "mysql" and f.name in (s.key or []) and family(f.type) in (
+                "text", "binary"
+            ):  # MySQL indexes no unbounded TEXT/BLOB: a key column needs a length
+                limit = 255
+                wanted = "VARCHAR(255)" if family(f.type) == "text" else "VARBINARY(255)"
             col = existing.get(f.name)
             if col is not None and fits(f.type, col.type):
                 plan.columns.append(col)
@@ -222,7 +228,7 @@ class SqlStore(Store):
                     plan.alter.append((f.name, wanted))
             elif self.target is not None and s.mode != "replace":
                 plan.add.append((f.name, wanted))
-            plan.columns.append(Column(f.name, canonical(f.type, dialect), wanted, None))
+            plan.columns.append(Column(f.name, canonical(f.type, dialect), wanted, limit))
             plan.ddl.append(wanted)
         if plan.alter and dialect == "sqlite":
             raise self._error(
