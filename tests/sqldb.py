@@ -31,8 +31,12 @@ class Db:
         elif self.dialect == "mysql":
             u = urlparse(url)
             self.conn = pymysql.connect(
-                host=u.hostname, port=u.port or 3306, user=u.username or "root",
-                password=u.password or "", database=u.path.lstrip("/"), autocommit=True,
+                host=u.hostname,
+                port=u.port or 3306,
+                user=u.username or "root",
+                password=u.password or "",
+                database=u.path.lstrip("/"),
+                autocommit=True,
                 init_command="SET time_zone = '+00:00'",
             )
         else:
@@ -66,7 +70,9 @@ class Db:
         elif self.dialect == "mysql":
             rows = self.run("SHOW TABLES LIKE '\\_hygge%%'")
         else:
-            rows = self.run("SELECT name FROM sqlite_master WHERE name LIKE '\\_hygge%' ESCAPE '\\'")
+            rows = self.run(
+                "SELECT name FROM sqlite_master WHERE name LIKE '\\_hygge%' ESCAPE '\\'"
+            )
         return [r[0] for r in rows]
 
     def drop(self, *tables: str) -> None:

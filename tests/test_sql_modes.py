@@ -29,8 +29,10 @@ def parquet(tmp_path: Path, name: str, data: dict) -> str:
 
 
 def move(path: str, url: str, table: str, batch_size: int = 2, **store: object) -> None:
-    Flow(ParquetHome("src", path=path, batch_size=batch_size),
-         SQLStore(table, connection=url, **store)).run()
+    Flow(
+        ParquetHome("src", path=path, batch_size=batch_size),
+        SQLStore(table, connection=url, **store),
+    ).run()
 
 
 def test_replace_then_append_then_merge(db_url: str, tmp_path: Path):
@@ -43,14 +45,23 @@ def test_replace_then_append_then_merge(db_url: str, tmp_path: Path):
         move(parquet(tmp_path, "b", {"id": [9, 8], "name": ["z", "y"]}), db_url, table)
         assert db.rows(table) == [(8, "y"), (9, "z")], "replace drops the old rows"
 
-        move(parquet(tmp_path, "c", {"id": [1, 2], "name": ["a", None]}), db_url, table,
-             mode="append")
+        move(
+            parquet(tmp_path, "c", {"id": [1, 2], "name": ["a", None]}),
+            db_url,
+            table,
+            mode="append",
+        )
         assert db.rows(table) == [(1, "a"), (2, None), (8, "y"), (9, "z")]
 
         db.drop(table)
         move(first, db_url, table, mode="merge", key=["id"])  # creates it with a key
-        move(parquet(tmp_path, "d", {"id": [3, 4], "name": ["C", "d"]}), db_url, table,
-             mode="merge", key="id")
+        move(
+            parquet(tmp_path, "d", {"id": [3, 4], "name": ["C", "d"]}),
+            db_url,
+            table,
+            mode="merge",
+            key="id",
+        )
         assert db.rows(table) == [(1, "a"), (2, "b"), (3, "C"), (4, "d")]
         assert not [t for t in db.staging_tables() if table in t]
 
@@ -60,8 +71,12 @@ def test_new_columns_are_added_and_types_evolve(db_url: str, tmp_path: Path):
     with database(db_url, table) as db:
         move(parquet(tmp_path, "a", {"id": [1], "v": pa.array([5], pa.int16())}), db_url, table)
         # a wider integer type keeps the table's column; the values are range-checked
-        move(parquet(tmp_path, "b", {"id": [2], "v": pa.array([7], pa.int64()),
-                                     "extra": ["new"]}), db_url, table, mode="append")
+        move(
+            parquet(tmp_path, "b", {"id": [2], "v": pa.array([7], pa.int64()), "extra": ["new"]}),
+            db_url,
+            table,
+            mode="append",
+        )
         assert db.rows(table) == [(1, 5, None), (2, 7, "new")]
         if db.dialect == "sqlite":
             return  # SQLite cannot change a column's type (tested as an error elsewhere)
@@ -73,31 +88,40 @@ def test_new_columns_are_added_and_types_evolve(db_url: str, tmp_path: Path):
 def test_merge_on_a_quoted_composite_key(db_url: str, tmp_path: Path):
     table = unique('or"der')
     with database(db_url, table) as db:
-        data = {"select": [1, 1, 2], "order": ["x", "y", "x"], "a\"b": [1.5, 2.5, 3.5]}
+        data = {"select": [1, 1, 2], "order": ["x", "y", "x"], 'a"b': [1.5, 2.5, 3.5]}
         move(parquet(tmp_path, "a", data), db_url, table, mode="merge", key=["select", "order"])
-        update = {"select": [1, 3], "order": ["y", "x"], "a\"b": [9.0, 4.0]}
-        move(parquet(tmp_path, "b", update), db_url, table, mode="merge",
-             key=["select", "order"])
-        assert db.rows(table, "1, 2") == [(1, "x", 1.5), (1, "y", 9.0), (2, "x", 3.5),
-                                          (3, "x", 4.0)]
+        update = {"select": [1, 3], "order": ["y", "x"], 'a"b': [9.0, 4.0]}
+        move(parquet(tmp_path, "b", update), db_url, table, mode="merge", key=["select", "order"])
+        assert db.rows(table, "1, 2") == [
+            (1, "x", 1.5),
+            (1, "y", 9.0),
+            (2, "x", 3.5),
+            (3, "x", 4.0),
+        ]
 
 
 def test_sqlite_types_round_trip(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'types.db'}"
-    data = pa.table({
-        "i": pa.array([1, None, -(2**63)], pa.int64()),
-        "n": pa.array([decimal.Decimal("12345678901234567890.123"), None,
-                       decimal.Decimal("-0.001")], pa.decimal128(23, 3)),
-        "f": [0.1, None, 1e308],
-        "s": ["h\u00e9llo", None, ""],
-        "b": [True, None, False],
-        "d": [dt.date(1, 1, 1), None, dt.date(9999, 12, 31)],
-        "ts": [dt.datetime(2020, 1, 2, 3, 4, 5, 6), None, dt.datetime(1970, 1, 1)],
-        "tz": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5, 6), None, dt.datetime(1999, 1, 1)],
-                       pa.timestamp("us", "UTC")),
-        "tm": pa.array([dt.time(23, 59, 59, 999999), None, dt.time(0)], pa.time64("us")),
-        "by": [b"\x00\xff", None, b""],
-    })
+    data = pa.table(
+        {
+            "i": pa.array([1, None, -(2**63)], pa.int64()),
+            "n": pa.array(
+                [decimal.Decimal("12345678901234567890.123"), None, decimal.Decimal("-0.001")],
+                pa.decimal128(23, 3),
+            ),
+            "f": [0.1, None, 1e308],
+            "s": ["h\u00e9llo", None, ""],
+            "b": [True, None, False],
+            "d": [dt.date(1, 1, 1), None, dt.date(9999, 12, 31)],
+            "ts": [dt.datetime(2020, 1, 2, 3, 4, 5, 6), None, dt.datetime(1970, 1, 1)],
+            "tz": pa.array(
+                [dt.datetime(2020, 1, 2, 3, 4, 5, 6), None, dt.datetime(1999, 1, 1)],
+                pa.timestamp("us", "UTC"),
+            ),
+            "tm": pa.array([dt.time(23, 59, 59, 999999), None, dt.time(0)], pa.time64("us")),
+            "by": [b"\x00\xff", None, b""],
+        }
+    )
     pq.write_table(data, tmp_path / "in.parquet")
     move(str(tmp_path / "in.parquet"), url, "t", batch_size=10)
     out = []

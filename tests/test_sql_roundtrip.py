@@ -24,7 +24,7 @@ ROWS = """
     (null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
      null, null, null, null, null),
     (32767, -2147483648, 9223372036854775807, -0.001, 0, -3.4e38, 1e308, '', '', false,
-     '9999-12-31', '00:00:00', '1970-01-01 00:00:00', '2038-01-19 03:14:08+00', '\\x', 
+     '9999-12-31', '00:00:00', '1970-01-01 00:00:00', '2038-01-19 03:14:08+00', '\\x',
      '00000000-0000-0000-0000-000000000000', '[]', '{}', 2, 'NULL'),
     (0, 0, 0, 0.5, -99999999999999999999999999.9999999999, 'NaN', '-Infinity', '\\N', 'null',
      true, '2000-01-01', '12:00:00.5', '2262-04-11 23:47:16.854775', '1677-09-21 00:12:44+00',
@@ -44,7 +44,7 @@ def test_every_type_survives_postgres_parquet_mariadb_parquet_postgres(
     with database(postgres_url, table, back) as pg, database(mysql_url, table) as my:
         pg.run(f"CREATE TABLE {table} ({COLUMNS})")
         pg.run(f"INSERT INTO {table} VALUES {ROWS}")
-        pg.run(f"DELETE FROM {table} WHERE \"order\" = 3")  # NaN row: PostgreSQL-only below
+        pg.run(f'DELETE FROM {table} WHERE "order" = 3')  # NaN row: PostgreSQL-only below
         lake1, lake2 = tmp_path / "one", tmp_path / "two"
 
         Flow(SQLHome(table, connection=postgres_url), ParquetStore("one", path=str(lake1))).run()
@@ -61,9 +61,12 @@ def test_every_type_survives_postgres_parquet_mariadb_parquet_postgres(
         assert pg.run(f"SELECT {COMPARED} FROM {table} EXCEPT SELECT {COMPARED} FROM {back}") == []
         assert pg.run(f"SELECT {COMPARED} FROM {back} EXCEPT SELECT {COMPARED} FROM {table}") == []
         assert pg.run(f"SELECT count(*) FROM {back}") == [(3,)]
-        types = dict(pg.run(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            f"WHERE attrelid = '{back}'::regclass AND attnum > 0"))
+        types = dict(
+            pg.run(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                f"WHERE attrelid = '{back}'::regclass AND attnum > 0"
+            )
+        )
         assert types["i2"] == "smallint" and types["i8"] == "bigint"
         assert types["n"] == "numeric(12,3)" and types["nbig"] == "numeric(38,10)"
         assert types["tz"] == "timestamp(6) with time zone" and types["u"] == "uuid"
@@ -82,8 +85,7 @@ def test_postgres_to_postgres_keeps_nan_infinity_and_extreme_timestamps(
     with database(postgres_url, table, back) as pg:
         pg.run(f"CREATE TABLE {table} ({COLUMNS})")
         pg.run(f"INSERT INTO {table} VALUES {ROWS}")
-        Flow(SQLHome(table, connection=postgres_url),
-             SQLStore(back, connection=postgres_url)).run()
+        Flow(SQLHome(table, connection=postgres_url), SQLStore(back, connection=postgres_url)).run()
         assert pg.run(f"SELECT {COMPARED} FROM {table} EXCEPT SELECT {COMPARED} FROM {back}") == []
         assert pg.run(f"SELECT {COMPARED} FROM {back} EXCEPT SELECT {COMPARED} FROM {table}") == []
         assert pg.run(f"SELECT count(*) FROM {back}") == [(4,)]

@@ -204,8 +204,10 @@ class SqlStore(Store):
         for f in schema:
             wanted = ddl(f.type, dialect, f.name)
             limit = None
-            if dialect == "mysql" and f.name in (s.key or []) and family(f.type) in (
-                "text", "binary"
+            if (
+                dialect == "mysql"
+                and f.name in (s.key or [])
+                and family(f.type) in ("text", "binary")
             ):  # MySQL indexes no unbounded TEXT/BLOB: a key column needs a length
                 limit = 255
                 wanted = "VARCHAR(255)" if family(f.type) == "text" else "VARBINARY(255)"
