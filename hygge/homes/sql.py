@@ -69,7 +69,12 @@ class SqlHome(Home):
     def _check_sync(self) -> None:
         session = self._connect()
         try:
-            self._select(session)
+            sql, _ = self._select(session)
+            if self.settings.query:  # let the database parse it, without running it
+                try:
+                    session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
+                except Exception as exc:
+                    raise self._query_error(exc) from exc
         finally:
             session.close()
 

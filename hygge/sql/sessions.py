@@ -347,7 +347,6 @@ class MySqlSession(Session):
                             f"{self.url.dialect} changed or refused values while loading: {shown}",
                             hint="widen the named column in the target, or fix the source value",
                         )
-            self.conn.commit()
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -517,7 +516,6 @@ class AlchemySession(Session):
         rows = plain.to_pylist()
         if rows:
             self.conn.execute(sql, rows)
-        self.conn.commit()
 
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         inspector = self.sa.inspect(self.conn)

@@ -25,6 +25,7 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.errors import HyggeError, StoreError
+from hygge.sql.loaders import Loader, loader_for
 from hygge.sql.sessions import Session, connect, literal
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
@@ -44,6 +45,9 @@ class SqlStoreSettings(StoreSettings):
     table: str = Field(description="Target table (created from the data when missing).")
     db_schema: str | None = Field(None, alias="schema", description="Schema of `table`.")
     key: list[str] | None = Field(None, description="Key columns for mode: merge.")
+    streams: int = Field(
+        2, ge=1, le=16, description="PostgreSQL: parallel COPY connections while loading."
+    )
     schema_policy: Literal["evolve", "freeze"] = Field(
         "evolve", description="evolve: alter a column whose type changed; freeze: refuse."
     )
@@ -88,6 +92,7 @@ class SqlStore(Store):
         self.plan: _Plan | None = None
         self.staging: str | None = None
         self.staging_created = False
+        self.loader: Loader | None = None
 
     # -- naming -----------------------------------------------------------------------------
     @property
@@ -100,7 +105,7 @@ class SqlStore(Store):
         return f"{s.db_schema}.{s.table}" if s.db_schema else s.table
 
     def describe(self) -> str:
-        return f"sql:{self.url.masked} table {self.where} ({self.settings.mode})"
+        return f"sql:{self.url.masked} table {self.where}"
 
     def _qt(self, name: str) -> str:
         assert self.session is not None
@@ -119,8 +124,15 @@ class SqlStore(Store):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
-        self.plan, self.staging_created = None, False
+        self.plan, self.staging_created, self.loader = None, False, None
         self.session = connect(self.url, StoreError, f"store '{self.name}'")
+        try:
+            self._inspect_target()
+        except BaseException:
+            self._close()  # the flow does not abort a store that failed to open
+            raise
+
+    def _inspect_target(self) -> None:
         s = self.settings
         self.target = self._db(
             "read the target's columns", lambda: self.session.columns(s.table, s.db_schema)
@@ -184,10 +196,7 @@ class SqlStore(Store):
             for i, col in enumerate(self.plan.columns)
         ]
         data = pa.Table.from_arrays(arrays, names=self.plan.names)
-        self._db(
-            "load a batch into the staging table",
-            lambda: self.session.load(self.staging, self.settings.db_schema, data),
-        )
+        self._db("load a batch into the staging table", lambda: self.loader.put(data))
 
     def _make_plan(self, schema: pa.Schema) -> _Plan:
         s = self.settings
@@ -249,6 +258,9 @@ class SqlStore(Store):
             "create the staging table", lambda: (self.session.execute(sql), self.session.commit())
         )
         self.staging_created = True
+        self.loader = loader_for(
+            self.session, self.staging, self.settings.db_schema, self.settings.streams
+        )
 
     async def staged_rows(self) -> int | None:
         return await asyncio.to_thread(self._staged_rows_sync)
@@ -256,6 +268,8 @@ class SqlStore(Store):
     def _staged_rows_sync(self) -> int:
         if not self.staging_created:
             return 0
+        assert self.loader is not None
+        self._db("finish loading the staging table", self.loader.finish)
         n = self._db(
             "count the staged rows",
             lambda: self.session.count(self.staging, self.settings.db_schema),
@@ -269,6 +283,9 @@ class SqlStore(Store):
     def _commit_sync(self) -> None:
         assert self.session is not None
         s = self.settings
+        if self.loader is not None:  # staged_rows() normally did this already
+            self._db("finish loading the staging table", self.loader.finish)
+            self.loader = None
         if s.mode == "merge" and self.staging_created:
             self._check_keys()
         steps = self._publish_steps()
@@ -418,6 +435,9 @@ class SqlStore(Store):
     def _abort_sync(self) -> None:
         if self.session is None:
             return
+        if self.loader is not None:
+            self.loader.cancel()
+            self.loader = None
         if self.staging_created:
             assert self.staging is not None
             with contextlib.suppress(Exception):
