@@ -107,7 +107,7 @@ class SqlHome(Home):
                 )
             columns = [c for c in columns if c.name in s.columns]
             columns.sort(key=lambda c: s.columns.index(c.name))
-        listing = ", ".join(session.quote(c.name) for c in columns)
+        listing = session.select_list(columns)
         return f"SELECT {listing} FROM {session.qualified(s.table, s.db_schema)}", columns
 
     def _batches(self) -> Iterator[pl.DataFrame]:

@@ -87,6 +87,10 @@ class Session:
         """The query's rows as Arrow tables of about `batch_size` rows, fetched lazily."""
         raise NotImplementedError
 
+    def select_list(self, columns: list[Column]) -> str:
+        """The SELECT list that reads `columns` of a table."""
+        return ", ".join(self.quote(c.name) for c in columns)
+
     def load(self, table: str, schema: str | None, data: pa.Table) -> None:
         """Append `data` (already cast to the table's types) to an existing table."""
         raise NotImplementedError
@@ -153,13 +157,24 @@ class PostgresSession(Session):
             out.append(Column(name, pg_arrow_type(typname, typmod), formatted, limit))
         return out
 
+    def select_list(self, columns: list[Column]) -> str:
+        # numerics as text: PostgreSQL prints them as fast as it sends them in binary, and
+        # Arrow parses text into decimals several times faster than the driver decodes them
+        return ", ".join(
+            f"{self.quote(c.name)}::text AS {self.quote(c.name)}"
+            if pa.types.is_decimal(c.type)
+            else self.quote(c.name)
+            for c in columns
+        )
+
     def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
+        decimals = {c.name: c.type for c in known or [] if pa.types.is_decimal(c.type)}
         cur = self.conn.cursor()
         try:
             cur.execute(sql)
             reader = cur.fetch_record_batch()
             for batch in reader:
-                yield _pg_fix(pa.Table.from_batches([batch]))
+                yield _pg_fix(pa.Table.from_batches([batch]), decimals)
         finally:
             cur.close()
             with contextlib.suppress(Exception):
@@ -188,13 +203,15 @@ class PostgresSession(Session):
         return list(keys.values())
 
 
-def _pg_fix(table: pa.Table) -> pa.Table:
+def _pg_fix(table: pa.Table, decimals: dict[str, pa.DataType]) -> pa.Table:
     """ADBC's text-carried types as hygge's: numerics as exact decimals, UUIDs as text."""
     for i, field in enumerate(table.schema):
         meta = field.metadata or {}
         pgtype = meta.get(b"POSTGRESQL:type", b"").decode()
         column = table.column(i)
-        if pgtype == "numeric":
+        if field.name in decimals and pgtype == "text":  # read as text, see select_list()
+            new = column.cast(decimals[field.name])
+        elif pgtype == "numeric":
             typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
             target = pg_arrow_type("numeric", typmod)
             storage = pa.chunked_array(
@@ -318,38 +335,50 @@ class MySqlSession(Session):
                 cur.close()
 
     def load(self, table: str, schema: str | None, data: pa.Table) -> None:
+        path = self.stage_file(data)
+        try:
+            self.load_file(path, table, schema, data.schema, data.num_rows)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def stage_file(self, data: pa.Table) -> str:
+        """`data` as a LOAD DATA text file; the caller deletes it."""
+        fd, path = tempfile.mkstemp(prefix="hygge-load-", suffix=".tsv")
+        with os.fdopen(fd, "wb") as f:
+            f.write(tsv.encode(data))
+        return path
+
+    def load_file(
+        self, path: str, table: str, schema: str | None, columns: pa.Schema, rows: int
+    ) -> int:
+        """LOAD DATA LOCAL INFILE; any value the server changed (a warning) is an error."""
         targets, sets = [], []
-        for i, field in enumerate(data.schema):
+        for i, field in enumerate(columns):
             if family(field.type) == "binary":
                 targets.append(f"@v{i}")
                 sets.append(f"{self.quote(field.name)} = UNHEX(@v{i})")
             else:
                 targets.append(self.quote(field.name))
-        fd, path = tempfile.mkstemp(prefix="hygge-load-", suffix=".tsv")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(tsv.encode(data))
-            sql = (
-                f"LOAD DATA LOCAL INFILE {literal(path)} INTO TABLE "
-                f"{self.qualified(table, schema)} CHARACTER SET utf8mb4 "
-                "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-                f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
-            )
-            with self.conn.cursor() as cur:
-                cur.execute(sql)
-                loaded = cur.rowcount
-                warnings = cur.warning_count
-                if warnings or loaded != data.num_rows:
-                    cur.execute("SHOW WARNINGS LIMIT 3")
-                    shown = "; ".join(str(w[2]) for w in cur.fetchall())
-                    if warnings or shown:
-                        raise StoreError(
-                            f"{self.url.dialect} changed or refused values while loading: {shown}",
-                            hint="widen the named column in the target, or fix the source value",
-                        )
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        sql = (
+            f"LOAD DATA LOCAL INFILE {literal(path)} INTO TABLE "
+            f"{self.qualified(table, schema)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
+        )
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            loaded = cur.rowcount
+            warnings = cur.warning_count
+            if warnings or loaded != rows:
+                cur.execute("SHOW WARNINGS LIMIT 3")
+                shown = "; ".join(str(w[2]) for w in cur.fetchall())
+                raise StoreError(
+                    f"{self.url.dialect} changed or refused values while loading "
+                    f"({loaded} of {rows} rows): {shown or 'no warning given'}",
+                    hint="widen the named column in the target, or fix the source value",
+                )
+            return int(loaded)
 
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         rows = self.query(

@@ -270,6 +270,8 @@ class SqlStore(Store):
             return 0
         assert self.loader is not None
         self._db("finish loading the staging table", self.loader.finish)
+        if self.loader.server_rows is not None:
+            return self.loader.server_rows  # the server's own count of rows it took
         n = self._db(
             "count the staged rows",
             lambda: self.session.count(self.staging, self.settings.db_schema),
