@@ -132,7 +132,7 @@ def test_sqlite_types_round_trip(tmp_path: Path):
         assert back.column(name).to_pylist() == data.column(name).to_pylist(), name
 
 
-from hygge import Store  # noqa: E402
+from hygge import Home, Store  # noqa: E402
 
 
 class _Collect(Store):
@@ -146,3 +146,55 @@ class _Collect(Store):
 
     async def write(self, df: pl.DataFrame) -> None:
         self.sink.append(df)
+
+
+class _Watched(Home):
+    """Yields two batches and, between them, records what a reader of the target sees."""
+
+    type_name = "test_watched"
+
+    def __init__(self, name: str, db, table: str, seen: list) -> None:
+        super().__init__(name)
+        self.db, self.table, self.seen = db, table, seen
+
+    async def read_batches(self):
+        yield pl.DataFrame({"id": [10, 11], "name": ["new", "new"]})
+        self.seen.append(self.db.rows(self.table))
+        yield pl.DataFrame({"id": [12], "name": ["new"]})
+
+
+@pytest.mark.parametrize("mode", ["replace", "append", "merge"])
+def test_readers_see_the_old_table_until_commit(request, mode, tmp_path: Path):
+    for service in ("postgres", "mysql"):
+        url = request.getfixturevalue(f"{service}_url")
+        table = unique("atomic")
+        with database(url, table) as db:
+            db.run(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(10))")
+            db.run(f"INSERT INTO {table} VALUES (1, 'old')")
+            seen: list = []
+            key = {"key": ["id"]} if mode == "merge" else {}
+            Flow(
+                _Watched("w", db, table, seen), SQLStore(table, connection=url, mode=mode, **key)
+            ).run()
+            assert seen == [[(1, "old")]], service
+            new = [(10, "new"), (11, "new"), (12, "new")]
+            assert db.rows(table) == (new if mode == "replace" else [(1, "old"), *new])
+
+
+def test_import_hygge_loads_no_database_driver():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hygge; hygge.Flow; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'adbc_driver_manager', 'adbc_driver_postgresql', 'pymysql', 'psycopg')]; "
+        "assert not bad, bad; hygge.SQLHome; assert 'hygge.homes.sql' in sys.modules"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr

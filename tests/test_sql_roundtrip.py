@@ -12,7 +12,8 @@ from tests.sqldb import database, unique
 COLUMNS = """
     i2 smallint, i4 integer, i8 bigint, n numeric(12,3), nbig numeric(38,10), f4 real,
     f8 double precision, s text, v varchar(20), b boolean, d date, tm time, ts timestamp,
-    tz timestamptz, by bytea, u uuid, j json, jb jsonb, "order" integer, "a""b" text
+    tz timestamptz, by bytea, u uuid, j json, jb jsonb, "order" integer, "a""b" text,
+    nu numeric, nw numeric(50,2)
 """
 ROWS = """
     (-32768, 2147483647, -9223372036854775808, 123456789.123,
@@ -20,20 +21,21 @@ ROWS = """
      E'h\u00e9llo \u2603 \\t tab\\nnewline \\\\ back \\r cr', 'x', true, '0001-01-01',
      '23:59:59.999999', '2020-02-29 12:34:56.789012', '1999-12-31 23:59:59.000001+05',
      '\\x00ff10', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2], "\u00fc": "\u2603"}',
-     '{"b": null}', 1, 'q"uote'),
+     '{"b": null}', 1, 'q"uote', 1.5, 123456789012345678901234567890123456789012345678.12),
     (null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-     null, null, null, null, null),
+     null, null, null, null, null, null, null),
     (32767, -2147483648, 9223372036854775807, -0.001, 0, -3.4e38, 1e308, '', '', false,
      '9999-12-31', '00:00:00', '1970-01-01 00:00:00', '2038-01-19 03:14:08+00', '\\x',
-     '00000000-0000-0000-0000-000000000000', '[]', '{}', 2, 'NULL'),
+     '00000000-0000-0000-0000-000000000000', '[]', '{}', 2, 'NULL',
+     -0.000000000000000000000000000000000000000000001, 0),
     (0, 0, 0, 0.5, -99999999999999999999999999.9999999999, 'NaN', '-Infinity', '\\N', 'null',
      true, '2000-01-01', '12:00:00.5', '2262-04-11 23:47:16.854775', '1677-09-21 00:12:44+00',
-     '\\x5c4e', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '"str"', '3', 3, '\\')
+     '\\x5c4e', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '"str"', '3', 3, '\\', 'NaN', -1)
 """
 # MariaDB has no NaN/infinity: the last row keeps them out of the MariaDB leg.
 COMPARED = (
     'i2, i4, i8, n, nbig, f4, f8, s, v, b, d, tm, ts, tz, by, u, j::jsonb, jb::jsonb, "order",'
-    ' "a""b"'
+    ' "a""b", nu, nw'
 )
 
 

@@ -201,7 +201,7 @@ _TAGGED_DDL = {
         "json": "JSON COMMENT 'hygge:json'",
         "numeric": "LONGTEXT COMMENT 'hygge:numeric'",
     },
-    "generic": {"uuid": "VARCHAR(36)", "json": "TEXT", "numeric": "TEXT"},
+    "generic": {"uuid": "VARCHAR(36)", "json": "TEXT", "numeric": "DECIMAL_TEXT"},
 }
 
 

@@ -73,6 +73,8 @@ class _Plan:
     ddl: list[str]
     add: list[tuple[str, str]] = field(default_factory=list)  # new columns (name, ddl)
     alter: list[tuple[str, str]] = field(default_factory=list)  # type changes (name, ddl)
+    # PostgreSQL numerics without a decimal128 form: staged as text, cast when publishing
+    text_numeric: list[tuple[str, str]] = field(default_factory=list)
 
 
 class SqlStore(Store):
@@ -250,9 +252,13 @@ class SqlStore(Store):
 
     def _create_staging(self) -> None:
         assert self.plan is not None and self.staging is not None
-        cols = ", ".join(
-            f"{self._q(n)} {t}" for n, t in zip(self.plan.names, self.plan.ddl, strict=True)
-        )
+        ddl = list(self.plan.ddl)
+        if self.session.dialect == "postgresql":  # type: ignore[union-attr]
+            for i, col in enumerate(self.plan.columns):
+                if tag(col.type) == "numeric":  # binary COPY cannot send numeric text
+                    self.plan.text_numeric.append((col.name, ddl[i]))
+                    ddl[i] = "TEXT"
+        cols = ", ".join(f"{self._q(n)} {t}" for n, t in zip(self.plan.names, ddl, strict=True))
         sql = f"CREATE TABLE {self._qt(self.staging)} ({cols})"
         self._db(
             "create the staging table", lambda: (self.session.execute(sql), self.session.commit())
@@ -315,12 +321,19 @@ class SqlStore(Store):
     def _publish_steps(self) -> list[str]:
         """The statements that publish the staged rows, run in one transaction."""
         s = self.settings
-        session = self.session
-        assert session is not None and self.staging is not None
-        dialect = session.dialect
+        assert self.session is not None and self.staging is not None
         target, staging = self._qt(s.table), self._qt(self.staging)
         if not self.staging_created:  # nothing was read
             return [f"DELETE FROM {target}"] if s.mode == "replace" and self.target else []
+        casts = [
+            f"ALTER TABLE {staging} ALTER COLUMN {self._q(n)} TYPE {t} USING {self._q(n)}::{t}"
+            for n, t in self.plan.text_numeric  # type: ignore[union-attr]
+        ]
+        return casts + self._publish_main(target, staging)
+
+    def _publish_main(self, target: str, staging: str) -> list[str]:
+        s = self.settings
+        dialect = self.session.dialect  # type: ignore[union-attr]
         rename = (
             f"RENAME TABLE {staging} TO {target}"
             if dialect == "mysql"
