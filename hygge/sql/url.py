@@ -62,8 +62,12 @@ class SqlUrl:
         return text
 
     def libpq(self) -> str:
-        """The URL as libpq (and ADBC's PostgreSQL driver) take it."""
-        return re.sub(r"^[a-zA-Z0-9+]+://", "postgresql://", self.url, count=1)
+        """The URL as libpq (and ADBC's PostgreSQL driver) take it; a host that never
+        answers fails after 10 s (then the flow's retries apply) instead of hanging."""
+        url = re.sub(r"^[a-zA-Z0-9+]+://", "postgresql://", self.url, count=1)
+        if "connect_timeout=" not in url:
+            url += ("&" if "?" in url else "?") + "connect_timeout=10"
+        return url
 
     def sqlalchemy(self) -> str:
         """The URL for SQLAlchemy, with a driver we ship when none is named."""
