@@ -4,7 +4,7 @@
 # Any Debian-like image with Python >= 3.11 and the venv module works.
 ARG BASE_IMAGE=python:3.11-slim
 
-# --- build: install hygge with its `distributed` extra (Celery, Redis, Flower) into a venv ----
+# --- build: hygge with its `distributed` (Celery, Redis, Flower) and `sql` extras, in a venv ---
 FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/hygge
@@ -13,7 +13,8 @@ WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY hygge ./hygge
 COPY worker ./worker
-ARG HYGGE_EXTRAS=distributed
+# Extras to install; `--build-arg HYGGE_EXTRAS=distributed` for a smaller image without SQL.
+ARG HYGGE_EXTRAS=distributed,sql
 # pip and setuptools are not needed at run time: removed, so the runtime cannot install code.
 RUN /opt/hygge/bin/pip install ".[${HYGGE_EXTRAS}]" \
     && /opt/hygge/bin/python -c "import hygge, worker, flower" \
