@@ -102,6 +102,8 @@ class FlowStatus:
     message: str = ""
     summary: str = ""
     updated: float = 0.0
+    started: float = 0.0  # epoch seconds the current attempt began
+    finished: float = 0.0  # epoch seconds the flow ended
     depends_on: list[str] = field(default_factory=list)
 
     @classmethod

@@ -223,6 +223,7 @@ class RunState:
                     name,
                     state=SKIPPED,
                     message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
+                    finished=time.time(),
                 )
             elif all(states.get(d) == SUCCESS for d in deps[name]) and self.r.hsetnx(
                 keys.flow(name), "submitted", 1

@@ -113,6 +113,7 @@ class FlowRun:
             bytes=0,
             seconds=0,
             summary="",
+            started=time.time(),
         )
         try:
             with lease:
@@ -154,7 +155,7 @@ class FlowRun:
         progress = Progress(
             result.name, "success", result.rows, result.batches, result.bytes, result.seconds
         )
-        self._update(state=SUCCESS, message="", **progress_fields(progress))
+        self._update(state=SUCCESS, message="", finished=time.time(), **progress_fields(progress))
         self._release()
         self._advance()
         return {
@@ -193,7 +194,7 @@ class FlowRun:
 
     def _fail(self, message: str, hint: str | None = None) -> None:
         error = FlowFailed(message, hint=hint)
-        self._update(state=FAILED, message=str(error))
+        self._update(state=FAILED, message=str(error), finished=time.time())
         self._release()
         self._advance()
         raise error from None
