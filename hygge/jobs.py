@@ -180,7 +180,7 @@ class Settings:
             result_backend=env.get("HYGGE_RESULT_BACKEND") or broker,
             flower_url=env.get("HYGGE_FLOWER_URL") or "http://localhost:5555",
             visibility_timeout=int(env.get("HYGGE_VISIBILITY_TIMEOUT") or 43200),
-            lease_seconds=float(env.get("HYGGE_LEASE_SECONDS") or 30),
+            lease_seconds=float(env.get("HYGGE_LEASE_SECONDS") or 20),
             sweep_seconds=float(env.get("HYGGE_SWEEP_SECONDS") or 5),
             max_crashes=int(env.get("HYGGE_MAX_CRASHES") or 3),
         )

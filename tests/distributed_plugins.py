@@ -67,3 +67,22 @@ def _bump(path: Path) -> int:
         f.truncate()
         f.write(str(count))
         return count
+
+
+class CrashSettings(HomeSettings):
+    counter: str  # a file counting the attempts
+
+
+class CrashHome(Home):
+    """Kills the process reading it (like the out-of-memory killer would), every time."""
+
+    type_name = "crash"
+    Settings = CrashSettings
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        import os
+        import signal
+
+        _bump(Path(self.settings.counter))
+        yield pl.DataFrame({"id": [1]})
+        os.kill(os.getpid(), signal.SIGKILL)

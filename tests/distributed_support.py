@@ -39,7 +39,6 @@ def claim_db(base_url: str) -> str:
         url = urlunparse(parsed._replace(path=f"/{number}"))
         client = redis.Redis.from_url(url)
         if client.set("hygge-test:owner", os.getpid(), nx=True, ex=3600) and client.dbsize() == 1:
-            client.flushdb()
             return url
         client.close()
     raise RuntimeError("no empty Redis database among 1..15; flush one you do not need")
@@ -205,8 +204,26 @@ def everything_in(client: redis.Redis) -> str:
             values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
         else:
             values = []
-        parts += [(v or b"").decode(errors="replace") for v in values]
+        for value in values:
+            text = (value or b"").decode(errors="replace")
+            parts += [text, *decoded_message(text)]
     return "\n".join(parts)
+
+
+def decoded_message(text: str) -> list[str]:
+    """A kombu message keeps its body base64-encoded: the decoded body, to search it too."""
+    import base64
+
+    try:
+        message = json.loads(text)
+        if isinstance(message, list):  # the unacked hash keeps [message, exchange, key]
+            message = message[0]
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body).decode()
+        return [body]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
 
 
 class EventLog(threading.Thread):
