@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
 
 FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_default=False)]
 FlowOpt = Annotated[

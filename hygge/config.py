@@ -245,6 +245,15 @@ def _inline(
         if isinstance(ref, str) and ref in named[kind]:
             raw[kind] = named[kind][ref]
             origins[kind] = (f"{kind}s", ref)
+        elif isinstance(ref, str) and _looks_like_typo(source, kind, ref, named[kind]):
+            raise source.error(
+                f"no {kind} named '{ref}' (and it is not a path or URL)",
+                (*here, kind),
+                key=kind,
+                hint=_choices_hint(ref, list(named[kind]), f"{kind}s")
+                if named[kind]
+                else f"define it under `{kind}s:`, or give a path with an extension",
+            )
         else:
             origins[kind] = (*here, kind)
     return raw, origins
@@ -478,6 +487,19 @@ def _check_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
             ("flows", cycle[0]),
             hint="remove one of these dependencies",
         )
+
+
+def _looks_like_typo(source: _Source, kind: str, ref: str, named: dict[str, Any]) -> bool:
+    """A bare word such as `userz` that is no named home/store: a typo, not a path.
+
+    A bare word may still be a folder (`store: lake`): for a home it must exist, for a store
+    it is taken as a path unless it is close to a defined store's name.
+    """
+    if any(c in ref for c in "/.:\\*?${"):
+        return False
+    if kind == "home":
+        return not (source.base_dir / ref).exists()
+    return registry.suggest(ref, list(named)) is not None
 
 
 def _mapping(source: _Source, value: Any, path: tuple[Any, ...]) -> dict[str, Any]:

@@ -66,11 +66,29 @@ class Coordinator:
         for name in self.selected:
             spec = self.config.flows[name]
             try:
-                await spec.home.build().check()
+                if not self._produced_upstream(name):
+                    await spec.home.build().check()
                 await spec.store.build().check()
             except Exception as exc:
                 problems[name] = exc
         return problems
+
+    def _produced_upstream(self, name: str) -> bool:
+        """True when the flow reads what a flow it depends on writes (absent until then)."""
+        source = getattr(self.config.flows[name].home.settings, "path", None)
+        if not source:
+            return False
+        pending, seen = list(self.config.flows[name].options.depends_on), set()
+        while pending:
+            dep = pending.pop()
+            if dep in seen or dep not in self.config.flows:
+                continue
+            seen.add(dep)
+            target = getattr(self.config.flows[dep].store.settings, "path", None)
+            if target and (source == target or source.startswith(target.rstrip("/") + "/")):
+                return True
+            pending.extend(self.config.flows[dep].options.depends_on)
+        return False
 
     def run(self) -> RunResult:
         return asyncio.run(self.start())

@@ -98,8 +98,10 @@ def service_url(service: str) -> str:
     url = _from_container(service)
     if url:
         return url
-    pytest.fail(f"{service} is needed for this test and none was found: "
-                f"{START_HINTS[service]}", pytrace=False)
+    pytest.fail(
+        f"{service} is needed for this test and none was found: {START_HINTS[service]}",
+        pytrace=False,
+    )
 
 
 def stop_containers() -> None:

@@ -49,6 +49,10 @@ class FileStore(Store):
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.target = Path(self.settings.path)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh staging state: every attempt of a flow stages from scratch."""
         self.run_id = uuid.uuid4().hex[:12]
         self.staging = self.target.with_name(f".{self.target.name}.hygge-staging-{self.run_id}")
         self._writer: Any = None
@@ -57,6 +61,11 @@ class FileStore(Store):
         self._files: list[Path] = []
 
     # -- format hooks -------------------------------------------------------------------
+    def arrow_compat(self) -> pl.CompatLevel:
+        """Arrow flavour handed to the writer. The newest is zero-copy from polars (strings
+        stay string_view); writers that cannot take it ask for the oldest (a copy)."""
+        return pl.CompatLevel.newest()
+
     def open_writer(self, path: Path, schema: pa.Schema) -> Any:
         """A writer for one new data file."""
         raise NotImplementedError
@@ -80,6 +89,7 @@ class FileStore(Store):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
+        self._reset()
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
@@ -93,7 +103,8 @@ class FileStore(Store):
             raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
 
     async def write(self, df: pl.DataFrame) -> None:
-        await asyncio.to_thread(self._write_sync, df.to_arrow())
+        table = df.to_arrow(compat_level=self.arrow_compat())
+        await asyncio.to_thread(self._write_sync, table)
 
     def _write_sync(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file

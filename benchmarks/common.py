@@ -1,0 +1,79 @@
+"""Shared benchmark plumbing: TPC-H data, timing a command with its own peak RSS, tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    seconds: float
+    peak_rss_mb: float
+    rows: int
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+
+def tpch_lineitem(scale: int) -> Path:
+    """TPC-H lineitem at `scale` as parquet, generated once with tpchgen-cli and cached."""
+    out = DATA / f"sf{scale}"
+    target = out / "lineitem.parquet"
+    if not target.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"generating TPC-H lineitem at scale factor {scale} ...", file=sys.stderr)
+        subprocess.run(
+            [
+                "tpchgen-cli",
+                "parquet",
+                "-s",
+                str(scale),
+                "--tables",
+                "lineitem",
+                "--output-dir",
+                str(out),
+            ],
+            check=True,
+        )
+    return target
+
+
+def measure(
+    label: str,
+    command: list[str],
+    rows: int,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Measurement:
+    """Run `command` once; wall time and the peak RSS of that process alone (wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{label}: command failed: {' '.join(command)}")
+    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows)
+
+
+def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{title}")
+    for r in [header, *rows]:
+        print(
+            "  ".join(
+                str(c).rjust(w) if i else str(c).ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )

@@ -1,0 +1,253 @@
+"""Flow: batches move home -> store, verified and committed atomically, or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from hygge import (
+    CsvHome,
+    CsvStore,
+    Flow,
+    FlowError,
+    HomeError,
+    NdjsonHome,
+    ParquetHome,
+    ParquetStore,
+    Progress,
+    Store,
+)
+from hygge.homes.base import Home
+from tests.checks import fingerprint, tree_digest
+
+
+def make_parquet(path: Path, rows: int, start: int = 0) -> Path:
+    df = pl.DataFrame(
+        {
+            "id": range(start, start + rows),
+            "name": [f"n{i}" for i in range(start, start + rows)],
+            "score": [i * 0.5 for i in range(start, start + rows)],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.write_parquet(path, row_group_size=1000)
+    return path
+
+
+class FailingHome(Home):
+    """Yields `good` batches, then fails: to prove a failed flow publishes nothing."""
+
+    type_name = "test_failing"
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        for i in range(3):
+            yield pl.DataFrame({"id": [i], "name": ["x"], "score": [1.0]})
+        raise HomeError("the source went away")
+
+
+def test_parquet_to_parquet_keeps_every_row(tmp_path: Path):
+    src = make_parquet(tmp_path / "in.parquet", 25_000)
+    events: list[Progress] = []
+    flow = Flow(
+        ParquetHome("in", path=str(src), batch_size=4_000),
+        ParquetStore("out", path=str(tmp_path / "out")),
+        on_progress=events.append,
+    )
+    result = flow.run()
+    assert result.ok and result.rows == 25_000 and result.batches == 7
+    assert fingerprint(src) == fingerprint(tmp_path / "out")
+    assert [e.rows for e in events if e.state == "running"][-1] == 25_000
+    assert events[-1].state == "success"
+
+
+def test_folder_and_glob_homes_read_every_file(tmp_path: Path):
+    for i in range(3):
+        make_parquet(tmp_path / "in" / f"part{i}.parquet", 1_000, start=i * 1_000)
+    make_parquet(tmp_path / "in" / "_hidden" / "skip.parquet", 10)
+    for path in (tmp_path / "in", tmp_path / "in" / "part*.parquet"):
+        out = tmp_path / f"out{len(str(path))}"
+        result = Flow(ParquetHome("in", path=str(path)), ParquetStore("o", path=str(out))).run()
+        assert result.rows == 3_000
+        assert fingerprint(out) == fingerprint(tmp_path / "in" / "part*.parquet")
+
+
+def test_column_projection(tmp_path: Path):
+    src = make_parquet(tmp_path / "in.parquet", 100)
+    Flow(
+        ParquetHome("in", path=str(src), columns=["id"]),
+        ParquetStore("o", path=str(tmp_path / "o")),
+    ).run()
+    files = list((tmp_path / "o").glob("*.parquet"))
+    assert pq.read_schema(files[0]).names == ["id"]
+
+
+def test_csv_and_ndjson_homes(tmp_path: Path):
+    df = pl.DataFrame({"id": range(5_000), "city": ["Århus", "Odense"] * 2_500})
+    df.write_csv(tmp_path / "a.csv")
+    df.write_ndjson(tmp_path / "a.ndjson")
+    for home in (
+        CsvHome("c", path=str(tmp_path / "a.csv"), batch_size=999),
+        NdjsonHome("n", path=str(tmp_path / "a.ndjson"), batch_size=999),
+    ):
+        out = tmp_path / home.name
+        result = Flow(home, ParquetStore("o", path=str(out))).run()
+        assert result.rows == 5_000 and result.batches == 6
+        assert fingerprint(out) == fingerprint(tmp_path / "a.csv")
+
+
+def test_csv_store_round_trips(tmp_path: Path):
+    src = make_parquet(tmp_path / "in.parquet", 3_000)
+    Flow(ParquetHome("in", path=str(src)), CsvStore("o", path=str(tmp_path / "csv"))).run()
+    assert fingerprint(tmp_path / "csv") == fingerprint(src)
+
+
+def test_replace_swaps_the_whole_dataset(tmp_path: Path):
+    out = tmp_path / "out"
+    Flow(
+        ParquetHome("a", path=str(make_parquet(tmp_path / "a.parquet", 500))),
+        ParquetStore("o", path=str(out)),
+    ).run()
+    Flow(
+        ParquetHome("b", path=str(make_parquet(tmp_path / "b.parquet", 70, start=9_000))),
+        ParquetStore("o", path=str(out)),
+    ).run()
+    assert fingerprint(out) == fingerprint(tmp_path / "b.parquet")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_append_adds_and_rolls_files_by_rows(tmp_path: Path):
+    out = tmp_path / "out"
+    a = make_parquet(tmp_path / "a" / "a.parquet", 2_500)
+    b = make_parquet(tmp_path / "a" / "b.parquet", 1_000, start=2_500)
+    store_settings = {"path": str(out), "mode": "append", "max_rows_per_file": 1_000}
+    Flow(ParquetHome("a", path=str(a)), ParquetStore("o", **store_settings)).run()
+    Flow(ParquetHome("b", path=str(b)), ParquetStore("o", **store_settings)).run()
+    assert fingerprint(out) == fingerprint(tmp_path / "a")
+    files = sorted(out.glob("*.parquet"))
+    assert len(files) == 4
+    assert max(pq.read_metadata(f).num_rows for f in files) == 1_000
+    assert not (out / "_hygge").exists() or not list((out / "_hygge").iterdir())
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_failed_flow_leaves_destination_untouched(tmp_path: Path, mode: str):
+    out = tmp_path / "out"
+    Flow(
+        ParquetHome("a", path=str(make_parquet(tmp_path / "a.parquet", 100))),
+        ParquetStore("o", path=str(out)),
+    ).run()
+    before = tree_digest(out)
+    flow = Flow(FailingHome("bad"), ParquetStore("o", path=str(out), mode=mode))
+    with pytest.raises(HomeError, match="went away"):
+        flow.run()
+    assert tree_digest(out) == before
+    assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []
+
+
+class LyingStore(ParquetStore):
+    """Counts one row fewer than it wrote: the flow must refuse to commit."""
+
+    type_name = "test_lying"
+
+    async def staged_rows(self) -> int | None:
+        counted = await super().staged_rows()
+        return None if counted is None else counted - 1
+
+
+def test_row_count_mismatch_fails_and_commits_nothing(tmp_path: Path):
+    src = make_parquet(tmp_path / "in.parquet", 1_000)
+    with pytest.raises(FlowError, match="read 1,000 rows but the store holds 999"):
+        Flow(ParquetHome("a", path=str(src)), LyingStore("o", path=str(tmp_path / "o"))).run()
+    assert not (tmp_path / "o").exists()
+
+
+class FlakyHome(Home):
+    """Fails transiently `failures` times, then works."""
+
+    type_name = "test_flaky"
+    calls = 0
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        FlakyHome.calls += 1
+        yield pl.DataFrame({"id": [1, 2]})
+        if FlakyHome.calls <= 2:
+            raise ConnectionResetError("connection reset by peer")
+        yield pl.DataFrame({"id": [3]})
+
+
+def test_transient_faults_are_retried_then_succeed(tmp_path: Path):
+    FlakyHome.calls = 0
+    states: list[str] = []
+    flow = Flow(
+        FlakyHome("f"),
+        ParquetStore("o", path=str(tmp_path / "o")),
+        retries=3,
+        retry_delay=0.01,
+        on_progress=lambda p: states.append(p.state),
+    )
+    result = flow.run()
+    assert result.ok and result.rows == 3 and result.attempts == 3
+    assert states.count("retrying") == 2
+    assert fingerprint(tmp_path / "o") == (3, fingerprint(tmp_path / "o")[1])
+
+
+def test_permanent_faults_are_not_retried(tmp_path: Path):
+    calls = []
+
+    class Broken(Home):
+        type_name = "test_broken"
+
+        async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+            calls.append(1)
+            raise HomeError("table users does not exist")
+            yield
+
+    with pytest.raises(HomeError):
+        Flow(Broken("b"), ParquetStore("o", path=str(tmp_path / "o")), retries=5).run()
+    assert len(calls) == 1
+
+
+def test_minimal_custom_store_only_implements_write(tmp_path: Path):
+    seen: list[int] = []
+
+    class ListStore(Store):
+        type_name = "test_list"
+
+        async def write(self, df: pl.DataFrame) -> None:
+            seen.append(df.height)
+
+    src = make_parquet(tmp_path / "in.parquet", 2_500)
+    result = Flow(ParquetHome("a", path=str(src), batch_size=1_000), ListStore("l")).run()
+    assert seen == [1_000, 1_000, 500] and result.rows == 2_500
+
+
+def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path):
+    """The home runs ahead of a slow store by at most queue_size batches (backpressure)."""
+    produced: list[int] = []
+    written: list[int] = []
+
+    class Counting(Home):
+        type_name = "test_counting"
+
+        async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+            for i in range(20):
+                produced.append(i)
+                yield pl.DataFrame({"i": [i]})
+
+    class Slow(Store):
+        type_name = "test_slow"
+        lead: list[int] = []
+
+        async def write(self, df: pl.DataFrame) -> None:
+            Slow.lead.append(len(produced) - len(written))
+            await asyncio.sleep(0.005)
+            written.append(df.height)
+
+    Flow(Counting("c"), Slow("s"), queue_size=2).run()
+    assert len(written) == 20
+    assert max(Slow.lead) <= 2 + 2  # queue plus one in the producer's hand and one being written
