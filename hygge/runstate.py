@@ -65,6 +65,40 @@ return 0
 """
 
 
+# Start an attempt: unless the flow ended or this message is an old copy, take the lease
+# (SET NX PX) and mark the flow running, in one step.
+# KEYS: flow hash, lock key. ARGV: generation, token, ttl ms, worker, task id, retries, now.
+# Returns {verdict, starts, ends}: verdict is 'ok', 'stale' or 'busy'.
+_BEGIN = """
+local st = redis.call('HMGET', KEYS[1], 'state', 'generation', 'ends')
+if st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then return {'stale', 0, 0} end
+if tonumber(ARGV[1]) < tonumber(st[2] or '1') then return {'stale', 0, 0} end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy', 0, 0} end
+local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[4], 'task_id', ARGV[5],
+  'retries', ARGV[6], 'message', '', 'rows', 0, 'batches', 0, 'bytes', 0, 'seconds', 0,
+  'summary', '', 'started', ARGV[7], 'updated', ARGV[7])
+return {'ok', starts, tonumber(st[3] or '0')}
+"""
+
+# End an attempt: record the outcome, count it, and give the lease back (if still ours), in one
+# step, so no sweeper can see a flow that is neither running nor ended. A final outcome is
+# counted once per run; the return says whether the run is complete and who waits on the flow.
+# KEYS: flow hash, lock key, run hash. ARGV: token, final (1/0), then field, value pairs.
+# Returns {ended, total, dependants}.
+_END = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HINCRBY', KEYS[1], 'ends', 1)
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+local ended = -1
+if ARGV[2] == '1' and redis.call('HSETNX', KEYS[1], 'counted', 1) == 1 then
+  ended = redis.call('HINCRBY', KEYS[3], 'ended', 1)
+end
+local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '0')
+return {ended, total, redis.call('HGET', KEYS[1], 'dependants') or ''}
+"""
+
+
 class BrokerUnreachable(HyggeError):
     """Redis (the broker or the result backend) does not answer."""
 
@@ -110,6 +144,8 @@ class RunState:
         self.r = client
         self._reclaim = client.register_script(_RECLAIM)
         self._received = client.register_script(_RECEIVED)
+        self._begin = client.register_script(_BEGIN)
+        self._end = client.register_script(_END)
 
     # -- planning (enqueue) ---------------------------------------------------------------
     def create(self, run_id: str, file: str, jobs: list[FlowJob]) -> list[FlowJob]:
@@ -125,6 +161,11 @@ class RunState:
                 "created": now,
                 "flows": json.dumps([j.flow for j in jobs]),
                 "deps": json.dumps({j.flow: j.depends_on for j in jobs}),
+                "dependants": json.dumps(
+                    {j.flow: [d.flow for d in jobs if j.flow in d.depends_on] for j in jobs}
+                ),
+                "total": len(jobs),
+                "ended": 0,
             },
         )
         pipe.hset(keys.jobs, mapping={j.flow: j.model_dump_json() for j in jobs})
@@ -136,6 +177,7 @@ class RunState:
                     "task_id": job.task_id,
                     "generation": job.generation,
                     "depends_on": ",".join(job.depends_on),
+                    "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     "updated": now,
                     **({} if job.depends_on else {"submitted": 1}),
                 },
@@ -198,26 +240,75 @@ class RunState:
     def beat(self, worker: str, alive_seconds: float) -> None:
         self.r.set(Keys.worker(worker), 1, ex=max(1, round(alive_seconds)))
 
-    def advance(self, run_id: str) -> list[FlowJob]:
-        """Mark flows behind a failure as skipped; claim and return the flows now ready."""
+    def begin(
+        self, job: FlowJob, token: str, ttl_ms: int, worker: str, task_id: str, retries: int
+    ) -> tuple[str, int, int]:
+        """Take the flow's lease and mark it running: ('ok'|'stale'|'busy', starts, ends)."""
+        keys = Keys(job.run_id)
+        verdict, starts, ends = self._begin(
+            keys=[keys.flow(job.flow), keys.lock(job.flow)],
+            args=[job.generation, token, ttl_ms, worker, task_id, retries, time.time()],
+        )
+        return verdict.decode(), int(starts), int(ends)
+
+    def end(self, run_id: str, flow: str, token: str, state: str, **values: Any) -> list[FlowJob]:
+        """End an attempt in `state`, releasing the lease `token`. A final state returns the
+        dependants this unblocked (claimed: the caller sends them)."""
         keys = Keys(run_id)
-        meta = self.r.hmget(keys.run, ["flows", "deps"])
+        final = state in TERMINAL
+        now = time.time()
+        fields = {"state": state, "updated": now, **({"finished": now} if final else {}), **values}
+        ended, total, dependants = self._end(
+            keys=[keys.flow(flow), keys.lock(flow), keys.run],
+            args=[token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
+        )
+        if int(ended) >= int(total) > 0:
+            self.finish(run_id, self.flow_names(run_id))
+        if final and dependants:
+            return self.advance(run_id, after=flow, dependants=dependants.decode().split(","))
+        return []
+
+    def advance(
+        self, run_id: str, after: str | None = None, dependants: list[str] | None = None
+    ) -> list[FlowJob]:
+        """Skip flows behind a failure; claim the flows now ready. `after` (with its
+        `dependants`) limits the look to what waits on that flow, so it costs the same in a run
+        of 10 or 10,000 flows; None looks at the whole run (the sweeper's catch-up)."""
+        keys = Keys(run_id)
+        if after is not None and dependants is not None:
+            return self._advance_after(run_id, dependants)
+        meta = self.r.hmget(keys.run, ["flows", "deps", "dependants"])
         if meta[0] is None:
             self.r.srem(Keys.ACTIVE_RUNS, run_id)
             return []
         names: list[str] = json.loads(meta[0])
         deps: dict[str, list[str]] = json.loads(meta[1])
-        pipe = self.r.pipeline(transaction=False)
-        for name in names:
-            pipe.hget(keys.flow(name), "state")
-        states = {n: (s or b"").decode() for n, s in zip(names, pipe.execute(), strict=True)}
+        dependants: dict[str, list[str]] = json.loads(meta[2])
+        position = {n: i for i, n in enumerate(_dependency_order(names, deps))}
+        states: dict[str, str] = {}
+
+        def load(wanted: Iterable[str]) -> None:
+            missing = [n for n in dict.fromkeys(wanted) if n not in states]
+            pipe = self.r.pipeline(transaction=False)
+            for name in missing:
+                pipe.hget(keys.flow(name), "state")
+            for name, value in zip(missing, pipe.execute(), strict=True):
+                states[name] = (value or b"").decode()
+
+        todo = set(names) if after is None else set(dependants.get(after, []))
+        load(names if after is None else [n for t in todo for n in (t, *deps[t])])
         ready: list[str] = []
-        for name in _dependency_order(names, deps):
+        skipped: list[str] = []
+        while todo:
+            name = min(todo, key=position.__getitem__)
+            todo.remove(name)
+            load([name, *deps[name]])
             if states[name] != PENDING:
                 continue
-            blocked = [d for d in deps[name] if states.get(d) in (FAILED, SKIPPED)]
+            blocked = [d for d in deps[name] if states[d] in (FAILED, SKIPPED)]
             if blocked:
                 states[name] = SKIPPED
+                skipped.append(name)
                 self.update(
                     run_id,
                     name,
@@ -225,15 +316,71 @@ class RunState:
                     message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
                     finished=time.time(),
                 )
-            elif all(states.get(d) == SUCCESS for d in deps[name]) and self.r.hsetnx(
+                todo.update(dependants.get(name, []))
+            elif all(states[d] == SUCCESS for d in deps[name]) and self.r.hsetnx(
                 keys.flow(name), "submitted", 1
             ):
                 states[name] = QUEUED
                 self.update(run_id, name, state=QUEUED)
                 ready.append(name)
-        if all(s in TERMINAL for s in states.values()):
+        if skipped:
+            self._count_ends(run_id, skipped)
+        if after is None and all(states[n] in TERMINAL for n in names):
             self.finish(run_id, names)
         return [self.job(run_id, n) for n in ready]
+
+    def _advance_after(self, run_id: str, todo: list[str]) -> list[FlowJob]:
+        """Decide each flow in `todo` from its own hash and its dependencies' states."""
+        keys = Keys(run_id)
+        ready: list[str] = []
+        skipped: list[str] = []
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            state, deps_raw, after_raw = self.r.hmget(
+                keys.flow(name), ["state", "depends_on", "dependants"]
+            )
+            if (state or b"").decode() != PENDING:
+                continue
+            deps = [d for d in (deps_raw or b"").decode().split(",") if d]
+            pipe = self.r.pipeline(transaction=False)
+            for dep in deps:
+                pipe.hget(keys.flow(dep), "state")
+            dep_states = [(v or b"").decode() for v in pipe.execute()]
+            blocked = [d for d, st in zip(deps, dep_states, strict=True) if st in (FAILED, SKIPPED)]
+            if blocked:
+                skipped.append(name)
+                self.update(
+                    run_id,
+                    name,
+                    state=SKIPPED,
+                    message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
+                    finished=time.time(),
+                )
+                todo += [d for d in (after_raw or b"").decode().split(",") if d]
+            elif all(st == SUCCESS for st in dep_states) and self.r.hsetnx(
+                keys.flow(name), "submitted", 1
+            ):
+                self.update(run_id, name, state=QUEUED)
+                ready.append(name)
+        if skipped:
+            self._count_ends(run_id, skipped)
+        return [self.job(run_id, n) for n in ready]
+
+    def _count_ends(self, run_id: str, flows: list[str]) -> None:
+        """Count each flow's end once; the last one to end retires the run."""
+        keys = Keys(run_id)
+        pipe = self.r.pipeline(transaction=False)
+        for flow in flows:
+            pipe.hsetnx(keys.flow(flow), "counted", 1)
+        newly = sum(pipe.execute())
+        if newly:
+            ended = self.r.hincrby(keys.run, "ended", newly)
+            if ended >= int(self.r.hget(keys.run, "total") or 0):
+                self.finish(run_id, self.flow_names(run_id))
 
     def finish(self, run_id: str, names: Iterable[str]) -> None:
         """A run whose flows all ended: off the active set, kept a while for `hygge status`."""

@@ -54,12 +54,16 @@ class Lease:
     def extend(self) -> bool:
         return bool(self.r.eval(_EXTEND, 1, self.key, self.token, self.ttl_ms))
 
-    def release(self) -> None:
-        """Give the lease back (only if it is still ours); stops the heartbeat."""
+    def stop(self) -> None:
+        """Stop extending the lease (it stays held until released or expired)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def release(self) -> None:
+        """Give the lease back (only if it is still ours); stops the heartbeat."""
+        self.stop()
         try:
             self.r.eval(_RELEASE, 1, self.key, self.token)
         except redis.RedisError as exc:  # it expires by itself
@@ -82,10 +86,7 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self.stop()
 
     def _beat(self) -> None:
         interval = self.ttl_ms / 1000 / 6

@@ -29,7 +29,6 @@ from hygge.jobs import (
     FAILED,
     NOOP_TASK_NAME,
     RETRYING,
-    RUNNING,
     SUCCESS,
     TASK_NAME,
     FlowJob,
@@ -78,23 +77,25 @@ class FlowRun:
         self.hostname = task.request.hostname or os.uname().nodename
         self.retries = 0
         self.retry_delay = 1.0
-        self._last_report = 0.0
+        self._last_report = time.monotonic()  # the first report comes after PROGRESS_EVERY
         self._lease: Lease | None = None
 
     def run(self) -> dict[str, Any]:
         job = self.job
-        if self._stale():
-            raise Ignore()
         lease = Lease(self.state.r, Keys(job.run_id).lock(job.flow), settings.lease_seconds)
-        if not lease.acquire():
-            log.info("flow %s is already running elsewhere; dropping this copy", job.flow)
+        verdict, starts, ends = self.state.begin(
+            job,
+            lease.token,
+            lease.ttl_ms,
+            self.hostname,
+            self.task.request.id,
+            self.task.request.retries,
+        )
+        if verdict != "ok":  # ended, superseded, or running elsewhere: drop this copy
+            log.info("flow %s: dropping a %s copy of its message", job.flow, verdict)
             raise Ignore()
         self._lease = lease
-        status = self.state.flow_status(job.run_id, job.flow)
-        if self._stale(status):
-            lease.release()
-            raise Ignore()
-        crashes = self.state.count(job.run_id, job.flow, "starts") - 1 - status.ends
+        crashes = starts - 1 - ends
         if crashes >= settings.max_crashes:
             self._fail(
                 f"flow '{job.flow}': its worker died {crashes} times while running it "
@@ -102,35 +103,14 @@ class FlowRun:
                 hint="run it alone with `hygge run` to see what happens, or give workers "
                 "more memory",
             )
-        self._update(
-            state=RUNNING,
-            worker=self.hostname,
-            task_id=self.task.request.id,
-            retries=self.task.request.retries,
-            message="",
-            rows=0,
-            batches=0,
-            bytes=0,
-            seconds=0,
-            summary="",
-            started=time.time(),
-        )
         try:
             with lease:
                 result = self._move()
         except LeaseLost:
-            self.state.count(job.run_id, job.flow, "ends")
-            raise Ignore() from None  # another worker owns the flow now
+            raise Ignore() from None  # another worker owns the flow now; touch nothing
         except Exception as exc:
-            self.state.count(job.run_id, job.flow, "ends")
             self._failed(exc)
-        self.state.count(job.run_id, job.flow, "ends")
         return self._succeeded(result)
-
-    def _stale(self, status: Any = None) -> bool:
-        """True when this message must not run: the flow ended, or a newer copy was sent."""
-        status = status or self.state.flow_status(self.job.run_id, self.job.flow)
-        return status.done or self.job.generation < status.generation
 
     def _move(self) -> FlowResult:
         spec = parse_flow(self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ)
@@ -145,7 +125,7 @@ class FlowRun:
         if progress.state != "running":
             return
         now = time.monotonic()
-        if now - self._last_report < PROGRESS_EVERY and progress.batches > 1:
+        if now - self._last_report < PROGRESS_EVERY:
             return
         self._last_report = now
         self.task.send_event("task-progress", result=progress.summary())
@@ -155,9 +135,7 @@ class FlowRun:
         progress = Progress(
             result.name, "success", result.rows, result.batches, result.bytes, result.seconds
         )
-        self._update(state=SUCCESS, message="", finished=time.time(), **progress_fields(progress))
-        self._release()
-        self._advance()
+        self._end(SUCCESS, message="", **progress_fields(progress))
         return {
             "flow": self.job.flow,
             "run_id": self.job.run_id,
@@ -174,12 +152,11 @@ class FlowRun:
         attempt = self.task.request.retries + 1
         if is_transient(exc) and attempt <= self.retries:
             delay = backoff_delay(attempt, self.retry_delay)
-            self._update(
-                state=RETRYING,
+            self._end(
+                RETRYING,
                 retries=attempt,
                 message=f"retry {attempt}/{self.retries} in {delay:.1f}s: {message}",
             )
-            self._release()
             argsrepr, kwargsrepr = self.job.describe()
             raise self.task.retry(
                 exc=FlowRetry(message),
@@ -194,23 +171,21 @@ class FlowRun:
 
     def _fail(self, message: str, hint: str | None = None) -> None:
         error = FlowFailed(message, hint=hint)
-        self._update(state=FAILED, message=str(error), finished=time.time())
-        self._release()
-        self._advance()
+        self._end(FAILED, message=str(error))
         raise error from None
 
     def _update(self, **values: Any) -> None:
         self.state.update(self.job.run_id, self.job.flow, **values)
 
-    def _release(self) -> None:
-        if self._lease is not None:
-            self._lease.release()
-            self._lease = None
-
-    def _advance(self) -> None:
-        """Send the dependants this flow's end unblocked (the sweeper catches up on errors)."""
+    def _end(self, state: str, **values: Any) -> None:
+        """Record how the attempt ended and give the lease back (one step in Redis); then send
+        the flows this unblocked (if sending fails, the sweeper sends them)."""
+        assert self._lease is not None
+        self._lease.stop()
+        ready = self.state.end(self.job.run_id, self.job.flow, self._lease.token, state, **values)
+        self._lease = None
         try:
-            for ready in self.state.advance(self.job.run_id):
-                send(ready)
+            for job in ready:
+                send(job)
         except Exception as exc:
-            log.warning("could not advance run %s: %s", self.job.run_id, mask_url(str(exc)))
+            log.warning("could not send the flows after %s: %s", self.job.flow, mask_url(str(exc)))
