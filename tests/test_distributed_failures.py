@@ -67,9 +67,10 @@ def slow(name: str, out: Path, rows: int, batch: int, delay: float) -> str:
 
 
 def count_and_sum(path: Path) -> tuple[int, int, int]:
-    return duckdb.execute(
-        f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
-    ).fetchone()
+    with duckdb.connect() as con:
+        return con.execute(
+            f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
+        ).fetchone()
 
 
 def test_sigkill_mid_flow_completes_on_the_other_worker(make_cluster, tmp_path: Path) -> None:

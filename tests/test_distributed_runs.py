@@ -61,9 +61,10 @@ def slow_flow(name: str, out: Path, rows: int, batch: int, delay: float, extra: 
 
 
 def count_and_sum(path: Path) -> tuple[int, int, int]:
-    return duckdb.execute(
-        f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
-    ).fetchone()
+    with duckdb.connect() as con:
+        return con.execute(
+            f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
+        ).fetchone()
 
 
 def test_enqueue_samples_end_to_end(cluster: Cluster) -> None:

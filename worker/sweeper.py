@@ -87,8 +87,12 @@ def _stop_sweeper(**_: Any) -> None:
 
 @task_received.connect
 def _note_received(request: Any = None, **_: Any) -> None:
-    """Remember which worker holds a flow's message, so its death can be noticed."""
-    if request is None or request.name != TASK_NAME:
+    """Remember which worker holds a delayed (retry) message, so its death can be noticed.
+
+    Only messages with an ETA wait in a worker: with prefetch 1 and late acks every other
+    message a worker takes is one it starts at once (and then the lease covers it), so this
+    costs nothing on the common path."""
+    if request is None or request.name != TASK_NAME or not request.eta:
         return
     job = (request.kwargs or {}).get("job") or {}
     try:
