@@ -39,8 +39,9 @@ def enqueue(
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
     order = [name for wave in config.waves(selected) for name in wave]
-    connect(settings.broker_url, "broker")
-    state = RunState(connect(settings.result_backend, "result backend"))
+    nothing = "; nothing was enqueued"
+    connect(settings.broker_url, "broker", nothing)
+    state = RunState(connect(settings.result_backend, "result backend", nothing))
     run_id = uuid.uuid4().hex[:12]
     base_dir = str(Path(path).resolve().parent)
     jobs = [

@@ -121,7 +121,7 @@ class RunStatus:
         return all(f.state == SUCCESS for f in self.flows)
 
 
-def connect(url: str, what: str = "Redis") -> redis.Redis:
+def connect(url: str, what: str = "Redis", consequence: str = "") -> redis.Redis:
     """A client for `url`, checked with a PING; a clear error (password masked) if it fails."""
     try:
         client = redis.Redis.from_url(
@@ -132,7 +132,7 @@ def connect(url: str, what: str = "Redis") -> redis.Redis:
         raise BrokerUnreachable(
             f"cannot reach the {what} at {mask_url(url)}: {mask_url(str(exc))}",
             hint="start Redis there, or point HYGGE_BROKER_URL (and HYGGE_RESULT_BACKEND) "
-            "at a running one; nothing was enqueued",
+            f"at a running one{consequence}",
         ) from None
     return client
 
