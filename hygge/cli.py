@@ -186,7 +186,8 @@ def worker(ctx: typer.Context) -> None:
     """Start a worker (any `celery worker` option works, e.g. --concurrency 4 -n w1@%h)."""
     from hygge import distributed
 
-    distributed.run_worker(list(ctx.args))
+    with user_errors(False):
+        distributed.run_worker(list(ctx.args))
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)

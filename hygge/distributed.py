@@ -91,8 +91,10 @@ def follow(
 
 def run_worker(args: list[str]) -> None:
     """Run a Celery worker in this process (so it is PID 1 in a container and gets SIGTERM)."""
+    from hygge import registry
     from worker.app import app
 
+    registry.load_plugins()  # a wrong HYGGE_PLUGINS fails here, not in the first task
     argv = ["worker", *args]
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
         argv += ["--loglevel", "INFO"]

@@ -247,3 +247,26 @@ def test_the_queue_carries_names_and_unresolved_variables_only(db: str, tmp_path
     body_text = decoded_message(json.dumps(messages[0]))[0]
     assert "${HYGGE_TEST_SECRET_URL}" in body_text
     assert SECRET not in body_text
+
+
+def test_a_worker_that_loses_its_lease_stops_and_commits_nothing(
+    make_cluster, tmp_path: Path
+) -> None:
+    cluster = make_cluster()
+    cluster.start_worker("w1")
+    out = tmp_path / "out"
+    flows = write_flows(tmp_path, "flows:\n" + slow("taken", out, 20_000, 1000, 0.3))
+    run_id, _ = parse_enqueue(cluster.cli("enqueue", str(flows)).stdout)
+    wait_for(lambda: int(cluster.status(run_id)["taken"].get("rows", 0)) > 0, 30, "progress")
+    lock = f"hygge:lock:{run_id}:taken"
+    assert cluster.redis.exists(lock)
+    cluster.redis.set(lock, "someone-else", px=4000)  # as if the lease had expired and been taken
+    final = wait_for(
+        lambda: (s := cluster.status(run_id)["taken"])["state"] in ("success", "failed") and s,
+        90,
+        "the flow to be re-sent and finish",
+    )
+    assert final["state"] == "success", final
+    assert final["generation"] == "2" and final["starts"] == "2"
+    assert count_and_sum(out) == (20_000, 20_000, sum(range(20_000)))
+    assert "lease" in cluster.log("w1") and "was lost" in cluster.log("w1")

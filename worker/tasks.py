@@ -38,6 +38,7 @@ from hygge.jobs import (
 from hygge.progress import Progress
 from hygge.retry import backoff_delay, is_transient
 from hygge.secrets import mask_url
+from hygge.stores.base import Store
 from worker.app import app, send, settings
 from worker.app import run_state as _run_state
 from worker.lease import Lease, LeaseLost
@@ -117,7 +118,23 @@ class FlowRun:
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
         flow = spec.build(on_progress=self._progress)
         flow.retries = 0  # retries are Celery's here, so Flower shows them
+        self._fence(flow.store)
         return asyncio.run(flow.start())
+
+    def _fence(self, store: Store) -> None:
+        """Renew the lease right before the store commits: if it was lost (this worker was
+        cut off longer than the lease and the flow was re-sent), commit nothing."""
+        commit = store.commit
+        lease = self._lease
+        assert lease is not None
+
+        async def fenced_commit() -> None:
+            if lease.lost or not await asyncio.to_thread(lease.extend):
+                lease.lost = True
+                lease.check()
+            await commit()
+
+        store.commit = fenced_commit  # type: ignore[method-assign]
 
     def _progress(self, progress: Progress) -> None:
         assert self._lease is not None
