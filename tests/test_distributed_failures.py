@@ -78,7 +78,7 @@ def test_sigkill_mid_flow_completes_on_the_other_worker(make_cluster, tmp_path: 
     cluster.start_worker("w1", concurrency=1)
     cluster.start_worker("w2", concurrency=1)
     out = tmp_path / "big"
-    rows = 60_000
+    rows = 30_000
     result = cluster.cli(
         "enqueue", str(write_flows(tmp_path, "flows:\n" + slow("big", out, rows, 1000, 0.4)))
     )
