@@ -81,15 +81,17 @@ redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[4], 'task_id', AR
 return {'ok', starts, tonumber(st[3] or '0')}
 """
 
-# End an attempt: record the outcome, count it, and give the lease back (if still ours), in one
-# step, so no sweeper can see a flow that is neither running nor ended. A final outcome is
-# counted once per run; the return says whether the run is complete and who waits on the flow.
-# KEYS: flow hash, lock key, run hash. ARGV: token, final (1/0), then field, value pairs.
-# Returns {ended, total, dependants}.
+# End an attempt: record the outcome, count it, and give the lease back, in one step, so no
+# sweeper can see a flow that is neither running nor ended. Only the lease holder may: an
+# attempt that lost its lease records nothing (the flow is, or will be, re-sent). A final
+# outcome is counted once per run; the return says whether the run is complete and who waits
+# on the flow. KEYS: flow hash, lock key, run hash. ARGV: token, final (1/0), field, value...
+# Returns {ended, total, dependants}; ended = -2 when the lease was not ours.
 _END = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-2, 0, ''} end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('HINCRBY', KEYS[1], 'ends', 1)
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[2])
 local ended = -1
 if ARGV[2] == '1' and redis.call('HSETNX', KEYS[1], 'counted', 1) == 1 then
   ended = redis.call('HINCRBY', KEYS[3], 'ended', 1)
@@ -161,9 +163,6 @@ class RunState:
                 "created": now,
                 "flows": json.dumps([j.flow for j in jobs]),
                 "deps": json.dumps({j.flow: j.depends_on for j in jobs}),
-                "dependants": json.dumps(
-                    {j.flow: [d.flow for d in jobs if j.flow in d.depends_on] for j in jobs}
-                ),
                 "total": len(jobs),
                 "ended": 0,
             },
@@ -229,9 +228,6 @@ class RunState:
         values["updated"] = time.time()
         self.r.hset(Keys(run_id).flow(flow), mapping=_wire(values))
 
-    def count(self, run_id: str, flow: str, name: str) -> int:
-        return int(self.r.hincrby(Keys(run_id).flow(flow), name, 1))
-
     def received(self, run_id: str, flow: str, worker: str, alive_seconds: float) -> None:
         """A worker took a flow's message: note it, so its death can be noticed."""
         self.r.set(Keys.worker(worker), 1, ex=max(1, round(alive_seconds)))
@@ -251,9 +247,12 @@ class RunState:
         )
         return verdict.decode(), int(starts), int(ends)
 
-    def end(self, run_id: str, flow: str, token: str, state: str, **values: Any) -> list[FlowJob]:
+    def end(
+        self, run_id: str, flow: str, token: str, state: str, **values: Any
+    ) -> list[FlowJob] | None:
         """End an attempt in `state`, releasing the lease `token`. A final state returns the
-        dependants this unblocked (claimed: the caller sends them)."""
+        dependants this unblocked (claimed: the caller sends them); None when the lease was
+        no longer ours, and nothing was recorded."""
         keys = Keys(run_id)
         final = state in TERMINAL
         now = time.time()
@@ -262,6 +261,8 @@ class RunState:
             keys=[keys.flow(flow), keys.lock(flow), keys.run],
             args=[token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
         )
+        if int(ended) == -2:
+            return None
         if int(ended) >= int(total) > 0:
             self.finish(run_id, self.flow_names(run_id))
         if final and dependants:
@@ -271,65 +272,39 @@ class RunState:
     def advance(
         self, run_id: str, after: str | None = None, dependants: list[str] | None = None
     ) -> list[FlowJob]:
-        """Skip flows behind a failure; claim the flows now ready. `after` (with its
-        `dependants`) limits the look to what waits on that flow, so it costs the same in a run
-        of 10 or 10,000 flows; None looks at the whole run (the sweeper's catch-up)."""
+        """Skip flows behind a failure; claim the flows now ready. With `after` (a flow that
+        just ended) only its `dependants` are looked at, so a flow's end costs the same in a
+        run of 10 or 10,000 flows; without, the whole run (the sweeper's catch-up)."""
+        if after is not None:
+            return self._advance_from(run_id, list(dependants or []))
         keys = Keys(run_id)
-        if after is not None and dependants is not None:
-            return self._advance_after(run_id, dependants)
-        meta = self.r.hmget(keys.run, ["flows", "deps", "dependants"])
-        if meta[0] is None:
+        meta = self.r.hmget(keys.run, ["flows", "deps"])
+        if meta[0] is None:  # expired
             self.r.srem(Keys.ACTIVE_RUNS, run_id)
             return []
         names: list[str] = json.loads(meta[0])
         deps: dict[str, list[str]] = json.loads(meta[1])
-        dependants: dict[str, list[str]] = json.loads(meta[2])
-        position = {n: i for i, n in enumerate(_dependency_order(names, deps))}
-        states: dict[str, str] = {}
-
-        def load(wanted: Iterable[str]) -> None:
-            missing = [n for n in dict.fromkeys(wanted) if n not in states]
-            pipe = self.r.pipeline(transaction=False)
-            for name in missing:
-                pipe.hget(keys.flow(name), "state")
-            for name, value in zip(missing, pipe.execute(), strict=True):
-                states[name] = (value or b"").decode()
-
-        todo = set(names) if after is None else set(dependants.get(after, []))
-        load(names if after is None else [n for t in todo for n in (t, *deps[t])])
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(keys.flow(name), "state")
+        states = {n: (v or b"").decode() for n, v in zip(names, pipe.execute(), strict=True)}
         ready: list[str] = []
         skipped: list[str] = []
-        while todo:
-            name = min(todo, key=position.__getitem__)
-            todo.remove(name)
-            load([name, *deps[name]])
-            if states[name] != PENDING:
-                continue
-            blocked = [d for d in deps[name] if states[d] in (FAILED, SKIPPED)]
-            if blocked:
-                states[name] = SKIPPED
-                skipped.append(name)
-                self.update(
-                    run_id,
-                    name,
-                    state=SKIPPED,
-                    message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
-                    finished=time.time(),
-                )
-                todo.update(dependants.get(name, []))
-            elif all(states[d] == SUCCESS for d in deps[name]) and self.r.hsetnx(
-                keys.flow(name), "submitted", 1
-            ):
-                states[name] = QUEUED
-                self.update(run_id, name, state=QUEUED)
-                ready.append(name)
+        for name in _dependency_order(names, deps):  # so skips cascade in one pass
+            if states[name] == PENDING:
+                outcome = self._decide(run_id, name, deps[name], [states[d] for d in deps[name]])
+                if outcome == QUEUED:
+                    ready.append(name)
+                elif outcome == SKIPPED:
+                    skipped.append(name)
+                states[name] = outcome or PENDING
         if skipped:
             self._count_ends(run_id, skipped)
-        if after is None and all(states[n] in TERMINAL for n in names):
+        if all(states[n] in TERMINAL for n in names):
             self.finish(run_id, names)
         return [self.job(run_id, n) for n in ready]
 
-    def _advance_after(self, run_id: str, todo: list[str]) -> list[FlowJob]:
+    def _advance_from(self, run_id: str, todo: list[str]) -> list[FlowJob]:
         """Decide each flow in `todo` from its own hash and its dependencies' states."""
         keys = Keys(run_id)
         ready: list[str] = []
@@ -340,7 +315,7 @@ class RunState:
             if name in seen:
                 continue
             seen.add(name)
-            state, deps_raw, after_raw = self.r.hmget(
+            state, deps_raw, next_raw = self.r.hmget(
                 keys.flow(name), ["state", "depends_on", "dependants"]
             )
             if (state or b"").decode() != PENDING:
@@ -349,26 +324,37 @@ class RunState:
             pipe = self.r.pipeline(transaction=False)
             for dep in deps:
                 pipe.hget(keys.flow(dep), "state")
-            dep_states = [(v or b"").decode() for v in pipe.execute()]
-            blocked = [d for d, st in zip(deps, dep_states, strict=True) if st in (FAILED, SKIPPED)]
-            if blocked:
-                skipped.append(name)
-                self.update(
-                    run_id,
-                    name,
-                    state=SKIPPED,
-                    message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
-                    finished=time.time(),
-                )
-                todo += [d for d in (after_raw or b"").decode().split(",") if d]
-            elif all(st == SUCCESS for st in dep_states) and self.r.hsetnx(
-                keys.flow(name), "submitted", 1
-            ):
-                self.update(run_id, name, state=QUEUED)
+            outcome = self._decide(
+                run_id, name, deps, [(v or b"").decode() for v in pipe.execute()]
+            )
+            if outcome == QUEUED:
                 ready.append(name)
+            elif outcome == SKIPPED:
+                skipped.append(name)
+                todo += [d for d in (next_raw or b"").decode().split(",") if d]
         if skipped:
             self._count_ends(run_id, skipped)
         return [self.job(run_id, n) for n in ready]
+
+    def _decide(self, run_id: str, name: str, deps: list[str], states: list[str]) -> str | None:
+        """A pending flow: skipped if a dependency failed, queued (claimed once) if all
+        succeeded, else still pending (None)."""
+        blocked = [d for d, st in zip(deps, states, strict=True) if st in (FAILED, SKIPPED)]
+        if blocked:
+            self.update(
+                run_id,
+                name,
+                state=SKIPPED,
+                message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
+                finished=time.time(),
+            )
+            return SKIPPED
+        if all(st == SUCCESS for st in states) and self.r.hsetnx(
+            Keys(run_id).flow(name), "submitted", 1
+        ):
+            self.update(run_id, name, state=QUEUED)
+            return QUEUED
+        return None
 
     def _count_ends(self, run_id: str, flows: list[str]) -> None:
         """Count each flow's end once; the last one to end retires the run."""

@@ -201,6 +201,11 @@ class FlowRun:
         self._lease.stop()
         ready = self.state.end(self.job.run_id, self.job.flow, self._lease.token, state, **values)
         self._lease = None
+        if ready is None:
+            log.warning(
+                "flow %s: lease lost before it ended; another worker runs it", self.job.flow
+            )
+            raise Ignore()
         try:
             for job in ready:
                 send(job)
