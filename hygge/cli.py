@@ -68,6 +68,10 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option("--full-refresh", help="Incremental flows: forget state, reload all."),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
@@ -76,7 +80,9 @@ def run(
 
     setup_logging(verbose)
     with user_errors(verbose):
-        coordinator = Coordinator(flows_file, flows=flow, concurrency=concurrency)
+        coordinator = Coordinator(
+            flows_file, flows=flow, concurrency=concurrency, full_refresh=full_refresh
+        )
         if dry_run:
             _show_plan(coordinator)
             _check_or_fail(coordinator, verbose)
@@ -105,6 +111,28 @@ def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
+
+
+@app.command()
+def state(
+    flows_file: FlowsArg,
+    flow: FlowOpt = None,
+    reset: Annotated[
+        list[str] | None,
+        typer.Option("--reset", help="Forget this flow's state (repeatable)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show (or reset) what incremental flows have loaded, as stored with their data."""
+    from hygge.state import reset_states, state_table
+
+    setup_logging(verbose)
+    with user_errors(verbose):
+        if reset:
+            for name, existed in reset_states(flows_file, reset).items():
+                console.print(f"{name}: " + ("state reset" if existed else "had no state"))
+            return
+        console.print(state_table(flows_file, flow))
 
 
 @app.command()

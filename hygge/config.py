@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class FlowOptions(BaseModel):
     retries: int = Field(3, ge=0, description="Retries of transient faults (with backoff).")
     retry_delay: float = Field(1.0, ge=0, description="Base delay in seconds between retries.")
     queue_size: int = Field(4, ge=1, description="Batches buffered between home and store.")
+    incremental: bool = Field(False, description="Move only what is new since the last run.")
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -78,16 +79,29 @@ class FlowSpec:
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
 
-    def build(self, on_progress: Any = None) -> Any:
+    def build(self, on_progress: Any = None, full_refresh: bool = False) -> Any:
+        """The runnable Flow. An incremental flow appends (or merges) what is new; with
+        `full_refresh` it forgets its state and replaces the destination."""
         from hygge.flow import Flow
 
+        store = self.store
+        if self.options.incremental:
+            mode = getattr(store.settings, "mode", None)
+            if full_refresh:
+                mode = "replace"
+            elif mode == "replace":
+                mode = "append"
+            if mode is not None:
+                store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
         return Flow(
             self.home.build(),  # type: ignore[arg-type]
-            self.store.build(),  # type: ignore[arg-type]
+            store.build(),  # type: ignore[arg-type]
             name=self.name,
             queue_size=self.options.queue_size,
             retries=self.options.retries,
             retry_delay=self.options.retry_delay,
+            incremental=self.options.incremental,
+            full_refresh=full_refresh,
             on_progress=on_progress,
         )
 
@@ -272,6 +286,18 @@ def _parse_flow(
     options = _validate(source, FlowOptions, options_raw, flow_path, "flow option")
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
     store = _parse_connector(source, "store", name, raw["store"], origins["store"], options)
+    if (
+        options.incremental
+        and "mode" in store.settings.model_fields_set
+        and getattr(store.settings, "mode", None) == "replace"
+    ):
+        raise source.error(
+            "an incremental flow cannot replace its store on every run",
+            (*origins["store"], "mode"),
+            key="store.mode",
+            hint="remove `mode: replace` (incremental appends, or merges with `key`); "
+            "use --full-refresh to reload everything once",
+        )
     return FlowSpec(name, home, store, options, raw)
 
 

@@ -49,11 +49,13 @@ class Coordinator:
         concurrency: int = 4,
         on_progress: ProgressCallback | None = None,
         env: Mapping[str, str] | None = None,
+        full_refresh: bool = False,
     ) -> None:
         self.config = config if isinstance(config, FlowsFile) else config_module.load(config, env)
         self.selected = self.config.select(flows)
         self.concurrency = max(1, concurrency)
         self.on_progress = on_progress
+        self.full_refresh = full_refresh
         self.run_id = uuid.uuid4().hex[:12]
 
     def plan(self) -> list[list[str]]:
@@ -129,7 +131,7 @@ class Coordinator:
         return result
 
     async def _run_flow(self, name: str) -> FlowResult:
-        flow = self.config.flows[name].build(on_progress=self.on_progress)
+        flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
         started = time.perf_counter()
         try:
             return await flow.start()

@@ -59,6 +59,8 @@ class Flow:
         queue_size: int = 4,
         retries: int = 0,
         retry_delay: float = 1.0,
+        incremental: bool = False,
+        full_refresh: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.home = home
@@ -67,6 +69,8 @@ class Flow:
         self.queue_size = queue_size
         self.retries = retries
         self.retry_delay = retry_delay
+        self.incremental = incremental
+        self.full_refresh = full_refresh
         self.on_progress = on_progress
         self._rows = self._batches = self._bytes = 0
         self._started = 0.0
@@ -106,8 +110,12 @@ class Flow:
         self._emit("running")
         await self.store.open()
         try:
+            if self.incremental:
+                await self._resume()
             await self._pump()
             await self._verify()
+            if self.incremental:
+                self.store.stage_state(self.name, self._state_record())
             await self.store.commit()
         except BaseException:
             await asyncio.shield(self.store.abort())
@@ -142,6 +150,31 @@ class Flow:
                 group.create_task(consume())
         except BaseExceptionGroup as group_error:
             raise _first_cause(group_error) from None
+
+    async def _resume(self) -> None:
+        """Point the home at what is new since the state committed with the data."""
+        if not self.home.supports_incremental:
+            raise FlowError(
+                f"flow '{self.name}': home '{self.home.name}' ({self.home.type_name}) "
+                "cannot load incrementally",
+                hint="remove `incremental: true`, or use a home that supports it",
+            )
+        saved = None if self.full_refresh else await self.store.read_state(self.name)
+        if saved is not None and saved.get("definition") != self.home.incremental_definition():
+            raise FlowError(
+                f"flow '{self.name}': its saved state was made by a different definition "
+                f"({saved.get('definition')}), not {self.home.incremental_definition()}",
+                hint="run once with --full-refresh to reload everything under the new definition",
+            )
+        self.home.resume(saved["state"] if saved else None)
+
+    def _state_record(self) -> dict[str, object]:
+        return {
+            "definition": self.home.incremental_definition(),
+            "state": self.home.checkpoint(),
+            "rows": self._rows,
+            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
     async def _verify(self) -> None:
         """Rows read must equal rows staged, counted from the written files where possible."""

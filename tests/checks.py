@@ -13,8 +13,8 @@ def scan(source: str | Path) -> str:
     text = str(source)
     p = Path(text)
     if p.is_dir():
-        files = sorted(p.rglob("*"))
-        suffix = next((f.suffix for f in files if f.is_file() and not f.name.startswith(".")), "")
+        suffixes = {f.suffix for f in p.rglob("*") if f.is_file()}
+        suffix = next((s for s in (".parquet", ".csv", ".ndjson") if s in suffixes), ".parquet")
         text = f"{text}/**/*{suffix}"
     if text.endswith((".csv", "*.csv")):
         return f"read_csv('{text}', header=true)"

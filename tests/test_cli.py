@@ -123,3 +123,19 @@ def test_verbose_shows_the_traceback(tmp_path: Path, flag: str):
     (tmp_path / "flows.yml").write_text("flows: {f: {home: missing.parquet, store: out}}")
     done = run_cli("run", "flows.yml", flag, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_advanced_samples_run(tmp_path: Path):
+    env = {"HYGGE_SAMPLES_LAKE": str(tmp_path)}
+    for _ in range(2):  # append twice: the log holds the orders twice
+        done = run_cli("run", "samples/advanced.yml", env=env)
+        assert done.returncode == 0, done.stderr
+    orders = fingerprint(SAMPLES / "data" / "orders.csv")
+    log = fingerprint(tmp_path / "advanced" / "orders_log")
+    assert log[0] == 2 * orders[0] and log[1] == 2 * orders[1]
+    assert len(list((tmp_path / "advanced" / "orders_log").glob("*.parquet"))) == 6
+    lines = (next((tmp_path / "advanced" / "user_cities").glob("*.csv"))).read_text().splitlines()
+    assert len(lines) == 1000 and lines[0].count(";") == 1 and not lines[0].startswith('"user')
+    assert fingerprint(tmp_path / "advanced" / "events") == fingerprint(
+        SAMPLES / "data" / "events.ndjson"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import polars as pl
 from pydantic import Field
@@ -41,6 +41,22 @@ class Home(Connector):
     @property
     def batch_size(self) -> int:
         return self.settings.batch_size
+
+    # -- incremental loads: a home that can resume declares `supports_incremental` ----------
+    supports_incremental: ClassVar[bool] = False
+
+    def incremental_definition(self) -> dict[str, Any]:
+        """What the saved state depends on (e.g. the cursor column). A saved state made under
+        another definition is refused, so a changed flow never resumes from a wrong mark."""
+        return {"type": self.type_name}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        """Read only what is new since `state` (None: everything) on the next read."""
+        raise NotImplementedError(f"{type(self).__name__} does not support incremental loads")
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The state after the last read: committed with the data it covers."""
+        raise NotImplementedError(f"{type(self).__name__} does not support incremental loads")
 
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         """Yield the data as DataFrames of at most `batch_size` rows."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -28,8 +28,32 @@ class FileHome(Home):
     suffixes: ClassVar[tuple[str, ...]]
     Settings: ClassVar[type[FileHomeSettings]] = FileHomeSettings
 
+    _loaded: dict[str, list[int]] | None = None  # incremental: files already loaded
+    _snapshot: dict[str, list[int]] | None = None
+
     def files(self) -> list[Path]:
         return expand_paths(self.settings.path, self.suffixes)
+
+    # -- incremental: only files not loaded before, by path, size and modification time ----
+    supports_incremental = True
+
+    def incremental_definition(self) -> dict[str, Any]:
+        return {"type": self.type_name, "path": self.settings.path, "by": "path+size+mtime"}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        self._loaded = dict((state or {}).get("files", {}))
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"files": {**(self._loaded or {}), **(self._snapshot or {})}}
+
+    def _files_to_read(self) -> list[Path]:
+        """Every file, or with `resume()` only new and changed ones (fixed at the start)."""
+        files = self.files()
+        if self._loaded is None:
+            return files
+        stamps = {str(f): _stamp(f) for f in files}
+        self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
+        return [f for f in files if str(f) in self._snapshot]
 
     def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
         """Yield one file's data in batches of `batch_size` rows."""
@@ -74,7 +98,7 @@ class FileHome(Home):
             yield batch
 
     def _all_batches(self) -> Iterator[pl.DataFrame]:
-        for path in self.files():
+        for path in self._files_to_read():
             batches = self.read_file(path)
             while True:
                 batch = self._safe(path, lambda b=batches: next(b, None))
@@ -101,6 +125,11 @@ class FileHome(Home):
                 f"cannot read {path} as {self.type_name}: {exc}",
                 hint=f"check that the file is a valid, complete {self.type_name} file",
             ) from exc
+
+
+def _stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:

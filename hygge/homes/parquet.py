@@ -22,5 +22,7 @@ class ParquetHome(FileHome):
         return pq.read_schema(path)
 
     def read_file(self, path: Path) -> Iterator[pa.RecordBatch]:
-        reader = pq.ParquetFile(path)
+        # pre_buffer off: with it, pyarrow caches every column chunk it has read, so memory
+        # grows with the file (measured: 230 MB at TPC-H SF1, 745 MB at SF3).
+        reader = pq.ParquetFile(path, pre_buffer=False)
         return reader.iter_batches(batch_size=self.batch_size, columns=self.settings.columns)

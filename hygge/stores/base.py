@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 
 from hygge import registry
 from hygge.connector import Connector, ConnectorSettings, default_type_name
+from hygge.errors import StoreError
 
 
 class StoreSettings(ConnectorSettings):
@@ -47,7 +48,25 @@ class Store(Connector):
         return None
 
     async def commit(self) -> None:
-        """Publish every staged batch at once."""
+        """Publish every staged batch at once (with any state given to `stage_state`)."""
+
+    # -- incremental state: stored at the destination, committed together with the data --
+    supports_state: ClassVar[bool] = False
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        """The state last committed for `flow`, or None (first run, or after a reset)."""
+        return None
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        """Have the next `commit()` publish `state` atomically with the data."""
+        raise StoreError(
+            f"store '{self.name}' ({self.type_name}) cannot keep incremental state",
+            hint="use a store that supports incremental loads (parquet, csv, sql)",
+        )
+
+    async def reset_state(self, flow: str) -> bool:
+        """Forget the state of `flow`; True if there was one."""
+        return False
 
     async def abort(self) -> None:
         """Discard every staged batch; the destination stays as it was."""

@@ -59,6 +59,7 @@ class FileStore(Store):
         self._file_index = 0
         self._rows_in_file = 0
         self._files: list[Path] = []
+        self._states: dict[str, dict[str, Any]] = {}
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
@@ -152,6 +153,8 @@ class FileStore(Store):
         for f in self._files:  # data must be on disk before it becomes visible
             _fsync(f)
         if self.settings.mode == "replace":
+            for flow, state in self._states.items():
+                _write_json(_state_file(self.staging, flow), state)
             old = replace_dir(self.staging, self.target)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
@@ -164,10 +167,10 @@ class FileStore(Store):
         journal_dir.mkdir(parents=True, exist_ok=True)
         moves = [(str(f), str(self.target / f.name)) for f in self._files]
         journal = journal_dir / f"commit-{self.run_id}.json"
-        tmp = journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"staging": str(self.staging), "moves": moves}))
-        _fsync(tmp)
-        os.replace(tmp, journal)  # from here on the commit will complete, even after a crash
+        plan = {"staging": str(self.staging), "moves": moves, "states": self._states}
+        # Once the journal exists the commit completes, even after a crash: the data and the
+        # state it carries become visible together.
+        _write_json(journal, plan)
         _apply_journal(journal)
 
     def _roll_forward_journals(self) -> None:
@@ -176,12 +179,34 @@ class FileStore(Store):
             for journal in sorted(journal_dir.glob("commit-*.json")):
                 _apply_journal(journal)
 
+    supports_state = True
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        path = _state_file(self.target, flow)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        self._states[flow] = state
+
+    async def reset_state(self, flow: str) -> bool:
+        path = _state_file(self.target, flow)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
     async def abort(self) -> None:
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
+        journal = self.target / META_DIR / f"commit-{self.run_id}.json"
+        if journal.exists():
+            # The commit point was passed: finishing it is the only consistent outcome. If
+            # that fails too, the next run rolls the journal forward from the staged files.
+            with contextlib.suppress(Exception):
+                _apply_journal(journal)
+            return
         shutil.rmtree(self.staging, ignore_errors=True)
 
     # -- helpers ------------------------------------------------------------------------
@@ -206,13 +231,29 @@ class FileStore(Store):
 
 
 def _apply_journal(journal: Path) -> None:
-    """Finish the renames a journal lists (idempotent), then drop the journal."""
+    """Finish the renames a journal lists and write its states (idempotent), then drop it."""
     plan = json.loads(journal.read_text())
     for src, dst in plan["moves"]:
         if os.path.exists(src):
             os.replace(src, dst)
+    dataset = journal.parent.parent
+    for flow, state in plan.get("states", {}).items():
+        _write_json(_state_file(dataset, flow), state)
     shutil.rmtree(plan["staging"], ignore_errors=True)
     journal.unlink()
+
+
+def _state_file(dataset: Path, flow: str) -> Path:
+    return dataset / META_DIR / "state" / f"{flow}.json"
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, default=str))
+    _fsync(tmp)
+    os.replace(tmp, path)
 
 
 def _fsync(path: Path) -> None:
