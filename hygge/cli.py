@@ -150,6 +150,10 @@ def enqueue(
     wait: Annotated[
         bool, typer.Option("--wait", "-w", help="Follow the run live; exit 1 if a flow fails.")
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option("--full-refresh", help="Incremental flows: forget state, reload all."),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
@@ -157,7 +161,7 @@ def enqueue(
 
     setup_logging(verbose)
     with user_errors(verbose):
-        run = distributed.enqueue(flows_file, flow)
+        run = distributed.enqueue(flows_file, flow, full_refresh=full_refresh)
     console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
     for name, task_id in run.task_ids.items():
         note = "" if name in run.sent else "  (sent when its dependencies succeed)"

@@ -33,6 +33,7 @@ def enqueue(
     path: str | os.PathLike[str],
     flows: list[str] | None = None,
     settings: Settings | None = None,
+    full_refresh: bool = False,
 ) -> EnqueuedRun:
     """Validate, plan and send a run; raises a HyggeError before sending anything if it can't."""
     settings = settings or Settings.from_env()
@@ -52,6 +53,7 @@ def enqueue(
             base_dir=base_dir,
             task_id=str(uuid.uuid4()),
             depends_on=[d for d in config.flows[name].options.depends_on if d in selected],
+            full_refresh=full_refresh,
         )
         for name in order
     ]

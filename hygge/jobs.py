@@ -47,6 +47,7 @@ class FlowJob(BaseModel):
     base_dir: str  # relative paths in the flow are relative to this folder (the flows.yml's)
     task_id: str
     depends_on: list[str] = []
+    full_refresh: bool = False  # incremental flows: forget their state, reload everything
     generation: int = 1  # bumped when a flow is re-sent after its worker died; older copies drop
 
     def describe(self) -> tuple[str, str]:

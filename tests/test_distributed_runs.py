@@ -283,3 +283,35 @@ def test_worker_missing_a_variable_fails_naming_it(cluster: Cluster, tmp_path: P
         "FAILURE",
     )
     assert "HYGGE_TEST_MISSING_DIR" in info["exception"]
+
+
+def test_incremental_flow_on_workers_moves_only_new_files(cluster: Cluster, tmp_path: Path) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+
+    def drop(name: str, start: int, rows: int) -> None:
+        duckdb.connect().execute(
+            f"copy (select range as id from range({start}, {start + rows})) "
+            f"to '{incoming / name}' (format parquet)"
+        )
+
+    body = (
+        "flows:\n  drops:\n"
+        "    home: {type: parquet, path: incoming}\n"
+        "    store: {type: parquet, path: lake/drops}\n"
+        "    options: {incremental: true}\n"
+    )
+    flows = flows_file(tmp_path, body)
+    drop("a.parquet", 0, 1000)
+    assert cluster.cli("enqueue", str(flows), "--wait").returncode == 0
+    drop("b.parquet", 1000, 500)
+    second = cluster.cli("enqueue", str(flows), "--wait")
+    assert second.returncode == 0, second.stderr
+    run_id, _ = parse_enqueue(second.stdout)
+    assert cluster.status(run_id)["drops"]["rows"] == "500"
+    assert count_and_sum(tmp_path / "lake/drops") == (1500, 1500, sum(range(1500)))
+    again = cluster.cli("enqueue", str(flows), "--full-refresh", "--wait")
+    assert again.returncode == 0, again.stderr
+    run_id, _ = parse_enqueue(again.stdout)
+    assert cluster.status(run_id)["drops"]["rows"] == "1500"
+    assert count_and_sum(tmp_path / "lake/drops") == (1500, 1500, sum(range(1500)))

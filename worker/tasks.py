@@ -116,7 +116,7 @@ class FlowRun:
     def _move(self) -> FlowResult:
         spec = parse_flow(self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ)
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
-        flow = spec.build(on_progress=self._progress)
+        flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
         flow.retries = 0  # retries are Celery's here, so Flower shows them
         self._fence(flow.store)
         return asyncio.run(flow.start())
