@@ -55,6 +55,8 @@ def main() -> None:
     ratio = hygge_rate / noop_rate
     verdict = "OK" if ratio >= 0.5 else "MISSED"
     print(f"\nratio hygge / no-op: {ratio:.2f}x (target >= 0.5x): {verdict}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(machine: {os.cpu_count()} CPUs, load average {load})")
 
 
 def bench_noop(count: int) -> float:

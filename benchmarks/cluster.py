@@ -42,9 +42,14 @@ def redis_db() -> Iterator[str]:
 
 @contextlib.contextmanager
 def workers(
-    broker_url: str, count: int, concurrency: int, env: dict[str, str] | None = None
+    broker_url: str,
+    count: int,
+    concurrency: int,
+    env: dict[str, str] | None = None,
+    pin: bool = False,
 ) -> Iterator[list[str]]:
-    """Start `count` workers and wait until each is ready; stop them all on exit."""
+    """Start `count` workers and wait until each is ready; stop them all on exit. With `pin`,
+    worker i runs on CPU i only: each stands in for a one-core machine."""
     full_env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -56,7 +61,7 @@ def workers(
     procs: list[subprocess.Popen[bytes]] = []
     names = [f"bench{i}@bench" for i in range(1, count + 1)]
     try:
-        for name in names:
+        for index, name in enumerate(names):
             log = (logs / f"{name}.log").open("wb")
             command = [sys.executable, "-m", "hygge", "worker", "-n", name, "-c", str(concurrency)]
             command += ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
@@ -68,6 +73,7 @@ def workers(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_pin_to(index % (os.cpu_count() or 1)) if pin else None,
                 )
             )
         deadline = time.monotonic() + 60
@@ -85,3 +91,10 @@ def workers(
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+def _pin_to(cpu: int):
+    def pin() -> None:
+        os.sched_setaffinity(0, {cpu})
+
+    return pin
