@@ -92,13 +92,14 @@ def main() -> None:
     results: dict[int, tuple[float, int]] = {}
     with redis_db() as url, tempfile.TemporaryDirectory(dir=DATA) as tmp:
         os.environ["HYGGE_BROKER_URL"] = url
-        for count in (1, 2):
-            with workers(url, count, concurrency=1, pin=not args.no_pin):
-                results[count] = run_flows(files, Path(tmp))
-            if results[count][1] != expected:
-                raise SystemExit(
-                    f"{count} worker(s) wrote {results[count][1]:,} rows, not {expected:,}"
-                )
+        for _ in range(args.repeat):  # alternate, so load from elsewhere hits both alike
+            for count in (1, 2):
+                with workers(url, count, concurrency=1, pin=not args.no_pin):
+                    seconds, rows = run_flows(files, Path(tmp))
+                if rows != expected:
+                    raise SystemExit(f"{count} worker(s) wrote {rows:,} rows, not {expected:,}")
+                if count not in results or seconds < results[count][0]:
+                    results[count] = (seconds, rows)
     print_table(
         f"scaling: {PARTS} parquet flows, TPC-H lineitem SF{args.scale} ({expected:,} rows), "
         + ("workers share all CPUs" if args.no_pin else "one CPU per worker"),
