@@ -23,7 +23,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from hygge.config import parse_flow
-from hygge.errors import HyggeError
+from hygge.errors import ConfigError, HyggeError
 from hygge.flow import FlowResult
 from hygge.jobs import (
     FAILED,
@@ -114,7 +114,12 @@ class FlowRun:
         return self._succeeded(result)
 
     def _move(self) -> FlowResult:
-        spec = parse_flow(self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ)
+        try:
+            spec = parse_flow(
+                self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ
+            )
+        except ConfigError as exc:  # e.g. a ${VAR} this worker's environment lacks
+            raise ConfigError(f"on worker {self.hostname}: {exc.message}", hint=exc.hint) from None
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
         flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
         flow.retries = 0  # retries are Celery's here, so Flower shows them
