@@ -29,6 +29,9 @@ FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_defau
 FlowOpt = Annotated[
     list[str] | None, typer.Option("--flow", "-f", help="Only this flow (repeatable).")
 ]
+FullRefreshOpt = Annotated[
+    bool, typer.Option("--full-refresh", help="Incremental flows: forget state, reload all.")
+]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
 ]
@@ -68,10 +71,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
     ] = False,
-    full_refresh: Annotated[
-        bool,
-        typer.Option("--full-refresh", help="Incremental flows: forget state, reload all."),
-    ] = False,
+    full_refresh: FullRefreshOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
@@ -93,7 +93,7 @@ def run(
             result = coordinator.run()
     console.print(summary_table(result.results.values()))
     for failed in result.failed:
-        err_console.print(f"[red]{failed.name}[/]: {failed.error}", highlight=False)
+        _report_failure(failed.name, failed.error)
         if verbose and failed.exception is not None:
             _print_traceback(failed.exception)
     if not result.ok:
@@ -143,6 +143,90 @@ def schema() -> None:
     console.print_json(json.dumps(flows_json_schema()))
 
 
+@app.command()
+def enqueue(
+    flows_file: FlowsArg,
+    flow: FlowOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow the run live; exit 1 if a flow fails.")
+    ] = False,
+    full_refresh: FullRefreshOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
+    from hygge import distributed
+
+    setup_logging(verbose)
+    with user_errors(verbose):
+        run = distributed.enqueue(flows_file, flow, full_refresh=full_refresh)
+    console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
+    for name, task_id in run.task_ids.items():
+        note = "" if name in run.sent else "  (sent when its dependencies succeed)"
+        console.print(f"  {name}: task {task_id}{note}", highlight=False)
+    console.print(
+        f"Flower: {run.flower_url}   status: hygge status {run.run_id} --watch", highlight=False
+    )
+    if wait:
+        _follow(run.run_id, verbose)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="The run id `hygge enqueue` printed.")],
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh until every flow has ended.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show each flow of an enqueued run: state, rows, rate, retries."""
+    from hygge import distributed
+    from hygge.display import status_table
+
+    setup_logging(verbose)
+    if watch:
+        _follow(run_id, verbose)
+        return
+    with user_errors(verbose):
+        current = distributed.status(run_id)
+    console.print(status_table(current))
+    if current.done and not current.ok:
+        raise typer.Exit(1)
+
+
+def _follow(run_id: str, verbose: bool) -> None:
+    """Live progress of a run until it ends; exit 1 if any flow failed or was skipped."""
+    from hygge import distributed
+    from hygge.display import LiveProgress, status_table
+
+    with user_errors(verbose), LiveProgress(console) as live:
+        final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
+    console.print(status_table(final))
+    for failed in (f for f in final.flows if f.state in ("failed", "skipped")):
+        _report_failure(failed.flow, failed.message)
+    if not final.ok:
+        raise typer.Exit(1)
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def worker(ctx: typer.Context) -> None:
+    """Start a worker (any `celery worker` option works, e.g. --concurrency 4 -n w1@%h)."""
+    from hygge import distributed
+
+    with user_errors(False):
+        distributed.run_worker(list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def flower(ctx: typer.Context) -> None:
+    """Start Flower on hygge's workers (any `celery flower` option works, e.g. --port=5555)."""
+    from hygge import distributed
+
+    distributed.run_flower(list(ctx.args))
+
+
 def _show_plan(coordinator: object) -> None:
     from hygge.coordinator import Coordinator
 
@@ -171,6 +255,10 @@ def _check_or_fail(coordinator: object, verbose: bool) -> None:
             _print_traceback(exc)
         err_console.print(f"[bold red]error:[/] flow '{name}': {exc}", highlight=False)
     raise typer.Exit(1)
+
+
+def _report_failure(flow: str, message: str | None) -> None:
+    err_console.print(f"[red]{flow}[/]: {message}", highlight=False)
 
 
 def _print_traceback(exc: BaseException) -> None:

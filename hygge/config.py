@@ -234,7 +234,7 @@ def parse_flow(
     name: str, raw: dict[str, Any], *, base_dir: str | Path, env: Mapping[str, str]
 ) -> FlowSpec:
     """Validate one raw (queue) flow where it will run, resolving variables from `env`."""
-    source = _Source(f"flow '{name}'", None, Path(base_dir), env)
+    source = _Source("", None, Path(base_dir), env)  # errors name the flow; no file here
     return _parse_flow(source, name, raw, {"home": ("home",), "store": ("store",)})
 
 

@@ -2,12 +2,16 @@
 
 Subclasses of Home and Store register themselves when their class is defined; third-party
 packages register through the `hygge.homes` / `hygge.stores` entry-point groups, loaded the
-first time a name is looked up and not found.
+first time a name is looked up and not found. Modules named in the HYGGE_PLUGINS environment
+variable (comma-separated) are imported at that moment too: the simplest way to make a custom
+Home or Store known to `hygge run`, `hygge enqueue` and every worker alike.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -33,14 +37,29 @@ def _load_entry_points(kind: str) -> None:
     if kind in _entry_points_loaded:
         return
     _entry_points_loaded.add(kind)
+    load_plugins()
     for ep in entry_points(group=f"hygge.{kind}s"):
         cls = ep.load()
         register(kind, ep.name, cls)
 
 
-def _import_target(target: str) -> type:
-    import importlib
+def load_plugins() -> list[str]:
+    """Import the modules listed in HYGGE_PLUGINS so their Homes and Stores register."""
+    names = [n.strip() for n in os.environ.get("HYGGE_PLUGINS", "").split(",") if n.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            from hygge.errors import ConfigError
 
+            raise ConfigError(
+                f"HYGGE_PLUGINS names '{name}', which cannot be imported: {exc}",
+                hint="check the module name and that it is on PYTHONPATH",
+            ) from None
+    return names
+
+
+def _import_target(target: str) -> type:
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 

@@ -8,6 +8,9 @@ import yaml
 
 Path_ = tuple[str | int, ...]
 
+# libyaml's loader when present: the same nodes and marks, about 5x faster on big files.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class Located:
     """Parsed YAML data plus the line of every node, addressed by its key path."""
@@ -27,7 +30,7 @@ class Located:
 
 def load(text: str) -> Located:
     """Parse YAML text; raises yaml.YAMLError (with a problem_mark) when it is malformed."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_LOADER)
     if node is None:
         return Located(None, {(): 1})
     lines: dict[Path_, int] = {}

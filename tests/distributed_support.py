@@ -1,0 +1,265 @@
+"""Real parts for the distributed tests: a Redis database of our own, `hygge worker` and
+`hygge flower` processes, and a Celery event recorder. Every process started here is stopped
+by the fixture that started it, whatever the test's outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import redis
+
+from tests.conftest import ROOT, run_cli
+
+SECRET = "s3cr3t-Pa55word"
+SECRET_URL = f"postgresql://app:{SECRET}@db.internal:5432/prod"
+PLUGINS = "tests.distributed_plugins"
+
+
+def claim_db(base_url: str) -> str:
+    """A URL for an empty Redis database (1..15) that this run owns; FLUSHDB it when done."""
+    parsed = urlparse(base_url)
+    numbers = list(range(1, 16))
+    random.shuffle(numbers)
+    for number in numbers:
+        url = urlunparse(parsed._replace(path=f"/{number}"))
+        client = redis.Redis.from_url(url)
+        if client.set("hygge-test:owner", os.getpid(), nx=True, ex=3600) and client.dbsize() == 1:
+            return url
+        client.close()
+    raise RuntimeError("no empty Redis database among 1..15; flush one you do not need")
+
+
+def flush(url: str) -> None:
+    redis.Redis.from_url(url).flushdb()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Cluster:
+    """Workers and Flower on one Redis database, as separate real processes."""
+
+    def __init__(self, broker_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.broker_url = broker_url
+        self.workdir = workdir
+        self.redis = redis.Redis.from_url(broker_url)
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HYGGE_BROKER_URL": broker_url,
+            "HYGGE_PLUGINS": PLUGINS,
+            "HYGGE_SAMPLES_LAKE": str(workdir / "lake"),
+            "HYGGE_TEST_SECRET_URL": SECRET_URL,
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+        self.env.pop("HYGGE_TEST_MISSING_DIR", None)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.flower_port = 0
+
+    # -- processes ------------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "hygge", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill the worker and its children
+        )
+
+    def start_worker(self, name: str, concurrency: int = 2) -> str:
+        node = f"{name}@test"
+        self._spawn(name, ["worker", "-n", node, "-c", str(concurrency)], self.env)
+        wait_for(
+            lambda: self.redis.exists(f"hygge:worker:{node}") or self._died(name),
+            60,
+            f"worker {node} to be ready (log: {self.workdir / (name + '.log')})",
+        )
+        assert self.procs[name].poll() is None, self.log(name)
+        return node
+
+    def start_flower(self) -> str:
+        self.flower_port = free_port()
+        env = {**self.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+        self._spawn("flower", ["flower", f"--port={self.flower_port}", "--address=127.0.0.1"], env)
+        wait_for(
+            lambda: self.flower("/api/workers") is not None or self._died("flower"),
+            60,
+            "flower to answer",
+        )
+        assert self.procs["flower"].poll() is None, self.log("flower")
+        return f"http://127.0.0.1:{self.flower_port}"
+
+    def _died(self, name: str) -> bool:
+        return self.procs[name].poll() is not None
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")[-5000:]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker and its pool processes at once, like a machine dying."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    # -- talking to it --------------------------------------------------------------------
+    def flower(self, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.flower_port}{path}", timeout=5
+            ) as r:
+                return json.loads(r.read())
+        except (urllib.error.URLError, OSError, json.JSONDecodeError):
+            return None
+
+    def flower_task(self, task_id: str) -> dict[str, Any]:
+        return self.flower(f"/api/task/info/{task_id}") or {}
+
+    def cli(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env={**self.env, **env}, timeout=timeout)
+
+    def status(self, run_id: str) -> dict[str, dict[str, str]]:
+        flows = json.loads(self.redis.hget(f"hygge:run:{run_id}", "flows"))
+        return {
+            f: {
+                k.decode(): v.decode()
+                for k, v in self.redis.hgetall(f"hygge:run:{run_id}:flow:{f}").items()
+            }
+            for f in flows
+        }
+
+
+def parse_enqueue(stdout: str) -> tuple[str, dict[str, str]]:
+    """The run id and flow -> task id that `hygge enqueue` printed."""
+    run_id = ""
+    tasks: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("run id:"):
+            run_id = line.split(":", 1)[1].strip()
+        elif ": task " in line:
+            name, rest = line.strip().split(": task ", 1)
+            tasks[name] = rest.split()[0]
+    assert run_id, stdout
+    return run_id, tasks
+
+
+def everything_in(client: redis.Redis) -> str:
+    """Every key and value of a Redis database as text (to search for secrets)."""
+    parts: list[str] = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        parts.append(key.decode(errors="replace"))
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "hash":
+            values = [x for kv in client.hgetall(key).items() for x in kv]
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+        else:
+            values = []
+        for value in values:
+            text = (value or b"").decode(errors="replace")
+            parts += [text, *decoded_message(text)]
+    return "\n".join(parts)
+
+
+def decoded_message(text: str) -> list[str]:
+    """A kombu message keeps its body base64-encoded: the decoded body, to search it too."""
+    import base64
+
+    try:
+        message = json.loads(text)
+        if isinstance(message, list):  # the unacked hash keeps [message, exchange, key]
+            message = message[0]
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body).decode()
+        return [body]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+class EventLog(threading.Thread):
+    """Records every Celery event of a broker (what Flower builds its view from)."""
+
+    def __init__(self, broker_url: str) -> None:
+        super().__init__(daemon=True)
+        from celery import Celery
+
+        self.app = Celery(broker=broker_url)
+        self.app.conf.accept_content = ["json"]
+        self.events: list[dict[str, Any]] = []
+        self.receiver: Any = None
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        with self.app.connection() as conn:
+            self.receiver = self.app.events.Receiver(conn, handlers={"*": self.events.append})
+            self.ready.set()
+            self.receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def types(self, task_id: str) -> list[str]:
+        return [e["type"] for e in list(self.events) if e.get("uuid") == task_id]
+
+    def stop(self) -> None:
+        if self.receiver is not None:
+            self.receiver.should_stop = True
+
+
+@contextlib.contextmanager
+def event_log(broker_url: str) -> Iterator[EventLog]:
+    log = EventLog(broker_url)
+    log.start()
+    log.ready.wait(10)
+    time.sleep(0.5)  # the subscription is live before anything is sent
+    try:
+        yield log
+    finally:
+        log.stop()

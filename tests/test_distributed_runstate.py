@@ -1,0 +1,104 @@
+"""The run store on real Redis, without workers: depends_on decisions, the sweeper's catch-up,
+claims that hold under races, and the lease rules of `begin`/`end`/`reclaim`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from hygge.jobs import FlowJob, Keys
+from hygge.runstate import RunState
+from tests.distributed_support import claim_db, flush
+
+
+@pytest.fixture
+def state(redis_url: str) -> Iterator[RunState]:
+    url = claim_db(redis_url)
+    yield RunState(redis.Redis.from_url(url))
+    flush(url)
+
+
+def plan(state: RunState, graph: dict[str, list[str]], run_id: str = "run1") -> list[str]:
+    jobs = [
+        FlowJob(run_id=run_id, flow=n, raw={}, base_dir="/", task_id=f"t-{n}", depends_on=d)
+        for n, d in graph.items()
+    ]
+    return [j.flow for j in state.create(run_id, "flows.yml", jobs)]
+
+
+def run_attempt(state: RunState, flow: str, outcome: str, run_id: str = "run1") -> list[str]:
+    job = state.job(run_id, flow)
+    verdict, _, _ = state.begin(job, "tok", 10_000, "w1@test", job.task_id, 0)
+    assert verdict == "ok"
+    return [j.flow for j in state.end(run_id, flow, "tok", outcome)]
+
+
+def states(state: RunState, run_id: str = "run1") -> dict[str, str]:
+    return {f.flow: f.state for f in state.status(run_id).flows}
+
+
+def test_a_flow_is_sent_when_all_its_dependencies_succeeded(state: RunState) -> None:
+    assert plan(state, {"a": [], "b": [], "c": ["a", "b"], "d": ["c"]}) == ["a", "b"]
+    assert run_attempt(state, "a", "success") == []  # c still waits for b
+    assert run_attempt(state, "b", "success") == ["c"]
+    assert run_attempt(state, "c", "success") == ["d"]
+    assert run_attempt(state, "d", "success") == []
+    assert state.status("run1").ok and state.active_runs() == []
+    assert state.r.ttl(Keys("run1").run) > 0  # kept a while for `hygge status`
+
+
+def test_a_failure_skips_everything_behind_it_and_says_why(state: RunState) -> None:
+    plan(state, {"a": [], "b": ["a"], "c": ["b"], "other": []})
+    assert run_attempt(state, "a", "failed") == []
+    assert states(state) == {"a": "failed", "b": "skipped", "c": "skipped", "other": "queued"}
+    assert "depends on a" in state.flow_status("run1", "b").message
+    assert "depends on b" in state.flow_status("run1", "c").message
+    assert state.active_runs() == ["run1"]  # `other` has not ended
+    run_attempt(state, "other", "success")
+    assert state.active_runs() == []
+
+
+def test_the_sweeper_catches_up_when_a_worker_died_before_sending(state: RunState) -> None:
+    plan(state, {"a": [], "b": ["a"], "c": ["a"]})
+    state.update("run1", "a", state="success")  # ended, but its dependants were never sent
+    assert sorted(j.flow for j in state.advance("run1")) == ["b", "c"]
+    assert state.advance("run1") == []  # claimed once
+
+
+def test_racing_workers_send_a_flow_once(state: RunState) -> None:
+    plan(state, {"a": [], "b": [], "c": ["a", "b"]})
+    for flow in ("a", "b"):
+        state.update("run1", flow, state="success")
+    with ThreadPoolExecutor(8) as pool:
+        sent = [
+            j.flow for jobs in pool.map(lambda _: state.advance("run1"), range(16)) for j in jobs
+        ]
+    assert sent == ["c"]
+
+
+def test_begin_refuses_old_copies_finished_flows_and_a_held_lease(state: RunState) -> None:
+    plan(state, {"a": []})
+    job = state.job("run1", "a")
+    assert state.begin(job, "t1", 10_000, "w1@test", "x", 0)[0] == "ok"
+    assert state.begin(job, "t2", 10_000, "w2@test", "x", 0)[0] == "busy"
+    state.r.delete(Keys("run1").lock("a"))  # the lease expired: w1 is presumed dead
+    [again] = state.reclaim("run1")
+    assert again.generation == 2
+    assert state.begin(job, "t3", 10_000, "w2@test", "x", 0)[0] == "stale"  # generation 1
+    assert state.begin(again, "t4", 10_000, "w2@test", "x", 0)[0] == "ok"
+    assert state.end("run1", "a", "t1", "failed") is None  # w1's late end: refused
+    assert state.r.get(Keys("run1").lock("a")) == b"t4"
+    assert state.flow_status("run1", "a").state == "running"
+    state.end("run1", "a", "t4", "success")
+    assert state.begin(again, "t5", 10_000, "w3@test", "x", 0)[0] == "stale"
+
+
+def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
+    plan(state, {"a": [], "b": []})
+    state.beat("alive@test", 30)
+    state.update("run1", "a", state="retrying", worker="alive@test")
+    state.update("run1", "b", state="retrying", worker="dead@test")
+    assert [j.flow for j in state.reclaim("run1")] == ["b"]

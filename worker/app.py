@@ -1,0 +1,70 @@
+"""The Celery application of hygge, configured from the environment.
+
+`celery --app worker.app worker` / `hygge worker` run it; `celery --app worker.app flower` /
+`hygge flower` watch it. Settings (see hygge.jobs.Settings): HYGGE_BROKER_URL (default
+redis://localhost:6379/0), HYGGE_RESULT_BACKEND (default: the broker), HYGGE_VISIBILITY_TIMEOUT,
+HYGGE_LEASE_SECONDS, HYGGE_SWEEP_SECONDS, HYGGE_MAX_CRASHES, HYGGE_PLUGINS.
+
+The settings that make a long task on Redis run exactly once: late acks (the message stays
+until the flow ended), reject on worker lost, prefetch 1 (a worker holds only what it runs),
+a visibility timeout longer than the longest flow, and JSON only (a message is data, never
+code). Task events are on so Flower sees progress, retries and which worker ran what.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+
+from hygge.jobs import TASK_NAME, FlowJob, Settings
+from hygge.runstate import RunState, connect
+
+settings = Settings.from_env()
+
+app = Celery("hygge", broker=settings.broker_url, backend=settings.result_backend)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    event_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    task_default_queue="hygge",
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    task_track_started=True,
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+    broker_connection_retry_on_startup=True,
+    result_expires=7 * 24 * 3600,
+    worker_hijack_root_logger=True,
+    imports=("worker.tasks", "worker.sweeper"),
+)
+
+
+def send(job: FlowJob, countdown: float | None = None) -> Any:
+    """Put one flow's message on the queue, under its fixed task id."""
+    argsrepr, kwargsrepr = job.describe()
+    return app.send_task(
+        TASK_NAME,
+        kwargs={"job": job.model_dump(mode="json")},
+        task_id=job.task_id,
+        argsrepr=argsrepr,
+        kwargsrepr=kwargsrepr,
+        countdown=countdown,
+    )
+
+
+_state: tuple[int, RunState] | None = None
+
+
+def run_state() -> RunState:
+    """This process's view of the run store (one client per process: prefork children fork)."""
+    global _state
+    if _state is None or _state[0] != os.getpid():
+        _state = (os.getpid(), RunState(connect(settings.result_backend, "result backend")))
+    return _state[1]

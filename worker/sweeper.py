@@ -1,0 +1,103 @@
+"""Each worker's sweeper: a thread in the worker's main process that keeps runs moving.
+
+Every HYGGE_SWEEP_SECONDS it
+- says this worker is alive (a key with a short expiry that other sweepers check);
+- re-sends the flows whose worker is gone: a running flow whose lease expired, or a flow whose
+  message sits with a worker that stopped beating. Redis itself would only redeliver such a
+  message after the visibility timeout (hours); this brings a killed worker's flow back on
+  another worker within about `HYGGE_LEASE_SECONDS + HYGGE_SWEEP_SECONDS`;
+- advances `depends_on` for runs whose worker died between finishing a flow and sending the
+  flows that waited for it.
+All of it is idempotent and claimed atomically in Redis, so every worker can sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery.signals import task_received, worker_ready, worker_shutdown
+
+from hygge.jobs import TASK_NAME, Keys
+from hygge.secrets import mask_url
+from worker.app import run_state, send, settings
+
+log = logging.getLogger("hygge.worker.sweeper")
+
+
+class Sweeper(threading.Thread):
+    def __init__(self, hostname: str) -> None:
+        super().__init__(name="hygge-sweeper", daemon=True)
+        self.hostname = hostname
+        self.stopping = threading.Event()
+
+    @property
+    def alive_seconds(self) -> float:
+        return max(3 * settings.sweep_seconds, 15.0)
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except Exception as exc:  # Redis away for a moment: try again next round
+                log.warning("sweep failed: %s", mask_url(str(exc)))
+            if self.stopping.wait(settings.sweep_seconds):
+                return
+
+    def sweep(self) -> None:
+        state = run_state()
+        state.beat(self.hostname, self.alive_seconds)
+        for run_id in state.active_runs():
+            for job in state.reclaim(run_id):
+                log.warning(
+                    "flow %s of run %s lost its worker; re-sending it (generation %d)",
+                    job.flow,
+                    run_id,
+                    job.generation,
+                )
+                send(job)
+            for job in state.advance(run_id):
+                send(job)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        try:
+            run_state().r.delete(Keys.worker(self.hostname))
+        except Exception as exc:
+            log.warning("could not sign off: %s", mask_url(str(exc)))
+
+
+_sweeper: Sweeper | None = None
+
+
+@worker_ready.connect
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    global _sweeper
+    hostname = getattr(sender, "hostname", None) or "worker"
+    _sweeper = Sweeper(hostname)
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()
+
+
+@task_received.connect
+def _note_received(request: Any = None, **_: Any) -> None:
+    """Remember which worker holds a delayed (retry) message, so its death can be noticed.
+
+    Only messages with an ETA wait in a worker: with prefetch 1 and late acks every other
+    message a worker takes is one it starts at once (and then the lease covers it), so this
+    costs nothing on the common path."""
+    if request is None or request.name != TASK_NAME or not request.eta:
+        return
+    job = (request.kwargs or {}).get("job") or {}
+    try:
+        run_state().received(
+            job["run_id"], job["flow"], request.hostname, max(3 * settings.sweep_seconds, 15.0)
+        )
+    except Exception as exc:
+        log.warning("could not note a received flow: %s", mask_url(str(exc)))
