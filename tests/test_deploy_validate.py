@@ -198,7 +198,9 @@ def test_kubernetes_keeps_its_promises() -> None:
     scaled = yaml.safe_load((base / "scaledobject.yaml").read_text())
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "redis"
-    # hygge's Celery queue (task_default_queue) is the list KEDA must watch.
-    assert trigger["metadata"]["listName"] == "hygge"
+    # hygge's Celery queue is the Redis list KEDA must watch.
+    from worker.app import app
+
+    assert trigger["metadata"]["listName"] == app.conf.task_default_queue
     assert scaled["spec"]["minReplicaCount"] >= 1
     assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
