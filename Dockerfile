@@ -6,6 +6,8 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # --- build: hygge with its `distributed` (Celery, Redis, Flower) and `sql` extras, in a venv ---
 FROM ${BASE_IMAGE} AS build
+# The label lets deploy/scripts/e2e.py prune this project's dangling images (old builds).
+LABEL org.opencontainers.image.title=hygge
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/hygge
 WORKDIR /src
@@ -22,6 +24,7 @@ RUN /opt/hygge/bin/pip install ".[${HYGGE_EXTRAS}]" \
 
 # --- runtime: the virtualenv, the samples and two small scripts; no compilers, no pip cache ----
 FROM ${BASE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title=hygge
 ENV PATH=/opt/hygge/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

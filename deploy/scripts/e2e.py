@@ -190,9 +190,16 @@ def build(stack: Stack, figures: dict) -> None:
     if result.returncode != 0:
         raise NotRun(f"the local base image could not be built:\n{result.stderr[-2000:]}")
     figures["base_image_s"] = round(time.monotonic() - t, 1)
-    t = time.monotonic()
+    t, started = time.monotonic(), int(time.time())
     stack.compose("build", "worker", timeout=1800)
     figures["image_build_s"] = round(time.monotonic() - t, 1)
+    # Images of earlier builds, now untagged, would fill the disk run after run; this build's
+    # own stages stay (they are the layer cache of the next build).
+    sh(
+        "docker", "image", "prune", "-f",
+        "--filter", "label=org.opencontainers.image.title=hygge",
+        "--filter", f"until={started}",
+    )  # fmt: skip
     log(f"images ready (base {figures['base_image_s']} s, hygge {figures['image_build_s']} s)")
 
 
