@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -314,6 +314,7 @@ class MySqlSession(Session):
 
     def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
         cur = self.conn.cursor(self.pymysql.cursors.SSCursor)
+        decoders, self.conn.decoders = self.conn.decoders, {}  # raw text: Arrow parses it
         try:
             cur.execute(sql)
             fields = cur._result.fields
@@ -324,13 +325,11 @@ class MySqlSession(Session):
             while rows := cur.fetchmany(batch_size):
                 columns = list(zip(*rows, strict=True))
                 yield pa.Table.from_arrays(
-                    [
-                        _to_arrow(list(v), t, n)
-                        for v, t, n in zip(columns, types, names, strict=True)
-                    ],
+                    [_from_text(v, t, n) for v, t, n in zip(columns, types, names, strict=True)],
                     schema=schema,
                 )
         finally:
+            self.conn.decoders = decoders
             with contextlib.suppress(Exception):
                 cur.close()
 
@@ -432,28 +431,36 @@ def _mysql_field_type(field: Any) -> pa.DataType:
     return pa.large_string()
 
 
-def _to_arrow(values: list[Any], t: pa.DataType, name: str) -> pa.Array:
-    """Driver values -> an Arrow array of type `t`, fixing what the driver hands back."""
+def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
+    """The server's text for one column -> Arrow type `t`, parsed column-wise by Arrow (the
+    pure-Python driver only splits rows). Unparsable text is an error naming the column."""
     kind = family(t)
     try:
+        first = next((v for v in values if v is not None), None)
+        if kind == "binary" or isinstance(first, bytes):
+            if kind == "int":  # BIT(n) arrives as big-endian bytes
+                values = [None if v is None else int.from_bytes(v, "big") for v in values]
+                return pa.array(values, t)
+            return pa.array(values, pa.large_binary()).cast(t)
+        text = pa.array(values, pa.large_string())
+        if isinstance(t, pa.BaseExtensionType):
+            return pa.ExtensionArray.from_storage(t, text.cast(t.storage_type))
         if kind == "time":
-            values = [v if v is None or isinstance(v, dt.time) else _time(v) for v in values]
-        elif kind == "bool":
-            values = [None if v is None else bool(v) for v in values]
-        elif kind in ("uuid", "json", "decimal") and isinstance(t, pa.BaseExtensionType):
-            storage = pa.array([None if v is None else str(v) for v in values], t.storage_type)
-            return pa.ExtensionArray.from_storage(t, storage)
-        elif kind == "int" and any(isinstance(v, bytes) for v in values):  # BIT(n)
-            values = [None if v is None else int.from_bytes(v, "big") for v in values]
-        return pa.array(values, t)
+            return pa.array([None if v is None else _time(v) for v in values], t)
+        if kind == "bool":
+            return text.cast(pa.int8()).cast(t)
+        if kind == "timestamptz":
+            return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
+        return text.cast(t)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise HyggeError(f"column '{name}': cannot read its values as {t}: {exc}") from exc
 
 
-def _time(value: dt.timedelta) -> dt.time:
-    if not dt.timedelta(0) <= value < dt.timedelta(days=1):
-        raise ValueError(f"{value} is not a time of day")
-    return (dt.datetime.min + value).time()
+def _time(text: str) -> dt.time:
+    """MySQL TIME text as a time of day (a duration outside 00:00-24:00 is an error)."""
+    if text.startswith("-") or int(text.split(":", 1)[0]) >= 24:
+        raise ValueError(f"{text} is not a time of day")
+    return dt.time.fromisoformat(text)
 
 
 # ---------------------------------------------------------------------------------------
