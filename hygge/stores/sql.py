@@ -167,17 +167,35 @@ class SqlStore(Store):
                 f"key column(s) {', '.join(missing)} not in the target table",
                 f"the table has: {', '.join(names)}",
             )
-        if self.session.dialect != "postgresql":  # PostgreSQL's MERGE needs no unique index
-            keys = self._db(
-                "read the target's indexes", lambda: self.session.unique_keys(s.table, s.db_schema)
+        if self._uses_pg_merge():  # MERGE needs no unique index
+            return
+        keys = self._db(
+            "read the target's indexes", lambda: self.session.unique_keys(s.table, s.db_schema)
+        )
+        if set(s.key) not in keys:
+            cols = ", ".join(self._q(k) for k in s.key)
+            fix = (
+                f"ALTER TABLE {self._qt(s.table)} ADD UNIQUE ({cols})"
+                if self.session.dialect == "mysql"
+                else f"CREATE UNIQUE INDEX {self._q('ux_' + s.table)} "
+                f"ON {self._qt(s.table)} ({cols})"
             )
-            if set(s.key) not in keys:
-                cols = ", ".join(self._q(k) for k in s.key)
-                raise self._error(
-                    f"merge on ({', '.join(s.key)}) needs a primary key or unique index on "
-                    "exactly those columns",
-                    f"CREATE UNIQUE INDEX ON {self._qt(s.table)} ({cols})",
-                )
+            raise self._error(
+                f"merge on ({', '.join(s.key)}) needs a primary key or unique index on "
+                "exactly those columns",
+                f"add one: {fix}",
+            )
+
+    def _uses_pg_merge(self) -> bool:
+        """PostgreSQL 15+ upserts with MERGE; older ones with INSERT ... ON CONFLICT."""
+        session = self.session
+        if session is None or session.dialect != "postgresql":
+            return False
+        if not hasattr(self, "_pg_merge"):
+            version = session.query("SELECT current_setting('server_version_num')")[0][0]
+            session.rollback()
+            self._pg_merge = int(version) >= 150000
+        return self._pg_merge
 
     async def write(self, df: pl.DataFrame) -> None:
         await asyncio.to_thread(self._write_sync, df.to_arrow())
@@ -385,7 +403,7 @@ class SqlStore(Store):
         cols = ", ".join(q(n) for n in names)
         others = [n for n in names if n not in key]
         dialect = self.session.dialect  # type: ignore[union-attr]
-        if dialect == "postgresql":
+        if self._uses_pg_merge():
             on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
             update = (
                 " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{q(n)} = s.{q(n)}" for n in others)
