@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hygge import Flow, ParquetHome, SQLHome, SQLStore
+from hygge import ConfigError, Flow, ParquetHome, SQLHome, SQLStore
 from tests.sqldb import database, unique
 
 
@@ -198,3 +198,18 @@ def test_import_hygge_loads_no_database_driver():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_python_api_defaults_to_database_url(postgres_url: str, monkeypatch, tmp_path: Path):
+    table = unique("envurl")
+    with database(postgres_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id integer, name text)")
+        db.run(f"INSERT INTO {table} VALUES (1, 'a'), (2, NULL)")
+        monkeypatch.setenv("DATABASE_URL", postgres_url)
+        out: list = []
+        result = Flow(SQLHome(table), _Collect("c", sink=out)).run()
+        assert result.rows == 2
+        assert pl.concat(out).sort("id").rows() == [(1, "a"), (2, None)]
+        monkeypatch.delenv("DATABASE_URL")
+        with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+            Flow(SQLHome(table), _Collect("c", sink=out)).run()
