@@ -43,6 +43,12 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _like(prefix: str) -> str:
+    """A LIKE pattern matching names that start with `prefix` literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return literal(escaped + "%")
+
+
 class Session:
     """A connection to one database, used from one thread at a time."""
 
@@ -101,6 +107,19 @@ class Session:
 
     def count(self, table: str, schema: str | None) -> int:
         return int(self.query(f"SELECT count(*) FROM {self.qualified(table, schema)}")[0][0])
+
+    # -- staging tables and their owners --------------------------------------------------
+    def claim(self, name: str) -> bool:
+        """Try to take a lock named `name` that lives as long as this connection; a staging
+        table whose lock is free was left by a run that died. False where unsupported."""
+        return False
+
+    def unclaim(self, name: str) -> None:
+        """Release a lock taken with `claim`."""
+
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
+        """Tables in the schema whose name starts with `prefix`."""
+        return []
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,6 +205,24 @@ class PostgresSession(Session):
                 data = data.set_column(i, field.name, uuid_text_to_bytes(data.column(i)))
         self.cur.adbc_ingest(table, data, mode="append", db_schema_name=schema)
         self.conn.commit()
+
+    def claim(self, name: str) -> bool:
+        got = self.query(f"SELECT pg_try_advisory_lock(hashtext({literal(name)}))")[0][0]
+        self.commit()
+        return bool(got)
+
+    def unclaim(self, name: str) -> None:
+        self.query(f"SELECT pg_advisory_unlock(hashtext({literal(name)}))")
+        self.commit()
+
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
+        nsp = literal(schema) if schema else "current_schema()"
+        rows = self.query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = {nsp} AND c.relkind = 'r' AND c.relname LIKE {_like(prefix)}"
+        )
+        self.rollback()
+        return [r[0] for r in rows]
 
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         nsp = literal(schema) if schema else "current_schema()"
@@ -378,6 +415,19 @@ class MySqlSession(Session):
                     hint="widen the named column in the target, or fix the source value",
                 )
             return int(loaded)
+
+    def claim(self, name: str) -> bool:
+        return self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1
+
+    def unclaim(self, name: str) -> None:
+        self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")
+
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
+        rows = self.query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} AND TABLE_NAME LIKE {_like(prefix)}"
+        )
+        return [r[0] for r in rows]
 
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         rows = self.query(

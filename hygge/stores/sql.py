@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from hygge.sql.url import SqlUrl, parse_url
 from hygge.stores.base import Store, StoreSettings
 
 T = TypeVar("T")
+log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
@@ -142,6 +144,7 @@ class SqlStore(Store):
         limit = self.session.max_identifier
         base = re.sub(r"\W", "_", s.table)[: limit - len("_hygge_stage__") - len(self.run_id)]
         self.staging = f"_hygge_stage_{base}_{self.run_id}"
+        self._db("clean up after runs that died", lambda: self._sweep(f"_hygge_stage_{base}_"))
         if s.db_schema and self.session.dialect == "postgresql":
             found = self._db(
                 "check the schema",
@@ -156,6 +159,19 @@ class SqlStore(Store):
                 )
         if s.mode == "merge" and self.target is not None:
             self._check_merge_target()
+
+    def _sweep(self, prefix: str) -> None:
+        """Claim this run's staging table, and drop the ones whose run died (their claim is
+        free: it ends with the connection that held it). Live runs' tables are left alone."""
+        session, schema = self.session, self.settings.db_schema
+        assert session is not None and self.staging is not None
+        if not session.claim(self.staging):
+            return  # no named locks here (SQLite): a dead run's table stays, harmlessly
+        for name in session.tables_like(prefix, schema):
+            if name != self.staging and session.claim(name):
+                log.warning("dropping %s, left by a run that did not finish", name)
+                _drop(session, name, schema)
+                session.unclaim(name)
 
     def _check_merge_target(self) -> None:
         s = self.settings
