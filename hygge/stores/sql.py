@@ -26,8 +26,9 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.errors import HyggeError, StoreError
+from hygge.sql.base import Session, literal
+from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
-from hygge.sql.sessions import Session, connect, literal
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
 from hygge.stores.base import Store, StoreSettings
