@@ -176,7 +176,7 @@ class MySqlSession(Session):
     def unclaim(self, name: str) -> None:
         self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")
 
-    def tableslike_prefix(self, prefix: str, schema: str | None) -> list[str]:
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
         rows = self.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES "
             f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} "

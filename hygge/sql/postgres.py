@@ -114,7 +114,7 @@ class PostgresSession(Session):
         self.query(f"SELECT pg_advisory_unlock(hashtext({literal(name)}))")
         self.commit()
 
-    def tableslike_prefix(self, prefix: str, schema: str | None) -> list[str]:
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
         nsp = literal(schema) if schema else "current_schema()"
         rows = self.query(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
