@@ -315,3 +315,27 @@ def test_incremental_flow_on_workers_moves_only_new_files(cluster: Cluster, tmp_
     run_id, _ = parse_enqueue(again.stdout)
     assert cluster.status(run_id)["drops"]["rows"] == "1500"
     assert count_and_sum(tmp_path / "lake/drops") == (1500, 1500, sum(range(1500)))
+
+
+def test_overlapping_runs_never_write_one_destination_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    body = (
+        "flows:\n  appender:\n"
+        "    home: {type: slow, rows: 2000, batch_size: 250, delay: 0.25}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'out'}, mode: append}}\n"
+    )
+    flows = flows_file(tmp_path, body)
+    first, _ = parse_enqueue(cluster.cli("enqueue", str(flows)).stdout)
+    second = cluster.cli("enqueue", str(flows), "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr
+    wait_for(lambda: cluster.status(first)["appender"]["state"] == "success", 60, "first run")
+    a = cluster.status(first)["appender"]
+    b = cluster.status(parse_enqueue(second.stdout)[0])["appender"]
+    earlier, later = sorted((a, b), key=lambda s: float(s["started"]))
+    assert float(later["started"]) >= float(earlier["finished"])  # one after the other
+    with duckdb.connect() as con:
+        count, distinct, total = con.execute(
+            f"select count(*), count(distinct id), sum(id) from '{tmp_path / 'out'}/*.parquet'"
+        ).fetchone()
+    assert (count, distinct, total) == (4000, 2000, 2 * sum(range(2000)))
