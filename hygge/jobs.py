@@ -54,10 +54,12 @@ class FlowJob(BaseModel):
 
     @property
     def destination(self) -> str:
-        """Who else writes where this flow writes: the same store config from the same folder.
-        Flows with the same destination never run at once, in one run or across runs (two
-        overlapping runs of an incremental flow would otherwise both load the same rows)."""
-        where = json.dumps([self.base_dir, self.raw.get("store")], sort_keys=True, default=str)
+        """This flow wherever it is enqueued from: the same flows.yml folder, flow name and
+        store config. It never runs twice at once, in one run or across overlapping runs (two
+        runs of an incremental flow would otherwise both load the same new rows)."""
+        where = json.dumps(
+            [self.base_dir, self.flow, self.raw.get("store")], sort_keys=True, default=str
+        )
         return hashlib.sha1(where.encode()).hexdigest()[:20]
 
     def describe(self) -> tuple[str, str]:
