@@ -121,3 +121,14 @@ def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
     state.update("run1", "a", state="retrying", worker="alive@test")
     state.update("run1", "b", state="retrying", worker="dead@test")
     assert [j.flow for j in state.reclaim("run1")] == ["b"]
+
+
+def test_different_flows_with_the_same_store_config_run_side_by_side(state: RunState) -> None:
+    jobs = [
+        FlowJob(run_id="run1", flow=n, raw={"store": {"type": "discard"}}, base_dir="/", task_id=n)
+        for n in ("a", "b")
+    ]
+    state.create("run1", "flows.yml", jobs)
+    a, b = (state.job("run1", n) for n in ("a", "b"))
+    assert state.begin(a, "run1:x", 10_000, "w1@test", "a").verdict == "ok"
+    assert state.begin(b, "run1:y", 10_000, "w2@test", "b").verdict == "ok"
