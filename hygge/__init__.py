@@ -21,6 +21,23 @@ from hygge.stores import CsvStore, ParquetStore, Store, StoreSettings
 
 __version__ = "0.1.0"
 
+# Connectors whose modules import database drivers: loaded on first use, not by `import hygge`.
+_LAZY = {
+    "SqlHome": "hygge.homes.sql",
+    "SQLHome": "hygge.homes.sql",
+    "SqlStore": "hygge.stores.sql",
+    "SQLStore": "hygge.stores.sql",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name.replace("SQL", "Sql"))
+    raise AttributeError(f"module 'hygge' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "Coordinator",
@@ -39,6 +56,10 @@ __all__ = [
     "ParquetStore",
     "Progress",
     "RunResult",
+    "SQLHome",
+    "SQLStore",
+    "SqlHome",
+    "SqlStore",
     "Store",
     "StoreError",
     "StoreSettings",

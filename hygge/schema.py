@@ -17,7 +17,10 @@ def _connector_model(kind: str, type_name: str, cls: Any) -> type[BaseModel]:
         "options": (dict[str, Any] | None, Field(None, description="Settings, again")),
     }
     for name, info in settings.model_fields.items():
-        fields[name] = (info.annotation, Field(info.default, description=info.description))
+        fields[name] = (
+            info.annotation,
+            Field(info.default, alias=info.alias, description=info.description),
+        )
     return create_model(  # type: ignore[call-overload]
         f"{type_name.title()}{kind.title()}",
         __config__=ConfigDict(extra="forbid"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -24,9 +23,6 @@ class CsvStore(FileStore):
     suffixes: ClassVar[tuple[str, ...]] = (".csv",)
     suffix = ".csv"
     Settings: ClassVar[type[CsvStoreSettings]] = CsvStoreSettings
-
-    def arrow_compat(self) -> pl.CompatLevel:
-        return pl.CompatLevel.oldest()  # pyarrow's CSV writer has no string_view support
 
     def open_writer(self, path: Path, schema: pa.Schema) -> pacsv.CSVWriter:
         s = self.settings

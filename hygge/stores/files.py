@@ -63,9 +63,10 @@ class FileStore(Store):
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
-        """Arrow flavour handed to the writer. The newest is zero-copy from polars (strings
-        stay string_view); writers that cannot take it ask for the oldest (a copy)."""
-        return pl.CompatLevel.newest()
+        """Arrow flavour handed to the writer. The oldest level gives plain string/binary
+        types that every reader understands (pyarrow lacks many string_view kernels); the
+        newest would be zero-copy, about 1 s faster per 6 M TPC-H lineitem rows."""
+        return pl.CompatLevel.oldest()
 
     def open_writer(self, path: Path, schema: pa.Schema) -> Any:
         """A writer for one new data file."""

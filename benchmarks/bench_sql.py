@@ -1,0 +1,299 @@
+"""SQL homes and stores vs the databases' own bulk tools, on TPC-H lineitem, in one run.
+
+    python -m benchmarks.bench_sql               # scale factor 1 (about 6 M rows)
+    python -m benchmarks.bench_sql --repeat 2    # best of two, alternating with the baseline
+
+Measured (issue 3), each hygge run as its own process (`hygge run`, peak RSS from wait4):
+  (a) PostgreSQL -> parquet   vs  psql COPY (SELECT * ...) TO STDOUT (FORMAT binary) > /dev/null
+  (b) parquet -> PostgreSQL   vs  psql \\copy ... FROM the same rows as CSV   (mode replace)
+  (c) parquet -> MariaDB      vs  mysql LOAD DATA LOCAL INFILE of the same CSV
+Targets: (a) >= 0.7x COPY's rows/s with peak RSS < 500 MB; (b) >= 1.3x; (c) >= 0.8x.
+Servers: $HYGGE_TEST_POSTGRES_URL / $HYGGE_TEST_MYSQL_URL, else the local defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / "data"
+PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MY_URL = os.environ.get("HYGGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+TABLE, BASELINE = "bench_sql_lineitem", "bench_sql_copy"
+BATCH = 100_000
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float  # user + system time of the process itself
+
+
+def timed(command: list[str], stdout: int | None = None) -> Run:
+    """Wall time and the command's own peak RSS, from GNU time (a small parent process, so
+    the figure is not inflated by this script's memory), failing loudly."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M %U %S", "-o", report.name, *command],
+            env=env,
+            cwd=ROOT,
+            stdout=stdout,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(command)}")
+        peak_kb, user, system = report.read().strip().splitlines()[-1].split()
+    return Run(seconds, int(peak_kb) / 1024, float(user) + float(system))
+
+
+def lineitem(scale: int) -> tuple[Path, Path, int]:
+    """TPC-H lineitem as parquet (tpchgen-cli) and the same rows as CSV, generated once."""
+    out = DATA / f"sf{scale}"
+    parquet, csv = out / "lineitem.parquet", out / "lineitem.csv"
+    if not parquet.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "tpchgen-cli",
+                "parquet",
+                "-s",
+                str(scale),
+                "--tables",
+                "lineitem",
+                "--output-dir",
+                str(out),
+            ],
+            check=True,
+        )
+    if not csv.exists():
+        import duckdb
+
+        tmp = csv.with_suffix(".tmp")
+        duckdb.sql(f"COPY (SELECT * FROM '{parquet}') TO '{tmp}' (FORMAT csv, HEADER false)")
+        tmp.rename(csv)
+    return parquet, csv, pq.read_metadata(parquet).num_rows
+
+
+def psql(*args: str) -> list[str]:
+    return ["psql", PG_URL, "-X", "-q", "-v", "ON_ERROR_STOP=1", *args]
+
+
+def mysql(*args: str) -> list[str]:
+    u = urlparse(MY_URL)
+    cmd = [
+        "mysql",
+        "--local-infile=1",
+        "-h",
+        u.hostname or "127.0.0.1",
+        "-P",
+        str(u.port or 3306),
+        "-u",
+        u.username or "root",
+    ]
+    if u.password:
+        cmd.append(f"-p{u.password}")
+    return [*cmd, u.path.lstrip("/"), *args]
+
+
+def sql(command: list[str]) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def hygge(flows: Path, flow: str) -> list[str]:
+    return [sys.executable, "-m", "hygge", "run", str(flows), "--flow", flow]
+
+
+def write_flows(work: Path, parquet: Path) -> Path:
+    flows = work / "flows.yml"
+    flows.write_text(f"""
+flows:
+  pg_in:
+    home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
+    store: {{type: sql, connection: "{PG_URL}", table: {TABLE}, mode: replace}}
+  pg_out:
+    home: {{type: sql, connection: "{PG_URL}", table: {TABLE}, batch_size: {BATCH}}}
+    store: {{type: parquet, path: "{work}/lake"}}
+  maria_in:
+    home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
+    store: {{type: sql, connection: "{MY_URL}", table: {TABLE}, mode: replace}}
+""")
+    return flows
+
+
+def check_content(rows: int, parquet: Path, work: Path) -> None:
+    """What landed equals the source: row count and exact sums, read by the databases."""
+    import duckdb
+
+    expected = duckdb.execute(
+        f"SELECT count(*), sum(l_orderkey), sum(l_extendedprice), "
+        f"sum(length(l_comment)) FROM '{parquet}'"
+    ).fetchone()
+    query = (
+        "SELECT count(*), sum(l_orderkey), sum(l_extendedprice), "
+        f"sum(char_length(l_comment)) FROM {TABLE}"
+    )
+    for name, out in (
+        ("PostgreSQL", sql(psql("-At", "-F", ",", "-c", query))),
+        ("MariaDB", sql(mysql("-N", "-B", "-e", query)).replace("\t", ",")),
+    ):
+        got = [v.strip() for v in out.split(",")]
+        want = [str(v) for v in expected]
+        if got != want:
+            raise SystemExit(f"{name} content differs from the parquet: {got} != {want}")
+    lake = duckdb.execute(
+        f"SELECT count(*), sum(l_orderkey), sum(l_extendedprice), sum(length(l_comment)) "
+        f"FROM '{work}/lake/*.parquet'"
+    ).fetchone()
+    if lake != expected:
+        raise SystemExit(f"the parquet written from PostgreSQL differs: {lake} != {expected}")
+    assert expected[0] == rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="keep the best of N runs")
+    args = parser.parse_args()
+    parquet, csv, rows = lineitem(args.scale)
+    best: dict[str, Run] = {}
+    runs: dict[str, list[Run]] = {}
+
+    def keep(label: str, run: Run) -> None:
+        if label not in best or run.seconds < best[label].seconds:
+            best[label] = run
+        runs.setdefault(label, []).append(run)
+        print(
+            f"  {label}: {run.seconds:.2f} s, CPU {run.cpu_seconds:.1f} s, "
+            f"peak RSS {run.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+
+    with tempfile.TemporaryDirectory(prefix="hygge-bench-sql-") as tmp:
+        work = Path(tmp)
+        flows = write_flows(work, parquet)
+        try:
+            for attempt in range(args.repeat):
+                print(f"run {attempt + 1}/{args.repeat} ({rows:,} rows)", flush=True)
+                # (b) parquet -> PostgreSQL
+                keep("b hygge", timed(hygge(flows, "pg_in")))
+                sql(
+                    psql(
+                        "-c",
+                        f"DROP TABLE IF EXISTS {BASELINE}",
+                        "-c",
+                        f"CREATE TABLE {BASELINE} (LIKE {TABLE})",
+                    )
+                )
+                keep(
+                    "b COPY FROM csv",
+                    timed(psql("-c", f"\\copy {BASELINE} FROM '{csv}' (FORMAT csv)")),
+                )
+                # (a) PostgreSQL -> parquet
+                keep("a hygge", timed(hygge(flows, "pg_out")))
+                with open(os.devnull, "wb") as null:
+                    keep(
+                        "a COPY TO binary",
+                        timed(
+                            psql("-c", f"COPY (SELECT * FROM {TABLE}) TO STDOUT (FORMAT binary)"),
+                            stdout=null.fileno(),
+                        ),
+                    )
+                # (c) parquet -> MariaDB
+                keep("c hygge", timed(hygge(flows, "maria_in")))
+                sql(
+                    mysql(
+                        "-e",
+                        f"DROP TABLE IF EXISTS {BASELINE}; CREATE TABLE {BASELINE} LIKE {TABLE}",
+                    )
+                )
+                keep(
+                    "c LOAD DATA csv",
+                    timed(
+                        mysql(
+                            "-e",
+                            (
+                                f"LOAD DATA LOCAL INFILE '{csv}' INTO TABLE {BASELINE} "
+                                "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
+                                "LINES TERMINATED BY '\\n'"
+                            ),
+                        )
+                    ),
+                )
+            check_content(rows, parquet, work)
+        finally:
+            sql(
+                psql(
+                    "-c", f"DROP TABLE IF EXISTS {TABLE}", "-c", f"DROP TABLE IF EXISTS {BASELINE}"
+                )
+            )
+            sql(mysql("-e", f"DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS {BASELINE}"))
+
+    cases = [
+        ("(a) PostgreSQL -> parquet", "a hygge", "a COPY TO binary", 0.7),
+        ("(b) parquet -> PostgreSQL", "b hygge", "b COPY FROM csv", 1.3),
+        ("(c) parquet -> MariaDB", "c hygge", "c LOAD DATA csv", 0.8),
+    ]
+    header = (
+        "case",
+        "hygge s",
+        "hygge rows/s",
+        "baseline s",
+        "baseline rows/s",
+        "ratio",
+        "target",
+        "hygge peak RSS",
+        "hygge CPU s",
+        "ratio per run",
+    )
+    table = []
+    for name, ours, theirs, target in cases:
+        h, b = best[ours], best[theirs]
+        ratio = b.seconds / h.seconds
+        table.append(
+            (
+                name,
+                f"{h.seconds:.2f}",
+                f"{rows / h.seconds:,.0f}",
+                f"{b.seconds:.2f}",
+                f"{rows / b.seconds:,.0f}",
+                f"{ratio:.2f}x",
+                f">= {target}x {'met' if ratio >= target else 'MISSED'}",
+                f"{h.peak_rss_mb:.0f} MB",
+                f"{h.cpu_seconds:.1f}",
+                " ".join(
+                    f"{b_.seconds / h_.seconds:.2f}x"
+                    for h_, b_ in zip(runs[ours], runs[theirs], strict=True)
+                ),
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    print(
+        f"\nSQL benchmark, TPC-H lineitem SF{args.scale} ({rows:,} rows), "
+        f"batch {BATCH:,}, content checked; best of {args.repeat} run(s), "
+        f"{os.cpu_count()} cores, load average now {os.getloadavg()[0]:.1f}"
+    )
+    for r in [header, *table]:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
