@@ -12,6 +12,8 @@ This module imports neither Celery nor redis, so `hygge` stays light.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -50,6 +52,16 @@ class FlowJob(BaseModel):
     full_refresh: bool = False  # incremental flows: forget their state, reload everything
     generation: int = 1  # bumped when a flow is re-sent after its worker died; older copies drop
 
+    @property
+    def destination(self) -> str:
+        """This flow wherever it is enqueued from: the same flows.yml folder, flow name and
+        store config. It never runs twice at once, in one run or across overlapping runs (two
+        runs of an incremental flow would otherwise both load the same new rows)."""
+        where = json.dumps(
+            [self.base_dir, self.flow, self.raw.get("store")], sort_keys=True, default=str
+        )
+        return hashlib.sha1(where.encode()).hexdigest()[:20]
+
     def describe(self) -> tuple[str, str]:
         """What Flower shows as the task's args and kwargs: names, never configuration."""
         return repr((self.flow,)), repr({"run_id": self.run_id})
@@ -74,9 +86,11 @@ class Keys:
     def flow(self, name: str) -> str:
         return f"{PREFIX}:run:{self.run_id}:flow:{name}"
 
-    def lock(self, name: str) -> str:
-        """The per-flow lease: held (and extended) by the one worker running the flow."""
-        return f"{PREFIX}:lock:{self.run_id}:{name}"
+    @staticmethod
+    def lock(destination: str) -> str:
+        """The per-flow lease, by destination (FlowJob.destination): held and extended by the
+        one worker writing there; its value is "<run id>:<token>"."""
+        return f"{PREFIX}:lock:{destination}"
 
     @staticmethod
     def worker(hostname: str) -> str:

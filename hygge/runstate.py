@@ -38,11 +38,13 @@ from hygge.secrets import mask_url
 FINISHED_RUN_TTL = 7 * 24 * 3600  # seconds a finished run stays readable by `hygge status`
 
 # Bump the generation of a flow whose worker is gone; returns the new generation or 0.
-# KEYS: flow hash, lock key. ARGV: worker-key prefix, message.
+# A flow whose destination's lease is held (by its own live worker, or by another run writing
+# there) is left alone. KEYS: flow hash. ARGV: worker-key prefix, message, now.
 _RECLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'queued' and state ~= 'retrying' then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local lock = redis.call('HGET', KEYS[1], 'lock')
+if lock and redis.call('EXISTS', lock) == 1 then return 0 end
 if state ~= 'running' then
   local w = redis.call('HGET', KEYS[1], 'worker')
   if (not w) or w == '' then return 0 end
@@ -65,20 +67,30 @@ return 0
 """
 
 
-# Start an attempt: unless the flow ended or this message is an old copy, take the lease
-# (SET NX PX) and mark the flow running, in one step.
-# KEYS: flow hash, lock key. ARGV: generation, token, ttl ms, worker, task id, retries, now.
-# Returns {verdict, starts, ends}: verdict is 'ok', 'stale' or 'busy'.
+# Start an attempt: unless the flow ended or this message is an old copy, take the lease on
+# its destination (SET NX PX) and mark the flow running, in one step.
+# KEYS: flow hash, lock key. ARGV: generation, token ("<run>:<uuid>"), ttl ms, worker,
+# task id, now, run id. Returns {verdict, starts, ends, retries, holder}: verdict is 'ok',
+# 'stale' (ended or superseded), 'busy' (this run's flow runs elsewhere) or 'waiting'
+# (another run writes the same destination; holder says which).
 _BEGIN = """
-local st = redis.call('HMGET', KEYS[1], 'state', 'generation', 'ends')
-if st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then return {'stale', 0, 0} end
-if tonumber(ARGV[1]) < tonumber(st[2] or '1') then return {'stale', 0, 0} end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy', 0, 0} end
+local st = redis.call('HMGET', KEYS[1], 'state', 'generation', 'ends', 'retries')
+if st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then
+  return {'stale', 0, 0, 0, ''}
+end
+if tonumber(ARGV[1]) < tonumber(st[2] or '1') then return {'stale', 0, 0, 0, ''} end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  local holder = redis.call('GET', KEYS[2]) or ''
+  if string.sub(holder, 1, string.len(ARGV[7]) + 1) == ARGV[7] .. ':' then
+    return {'busy', 0, 0, 0, holder}
+  end
+  return {'waiting', 0, 0, 0, holder}
+end
 local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[4], 'task_id', ARGV[5],
-  'retries', ARGV[6], 'message', '', 'rows', 0, 'batches', 0, 'bytes', 0, 'seconds', 0,
-  'summary', '', 'started', ARGV[7], 'updated', ARGV[7])
-return {'ok', starts, tonumber(st[3] or '0')}
+  'message', '', 'rows', 0, 'batches', 0, 'bytes', 0, 'seconds', 0,
+  'summary', '', 'started', ARGV[6], 'updated', ARGV[6])
+return {'ok', starts, tonumber(st[3] or '0'), tonumber(st[4] or '0'), ''}
 """
 
 # End an attempt: record the outcome, count it, and give the lease back, in one step, so no
@@ -103,6 +115,17 @@ return {ended, total, redis.call('HGET', KEYS[1], 'dependants') or ''}
 
 class BrokerUnreachable(HyggeError):
     """Redis (the broker or the result backend) does not answer."""
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What `begin` found: the verdict, the flow's start/end/retry counts, the lease holder."""
+
+    verdict: str
+    starts: int
+    ends: int
+    retries: int
+    holder: str
 
 
 @dataclass
@@ -176,6 +199,7 @@ class RunState:
                     "task_id": job.task_id,
                     "generation": job.generation,
                     "depends_on": ",".join(job.depends_on),
+                    "lock": Keys.lock(job.destination),
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     "updated": now,
                     **({} if job.depends_on else {"submitted": 1}),
@@ -236,29 +260,25 @@ class RunState:
     def beat(self, worker: str, alive_seconds: float) -> None:
         self.r.set(Keys.worker(worker), 1, ex=max(1, round(alive_seconds)))
 
-    def begin(
-        self, job: FlowJob, token: str, ttl_ms: int, worker: str, task_id: str, retries: int
-    ) -> tuple[str, int, int]:
-        """Take the flow's lease and mark it running: ('ok'|'stale'|'busy', starts, ends)."""
-        keys = Keys(job.run_id)
-        verdict, starts, ends = self._begin(
-            keys=[keys.flow(job.flow), keys.lock(job.flow)],
-            args=[job.generation, token, ttl_ms, worker, task_id, retries, time.time()],
+    def begin(self, job: FlowJob, token: str, ttl_ms: int, worker: str, task_id: str) -> Begun:
+        """Take the lease on the flow's destination and mark it running (see _BEGIN)."""
+        verdict, starts, ends, retries, holder = self._begin(
+            keys=[Keys(job.run_id).flow(job.flow), Keys.lock(job.destination)],
+            args=[job.generation, token, ttl_ms, worker, task_id, time.time(), job.run_id],
         )
-        return verdict.decode(), int(starts), int(ends)
+        return Begun(verdict.decode(), int(starts), int(ends), int(retries), holder.decode())
 
-    def end(
-        self, run_id: str, flow: str, token: str, state: str, **values: Any
-    ) -> list[FlowJob] | None:
+    def end(self, job: FlowJob, token: str, state: str, **values: Any) -> list[FlowJob] | None:
         """End an attempt in `state`, releasing the lease `token`. A final state returns the
         dependants this unblocked (claimed: the caller sends them); None when the lease was
         no longer ours, and nothing was recorded."""
+        run_id, flow = job.run_id, job.flow
         keys = Keys(run_id)
         final = state in TERMINAL
         now = time.time()
         fields = {"state": state, "updated": now, **({"finished": now} if final else {}), **values}
         ended, total, dependants = self._end(
-            keys=[keys.flow(flow), keys.lock(flow), keys.run],
+            keys=[keys.flow(flow), Keys.lock(job.destination), keys.run],
             args=[token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
         )
         if int(ended) == -2:
@@ -386,7 +406,7 @@ class RunState:
         pipe = self.r.pipeline(transaction=False)
         for name in names:
             self._reclaim(
-                keys=[keys.flow(name), keys.lock(name)],
+                keys=[keys.flow(name)],
                 args=[Keys.worker(""), note, now],
                 client=pipe,
             )

@@ -123,8 +123,8 @@ class Cluster:
     def _died(self, name: str) -> bool:
         return self.procs[name].poll() is not None
 
-    def log(self, name: str) -> str:
-        return (self.workdir / f"{name}.log").read_text(errors="replace")[-5000:]
+    def log(self, name: str, tail: int = 5000) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")[-tail:]
 
     def kill(self, name: str) -> None:
         """SIGKILL a worker and its pool processes at once, like a machine dying."""

@@ -258,7 +258,7 @@ def test_a_worker_that_loses_its_lease_stops_and_commits_nothing(
     flows = write_flows(tmp_path, "flows:\n" + slow("taken", out, 20_000, 1000, 0.3))
     run_id, _ = parse_enqueue(cluster.cli("enqueue", str(flows)).stdout)
     wait_for(lambda: int(cluster.status(run_id)["taken"].get("rows", 0)) > 0, 30, "progress")
-    lock = f"hygge:lock:{run_id}:taken"
+    lock = cluster.redis.hget(f"hygge:run:{run_id}:flow:taken", "lock")
     assert cluster.redis.exists(lock)
     cluster.redis.set(lock, "someone-else", px=4000)  # as if the lease had expired and been taken
     final = wait_for(

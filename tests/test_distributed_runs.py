@@ -25,10 +25,23 @@ from tests.distributed_support import (
 pytestmark = pytest.mark.slow
 
 
+def with_password(url: str) -> str:
+    """The test PostgreSQL URL with our secret as its password (trust auth ignores it)."""
+    scheme, rest = url.split("://", 1)
+    rest = rest.split("@", 1)[-1]
+    return f"{scheme}://postgres:{SECRET}@{rest}"
+
+
 @pytest.fixture(scope="module")
-def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    redis_url: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     url = claim_db(redis_url)
-    c = Cluster(url, tmp_path_factory.mktemp("cluster"))
+    c = Cluster(
+        url,
+        tmp_path_factory.mktemp("cluster"),
+        {"HYGGE_TEST_PG_URL": with_password(postgres_url)},
+    )
     try:
         c.start_flower()
         c.start_worker("w1")
@@ -261,7 +274,13 @@ def test_no_secret_in_queue_results_or_flower(cluster: Cluster, tmp_path: Path) 
     assert "***@db.internal" in flower  # the failure is there, masked
     stored = everything_in(cluster.redis)
     assert "${HYGGE_TEST_SECRET_URL}" in stored  # the message carried the variable, unresolved
-    for where, text in (("Redis", stored), ("Flower", flower), ("CLI", result.stdout)):
+    logs = "".join(cluster.log(n, tail=10**9) for n in ("w1", "w2", "flower"))
+    for where, text in (
+        ("Redis", stored),
+        ("Flower", flower),
+        ("CLI", result.stdout + result.stderr),
+        ("worker logs", logs),
+    ):
         assert SECRET not in text, f"the password leaked into {where}"
 
 
@@ -315,3 +334,72 @@ def test_incremental_flow_on_workers_moves_only_new_files(cluster: Cluster, tmp_
     run_id, _ = parse_enqueue(again.stdout)
     assert cluster.status(run_id)["drops"]["rows"] == "1500"
     assert count_and_sum(tmp_path / "lake/drops") == (1500, 1500, sum(range(1500)))
+
+
+def test_overlapping_runs_never_write_one_destination_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    body = (
+        "flows:\n  appender:\n"
+        "    home: {type: slow, rows: 2000, batch_size: 250, delay: 0.25}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'out'}, mode: append}}\n"
+    )
+    flows = flows_file(tmp_path, body)
+    first, _ = parse_enqueue(cluster.cli("enqueue", str(flows)).stdout)
+    second = cluster.cli("enqueue", str(flows), "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr
+    wait_for(lambda: cluster.status(first)["appender"]["state"] == "success", 60, "first run")
+    a = cluster.status(first)["appender"]
+    b = cluster.status(parse_enqueue(second.stdout)[0])["appender"]
+    earlier, later = sorted((a, b), key=lambda s: float(s["started"]))
+    assert float(later["started"]) >= float(earlier["finished"])  # one after the other
+    with duckdb.connect() as con:
+        count, distinct, total = con.execute(
+            f"select count(*), count(distinct id), sum(id) from '{tmp_path / 'out'}/*.parquet'"
+        ).fetchone()
+    assert (count, distinct, total) == (4000, 2000, 2 * sum(range(2000)))
+
+
+def test_postgres_through_workers_with_a_secret_connection(
+    cluster: Cluster, postgres_url: str, tmp_path: Path
+) -> None:
+    from tests.sqldb import Db, unique
+
+    db = Db(postgres_url)
+    source, target = unique("src"), unique("dst")
+    db.run(
+        f"CREATE TABLE {source} AS SELECT g AS id, 'name ' || g AS name "
+        "FROM generate_series(1, 5000) g"
+    )
+    try:
+        body = (
+            "flows:\n"
+            "  pg_to_lake:\n"
+            f"    home: {{type: sql, connection: '${{HYGGE_TEST_PG_URL}}', table: {source}}}\n"
+            f"    store: {{type: parquet, path: {tmp_path / 'lake'}}}\n"
+            "  lake_to_pg:\n"
+            f"    home: {{type: parquet, path: {tmp_path / 'lake'}}}\n"
+            f"    store: {{type: sql, connection: '${{HYGGE_TEST_PG_URL}}', table: {target}}}\n"
+            "    options: {depends_on: pg_to_lake}\n"
+        )
+        result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+        assert result.returncode == 0, result.stdout + result.stderr
+        expected = db.run(
+            f"SELECT count(*), sum(id), md5(string_agg(name, ',' ORDER BY id)) FROM {source}"
+        )
+        got = db.run(
+            f"SELECT count(*), sum(id), md5(string_agg(name, ',' ORDER BY id)) FROM {target}"
+        )
+        assert got == expected and expected[0][0] == 5000
+        _, tasks = parse_enqueue(result.stdout)
+        flower = "".join(str(cluster.flower_task(t)) for t in tasks.values())
+        logs = "".join(cluster.log(n, tail=10**9) for n in ("w1", "w2", "flower"))
+        for where, text in (
+            ("Redis", everything_in(cluster.redis)),
+            ("Flower", flower),
+            ("worker logs", logs),
+        ):
+            assert SECRET not in text, f"the password leaked into {where}"
+    finally:
+        db.run(f"DROP TABLE IF EXISTS {source}")
+        db.run(f"DROP TABLE IF EXISTS {target}")

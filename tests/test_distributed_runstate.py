@@ -23,7 +23,9 @@ def state(redis_url: str) -> Iterator[RunState]:
 
 def plan(state: RunState, graph: dict[str, list[str]], run_id: str = "run1") -> list[str]:
     jobs = [
-        FlowJob(run_id=run_id, flow=n, raw={}, base_dir="/", task_id=f"t-{n}", depends_on=d)
+        FlowJob(
+            run_id=run_id, flow=n, raw={"store": n}, base_dir="/", task_id=f"t-{n}", depends_on=d
+        )
         for n, d in graph.items()
     ]
     return [j.flow for j in state.create(run_id, "flows.yml", jobs)]
@@ -31,9 +33,8 @@ def plan(state: RunState, graph: dict[str, list[str]], run_id: str = "run1") -> 
 
 def run_attempt(state: RunState, flow: str, outcome: str, run_id: str = "run1") -> list[str]:
     job = state.job(run_id, flow)
-    verdict, _, _ = state.begin(job, "tok", 10_000, "w1@test", job.task_id, 0)
-    assert verdict == "ok"
-    return [j.flow for j in state.end(run_id, flow, "tok", outcome)]
+    assert state.begin(job, f"{run_id}:tok", 10_000, "w1@test", job.task_id).verdict == "ok"
+    return [j.flow for j in state.end(job, f"{run_id}:tok", outcome)]
 
 
 def states(state: RunState, run_id: str = "run1") -> dict[str, str]:
@@ -82,18 +83,36 @@ def test_racing_workers_send_a_flow_once(state: RunState) -> None:
 def test_begin_refuses_old_copies_finished_flows_and_a_held_lease(state: RunState) -> None:
     plan(state, {"a": []})
     job = state.job("run1", "a")
-    assert state.begin(job, "t1", 10_000, "w1@test", "x", 0)[0] == "ok"
-    assert state.begin(job, "t2", 10_000, "w2@test", "x", 0)[0] == "busy"
-    state.r.delete(Keys("run1").lock("a"))  # the lease expired: w1 is presumed dead
+    lock = Keys.lock(job.destination)
+
+    def begin(j: FlowJob, token: str) -> str:
+        return state.begin(j, f"run1:{token}", 10_000, "w@test", "x").verdict
+
+    assert begin(job, "t1") == "ok"
+    assert begin(job, "t2") == "busy"
+    state.r.delete(lock)  # the lease expired: its worker is presumed dead
     [again] = state.reclaim("run1")
     assert again.generation == 2
-    assert state.begin(job, "t3", 10_000, "w2@test", "x", 0)[0] == "stale"  # generation 1
-    assert state.begin(again, "t4", 10_000, "w2@test", "x", 0)[0] == "ok"
-    assert state.end("run1", "a", "t1", "failed") is None  # w1's late end: refused
-    assert state.r.get(Keys("run1").lock("a")) == b"t4"
+    assert begin(job, "t3") == "stale"  # generation 1
+    assert begin(again, "t4") == "ok"
+    assert state.end(job, "run1:t1", "failed") is None  # the first worker's late end: refused
+    assert state.r.get(lock) == b"run1:t4"
     assert state.flow_status("run1", "a").state == "running"
-    state.end("run1", "a", "t4", "success")
-    assert state.begin(again, "t5", 10_000, "w3@test", "x", 0)[0] == "stale"
+    assert state.end(again, "run1:t4", "success") == []
+    assert begin(again, "t5") == "stale"
+
+
+def test_another_run_writing_the_same_destination_makes_a_flow_wait(state: RunState) -> None:
+    plan(state, {"a": []}, run_id="first")
+    plan(state, {"a": []}, run_id="second")
+    first, second = state.job("first", "a"), state.job("second", "a")
+    assert first.destination == second.destination
+    assert state.begin(first, "first:x", 10_000, "w1@test", "t").verdict == "ok"
+    begun = state.begin(second, "second:y", 10_000, "w2@test", "t")
+    assert (begun.verdict, begun.holder) == ("waiting", "first:x")
+    assert state.reclaim("second") == []  # not lost: waiting
+    state.end(first, "first:x", "success")
+    assert state.begin(second, "second:y", 10_000, "w2@test", "t").verdict == "ok"
 
 
 def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
@@ -102,3 +121,14 @@ def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
     state.update("run1", "a", state="retrying", worker="alive@test")
     state.update("run1", "b", state="retrying", worker="dead@test")
     assert [j.flow for j in state.reclaim("run1")] == ["b"]
+
+
+def test_different_flows_with_the_same_store_config_run_side_by_side(state: RunState) -> None:
+    jobs = [
+        FlowJob(run_id="run1", flow=n, raw={"store": {"type": "discard"}}, base_dir="/", task_id=n)
+        for n in ("a", "b")
+    ]
+    state.create("run1", "flows.yml", jobs)
+    a, b = (state.job("run1", n) for n in ("a", "b"))
+    assert state.begin(a, "run1:x", 10_000, "w1@test", "a").verdict == "ok"
+    assert state.begin(b, "run1:y", 10_000, "w2@test", "b").verdict == "ok"

@@ -39,11 +39,11 @@ class LeaseLost(Exception):
 class Lease:
     """A Redis lock with a token, extended by a heartbeat thread while held."""
 
-    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
+    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float, owner: str) -> None:
         self.r = client
         self.key = key
         self.ttl_ms = max(1000, int(ttl_seconds * 1000))
-        self.token = uuid.uuid4().hex
+        self.token = f"{owner}:{uuid.uuid4().hex}"  # says who holds it (a run id)
         self.lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

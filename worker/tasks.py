@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ from worker.lease import Lease, LeaseLost
 log = logging.getLogger("hygge.worker")
 
 PROGRESS_EVERY = 1.0  # seconds between progress events of one flow
+WAIT_SECONDS = 5.0  # how often a flow waiting for another run's write to its destination looks
 
 
 class FlowFailed(HyggeError):
@@ -78,25 +80,26 @@ class FlowRun:
         self.hostname = task.request.hostname or os.uname().nodename
         self.retries = 0
         self.retry_delay = 1.0
+        self.retries_done = 0
         self._last_report = time.monotonic()  # the first report comes after PROGRESS_EVERY
         self._lease: Lease | None = None
 
     def run(self) -> dict[str, Any]:
         job = self.job
-        lease = Lease(self.state.r, Keys(job.run_id).lock(job.flow), settings.lease_seconds)
-        verdict, starts, ends = self.state.begin(
-            job,
-            lease.token,
-            lease.ttl_ms,
-            self.hostname,
-            self.task.request.id,
-            self.task.request.retries,
+        lease = Lease(
+            self.state.r, Keys.lock(job.destination), settings.lease_seconds, owner=job.run_id
         )
-        if verdict != "ok":  # ended, superseded, or running elsewhere: drop this copy
-            log.info("flow %s: dropping a %s copy of its message", job.flow, verdict)
+        begun = self.state.begin(
+            job, lease.token, lease.ttl_ms, self.hostname, self.task.request.id
+        )
+        if begun.verdict == "waiting":
+            self._wait_for(begun.holder.split(":")[0])
+        if begun.verdict != "ok":  # ended, superseded, or running elsewhere: drop this copy
+            log.info("flow %s: dropping a %s copy of its message", job.flow, begun.verdict)
             raise Ignore()
         self._lease = lease
-        crashes = starts - 1 - ends
+        self.retries_done = begun.retries
+        crashes = begun.starts - 1 - begun.ends
         if crashes >= settings.max_crashes:
             self._fail(
                 f"flow '{job.flow}': its worker died {crashes} times while running it "
@@ -112,6 +115,12 @@ class FlowRun:
         except Exception as exc:
             self._failed(exc)
         return self._succeeded(result)
+
+    def _wait_for(self, other_run: str) -> None:
+        """Another run writes this flow's destination: try again later; never both at once."""
+        self._update(message=f"waiting: run {other_run} is writing the same destination")
+        send(self.job, countdown=WAIT_SECONDS * random.uniform(1, 1.5))
+        raise Ignore()
 
     def _move(self) -> FlowResult:
         try:
@@ -171,7 +180,7 @@ class FlowRun:
     def _failed(self, exc: Exception) -> None:
         """Retry a transient fault (Celery RETRY), or fail for good; always raises."""
         message = mask_url(str(exc))
-        attempt = self.task.request.retries + 1
+        attempt = self.retries_done + 1
         if is_transient(exc) and attempt <= self.retries:
             delay = backoff_delay(attempt, self.retry_delay)
             self._end(
@@ -204,7 +213,7 @@ class FlowRun:
         the flows this unblocked (if sending fails, the sweeper sends them)."""
         assert self._lease is not None
         self._lease.stop()
-        ready = self.state.end(self.job.run_id, self.job.flow, self._lease.token, state, **values)
+        ready = self.state.end(self.job, self._lease.token, state, **values)
         self._lease = None
         if ready is None:
             log.warning(
