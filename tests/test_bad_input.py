@@ -154,3 +154,32 @@ def test_killed_run_leaves_the_destination_as_it_was(tmp_path: Path):
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert fingerprint(tmp_path / "out") == fingerprint(big)
+
+
+def test_a_killed_runs_staging_is_swept_by_the_next_run(tmp_path: Path):
+    big = tmp_path / "big.parquet"
+    pl.DataFrame({"id": range(2_000_000)}).write_parquet(big, row_group_size=20_000)
+    (tmp_path / "flows.yml").write_text(
+        f"flows: {{f: {{home: {{path: {big}, batch_size: 20000}}, store: out}}}}"
+    )
+    kill_run_while_staging(tmp_path, tmp_path)
+    leftovers = [p.name for p in tmp_path.iterdir() if "hygge-staging" in p.name]
+    assert leftovers, "the killed run should have left its staging folder"
+    assert run_cli("run", "flows.yml", cwd=tmp_path).returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if "hygge-staging" in p.name] == []
+    assert fingerprint(tmp_path / "out") == fingerprint(big)
+
+
+def test_a_live_runs_staging_is_not_swept(tmp_path: Path):
+    from hygge.staging import StagingLock, staging_path, sweep_dead
+
+    target = tmp_path / "out"
+    live = staging_path(target, "live")
+    lock = StagingLock(live)
+    lock.acquire()
+    live.mkdir()
+    dead = staging_path(target, "dead")
+    dead.mkdir()
+    assert sweep_dead(target) == [dead]
+    assert live.is_dir()
+    lock.release()

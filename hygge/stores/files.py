@@ -27,6 +27,7 @@ from pydantic import Field
 from hygge.atomic import recover, replace_dir
 from hygge.connector import PathSetting
 from hygge.errors import StoreError
+from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.stores.base import Store, StoreSettings
 
 META_DIR = "_hygge"
@@ -54,7 +55,8 @@ class FileStore(Store):
     def _reset(self) -> None:
         """Fresh staging state: every attempt of a flow stages from scratch."""
         self.run_id = uuid.uuid4().hex[:12]
-        self.staging = self.target.with_name(f".{self.target.name}.hygge-staging-{self.run_id}")
+        self.staging = staging_path(self.target, self.run_id)
+        self._lock = StagingLock(self.staging)
         self._writer: Any = None
         self._file_index = 0
         self._rows_in_file = 0
@@ -98,6 +100,8 @@ class FileStore(Store):
             self._roll_forward_journals()
         try:
             self.staging.parent.mkdir(parents=True, exist_ok=True)
+            sweep_dead(self.target)  # leftovers of runs that were killed
+            self._lock.acquire()
             self.staging.mkdir()
         except PermissionError as exc:
             raise self._unwritable(self._existing_parent()) from exc
@@ -162,6 +166,7 @@ class FileStore(Store):
         else:
             self._append_files()
         _fsync(self.target.parent)
+        self._lock.release()
 
     def _append_files(self) -> None:
         journal_dir = self.target / META_DIR
@@ -207,8 +212,9 @@ class FileStore(Store):
             # that fails too, the next run rolls the journal forward from the staged files.
             with contextlib.suppress(Exception):
                 _apply_journal(journal)
-            return
-        shutil.rmtree(self.staging, ignore_errors=True)
+        else:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._lock.release()
 
     # -- helpers ------------------------------------------------------------------------
     def _check_target(self) -> None:
