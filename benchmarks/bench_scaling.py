@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,34 +23,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from benchmarks.cluster import redis_db, workers
-from benchmarks.common import DATA, print_table
+from benchmarks.common import DATA, print_table, tpch_lineitem
 
 PARTS = 8
 
 
 def lineitem_parts(scale: int) -> list[Path]:
     """TPC-H lineitem in PARTS parquet files, generated once with tpchgen-cli and cached."""
-    out = DATA / f"sf{scale}-parts{PARTS}"
-    files = sorted((out / "lineitem").glob("*.parquet"))
-    if len(files) != PARTS:
-        print(f"generating TPC-H lineitem SF{scale} in {PARTS} parts ...", file=sys.stderr)
-        subprocess.run(
-            [
-                "tpchgen-cli",
-                "parquet",
-                "-s",
-                str(scale),
-                "--tables",
-                "lineitem",
-                "--parts",
-                str(PARTS),
-                "--output-dir",
-                str(out),
-            ],
-            check=True,
-        )
-        files = sorted((out / "lineitem").glob("*.parquet"))
-    return files
+    return sorted(tpch_lineitem(scale, parts=PARTS).glob("*.parquet"))
 
 
 def run_flows(files: list[Path], work: Path) -> tuple[float, int]:

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "benchmarks" / "data"
+from benchmarks.common import ROOT, tpch_lineitem
+
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MY_URL = os.environ.get("HYGGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 TABLE, BASELINE = "bench_sql_lineitem", "bench_sql_copy"
@@ -62,23 +62,8 @@ def timed(command: list[str], stdout: int | None = None) -> Run:
 
 def lineitem(scale: int) -> tuple[Path, Path, int]:
     """TPC-H lineitem as parquet (tpchgen-cli) and the same rows as CSV, generated once."""
-    out = DATA / f"sf{scale}"
-    parquet, csv = out / "lineitem.parquet", out / "lineitem.csv"
-    if not parquet.exists():
-        out.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "tpchgen-cli",
-                "parquet",
-                "-s",
-                str(scale),
-                "--tables",
-                "lineitem",
-                "--output-dir",
-                str(out),
-            ],
-            check=True,
-        )
+    parquet = tpch_lineitem(scale)
+    csv = parquet.with_suffix(".csv")
     if not csv.exists():
         import duckdb
 

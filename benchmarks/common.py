@@ -25,13 +25,17 @@ class Measurement:
         return self.rows / self.seconds
 
 
-def tpch_lineitem(scale: int) -> Path:
-    """TPC-H lineitem at `scale` as parquet, generated once with tpchgen-cli and cached."""
-    out = DATA / f"sf{scale}"
-    target = out / "lineitem.parquet"
-    if not target.exists():
+def tpch_lineitem(scale: int, parts: int | None = None) -> Path:
+    """TPC-H lineitem at `scale` as parquet, generated once with tpchgen-cli and cached.
+
+    One file (`.../lineitem.parquet`), or with `parts` a folder of that many files."""
+    out = DATA / (f"sf{scale}" if parts is None else f"sf{scale}-parts{parts}")
+    target = out / ("lineitem.parquet" if parts is None else "lineitem")
+    have = target.exists() if parts is None else len(list(target.glob("*.parquet"))) == parts
+    if not have:
         out.mkdir(parents=True, exist_ok=True)
         print(f"generating TPC-H lineitem at scale factor {scale} ...", file=sys.stderr)
+        split = [] if parts is None else ["--parts", str(parts)]
         subprocess.run(
             [
                 "tpchgen-cli",
@@ -40,6 +44,7 @@ def tpch_lineitem(scale: int) -> Path:
                 str(scale),
                 "--tables",
                 "lineitem",
+                *split,
                 "--output-dir",
                 str(out),
             ],
