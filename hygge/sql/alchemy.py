@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -51,15 +50,8 @@ class AlchemySession(Session):
             self.conn.commit()
             self.conn.exec_driver_sql("BEGIN")
 
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        super().close()
         self.engine.dispose()
 
     def columns(self, table: str, schema: str | None) -> list[Column] | None:

@@ -3,6 +3,7 @@ stream a query as Arrow, bulk-load Arrow, and claim staging tables."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,14 +53,18 @@ class Session:
     def begin(self) -> None:
         """Start a transaction explicitly where the driver would not (DDL included)."""
 
+    # Every driver here is a DB-API-like connection in `self.conn`.
+    conn: Any
+
     def commit(self) -> None:
-        raise NotImplementedError
+        self.conn.commit()
 
     def rollback(self) -> None:
-        raise NotImplementedError
+        self.conn.rollback()
 
     def close(self) -> None:
-        raise NotImplementedError
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         """The table's columns in order, or None when it does not exist."""

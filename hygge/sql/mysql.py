@@ -63,16 +63,6 @@ class MySqlSession(Session):
     def begin(self) -> None:
         self.conn.begin()
 
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
-
     def _schema_sql(self, schema: str | None) -> str:
         return literal(schema) if schema else "DATABASE()"
 

@@ -42,16 +42,10 @@ class PostgresSession(Session):
         self.cur.execute(sql)
         return list(self.cur.fetchall())
 
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.cur.close()
-        self.conn.close()
+        super().close()
 
     def current_schema(self) -> str:
         return str(self.query("SELECT current_schema()")[0][0])
