@@ -305,3 +305,134 @@ def _staging_exists(target: Target) -> bool:
         )
     finally:
         db.close()
+
+
+# -- bad input, NULL cursors, queries, `initial` ---------------------------------------------
+
+
+@pytest.fixture
+def odd_source(postgres_url: str) -> Iterator[tuple[Db, str]]:
+    db = Db(postgres_url)
+    table = unique("odd")
+    db.run(
+        f"CREATE TABLE {table} (id int, doc jsonb, flag bool, raw bytea, day date, "
+        "updated_at timestamp)"
+    )
+    db.run(
+        f"INSERT INTO {table} SELECT i, '{{}}', true, '\\x00', DATE '2024-01-01' + i, "
+        "TIMESTAMP '2024-01-01' + i * interval '1 h' FROM generate_series(1, 20) i"
+    )
+    yield db, table
+    db.drop(table)
+    db.close()
+
+
+def _odd_flow(project: Path, pg: str, table: str, home_extra: str) -> None:
+    (project / "flows.yml").write_text(
+        "flows:\n"
+        "  inc:\n"
+        f"    home: {{type: sql, connection: '{pg}', table: {table}{home_extra}}}\n"
+        "    store: {path: lake/out}\n"
+        "    options: {incremental: true}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "home_extra,message",
+    [
+        (", cursor: nope", "cursor column 'nope' is not in table"),
+        (", cursor: doc", "cursor column 'doc' of table"),
+        (", cursor: flag", "cursor column 'flag' of table"),
+        (", cursor: raw", "cursor column 'raw' of table"),
+        (", cursor: id, lag: 10m", "lag '10m' is a duration but cursor column 'id' is an integer"),
+        (", cursor: updated_at, lag: 5", "lag 5 is a number but cursor column 'updated_at'"),
+        (", cursor: day, lag: 2h", "lag '2h' is not whole days but cursor column 'day' is a date"),
+        (", cursor: updated_at, initial: yesterday", "initial 'yesterday' is not a timestamp"),
+    ],
+)
+def test_bad_cursor_settings_are_clear_errors(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str, home_extra: str, message: str
+):
+    _odd_flow(tmp_path, postgres_url, odd_source[1], home_extra)
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "lake" / "out").exists()  # destination untouched
+
+
+def test_cursor_missing_from_a_query_is_a_clear_error(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
+):
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n  inc:\n"
+        f"    home: {{type: sql, connection: '{postgres_url}', "
+        f"query: 'SELECT id FROM {odd_source[1]}', cursor: updated_at}}\n"
+        "    store: {path: lake/out}\n    options: {incremental: true}\n"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "cursor column 'updated_at' cannot be read" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_malformed_lag_is_a_config_error(tmp_path: Path, postgres_url: str):
+    _odd_flow(tmp_path, postgres_url, "t", ", cursor: updated_at, lag: 10 minutes")
+    done = run_cli("validate", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "is not a duration like 30s, 10m" in done.stderr
+
+
+def test_changed_cursor_is_refused_with_a_hint(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
+):
+    _odd_flow(tmp_path, postgres_url, odd_source[1], ", cursor: updated_at")
+    run_ok(tmp_path)
+    _odd_flow(tmp_path, postgres_url, odd_source[1], ", cursor: id")
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "different definition" in done.stderr
+    assert "--full-refresh" in done.stderr and "Traceback" not in done.stderr
+    assert pl.read_parquet(tmp_path / "lake" / "out" / "*.parquet").height == 20  # untouched
+    run_ok(tmp_path, "--full-refresh")  # the suggested way out works
+    assert pl.read_parquet(tmp_path / "lake" / "out" / "*.parquet").height == 20
+    run_ok(tmp_path)
+
+
+def _ids(project: Path) -> list[int]:
+    return sorted(pl.read_parquet(project / "lake" / "out" / "*.parquet")["id"].to_list())
+
+
+def test_null_cursor_rows_load_on_full_runs_only(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
+):
+    """A NULL cursor cannot say whether a row is new: the first (or a --full-refresh) run
+    loads it, incremental runs skip it until it gets a cursor value."""
+    db, table = odd_source
+    db.run(f"INSERT INTO {table} (id, updated_at) VALUES (100, NULL)")
+    _odd_flow(tmp_path, postgres_url, table, ", cursor: updated_at")
+    run_ok(tmp_path)
+    assert _ids(tmp_path) == [*range(1, 21), 100]
+    db.run(f"INSERT INTO {table} (id, updated_at) VALUES (101, NULL), (21, '2024-02-01')")
+    run_ok(tmp_path)
+    assert _ids(tmp_path) == [*range(1, 22), 100]  # 21 came, the NULL row 101 did not
+    db.run(f"UPDATE {table} SET updated_at = '2024-03-01' WHERE id = 101")
+    run_ok(tmp_path)
+    assert _ids(tmp_path) == [*range(1, 22), 100, 101]  # once it has a cursor value
+    db.run(f"INSERT INTO {table} (id, updated_at) VALUES (102, NULL)")
+    run_ok(tmp_path, "--full-refresh")
+    assert _ids(tmp_path) == [*range(1, 22), 100, 101, 102]
+
+
+def test_query_home_with_initial_and_integer_cursor(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
+):
+    db, table = odd_source
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n  inc:\n"
+        f"    home: {{type: sql, connection: '{postgres_url}', "
+        f"query: 'SELECT id, day FROM {table} WHERE id <> 7', cursor: id, lag: 2, initial: 5}}\n"
+        "    store: {path: lake/out}\n    options: {incremental: true}\n"
+    )
+    run_ok(tmp_path)
+    assert _ids(tmp_path) == [i for i in range(5, 21) if i != 7]
+    db.run(f"INSERT INTO {table} (id) VALUES (19), (30)")  # 19 repeats inside the lag: loaded
+    run_ok(tmp_path)
+    run_ok(tmp_path)
+    assert _ids(tmp_path) == sorted([i for i in range(5, 21) if i != 7] + [19, 30])

@@ -44,19 +44,28 @@ def parse_lag(lag: str | int | None) -> dt.timedelta | int | None:
     return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def _column_text(series: pl.Series) -> pl.Series:
+    """One column's values as text, whatever its type (nulls as a marker no value has)."""
+    dtype = series.dtype
+    if dtype == pl.Binary:
+        out = series.bin.encode("hex")
+    elif isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        out = pl.DataFrame([series]).select(pl.struct(series.name).struct.json_encode()).to_series()
+    else:
+        try:
+            out = series.cast(pl.String)
+        except Exception:  # an extension type (json, uuid, numeric text): use its storage
+            arrow = series.to_arrow()
+            if isinstance(arrow.type, pa.BaseExtensionType):
+                arrow = arrow.storage
+            out = pl.Series(series.name, arrow.cast(pa.large_string()))
+    return out.fill_null("\x00")
+
+
 def _as_text(df: pl.DataFrame) -> pl.Series:
     """Every row as one string (stable across runs and versions), for hashing."""
-    parts = []
-    for name, dtype in df.schema.items():
-        col = pl.col(name)
-        if dtype == pl.Binary:
-            expr = col.bin.encode("hex")
-        elif isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
-            expr = pl.struct(col).struct.json_encode()
-        else:
-            expr = col.cast(pl.String)
-        parts.append(expr.fill_null("\x00"))
-    return df.select(pl.concat_str(parts, separator="\x1f").alias("row")).to_series()
+    parts = [_column_text(df.get_column(name)) for name in df.columns]
+    return pl.DataFrame(parts).select(pl.concat_str(pl.all(), separator="\x1f")).to_series()
 
 
 def row_hashes(df: pl.DataFrame) -> list[str]:
