@@ -192,6 +192,20 @@ def test_changes_between_runs_arrive_exactly_once(
 
         shown = run_cli("state", "flows.yml", cwd=tmp_path)
         assert shown.returncode == 0 and "updated_at =" in shown.stdout, shown.stderr
+
+        # --full-refresh replaces the destination with the source as it is now (and its state)
+        source.update(range(1, 5), source.max_ts() + dt.timedelta(minutes=1), "r")
+        run_ok(tmp_path, "--full-refresh")
+        source.versions = source.snapshot()
+        assert target.rows() == sorted(source.snapshot())
+        source.insert(range(2000, 2003), source.max_ts() + dt.timedelta(seconds=1), "after")
+        run_ok(tmp_path)
+        source.after_run()
+        assert target.rows() == expected(source, key)
+
+        reset = run_cli("state", "flows.yml", "--reset", "inc", cwd=tmp_path)
+        assert reset.returncode == 0 and "state reset" in reset.stdout, reset.stderr
+        assert "nothing loaded yet" in run_cli("state", "flows.yml", cwd=tmp_path).stdout
     finally:
         target.drop()
 
@@ -244,7 +258,7 @@ def _state(store) -> dict | None:
     return asyncio.run(store.read_state("inc"))
 
 
-@pytest.mark.parametrize("kind", ["parquet", "postgres"])
+@pytest.mark.parametrize("kind", ["parquet", "postgres", "mysql"])
 def test_killed_mid_flow_then_rerun_is_exact(
     tmp_path: Path, source: Source, postgres_url: str, mysql_url: str, kind: str
 ):
@@ -296,6 +310,8 @@ def _staging_exists(target: Target) -> bool:
         )
     db = Db(target.url)  # type: ignore[arg-type]
     try:  # created (and committed) when the first batch arrives
+        if target.kind == "mysql":
+            return bool(db.run(f"SHOW TABLES FROM {target.schema} LIKE '\\_hygge\\_stage%%'"))
         return bool(
             db.run(
                 "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename LIKE "
@@ -436,3 +452,29 @@ def test_query_home_with_initial_and_integer_cursor(
     run_ok(tmp_path)
     run_ok(tmp_path)
     assert _ids(tmp_path) == sorted([i for i in range(5, 21) if i != 7] + [19, 30])
+
+
+def test_mysql_source_with_a_datetime_cursor(tmp_path: Path, mysql_url: str):
+    db = Db(mysql_url)
+    table = unique("mysrc")
+    db.run(f"CREATE TABLE {table} (id int PRIMARY KEY, at datetime NULL)")
+    try:
+        db.run(f"INSERT INTO {table} VALUES (1, '2024-01-01 10:00:00'), (2, '2024-01-01 11:00:00')")
+        (tmp_path / "flows.yml").write_text(
+            "flows:\n  inc:\n"
+            f"    home: {{type: sql, connection: '{mysql_url}', table: {table}, cursor: at, "
+            "lag: 30m}\n"
+            "    store: {path: lake/out}\n    options: {incremental: true}\n"
+        )
+        run_ok(tmp_path)
+        db.run(
+            f"INSERT INTO {table} VALUES (3, '2024-01-01 10:45:00'), (4, '2024-01-01 09:00:00'), "
+            "(5, '2024-01-01 12:00:00')"
+        )
+        run_ok(tmp_path)
+        run_ok(tmp_path)
+        # 3 committed late inside the 30 minute lag: loaded; 4 is older than the lag: missed
+        assert _ids(tmp_path) == [1, 2, 3, 5]
+    finally:
+        db.drop(table)
+        db.close()
