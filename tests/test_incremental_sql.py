@@ -370,9 +370,10 @@ def test_bad_cursor_settings_are_clear_errors(
     tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str, home_extra: str, message: str
 ):
     _odd_flow(tmp_path, postgres_url, odd_source[1], home_extra)
-    done = run_cli("run", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1, done.stdout
-    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for command in ("validate", "run"):
+        done = run_cli(command, "flows.yml", cwd=tmp_path)
+        assert done.returncode == 1, done.stdout
+        assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "lake" / "out").exists()  # destination untouched
 
 

@@ -104,12 +104,19 @@ class SqlHome(Home):
     def _check_sync(self) -> None:
         session = self._connect()
         try:
-            sql, _ = self._select(session)
+            sql, columns = self._select(session)
             if self.settings.query:  # let the database parse it, without running it
                 try:
                     session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
                 except Exception as exc:
                     raise self._query_error(exc) from exc
+            if self.settings.cursor:  # the cursor column, its type, `lag` and `initial`
+                s, saved = self.settings, self._cursor
+                self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+                try:
+                    self._cursor_select(session, sql, columns)
+                finally:
+                    self._cursor = saved
         finally:
             session.close()
 
