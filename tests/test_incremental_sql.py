@@ -25,7 +25,9 @@ BASE = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 Row = tuple[int, str, str]  # id, v, updated_at as UTC text
 
 
-def ts(value: dt.datetime) -> str:
+def ts(value: dt.datetime | str) -> str:
+    if isinstance(value, str):  # SQLite keeps timestamps as text
+        value = dt.datetime.fromisoformat(value)
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime("%Y-%m-%d %H:%M:%S")
@@ -97,7 +99,9 @@ class Target:
         self.kind, self.key, self.tmp = kind, key, tmp
         self.schema = unique("hy")
         self.url = {"postgres": pg, "mysql": my}.get(kind)
-        if self.url:
+        if kind == "sqlite":
+            self.url = f"sqlite:///{tmp / 'target.db'}"
+        elif self.url:
             db = Db(self.url)
             db.run(
                 f"CREATE SCHEMA {self.schema}"
@@ -110,16 +114,20 @@ class Target:
         if self.kind == "parquet":
             return "{path: lake/out, max_rows_per_file: 300}"
         key = ", mode: merge, key: [id]" if self.key else ""
+        if self.kind == "sqlite":
+            return f"{{type: sql, connection: '{self.url}', table: out{key}}}"
         return f"{{type: sql, connection: '{self.url}', schema: {self.schema}, table: out{key}}}"
 
     def rows(self) -> list[Row]:
         if self.kind == "parquet":
             return read_dest("parquet", str(self.tmp / "lake" / "out"), None)
+        if self.kind == "sqlite":
+            return read_dest("sqlite", '"out"', self.url)
         q = '"' if self.kind == "postgres" else "`"
         return read_dest(self.kind, f"{q}{self.schema}{q}.{q}out{q}", self.url)
 
     def drop(self) -> None:
-        if self.url:
+        if self.url and self.kind != "sqlite":
             db = Db(self.url)
             db.run(
                 f"DROP SCHEMA {self.schema} CASCADE"
@@ -158,6 +166,7 @@ def expected(source: Source, key: bool) -> list[Row]:
         ("postgres", True),
         ("mysql", False),
         ("mysql", True),
+        ("sqlite", False),
     ],
 )
 def test_changes_between_runs_arrive_exactly_once(
