@@ -492,3 +492,15 @@ def test_mysql_source_with_a_datetime_cursor(tmp_path: Path, mysql_url: str):
     finally:
         db.drop(table)
         db.close()
+
+
+def test_incremental_sql_home_needs_a_cursor(
+    tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
+):
+    _odd_flow(tmp_path, postgres_url, odd_source[1], "")
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "needs `cursor: COLUMN`" in done.stderr, done.stderr
+    assert not (tmp_path / "lake" / "out").exists()
+    _odd_flow(tmp_path, postgres_url, odd_source[1], ", lag: 10m")
+    done = run_cli("validate", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "`lag` and `initial` need `cursor: COLUMN`" in done.stderr
