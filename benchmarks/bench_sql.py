@@ -37,6 +37,7 @@ BATCH = 100_000
 class Run:
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float  # user + system time of the process itself
 
 
 def timed(command: list[str], stdout: int | None = None) -> Run:
@@ -46,7 +47,7 @@ def timed(command: list[str], stdout: int | None = None) -> Run:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         started = time.perf_counter()
         done = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            ["/usr/bin/time", "-f", "%M %U %S", "-o", report.name, *command],
             env=env,
             cwd=ROOT,
             stdout=stdout,
@@ -55,8 +56,8 @@ def timed(command: list[str], stdout: int | None = None) -> Run:
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"failed: {' '.join(command)}")
-        peak_kb = int(report.read().strip().splitlines()[-1])
-    return Run(seconds, peak_kb / 1024)
+        peak_kb, user, system = report.read().strip().splitlines()[-1].split()
+    return Run(seconds, int(peak_kb) / 1024, float(user) + float(system))
 
 
 def lineitem(scale: int) -> tuple[Path, Path, int]:
@@ -169,11 +170,17 @@ def main() -> None:
     args = parser.parse_args()
     parquet, csv, rows = lineitem(args.scale)
     best: dict[str, Run] = {}
+    runs: dict[str, list[Run]] = {}
 
     def keep(label: str, run: Run) -> None:
         if label not in best or run.seconds < best[label].seconds:
             best[label] = run
-        print(f"  {label}: {run.seconds:.2f} s, peak RSS {run.peak_rss_mb:.0f} MB", flush=True)
+        runs.setdefault(label, []).append(run)
+        print(
+            f"  {label}: {run.seconds:.2f} s, CPU {run.cpu_seconds:.1f} s, "
+            f"peak RSS {run.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
 
     with tempfile.TemporaryDirectory(prefix="hygge-bench-sql-") as tmp:
         work = Path(tmp)
@@ -249,6 +256,8 @@ def main() -> None:
         "ratio",
         "target",
         "hygge peak RSS",
+        "hygge CPU s",
+        "ratio per run",
     )
     table = []
     for name, ours, theirs, target in cases:
@@ -264,12 +273,18 @@ def main() -> None:
                 f"{ratio:.2f}x",
                 f">= {target}x {'met' if ratio >= target else 'MISSED'}",
                 f"{h.peak_rss_mb:.0f} MB",
+                f"{h.cpu_seconds:.1f}",
+                " ".join(
+                    f"{b_.seconds / h_.seconds:.2f}x"
+                    for h_, b_ in zip(runs[ours], runs[theirs], strict=True)
+                ),
             )
         )
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     print(
         f"\nSQL benchmark, TPC-H lineitem SF{args.scale} ({rows:,} rows), "
-        f"batch {BATCH:,}, content checked"
+        f"batch {BATCH:,}, content checked; best of {args.repeat} run(s), "
+        f"{os.cpu_count()} cores, load average now {os.getloadavg()[0]:.1f}"
     )
     for r in [header, *table]:
         print(

@@ -29,6 +29,9 @@ FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_defau
 FlowOpt = Annotated[
     list[str] | None, typer.Option("--flow", "-f", help="Only this flow (repeatable).")
 ]
+FullRefreshOpt = Annotated[
+    bool, typer.Option("--full-refresh", help="Incremental flows: forget state, reload all.")
+]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
 ]
@@ -68,10 +71,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
     ] = False,
-    full_refresh: Annotated[
-        bool,
-        typer.Option("--full-refresh", help="Incremental flows: forget state, reload all."),
-    ] = False,
+    full_refresh: FullRefreshOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
@@ -93,7 +93,7 @@ def run(
             result = coordinator.run()
     console.print(summary_table(result.results.values()))
     for failed in result.failed:
-        err_console.print(f"[red]{failed.name}[/]: {failed.error}", highlight=False)
+        _report_failure(failed.name, failed.error)
         if verbose and failed.exception is not None:
             _print_traceback(failed.exception)
     if not result.ok:
@@ -150,10 +150,7 @@ def enqueue(
     wait: Annotated[
         bool, typer.Option("--wait", "-w", help="Follow the run live; exit 1 if a flow fails.")
     ] = False,
-    full_refresh: Annotated[
-        bool,
-        typer.Option("--full-refresh", help="Incremental flows: forget state, reload all."),
-    ] = False,
+    full_refresh: FullRefreshOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
@@ -205,7 +202,7 @@ def _follow(run_id: str, verbose: bool) -> None:
         final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
     console.print(status_table(final))
     for failed in (f for f in final.flows if f.state in ("failed", "skipped")):
-        err_console.print(f"[red]{failed.flow}[/]: {failed.message}", highlight=False)
+        _report_failure(failed.flow, failed.message)
     if not final.ok:
         raise typer.Exit(1)
 
@@ -258,6 +255,10 @@ def _check_or_fail(coordinator: object, verbose: bool) -> None:
             _print_traceback(exc)
         err_console.print(f"[bold red]error:[/] flow '{name}': {exc}", highlight=False)
     raise typer.Exit(1)
+
+
+def _report_failure(flow: str, message: str | None) -> None:
+    err_console.print(f"[red]{flow}[/]: {message}", highlight=False)
 
 
 def _print_traceback(exc: BaseException) -> None:

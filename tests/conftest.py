@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,29 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def kill_run_while_staging(project: Path, staging_parent: Path, timeout: float = 60) -> None:
+    """Start `hygge run flows.yml` in `project`, SIGKILL it once a staging folder under
+    `staging_parent` holds data: a crash in the middle of writing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hygge", "run", "flows.yml"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def staging_has_data() -> bool:
+        folders = staging_parent.iterdir() if staging_parent.exists() else []
+        return any(p.is_dir() and "hygge-staging" in p.name and any(p.iterdir()) for p in folders)
+
+    deadline = time.monotonic() + timeout
+    try:
+        while not staging_has_data():
+            assert proc.poll() is None, "the flow ended before it started staging"
+            assert time.monotonic() < deadline, "the flow never started staging"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

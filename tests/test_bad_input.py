@@ -4,17 +4,13 @@ non-zero exit, and a destination exactly as it was."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from tests.checks import fingerprint, tree_digest
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, kill_run_while_staging, run_cli
 
 USERS = ROOT / "samples" / "data" / "users.parquet"
 
@@ -152,22 +148,7 @@ def test_killed_run_leaves_the_destination_as_it_was(tmp_path: Path):
     (tmp_path / "seed.yml").write_text(f"flows: {{s: {{home: {USERS}, store: out}}}}")
     assert run_cli("run", "seed.yml", cwd=tmp_path).returncode == 0
     before = tree_digest(tmp_path / "out")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hygge", "run", "flows.yml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not any(
-        p.name.count("staging") and any(p.iterdir()) for p in tmp_path.iterdir() if p.is_dir()
-    ):
-        assert time.monotonic() < deadline and proc.poll() is None, "flow never started staging"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run_while_staging(tmp_path, tmp_path)
     assert tree_digest(tmp_path / "out") == before
     assert fingerprint(tmp_path / "out") == fingerprint(USERS)
     done = run_cli("run", "flows.yml", cwd=tmp_path)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +13,7 @@ import pytest
 from hygge import Coordinator
 from hygge.stores import files as file_store
 from tests.checks import fingerprint
-from tests.conftest import ROOT, run_cli
+from tests.conftest import kill_run_while_staging, run_cli
 
 
 class SimulatedCrash(BaseException):
@@ -131,24 +128,8 @@ def test_kill_mid_write_then_rerun_is_exact(tmp_path: Path):
     (tmp_path / "flows.yml").write_text(
         FLOWS.replace("path: incoming}", "path: incoming, batch_size: 20000}")
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hygge", "run", "flows.yml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
     lake = tmp_path / "lake"
-    while not any(
-        p.is_dir() and "staging" in p.name and any(p.iterdir())
-        for p in (lake.iterdir() if lake.exists() else [])
-    ):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run_while_staging(tmp_path, lake)
     assert not list((lake / "drops").glob("*.parquet")) if (lake / "drops").exists() else True
     run(tmp_path)
     assert fingerprint(lake / "drops") == fingerprint(tmp_path / "incoming")

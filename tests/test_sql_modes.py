@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hygge import Flow, ParquetHome, SQLHome, SQLStore
+from hygge import ConfigError, Flow, ParquetHome, SQLHome, SQLStore
 from tests.sqldb import database, unique
 
 
@@ -198,3 +198,38 @@ def test_import_hygge_loads_no_database_driver():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_python_api_defaults_to_database_url(postgres_url: str, monkeypatch, tmp_path: Path):
+    table = unique("envurl")
+    with database(postgres_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id integer, name text)")
+        db.run(f"INSERT INTO {table} VALUES (1, 'a'), (2, NULL)")
+        monkeypatch.setenv("DATABASE_URL", postgres_url)
+        out: list = []
+        result = Flow(SQLHome(table), _Collect("c", sink=out)).run()
+        assert result.rows == 2
+        assert pl.concat(out).sort("id").rows() == [(1, "a"), (2, None)]
+        monkeypatch.delenv("DATABASE_URL")
+        with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+            Flow(SQLHome(table), _Collect("c", sink=out)).run()
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_staging_left_by_a_dead_run_is_dropped_and_a_live_runs_kept(request, service, tmp_path):
+    url = request.getfixturevalue(f"{service}_url")
+    table = unique("sweep")
+    dead, live = f"_hygge_stage_{table}_dead000000", f"_hygge_stage_{table}_live000000"
+    with database(url, table, dead, live) as db, database(url) as other:
+        db.run(f"CREATE TABLE {db.q(dead)} (id integer)")
+        db.run(f"CREATE TABLE {db.q(live)} (id integer)")
+        lock = (
+            f"SELECT pg_advisory_lock(hashtext('{live}'))"
+            if db.dialect == "postgresql"
+            else f"SELECT GET_LOCK('{live}', 0)"
+        )
+        other.run(lock)  # another run is still loading into `live`
+        move(parquet(tmp_path, "a", {"id": [1]}), url, table)
+        assert db.rows(table) == [(1,)]
+        assert not db.exists(dead), "a dead run's staging table was left behind"
+        assert db.exists(live), "a live run's staging table was dropped"

@@ -14,8 +14,9 @@ from pydantic import ConfigDict, Field, model_validator
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.errors import HomeError, HyggeError
 from hygge.homes.base import Home, HomeSettings
+from hygge.sql.base import Session
+from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, parse_lag
-from hygge.sql.sessions import Session, connect
 from hygge.sql.url import SqlUrl, parse_url
 
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")

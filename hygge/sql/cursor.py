@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from hygge.errors import HomeError
-from hygge.sql.sessions import Session
+from hygge.sql.base import Session
 from hygge.sql.types import family
 
 CURSOR_FAMILIES = ("int", "date", "timestamp", "timestamptz")

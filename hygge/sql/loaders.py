@@ -19,7 +19,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from hygge.errors import HyggeError
-from hygge.sql.sessions import MySqlSession, PostgresSession, Session
+from hygge.sql.base import Session
+from hygge.sql.mysql import MySqlSession
+from hygge.sql.postgres import PostgresSession
 from hygge.sql.types import tag, uuid_text_to_bytes
 
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 from typing import Any
 
-from hygge.sql.sessions import Session
+from hygge.sql.base import Session
 
 STATE_TABLE = "_hygge_state"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -26,13 +27,15 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import state as sql_state
+from hygge.sql.base import Session, literal
+from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
-from hygge.sql.sessions import Session, connect, literal
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
 from hygge.stores.base import Store, StoreSettings
 
 T = TypeVar("T")
+log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
@@ -145,6 +148,7 @@ class SqlStore(Store):
         limit = self.session.max_identifier
         base = re.sub(r"\W", "_", s.table)[: limit - len("_hygge_stage__") - len(self.run_id)]
         self.staging = f"_hygge_stage_{base}_{self.run_id}"
+        self._db("clean up after runs that died", lambda: self._sweep(f"_hygge_stage_{base}_"))
         if s.db_schema and self.session.dialect == "postgresql":
             found = self._db(
                 "check the schema",
@@ -160,6 +164,19 @@ class SqlStore(Store):
         if s.mode == "merge" and self.target is not None:
             self._check_merge_target()
 
+    def _sweep(self, prefix: str) -> None:
+        """Claim this run's staging table, and drop the ones whose run died (their claim is
+        free: it ends with the connection that held it). Live runs' tables are left alone."""
+        session, schema = self.session, self.settings.db_schema
+        assert session is not None and self.staging is not None
+        if not session.claim(self.staging):
+            return  # no named locks here (SQLite): a dead run's table stays, harmlessly
+        for name in session.tables_like(prefix, schema):
+            if name != self.staging and session.claim(name):
+                log.warning("dropping %s, left by a run that did not finish", name)
+                _drop(session, name, schema)
+                session.unclaim(name)
+
     def _check_merge_target(self) -> None:
         s = self.settings
         assert self.target is not None and s.key and self.session is not None
@@ -170,17 +187,35 @@ class SqlStore(Store):
                 f"key column(s) {', '.join(missing)} not in the target table",
                 f"the table has: {', '.join(names)}",
             )
-        if self.session.dialect != "postgresql":  # PostgreSQL's MERGE needs no unique index
-            keys = self._db(
-                "read the target's indexes", lambda: self.session.unique_keys(s.table, s.db_schema)
+        if self._uses_pg_merge():  # MERGE needs no unique index
+            return
+        keys = self._db(
+            "read the target's indexes", lambda: self.session.unique_keys(s.table, s.db_schema)
+        )
+        if set(s.key) not in keys:
+            cols = ", ".join(self._q(k) for k in s.key)
+            fix = (
+                f"ALTER TABLE {self._qt(s.table)} ADD UNIQUE ({cols})"
+                if self.session.dialect == "mysql"
+                else f"CREATE UNIQUE INDEX {self._q('ux_' + s.table)} "
+                f"ON {self._qt(s.table)} ({cols})"
             )
-            if set(s.key) not in keys:
-                cols = ", ".join(self._q(k) for k in s.key)
-                raise self._error(
-                    f"merge on ({', '.join(s.key)}) needs a primary key or unique index on "
-                    "exactly those columns",
-                    f"CREATE UNIQUE INDEX ON {self._qt(s.table)} ({cols})",
-                )
+            raise self._error(
+                f"merge on ({', '.join(s.key)}) needs a primary key or unique index on "
+                "exactly those columns",
+                f"add one: {fix}",
+            )
+
+    def _uses_pg_merge(self) -> bool:
+        """PostgreSQL 15+ upserts with MERGE; older ones with INSERT ... ON CONFLICT."""
+        session = self.session
+        if session is None or session.dialect != "postgresql":
+            return False
+        if not hasattr(self, "_pg_merge"):
+            version = session.query("SELECT current_setting('server_version_num')")[0][0]
+            session.rollback()
+            self._pg_merge = int(version) >= 150000
+        return self._pg_merge
 
     async def write(self, df: pl.DataFrame) -> None:
         await asyncio.to_thread(self._write_sync, df.to_arrow())
@@ -451,7 +486,7 @@ class SqlStore(Store):
         cols = ", ".join(q(n) for n in names)
         others = [n for n in names if n not in key]
         dialect = self.session.dialect  # type: ignore[union-attr]
-        if dialect == "postgresql":
+        if self._uses_pg_merge():
             on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
             update = (
                 " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{q(n)} = s.{q(n)}" for n in others)

@@ -1,0 +1,268 @@
+"""MySQL/MariaDB through PyMySQL: LOAD DATA LOCAL INFILE in, a streaming cursor out."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from hygge.errors import HyggeError, StoreError
+from hygge.sql import tsv
+from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.types import (
+    JSON,
+    Column,
+    decimal_type,
+    family,
+    mysql_arrow_type,
+)
+from hygge.sql.url import SqlUrl
+
+
+class MySqlSession(Session):
+    """One PyMySQL connection, session time zone UTC, LOAD DATA LOCAL allowed."""
+
+    dialect = "mysql"
+    quote_char = "`"
+    max_identifier = 64
+
+    def __init__(self, url: SqlUrl) -> None:
+        super().__init__(url)
+        import pymysql
+
+        self.pymysql = pymysql
+        self.conn = pymysql.connect(
+            host=url.host or "localhost",
+            port=url.port or 3306,
+            user=url.user or "root",
+            password=url.password or "",
+            database=url.database,
+            charset="utf8mb4",
+            local_infile=True,
+            autocommit=False,
+            init_command="SET time_zone = '+00:00'",
+            connect_timeout=10,
+        )
+        self.database = url.database
+
+    def execute(self, sql: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+
+    def begin(self) -> None:
+        self.conn.begin()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def _schema_sql(self, schema: str | None) -> str:
+        return literal(schema) if schema else "DATABASE()"
+
+    def columns(self, table: str, schema: str | None) -> list[Column] | None:
+        rows = self.query(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
+            "COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} AND TABLE_NAME = {literal(table)} "
+            "ORDER BY ORDINAL_POSITION"
+        )
+        if not rows:
+            return None
+        json_columns = {
+            m.group(1)
+            for (clause,) in self.query(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                f"WHERE CONSTRAINT_SCHEMA = {self._schema_sql(schema)} "
+                f"AND TABLE_NAME = {literal(table)}"
+            )
+            if (m := re.match(r"json_valid\(`((?:[^`]|``)+)`\)", clause or ""))
+        }
+        out = []
+        for name, data_type, column_type, precision, scale, comment, max_len in rows:
+            arrow = mysql_arrow_type(data_type, column_type, precision, scale, comment)
+            if name in json_columns:
+                arrow = JSON
+            limit = max_len if data_type in ("varchar", "char") else None
+            out.append(Column(name, arrow, column_type, limit))
+        return out
+
+    def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
+        cur = self.conn.cursor(self.pymysql.cursors.SSCursor)
+        decoders, self.conn.decoders = self.conn.decoders, {}  # raw text: Arrow parses it
+        try:
+            cur.execute(sql)
+            fields = cur._result.fields
+            names = [f.name for f in fields]
+            by_name = {c.name: c.type for c in known or []}
+            types = [by_name.get(f.name) or _mysql_field_type(f) for f in fields]
+            schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
+            while rows := cur.fetchmany(batch_size):
+                columns = list(zip(*rows, strict=True))
+                yield pa.Table.from_arrays(
+                    [_from_text(v, t, n) for v, t, n in zip(columns, types, names, strict=True)],
+                    schema=schema,
+                )
+        finally:
+            self.conn.decoders = decoders
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    def load(self, table: str, schema: str | None, data: pa.Table) -> None:
+        path = self.stage_file(data)
+        try:
+            self.load_file(path, table, schema, data.schema, data.num_rows)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def stage_file(self, data: pa.Table) -> str:
+        """`data` as a LOAD DATA text file; the caller deletes it."""
+        fd, path = tempfile.mkstemp(prefix="hygge-load-", suffix=".tsv")
+        with os.fdopen(fd, "wb") as f:
+            f.write(tsv.encode(data))
+        return path
+
+    def load_file(
+        self, path: str, table: str, schema: str | None, columns: pa.Schema, rows: int
+    ) -> int:
+        """LOAD DATA LOCAL INFILE; any value the server changed (a warning) is an error."""
+        targets, sets = [], []
+        for i, field in enumerate(columns):
+            if family(field.type) == "binary":
+                targets.append(f"@v{i}")
+                sets.append(f"{self.quote(field.name)} = UNHEX(@v{i})")
+            else:
+                targets.append(self.quote(field.name))
+        sql = (
+            f"LOAD DATA LOCAL INFILE {literal(path)} INTO TABLE "
+            f"{self.qualified(table, schema)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
+        )
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            loaded = cur.rowcount
+            warnings = cur.warning_count
+            if warnings or loaded != rows:
+                cur.execute("SHOW WARNINGS LIMIT 3")
+                shown = "; ".join(str(w[2]) for w in cur.fetchall())
+                raise StoreError(
+                    f"{self.url.dialect} changed or refused values while loading "
+                    f"({loaded} of {rows} rows): {shown or 'no warning given'}",
+                    hint="widen the named column in the target, or fix the source value",
+                )
+            return int(loaded)
+
+    def claim(self, name: str) -> bool:
+        return self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1
+
+    def unclaim(self, name: str) -> None:
+        self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")
+
+    def tables_like(self, prefix: str, schema: str | None) -> list[str]:
+        rows = self.query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} "
+            f"AND TABLE_NAME LIKE {like_prefix(prefix)}"
+        )
+        return [r[0] for r in rows]
+
+    def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
+        rows = self.query(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} AND TABLE_NAME = {literal(table)} "
+            "AND NON_UNIQUE = 0"
+        )
+        keys: dict[str, set[str]] = {}
+        for index, column in rows:
+            keys.setdefault(index, set()).add(column)
+        return list(keys.values())
+
+
+def _mysql_field_type(field: Any) -> pa.DataType:
+    """A query result column's Arrow type, from the protocol's field description."""
+    from pymysql.constants import FIELD_TYPE as T
+
+    unsigned = bool(field.flags & 32)
+    code = field.type_code
+    if code == T.TINY:
+        return pa.bool_() if field.length == 1 else (pa.uint8() if unsigned else pa.int8())
+    ints = {T.SHORT: 16, T.INT24: 32, T.LONG: 32, T.LONGLONG: 64, T.YEAR: 16}
+    if code in ints:
+        bits = ints[code]
+        return getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
+    if code in (T.DECIMAL, T.NEWDECIMAL):
+        scale = field.scale
+        precision = field.length - (1 if scale else 0) - (0 if unsigned else 1)
+        return decimal_type(max(precision, 1), scale)
+    simple = {
+        T.FLOAT: pa.float32(),
+        T.DOUBLE: pa.float64(),
+        T.DATE: pa.date32(),
+        T.TIME: pa.time64("us"),
+        T.DATETIME: pa.timestamp("us"),
+        T.TIMESTAMP: pa.timestamp("us", "UTC"),
+        T.JSON: JSON,
+    }
+    if code in simple:
+        return simple[code]
+    if field.charsetnr == 63 and code in (
+        T.BLOB,
+        T.TINY_BLOB,
+        T.MEDIUM_BLOB,
+        T.LONG_BLOB,
+        T.STRING,
+        T.VAR_STRING,
+        T.VARCHAR,
+    ):
+        return pa.large_binary()
+    return pa.large_string()
+
+
+def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
+    """The server's text for one column -> Arrow type `t`, parsed column-wise by Arrow (the
+    pure-Python driver only splits rows). Unparsable text is an error naming the column."""
+    kind = family(t)
+    try:
+        first = next((v for v in values if v is not None), None)
+        if kind == "binary" or isinstance(first, bytes):
+            if kind == "int":  # BIT(n) arrives as big-endian bytes
+                values = [None if v is None else int.from_bytes(v, "big") for v in values]
+                return pa.array(values, t)
+            return pa.array(values, pa.large_binary()).cast(t)
+        text = pa.array(values, pa.large_string())
+        if isinstance(t, pa.BaseExtensionType):
+            return pa.ExtensionArray.from_storage(t, text.cast(t.storage_type))
+        if kind == "time":
+            return pa.array([None if v is None else _time(v) for v in values], t)
+        if kind == "bool":
+            return text.cast(pa.int8()).cast(t)
+        if kind == "timestamptz":
+            return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
+        return text.cast(t)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise HyggeError(f"column '{name}': cannot read its values as {t}: {exc}") from exc
+
+
+def _time(text: str) -> dt.time:
+    """MySQL TIME text as a time of day (a duration outside 00:00-24:00 is an error)."""
+    if text.startswith("-") or int(text.split(":", 1)[0]) >= 24:
+        raise ValueError(f"{text} is not a time of day")
+    return dt.time.fromisoformat(text)
