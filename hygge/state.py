@@ -45,6 +45,9 @@ def describe(state: dict[str, Any]) -> str:
     inner = state.get("state", {})
     if "files" in inner:
         return f"{len(inner['files'])} file(s) loaded"
+    if "cursor" in inner:
+        window = len(inner.get("window", []))
+        return f"{inner['cursor']} = {inner.get('mark')} ({window} row(s) in the lag window)"
     return ", ".join(f"{k}={v}" for k, v in inner.items())
 
 

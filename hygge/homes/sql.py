@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from hygge.errors import HomeError, HyggeError
 from hygge.homes.base import Home, HomeSettings
 from hygge.sql.base import Session
 from hygge.sql.connect import connect
+from hygge.sql.cursor import Cursor, parse_lag
 from hygge.sql.url import SqlUrl, parse_url
 
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
@@ -30,6 +32,13 @@ class SqlHomeSettings(HomeSettings):
     db_schema: str | None = Field(None, alias="schema", description="Schema of `table`.")
     query: str | None = Field(None, description="A SELECT to read instead of a table.")
     columns: list[str] | None = Field(None, description="Read only these columns of `table`.")
+    cursor: str | None = Field(
+        None, description="Incremental: the column that orders new rows (timestamp/date/int)."
+    )
+    lag: str | int | None = Field(
+        None, description="Incremental: re-read this far below the mark (10m, 2h, 1d; or an int)."
+    )
+    initial: Any = Field(None, description="Incremental: the first run starts at this value.")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlHomeSettings:
@@ -37,6 +46,9 @@ class SqlHomeSettings(HomeSettings):
             raise ValueError("give exactly one of `table` or `query`")
         if self.query and self.columns:
             raise ValueError("`columns` applies to `table`; select the columns in `query`")
+        if (self.lag is not None or self.initial is not None) and not self.cursor:
+            raise ValueError("`lag` and `initial` need `cursor: COLUMN` (incremental loads)")
+        parse_lag(self.lag)  # a malformed lag is a config error, before anything runs
         return self
 
 
@@ -59,6 +71,29 @@ class SqlHome(Home):
     def url(self) -> SqlUrl:
         return parse_url(self.settings.connection, f"home '{self.name}'")
 
+    # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
+    supports_incremental = True
+    _cursor: Cursor | None = None
+
+    def incremental_definition(self) -> dict[str, Any]:
+        s = self.settings
+        what = {"query": s.query} if s.query else {"table": s.table, "schema": s.db_schema}
+        return {"type": self.type_name, **what, "cursor": s.cursor}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        s = self.settings
+        if not s.cursor:
+            raise HomeError(
+                f"home '{self.name}': an incremental SQL home needs `cursor: COLUMN`",
+                hint="name the column that grows with new and changed rows, e.g. updated_at",
+            )
+        self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+        self._cursor.resume(state)
+
+    def checkpoint(self) -> dict[str, Any]:
+        assert self._cursor is not None, "checkpoint() before resume()"
+        return self._cursor.checkpoint()
+
     def describe(self) -> str:
         s = self.settings
         what = f"table {s.table}" if s.table else "query"
@@ -70,12 +105,19 @@ class SqlHome(Home):
     def _check_sync(self) -> None:
         session = self._connect()
         try:
-            sql, _ = self._select(session)
+            sql, columns = self._select(session)
             if self.settings.query:  # let the database parse it, without running it
                 try:
                     session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
                 except Exception as exc:
                     raise self._query_error(exc) from exc
+            if self.settings.cursor:  # the cursor column, its type, `lag` and `initial`
+                s, saved = self.settings, self._cursor
+                self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+                try:
+                    self._cursor_select(session, sql, columns)
+                finally:
+                    self._cursor = saved
         finally:
             session.close()
 
@@ -115,12 +157,52 @@ class SqlHome(Home):
         session = self._connect()
         try:
             sql, columns = self._select(session)
+            if self._cursor is not None:
+                sql = self._cursor_select(session, sql, columns)
             stream = session.stream(sql, self.batch_size, columns)
             for table in rebatch(_batches_of(self._guard(stream)), self.batch_size):
                 if table.num_rows:
-                    yield self._to_polars(table)
+                    df = self._to_polars(table)
+                    if self._cursor is not None:
+                        df = self._cursor.observe(df)
+                    if df.height:
+                        yield df
         finally:
             session.close()
+
+    def _cursor_select(self, session: Session, sql: str, columns: list[Any] | None) -> str:
+        """Check the cursor column, then push `cursor >= mark - lag` into the SELECT."""
+        assert self._cursor is not None
+        s = self.settings
+        name = s.cursor
+        if columns is not None:
+            where = f"table {s.db_schema + '.' if s.db_schema else ''}{s.table}"
+            found = next((c for c in columns if c.name == name), None)
+            if found is None:
+                raise HomeError(
+                    f"home '{self.name}': cursor column '{name}' is not in {where}",
+                    hint=f"available columns: {', '.join(c.name for c in columns)}",
+                )
+            arrow_type = found.type
+        else:
+            where = "the query"
+            probe = (
+                f"SELECT {session.quote(name)} FROM ({sql}) AS hygge_probe "
+                f"WHERE {session.quote(name)} IS NOT NULL LIMIT 1"
+            )
+            try:
+                first = next(iter(session.stream(probe, 1, None)), None)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    session.rollback()
+                raise HomeError(
+                    f"home '{self.name}': cursor column '{name}' cannot be read from the query: "
+                    f"{self.url.scrub(str(exc).strip())}",
+                    hint="select the cursor column in `query` (names are case-sensitive)",
+                ) from exc
+            arrow_type = first.schema.field(0).type if first is not None else None
+        self._cursor.bind(arrow_type, where)
+        return self._cursor.filter(session, sql, is_query=columns is None)
 
     def _guard(self, stream: Iterator[pa.Table]) -> Iterator[pa.Table]:
         """The driver's errors as HomeErrors naming the home (and never the password)."""

@@ -26,6 +26,7 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.errors import HyggeError, StoreError
+from hygge.sql import state as sql_state
 from hygge.sql.base import Session, literal
 from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
@@ -98,6 +99,7 @@ class SqlStore(Store):
         self.staging: str | None = None
         self.staging_created = False
         self.loader: Loader | None = None
+        self._states: dict[str, dict[str, Any]] = {}
 
     # -- naming -----------------------------------------------------------------------------
     @property
@@ -130,6 +132,7 @@ class SqlStore(Store):
 
     def _open_sync(self) -> None:
         self.plan, self.staging_created, self.loader = None, False, None
+        self._states = {}
         self.session = connect(self.url, StoreError, f"store '{self.name}'")
         try:
             self._inspect_target()
@@ -331,7 +334,11 @@ class SqlStore(Store):
             self.loader = None
         if s.mode == "merge" and self.staging_created:
             self._check_keys()
+        if self._states:  # incremental: the state row commits in the data's transaction
+            self._db("create the state table", self._prepare_state)
         steps = self._publish_steps()
+        if self._states:
+            steps += sql_state.publish_steps(self.session, s.db_schema, self._states)
         session = self.session
 
         def publish() -> None:
@@ -346,12 +353,58 @@ class SqlStore(Store):
                 raise
 
         self._db(f"publish ({s.mode}) into the target", publish)
-        if self.staging_created and s.mode != "replace" and self.target is not None:
+        if self.staging_created and (s.mode != "replace" or self._states) and self.target:
             with contextlib.suppress(Exception):  # MySQL: DROP is not transactional
                 session.execute(f"DROP TABLE IF EXISTS {self._qt(self.staging)}")
                 session.commit()
         self.staging_created = False
         self._close()
+
+    # -- incremental state: a row of `_hygge_state`, see hygge/sql/state.py ----------------
+    supports_state = True
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        self._states[flow] = state
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(
+            self._with_session,
+            "read the incremental state",
+            lambda db: sql_state.read(db, self.settings.db_schema, flow),
+        )
+
+    async def reset_state(self, flow: str) -> bool:
+        return await asyncio.to_thread(
+            self._with_session,
+            "reset the incremental state",
+            lambda db: sql_state.reset(db, self.settings.db_schema, flow),
+        )
+
+    def _with_session(self, action: str, fn: Callable[[Session], T]) -> T:
+        """Run `fn` on a connection of its own (the store may not be open: `hygge state`)."""
+        session = connect(self.url, StoreError, f"store '{self.name}'")
+        try:
+            return self._db(action, lambda: fn(session))
+        finally:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def _prepare_state(self) -> None:
+        """Create the state table; on MySQL (where DDL commits) turn the data's DDL steps
+        into DML so that data and state still publish in one transaction."""
+        session, s = self.session, self.settings
+        assert session is not None
+        sql_state.ensure_table(session, s.db_schema)
+        if session.dialect != "mysql" or not self.staging_created:
+            return
+        if self.target is None:  # first load: create the target now, then INSERT into it
+            target, staging = self._qt(s.table), self._qt(self.staging)  # type: ignore[arg-type]
+            session.execute(f"CREATE TABLE {target} LIKE {staging}")
+            if s.mode == "merge":
+                keys = ", ".join(self._q(k) for k in s.key or [])
+                session.execute(f"ALTER TABLE {target} ADD PRIMARY KEY ({keys})")
+            self.target = session.columns(s.table, s.db_schema)
+            self.plan.add, self.plan.alter = [], []  # type: ignore[union-attr]
 
     def _publish_steps(self) -> list[str]:
         """The statements that publish the staged rows, run in one transaction."""
@@ -387,6 +440,12 @@ class SqlStore(Store):
                     )
             return steps
         if s.mode == "replace":
+            if dialect == "mysql" and self._states and self._same_columns():
+                cols = ", ".join(self._q(n) for n in self.plan.names)  # type: ignore[union-attr]
+                return [  # InnoDB: DELETE + INSERT commit with the state, unlike RENAME
+                    f"DELETE FROM {target}",
+                    f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}",
+                ]
             if dialect == "mysql":
                 old = self._qt(f"_hygge_old_{self.run_id}")
                 return [
@@ -405,6 +464,13 @@ class SqlStore(Store):
         if dialect != "mysql":
             steps.append(f"DROP TABLE {staging}")
         return steps
+
+    def _same_columns(self) -> bool:
+        """The target has the staged columns, in order, with the types they were staged as."""
+        assert self.plan is not None and self.target is not None
+        return [c.name for c in self.target] == self.plan.names and all(
+            a is b for a, b in zip(self.plan.columns, self.target, strict=True)
+        )
 
     def _add_column(self, target: str, name: str, type_ddl: str) -> str:
         return f"ALTER TABLE {target} ADD COLUMN {self._q(name)} {type_ddl}"

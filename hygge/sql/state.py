@@ -1,0 +1,87 @@
+"""Incremental state kept in the target database, published in the data's own transaction.
+
+One table `_hygge_state` (in the store's schema) holds a row per flow: its definition and its
+state record as JSON. The publish transaction that makes a run's rows visible also deletes
+and re-inserts that row, so data and state commit (or roll back) together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from hygge.sql.base import Session
+
+STATE_TABLE = "_hygge_state"
+
+
+def text_literal(session: Session, value: str) -> str:
+    """A SQL string literal for any text (MySQL also treats backslashes as escapes)."""
+    value = value.replace("'", "''")
+    if session.dialect == "mysql":
+        value = value.replace("\\", "\\\\")
+    return f"'{value}'"
+
+
+def _table(session: Session, schema: str | None) -> str:
+    return session.qualified(STATE_TABLE, schema)
+
+
+def ensure_table(session: Session, schema: str | None) -> None:
+    """Create the state table if missing (its own commit: MySQL DDL would end a transaction)."""
+    if session.columns(STATE_TABLE, schema) is not None:
+        return
+    text = "LONGTEXT" if session.dialect == "mysql" else "TEXT"
+    sql = (
+        f"CREATE TABLE IF NOT EXISTS {_table(session, schema)} ("
+        f"flow VARCHAR(200) NOT NULL PRIMARY KEY, definition {text} NOT NULL, "
+        f"state {text} NOT NULL, committed_at VARCHAR(40) NOT NULL)"
+    )
+    try:
+        session.execute(sql)
+        session.commit()
+    except Exception:  # another flow created it at the same moment
+        with contextlib.suppress(Exception):
+            session.rollback()
+        if session.columns(STATE_TABLE, schema) is None:
+            raise
+
+
+def publish_steps(
+    session: Session, schema: str | None, states: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Statements that replace each flow's state row; run inside the publish transaction."""
+    table = _table(session, schema)
+    steps = []
+    for flow, record in states.items():
+        name = text_literal(session, flow)
+        definition = text_literal(session, json.dumps(record.get("definition"), sort_keys=True))
+        state = text_literal(session, json.dumps(record, sort_keys=True, default=str))
+        at = text_literal(session, str(record.get("committed_at", "")))
+        steps.append(f"DELETE FROM {table} WHERE flow = {name}")
+        steps.append(
+            f"INSERT INTO {table} (flow, definition, state, committed_at) "
+            f"VALUES ({name}, {definition}, {state}, {at})"
+        )
+    return steps
+
+
+def read(session: Session, schema: str | None, flow: str) -> dict[str, Any] | None:
+    if session.columns(STATE_TABLE, schema) is None:
+        return None
+    rows = session.query(
+        f"SELECT state FROM {_table(session, schema)} WHERE flow = {text_literal(session, flow)}"
+    )
+    session.rollback()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def reset(session: Session, schema: str | None, flow: str) -> bool:
+    if session.columns(STATE_TABLE, schema) is None:
+        return False
+    table, name = _table(session, schema), text_literal(session, flow)
+    found = bool(session.query(f"SELECT 1 FROM {table} WHERE flow = {name}"))
+    session.execute(f"DELETE FROM {table} WHERE flow = {name}")
+    session.commit()
+    return found
