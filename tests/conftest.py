@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,9 @@ def cli():
     return run_cli
 
 
-def kill_run_while_staging(project: Path, staging_parent: Path, timeout: float = 60) -> None:
-    """Start `hygge run flows.yml` in `project`, SIGKILL it once a staging folder under
-    `staging_parent` holds data: a crash in the middle of writing."""
+def kill_run_when(project: Path, ready: Callable[[], bool], timeout: float = 60) -> None:
+    """Start `hygge run flows.yml` in `project` and SIGKILL it as soon as `ready()` is true:
+    a crash at a chosen point of the run."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "hygge", "run", "flows.yml"],
         cwd=project,
@@ -65,17 +66,23 @@ def kill_run_while_staging(project: Path, staging_parent: Path, timeout: float =
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-    def staging_has_data() -> bool:
-        folders = staging_parent.iterdir() if staging_parent.exists() else []
-        return any(p.is_dir() and "hygge-staging" in p.name and any(p.iterdir()) for p in folders)
-
     deadline = time.monotonic() + timeout
     try:
-        while not staging_has_data():
-            assert proc.poll() is None, "the flow ended before it started staging"
-            assert time.monotonic() < deadline, "the flow never started staging"
+        while not ready():
+            assert proc.poll() is None, "the flow ended before the point to kill it"
+            assert time.monotonic() < deadline, "the flow never reached the point to kill it"
             time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def staging_has_data(staging_parent: Path) -> bool:
+    """True when a file store's staging folder under `staging_parent` holds data."""
+    folders = staging_parent.iterdir() if staging_parent.exists() else []
+    return any(p.is_dir() and "hygge-staging" in p.name and any(p.iterdir()) for p in folders)
+
+
+def kill_run_while_staging(project: Path, staging_parent: Path, timeout: float = 60) -> None:
+    """SIGKILL `hygge run` once it stages data under `staging_parent` (mid-write)."""
+    kill_run_when(project, lambda: staging_has_data(staging_parent), timeout)

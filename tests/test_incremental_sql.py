@@ -4,10 +4,6 @@ without a key; the destination is compared with the expected rows after every ru
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 
 from hygge import Coordinator
 from hygge.sql import state as sql_state
-from tests.conftest import ROOT, run_cli
+from tests.conftest import kill_run_when, run_cli, staging_has_data
 from tests.sqldb import Db, unique
 
 UTC = dt.UTC
@@ -291,22 +287,13 @@ def test_killed_mid_flow_then_rerun_is_exact(
         source.insert(range(10_000, 210_000), top + dt.timedelta(minutes=1), "big")
         source.update(range(1, 50), top + dt.timedelta(minutes=2), "u")
         for wait_for_staging in (False, True):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hygge", "run", "flows.yml"],
-                cwd=tmp_path,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            started = time.monotonic()
+            kill_run_when(
+                tmp_path,
+                (lambda: _staging_exists(target))
+                if wait_for_staging
+                else (lambda t0=started: time.monotonic() - t0 > 1.0),  # mid-read or earlier
             )
-            deadline = time.monotonic() + 60
-            if wait_for_staging:
-                while not _staging_exists(target):
-                    assert time.monotonic() < deadline and proc.poll() is None
-                    time.sleep(0.01)
-            else:
-                time.sleep(1.0)  # mid-read (or earlier)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
             assert target.rows() == sorted(source.versions)  # nothing half-published
         run_ok(tmp_path)
         source.after_run()
@@ -317,10 +304,7 @@ def test_killed_mid_flow_then_rerun_is_exact(
 
 def _staging_exists(target: Target) -> bool:
     if target.kind == "parquet":
-        lake = target.tmp / "lake"
-        return lake.exists() and any(
-            p.is_dir() and "staging" in p.name and any(p.iterdir()) for p in lake.iterdir()
-        )
+        return staging_has_data(target.tmp / "lake")
     db = Db(target.url)  # type: ignore[arg-type]
     try:  # created (and committed) when the first batch arrives
         if target.kind == "mysql":
