@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -13,31 +12,26 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import redis
 
 from benchmarks.common import ROOT
+from tests.distributed_support import claim_db, flush
 
 REDIS_URL = os.environ.get("HYGGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @contextlib.contextmanager
 def redis_db() -> Iterator[str]:
-    """An empty Redis database (1..15) for this run, flushed afterwards."""
-    parsed = urlparse(REDIS_URL)
-    numbers = list(range(1, 16))
-    random.shuffle(numbers)
-    for number in numbers:
-        url = urlunparse(parsed._replace(path=f"/{number}"))
-        client = redis.Redis.from_url(url)
-        if client.set("hygge-bench:owner", os.getpid(), nx=True, ex=3600) and client.dbsize() == 1:
-            try:
-                yield url
-            finally:
-                client.flushdb()
-            return
-    raise SystemExit("no empty Redis database among 1..15")
+    """An empty Redis database (1..15) for this run, flushed afterwards (as the tests do)."""
+    try:
+        url = claim_db(REDIS_URL)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        yield url
+    finally:
+        flush(url)
 
 
 @contextlib.contextmanager
