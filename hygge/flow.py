@@ -11,7 +11,7 @@ import polars as pl
 
 from hygge.errors import FlowError
 from hygge.homes.base import Home
-from hygge.progress import Progress, ProgressCallback, State
+from hygge.progress import FlowState, Progress, ProgressCallback
 from hygge.retry import retry_async
 from hygge.stores.base import Store
 
@@ -23,7 +23,7 @@ class FlowResult:
     """What one flow did: rows and bytes committed, time taken, how it ended."""
 
     name: str
-    state: State
+    state: FlowState
     rows: int = 0
     batches: int = 0
     bytes: int = 0
@@ -192,7 +192,7 @@ class Flow:
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
 
-    def _emit(self, state: State, message: str = "") -> None:
+    def _emit(self, state: FlowState, message: str = "") -> None:
         if self.on_progress is not None:
             self.on_progress(
                 Progress(

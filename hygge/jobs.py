@@ -21,21 +21,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hygge.progress import Progress
+from hygge.progress import TERMINAL_STATES, FlowState, Progress
 
 TASK_NAME = "hygge.run_flow"
 NOOP_TASK_NAME = "hygge.noop"  # a do-nothing task: the baseline of the dispatch benchmark
 PREFIX = "hygge"
 
-# A flow's states, in the order a run moves through them.
-PENDING = "pending"  # waits for the flows it depends on
-QUEUED = "queued"  # its message is in the broker
-RUNNING = "running"  # a worker holds its lease and moves data
-RETRYING = "retrying"  # a transient fault; a retry message is scheduled
-SUCCESS = "success"
-FAILED = "failed"
-SKIPPED = "skipped"  # a flow it depends on did not succeed
-TERMINAL = frozenset({SUCCESS, FAILED, SKIPPED})
+# A flow's states: the one enum of hygge.progress (names kept here for the worker's modules).
+PENDING = FlowState.PENDING
+QUEUED = FlowState.QUEUED
+RETRYING = FlowState.RETRYING
+SUCCESS = FlowState.SUCCESS
+FAILED = FlowState.FAILED
+SKIPPED = FlowState.SKIPPED
+TERMINAL = TERMINAL_STATES
 
 
 class FlowJob(BaseModel):

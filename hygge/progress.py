@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
-State = Literal["pending", "running", "retrying", "success", "failed", "skipped"]
+
+class FlowState(StrEnum):
+    """The one vocabulary of a flow's states: the Flow, the display, the job contract and the
+    run state kept in Redis all use it. A StrEnum, so it travels as its plain value."""
+
+    PENDING = "pending"  # waits for the flows it depends on
+    QUEUED = "queued"  # distributed: its message is in the broker
+    RUNNING = "running"  # moving data (a worker holds its lease)
+    RETRYING = "retrying"  # a transient fault; a retry is scheduled
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a flow it depends on did not succeed
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({FlowState.SUCCESS, FlowState.FAILED, FlowState.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -14,7 +32,7 @@ class Progress:
     """A snapshot of one flow, sent after every batch and at every state change."""
 
     flow: str
-    state: State
+    state: FlowState
     rows: int = 0
     batches: int = 0
     bytes: int = 0
