@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -138,7 +140,7 @@ class Flow:
         async def consume() -> None:
             while (df := await queue.get()) is not _END:
                 assert isinstance(df, pl.DataFrame)
-                await self.store.write(df)
+                await _uncancelled(self.store.write(df))
                 self._rows += df.height
                 self._batches += 1
                 self._bytes += df.estimated_size()
@@ -206,6 +208,23 @@ class Flow:
                     message,
                 )
             )
+
+
+async def _uncancelled(write: Coroutine[Any, Any, None]) -> None:
+    """Await a store write; if we are cancelled meanwhile, let the write finish first.
+
+    A store writes in a thread (parquet encoding, a COPY), and a thread cannot be stopped:
+    cancelling only abandons it. The flow would then `abort()` the store while that thread
+    is still inside the writer, closing it under its feet (a segmentation fault in the
+    parquet writer). So the cancellation waits for the write, then goes on.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task  # the write's own outcome no longer matters: the flow is failing
+        raise
 
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -14,6 +14,8 @@ from hygge.connector import PathSetting
 from hygge.errors import HomeError
 from hygge.files import expand_paths
 from hygge.homes.base import Home, HomeSettings
+
+R = TypeVar("R")
 
 
 class FileHomeSettings(HomeSettings):
@@ -58,6 +60,41 @@ class FileHome(Home):
     def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
         """Yield one file's data in batches of `batch_size` rows."""
         raise NotImplementedError
+
+    def opened(self, path: Path, open_reader: Callable[[], R]) -> R:
+        """`open_reader()`, whose parse error (streaming readers parse a first block when
+        they open) names the file's line."""
+        try:
+            return open_reader()
+        except pa.ArrowInvalid as exc:
+            raise self.parse_error(path, 0, exc) from exc
+
+    def numbered(
+        self, path: Path, open_reader: Callable[[], Iterable[pa.RecordBatch]]
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches of one file, turning a parse error into one that names its line.
+
+        Streaming readers report a bad row by its place in the current block, or not at all;
+        counting the rows of the blocks before it gives the line of the file.
+        """
+        rows = 0
+        iterator = iter(self.opened(path, open_reader))
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise self.parse_error(path, rows, exc) from exc
+            rows += batch.num_rows
+            yield batch
+
+    def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
+        """The error for a bad row after `rows_before` good ones; formats name the line."""
+        return HomeError(
+            f"cannot read {path} as {self.type_name} after row {rows_before:,}: {exc}",
+            hint=f"fix or remove that row (the file must be valid {self.type_name})",
+        )
 
     def file_schema(self, path: Path) -> pa.Schema:
         """One file's schema, read without reading its data where the format allows."""

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +51,9 @@ class FileStore(Store):
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.target = Path(self.settings.path)
+        # One file writer, touched from worker threads: a write still running when the flow
+        # fails must end before abort() closes that writer (closing it mid-write crashes).
+        self._writer_lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
@@ -113,6 +117,10 @@ class FileStore(Store):
         await asyncio.to_thread(self._write_sync, table)
 
     def _write_sync(self, table: pa.Table) -> None:
+        with self._writer_lock:
+            self._write_locked(table)
+
+    def _write_locked(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         while table.num_rows:
             if self._writer is None or self._rows_in_file >= limit:
@@ -130,7 +138,7 @@ class FileStore(Store):
             table = table.slice(take)
 
     def _start_file(self, schema: pa.Schema) -> None:
-        self._close_writer()
+        self._drop_writer()
         path = self.staging / f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
         self._file_index += 1
         self._writer = self.open_writer(path, schema)
@@ -138,9 +146,14 @@ class FileStore(Store):
         self._rows_in_file = 0
 
     def _close_writer(self) -> None:
+        with self._writer_lock:
+            self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        """Close the current file (the caller holds the writer lock)."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            writer.close()
 
     async def staged_rows(self) -> int | None:
         return await asyncio.to_thread(self._staged_rows_sync)
