@@ -13,6 +13,7 @@ environment; `parse_flow` turns it into a spec where it runs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,8 @@ from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
+# A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
+FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
 
 
@@ -278,6 +281,13 @@ def _parse_flow(
 ) -> FlowSpec:
     source.flow = name
     flow_path = ("flows", name) if source.located else ()
+    if not FLOW_NAME.fullmatch(name) or ".." in name:
+        raise source.error(
+            "a flow name may hold only letters, digits, '_', '-' and '.', must not start "
+            "with '.' or '-' or hold '..', and has at most 200 characters",
+            flow_path,
+            hint="rename the flow, e.g. 'orders_to_lake'",
+        )
     flow_settings = {k: v for k, v in raw.items() if k not in ("home", "store")}
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"

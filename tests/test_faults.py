@@ -3,10 +3,12 @@ runs of one flow at once, flows sharing a destination, hostile flow names, a ful
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.checks import tree_digest
 from tests.conftest import run_cli
@@ -57,3 +59,42 @@ def test_bad_ndjson_line_names_the_line_of_the_file(tmp_path: Path):
     before = seeded(tmp_path, "flows: {f: {home: events.ndjson, store: out}}")
     err = assert_failed_cleanly(tmp_path, before)
     assert f"{tmp_path / 'events.ndjson'}, line 250,001" in err, err
+
+
+# -- hostile flow names never become paths ------------------------------------------------------
+@pytest.mark.parametrize("name", ["../../../victim", ".hidden", "a/b", "-x", "x..y"])
+def test_flow_names_that_could_become_paths_are_refused(tmp_path: Path, name: str):
+    pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "in.parquet")
+    (tmp_path / "flows.yml").write_text(
+        f'flows:\n  "{name}":\n    home: in.parquet\n    store: lake/x\n'
+    )
+    for command in ("validate", "run"):
+        done = run_cli(command, "flows.yml", cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "flows.yml:2" in done.stderr and "a flow name may hold only" in done.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_a_path_like_flow_name_stays_inside_the_store(tmp_path: Path):
+    """The Python API skips flows.yml: the state file name is escaped where it is made."""
+    from hygge import Flow, ParquetHome, ParquetStore
+
+    (tmp_path / "in").mkdir()
+    pl.DataFrame({"id": [1, 2]}).write_parquet(tmp_path / "in" / "a.parquet")
+    store = tmp_path / "lake"
+    hostile = "../../../victim"  # from lake/_hygge/state/: the file beside the store
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+
+    def flow() -> Flow:
+        home = ParquetHome("in", path=str(tmp_path / "in"))
+        return Flow(home, ParquetStore("lake", path=str(store)), name=hostile, incremental=True)
+
+    assert flow().run().rows == 2
+    assert victim.read_text() == "precious"
+    [state] = (store / "_hygge" / "state").iterdir()
+    assert "/" not in state.name and not state.name.startswith(".")
+    assert json.loads(state.read_text())["rows"] == 2
+    assert flow().run().rows == 0  # the state is found again under its escaped name
+    assert asyncio.run(ParquetStore("lake", path=str(store)).reset_state(hostile)) is True
+    assert victim.read_text() == "precious" and not state.exists()
