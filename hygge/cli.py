@@ -72,6 +72,13 @@ def run(
         bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
     ] = False,
     full_refresh: FullRefreshOpt = False,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-lock",
+            help="A flow already running elsewhere: wait for it to end (default: refuse it).",
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
@@ -81,7 +88,11 @@ def run(
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(
-            flows_file, flows=flow, concurrency=concurrency, full_refresh=full_refresh
+            flows_file,
+            flows=flow,
+            concurrency=concurrency,
+            full_refresh=full_refresh,
+            wait_for_lock=wait_for_lock,
         )
         if dry_run:
             _show_plan(coordinator)

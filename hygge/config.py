@@ -230,6 +230,7 @@ def parse(
         flows[str(name)] = _parse_flow(source, str(name), raw, origins)
     source.flow = None
     _check_dependencies(source, flows)
+    _check_destinations(source, flows)
     return FlowsFile(Path(file), flows)
 
 
@@ -523,6 +524,47 @@ def _check_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
             ("flows", cycle[0]),
             hint="remove one of these dependencies",
         )
+
+
+def _check_destinations(source: _Source, flows: dict[str, FlowSpec]) -> None:
+    """Two flows writing one place would replace each other's data (and race to create it):
+    refused unless every one of them adds to it by design (`mode: append`, or `merge`)."""
+    writers: dict[str, list[str]] = {}
+    for name, spec in flows.items():
+        try:
+            store = spec.store.build()
+        except Exception:  # a store that cannot be built fails later, with its own error
+            continue
+        where = store.destination()
+        if where is not None:
+            writers.setdefault(where, []).append(name)
+    for names in writers.values():
+        if len(names) < 2 or all(_adds_by_design(flows[n]) for n in names):
+            continue
+        first, second = names[0], names[1]
+        lines = [source.located.line(("flows", n)) if source.located else None for n in names]
+        places = ", ".join(
+            f"'{n}'" + (f" (line {line})" if line else "")
+            for n, line in zip(names, lines, strict=True)
+        )
+        source.flow = second
+        store = flows[second].store.build()
+        raise source.error(
+            f"flows {places} all write {store.describe()}; each run would replace the "
+            f"data of the other (flow '{first}')",
+            ("flows", second),
+            key="store",
+            hint="give each flow its own store, or set `mode: append` on every one of them "
+            "if they add to one destination by design",
+        )
+
+
+def _adds_by_design(spec: FlowSpec) -> bool:
+    settings = spec.store.settings
+    mode = getattr(settings, "mode", None)
+    cls = registry.lookup("store", spec.store.type_name)
+    shared = getattr(cls, "shared_modes", ("append",))
+    return "mode" in settings.model_fields_set and mode in shared
 
 
 def _looks_like_typo(source: _Source, kind: str, ref: str, named: dict[str, Any]) -> bool:

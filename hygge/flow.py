@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ class Flow:
         retry_delay: float = 1.0,
         incremental: bool = False,
         full_refresh: bool = False,
+        wait_for_lock: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.home = home
@@ -73,6 +74,7 @@ class Flow:
         self.retry_delay = retry_delay
         self.incremental = incremental
         self.full_refresh = full_refresh
+        self.wait_for_lock = wait_for_lock
         self.on_progress = on_progress
         self._rows = self._batches = self._bytes = 0
         self._started = 0.0
@@ -85,13 +87,17 @@ class Flow:
     async def start(self) -> FlowResult:
         """Run the flow; raises a HyggeError (or the home/store's own error) on failure."""
         self._started = time.perf_counter()
+        lock = self.store.lock(self.name)
         try:
-            await retry_async(
-                self._attempt_once,
-                retries=self.retries,
-                base_delay=self.retry_delay,
-                on_retry=self._on_retry,
+            # Held across every attempt: a second run of this flow is refused (or waits)
+            # for as long as this one may still publish.
+            await self._retrying(
+                lambda: lock.acquire(wait=self.wait_for_lock, on_wait=self._waiting)
             )
+            try:
+                await self._retrying(self._attempt_once)
+            finally:
+                await asyncio.shield(asyncio.to_thread(lock.release))
         except BaseException as exc:
             self._emit("failed", message=str(exc))
             raise
@@ -104,6 +110,11 @@ class Flow:
             self._bytes,
             self._elapsed(),
             self._attempt,
+        )
+
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
+        await retry_async(
+            action, retries=self.retries, base_delay=self.retry_delay, on_retry=self._on_retry
         )
 
     async def _attempt_once(self) -> None:
@@ -187,6 +198,9 @@ class Flow:
                 f"{staged:,}; nothing was committed",
                 hint="this is a bug in the store; please report it with --verbose output",
             )
+
+    def _waiting(self, message: str) -> None:
+        self._emit("pending", message=message)
 
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self._emit("retrying", message=f"retry {attempt}/{self.retries} in {delay:.0f}s: {exc}")

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.checks import tree_digest
-from tests.conftest import run_cli
+from tests import services
+from tests.checks import fingerprint, tree_digest
+from tests.conftest import ROOT, run_cli, staging_has_data
+from tests.sqldb import database, unique
 
 
 def seeded(project: Path, flows_yml: str) -> str:
@@ -98,3 +105,169 @@ def test_a_path_like_flow_name_stays_inside_the_store(tmp_path: Path):
     assert flow().run().rows == 0  # the state is found again under its escaped name
     assert asyncio.run(ParquetStore("lake", path=str(store)).reset_state(hostile)) is True
     assert victim.read_text() == "precious" and not state.exists()
+
+
+# -- two runs of one flow at once (a cron overlap) -----------------------------------------------
+def start_run(project: Path, *args: str, output: Path | None = None) -> subprocess.Popen[str]:
+    """`hygge run` in the background; its output goes to `output` (read while it runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hygge", "run", "flows.yml", *args],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+        stdout=output.open("w") if output else subprocess.PIPE,
+        stderr=subprocess.STDOUT if output else subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition, timeout: float = 60, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def stopped_mid_run(project: Path, staging_parent: Path) -> subprocess.Popen[str]:
+    """A first `hygge run`, frozen with SIGSTOP while it stages data: it holds its lock."""
+    first = start_run(project)
+    wait_until(lambda: staging_has_data(staging_parent), what="the first run to stage data")
+    first.send_signal(signal.SIGSTOP)
+    return first
+
+
+def resume(run: subprocess.Popen[str]) -> tuple[int, str, str]:
+    run.send_signal(signal.SIGCONT)
+    out, err = run.communicate(timeout=120)
+    return run.returncode, out, err
+
+
+INCREMENTAL = """
+flows:
+  drops:
+    home: {type: parquet, path: incoming}
+    store: {path: lake/drops, max_rows_per_file: 50000}
+    options: {incremental: true, batch_size: 10000}
+"""
+
+
+@pytest.fixture
+def drops(tmp_path: Path) -> Path:
+    (tmp_path / "flows.yml").write_text(INCREMENTAL)
+    (tmp_path / "incoming").mkdir()
+    for n in range(4):
+        rows = range(n * 200_000, (n + 1) * 200_000)
+        pl.DataFrame({"id": rows, "v": [f"v{i}" for i in rows]}).write_parquet(
+            tmp_path / "incoming" / f"{n}.parquet"
+        )
+    return tmp_path
+
+
+def test_a_second_run_of_a_running_flow_is_refused(drops: Path):
+    first = stopped_mid_run(drops, drops / "lake")
+    try:
+        second = run_cli("run", "flows.yml", cwd=drops)
+    finally:
+        code, _, err = resume(first)
+    assert code == 0, err
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert "flow 'drops' is already running into" in second.stderr
+    assert "--wait-for-lock" in second.stderr
+    assert fingerprint(drops / "lake" / "drops") == fingerprint(drops / "incoming")
+    assert [p.name for p in (drops / "lake").iterdir()] == ["drops"]  # no lock file left
+
+
+def test_a_second_run_with_wait_for_lock_waits_then_finds_nothing_new(drops: Path):
+    first = stopped_mid_run(drops, drops / "lake")
+    output = drops / "second.out"
+    second = start_run(drops, "--wait-for-lock", output=output)
+    try:
+        wait_until(
+            lambda: "waiting for the run of 'drops'" in output.read_text() or second.poll(),
+            what="the second run to say it waits",
+        )
+        assert second.poll() is None, output.read_text()
+    finally:
+        code, _, err = resume(first)
+    assert code == 0, err
+    assert second.wait(timeout=120) == 0, output.read_text()
+    assert fingerprint(drops / "lake" / "drops") == fingerprint(drops / "incoming")
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_a_second_run_into_a_sql_table_is_refused(drops: Path, service: str):
+    """The lock lives in the database (advisory lock, GET_LOCK): any machine sees it."""
+    url = services.service_url(service)
+    table = unique("locked")
+    # SQL state is kept per flow name in the schema: a name of its own for this test
+    (drops / "flows.yml").write_text(
+        f"flows:\n  {table}:\n    home: {{type: parquet, path: incoming}}\n"
+        f"    store: {{type: sql, connection: '{url}', table: {table}}}\n"
+        "    options: {incremental: true, batch_size: 10000}\n"
+    )
+    with database(url, table) as db:
+
+        def staging() -> bool:
+            return any(table in name for name in db.staging_tables())
+
+        first = start_run(drops)
+        wait_until(lambda: staging() or first.poll() is not None, what="the first run to load")
+        assert first.poll() is None, first.communicate()
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = run_cli("run", "flows.yml", cwd=drops)
+        finally:
+            code, _, err = resume(first)
+        assert code == 0, err
+        assert second.returncode == 1, second.stderr
+        assert f"flow '{table}' is already running into table {table}" in second.stderr
+        assert db.run(f"SELECT count(*), count(distinct id) FROM {db.q(table)}") == [
+            (800_000, 800_000)
+        ]
+        assert run_cli("run", "flows.yml", cwd=drops).returncode == 0  # nothing new, no lock
+        assert db.run(f"SELECT count(*) FROM {db.q(table)}") == [(800_000,)]
+
+
+# -- two flows writing one destination -------------------------------------------------------
+def test_two_flows_replacing_one_store_are_refused(tmp_path: Path):
+    pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "a.parquet")
+    pl.DataFrame({"id": [2]}).write_parquet(tmp_path / "b.parquet")
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n"
+        "  first:\n    home: a.parquet\n    store: lake/shared\n"
+        "  second:\n    home: b.parquet\n    store: ./lake/x/../shared/\n"
+    )
+    for command in ("validate", "run"):
+        done = run_cli(command, "flows.yml", cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        err = done.stderr
+        assert "flows.yml:5" in err and "'first' (line 2)" in err and "'second' (line 5)" in err
+        assert "mode: append" in err
+    assert not (tmp_path / "lake").exists()
+
+
+def test_flows_appending_to_one_store_by_design_are_allowed(tmp_path: Path):
+    for n in "ab":
+        pl.DataFrame({"id": [ord(n)]}).write_parquet(tmp_path / f"{n}.parquet")
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n"
+        "  first: {home: a.parquet, store: {path: lake/shared, mode: append}}\n"
+        "  second: {home: b.parquet, store: {path: lake/shared, mode: append}}\n"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert fingerprint(tmp_path / "lake" / "shared") == fingerprint(f"{tmp_path}/[ab].parquet")
+
+
+def test_two_flows_replacing_one_sql_table_are_refused(tmp_path: Path, postgres_url: str):
+    pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "a.parquet")
+    table = unique("shared")
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n"
+        f"  first: {{home: a.parquet, store: {{type: sql, connection: '{postgres_url}', "
+        f"table: {table}}}}}\n"
+        f"  second: {{home: a.parquet, store: {{type: sql, connection: '{postgres_url}', "
+        f"table: {table}, mode: append}}}}\n"
+    )
+    done = run_cli("validate", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and f"table {table}" in done.stderr, done.stderr
+    assert "'first' (line 2)" in done.stderr and "'second' (line 3)" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import polars as pl
@@ -9,6 +10,7 @@ import polars as pl
 from hygge import registry
 from hygge.connector import Connector, ConnectorSettings, default_type_name
 from hygge.errors import StoreError
+from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 
 
 class StoreSettings(ConnectorSettings):
@@ -34,6 +36,26 @@ class Store(Connector):
         if "type_name" not in cls.__dict__:
             cls.type_name = default_type_name(cls.__name__, "Store")
         registry.register("store", cls.type_name, cls)
+
+    def destination(self) -> str | None:
+        """Where this store writes, as a key that two stores writing the same place share
+        (so flows.yml can refuse two flows overwriting each other); None: unknown."""
+        path = getattr(self.settings, "path", None)
+        return f"path:{Path(path).resolve()}" if path else None
+
+    # Flows may share a destination by design only in these modes (none replaces the other).
+    shared_modes: ClassVar[tuple[str, ...]] = ("append",)
+
+    def lock(self, flow: str) -> RunLock:
+        """The lock a run of `flow` holds on this destination across all its attempts, so a
+        second run of the same flow (a cron overlap) is refused or waits instead of loading
+        the same data twice. The default locks a file beside a store's `path`; a store with
+        no path takes none. A store kept elsewhere (a database) locks there."""
+        path = getattr(self.settings, "path", None)
+        if not path:
+            return NoLock(flow, self.describe())
+        target = Path(path)
+        return FileLock(flow, str(target), lock_file_beside(target, flow))
 
     async def open(self) -> None:
         """Prepare to receive batches; fail here (before any read) if the target is unusable."""

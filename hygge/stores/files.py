@@ -20,7 +20,6 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
@@ -29,6 +28,7 @@ from pydantic import Field
 from hygge.atomic import recover, replace_dir
 from hygge.connector import PathSetting
 from hygge.errors import StoreError
+from hygge.locks import file_name
 from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.stores.base import Store, StoreSettings
 
@@ -266,16 +266,6 @@ def _apply_journal(journal: Path) -> None:
 
 def _state_file(dataset: Path, flow: str) -> Path:
     return dataset / META_DIR / "state" / f"{file_name(flow)}.json"
-
-
-def file_name(name: str) -> str:
-    """`name` as one plain file name: never a path (`/` and `..` escaped, never hidden).
-
-    Config refuses such flow names already; this keeps the Python API and any other caller
-    inside the store too. Plain names (letters, digits, `_-.`) stay as they are.
-    """
-    encoded = quote(name, safe="")
-    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded
 
 
 def _write_json(path: Path, value: Any) -> None:

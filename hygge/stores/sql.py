@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import polars as pl
@@ -26,6 +28,7 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.errors import HyggeError, StoreError
+from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 from hygge.sql import state as sql_state
 from hygge.sql.base import Session, literal
 from hygge.sql.connect import connect
@@ -121,6 +124,32 @@ class SqlStore(Store):
     def _q(self, name: str) -> str:
         assert self.session is not None
         return self.session.quote(name)
+
+    shared_modes: ClassVar[tuple[str, ...]] = ("append", "merge")
+
+    def destination(self) -> str | None:
+        s = self.settings
+        try:
+            url = self.url
+            server = f"{url.dialect}:{url.where()}"
+        except HyggeError:  # unresolved `${VAR}` (enqueue validates before resolving)
+            server = str(s.connection)
+        return f"sql:{server}|{s.db_schema or ''}.{s.table}"
+
+    def lock(self, flow: str) -> RunLock:
+        """A lock in the database itself (PostgreSQL advisory lock, MySQL GET_LOCK), so runs
+        on any machine see it; SQLite locks a file beside the database."""
+        url = self.url
+        if url.dialect in ("postgresql", "mysql"):
+            where = f"table {self.where} ({url.where()})"
+            key = hashlib.sha1(f"{url.where()}|{self.where}|{flow}".encode()).hexdigest()
+            return SessionLock(flow, where, url, f"hygge-run-{key[:40]}")
+        if url.dialect == "sqlite" and url.database not in (None, "", ":memory:"):
+            db = Path(url.database)
+            return FileLock(
+                flow, f"table {self.where} ({db})", lock_file_beside(db, f"{self.where}.{flow}")
+            )
+        return NoLock(flow, self.describe())
 
     # -- lifecycle --------------------------------------------------------------------------
     async def check(self) -> None:
@@ -603,6 +632,31 @@ class SqlStore(Store):
                 f"{action}: {detail}",
                 transient=transient,
             ) from exc
+
+
+class SessionLock(RunLock):
+    """A lock held by a connection of its own for the whole run; the server drops it when
+    that connection ends, however the run ends."""
+
+    def __init__(self, flow: str, where: str, url: SqlUrl, key: str) -> None:
+        super().__init__(flow, where)
+        self.url, self.key = url, key
+        self.session: Session | None = None
+
+    def try_acquire(self) -> bool:
+        session = connect(self.url, StoreError, f"lock of flow '{self.flow}'")
+        if session.claim(self.key):
+            self.session = session
+            return True
+        session.close()
+        return False
+
+    def release(self) -> None:
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                self.session.unclaim(self.key)
+            self.session.close()
+            self.session = None
 
 
 def _drop(session: Session, table: str, schema: str | None) -> None:
