@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests import services
@@ -271,3 +273,64 @@ def test_two_flows_replacing_one_sql_table_are_refused(tmp_path: Path, postgres_
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and f"table {table}" in done.stderr, done.stderr
     assert "'first' (line 2)" in done.stderr and "'second' (line 3)" in done.stderr
+
+
+# -- files of one folder whose schemas differ only in nullability ----------------------------------
+def test_files_differing_only_in_nullability_load_together(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    for n, nullable in enumerate((False, True)):
+        schema = pa.schema([pa.field("id", pa.int64(), nullable=nullable), ("v", pa.string())])
+        table = pa.table({"id": [n * 10 + 1, n * 10 + 2], "v": ["a", None]}, schema=schema)
+        pq.write_table(table, tmp_path / "in" / f"{n}.parquet")
+    assert not pq.read_schema(tmp_path / "in" / "0.parquet").field("id").nullable
+    (tmp_path / "flows.yml").write_text("flows: {f: {home: in, store: out}}")
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert fingerprint(tmp_path / "out") == fingerprint(tmp_path / "in")
+
+
+def test_files_with_columns_in_another_order_name_the_order(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    pl.DataFrame({"id": [1], "v": ["a"]}).write_parquet(tmp_path / "in" / "a.parquet")
+    pl.DataFrame({"v": ["b"], "id": [2]}).write_parquet(tmp_path / "in" / "b.parquet")
+    (tmp_path / "flows.yml").write_text("flows: {f: {home: in, store: out}}")
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "b.parquet does not have the same columns as" in done.stderr
+    assert "the columns are in another order (v, id, not id, v)" in done.stderr
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 2 MB tmpfs (the tests run as root, as CI does); no mount is a failure, not a skip."""
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(
+            f"cannot mount a 2 MB tmpfs to test a full disk (run as root): {mounted.stderr}"
+        )
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_names_the_store_and_the_path(tmp_path: Path, tiny_disk: Path):
+    rows = 400_000
+    pl.DataFrame({"id": range(rows), "v": [f"value-{i}" for i in range(rows)]}).write_parquet(
+        tmp_path / "big.parquet"
+    )
+    (tmp_path / "flows.yml").write_text(
+        f"flows: {{f: {{home: big.parquet, store: {{path: {tiny_disk}/out, compression: none}}}}}}"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"store 'f': no space left on the device while writing {tiny_disk}/out" in done.stderr
+    assert "nothing was published" in done.stderr
+    assert list(tiny_disk.iterdir()) == []  # the staging folder went, nothing was published

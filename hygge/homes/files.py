@@ -118,7 +118,7 @@ class FileHome(Home):
         first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
         for other in files[1:]:
             schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
-            if not schema.equals(first):
+            if not _same_columns(schema, first):
                 raise HomeError(
                     f"{other} does not have the same columns as {files[0]}: "
                     f"{_schema_difference(first, schema)}",
@@ -169,6 +169,13 @@ def _stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    """Same names, order and types. Nullability does not count: a required column and an
+    optional one hold the same data, and batches travel as polars frames, where every
+    column may hold nulls."""
+    return a.names == b.names and all(x.type == y.type for x, y in zip(a, b, strict=True))
+
+
 def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     parts = []
     for name in a.names:
@@ -177,4 +184,8 @@ def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
         elif a.field(name).type != b.field(name).type:
             parts.append(f"'{name}' is {b.field(name).type}, not {a.field(name).type}")
     parts += [f"extra column '{n}'" for n in b.names if n not in a.names]
-    return ", ".join(parts) or "column order differs"
+    if not parts and a.names != b.names:
+        parts.append(
+            f"the columns are in another order ({', '.join(b.names)}, not {', '.join(a.names)})"
+        )
+    return ", ".join(parts) or "the schemas differ"

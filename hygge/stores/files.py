@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -33,6 +36,12 @@ from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.stores.base import Store, StoreSettings
 
 META_DIR = "_hygge"
+T = TypeVar("T")
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 class FileStoreSettings(StoreSettings):
@@ -95,7 +104,7 @@ class FileStore(Store):
             raise self._unwritable(parent)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
+        await asyncio.to_thread(self._disk_errors, self._open_sync)
 
     def _open_sync(self) -> None:
         self._reset()
@@ -115,7 +124,7 @@ class FileStore(Store):
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._write_sync, table)
+        await asyncio.to_thread(self._disk_errors, self._write_sync, table)
 
     def _write_sync(self, table: pa.Table) -> None:
         with self._writer_lock:
@@ -157,7 +166,7 @@ class FileStore(Store):
             writer.close()
 
     async def staged_rows(self) -> int | None:
-        return await asyncio.to_thread(self._staged_rows_sync)
+        return await asyncio.to_thread(self._disk_errors, self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int | None:
         self._close_writer()
@@ -165,7 +174,7 @@ class FileStore(Store):
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._commit_sync)
+        await asyncio.to_thread(self._disk_errors, self._commit_sync)
 
     def _commit_sync(self) -> None:
         self._close_writer()
@@ -231,6 +240,21 @@ class FileStore(Store):
         self._lock.release()
 
     # -- helpers ------------------------------------------------------------------------
+    def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:
+        """Run `action`; a full disk (or quota, or read-only file system) is an error that
+        names the store and the path, whichever writer or file call ran into it."""
+        try:
+            return action(*args)
+        except OSError as exc:
+            problem = _DISK_ERRNOS.get(exc.errno or _errno_in(exc))
+            if problem is None:
+                raise
+            raise StoreError(
+                f"store '{self.name}': {problem} while writing {self.target} (staging in "
+                f"{self.staging}); nothing was published",
+                hint="free space on that file system (or raise the quota), then run again",
+            ) from exc
+
     def _check_target(self) -> None:
         if self.target.exists() and not self.target.is_dir():
             raise StoreError(
@@ -249,6 +273,12 @@ class FileStore(Store):
             f"cannot write to {self.target}: {where} is not writable",
             hint="choose a writable path or fix the folder's permissions",
         )
+
+
+def _errno_in(exc: OSError) -> int:
+    """pyarrow raises a plain OSError whose text names the cause ("[Errno 28] ...")."""
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    return int(found.group(1)) if found else 0
 
 
 def _apply_journal(journal: Path) -> None:
