@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 
 from benchmarks.common import ROOT, tpch_lineitem
+from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MY_URL = os.environ.get("HYGGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -102,9 +103,10 @@ def hygge(flows: Path, flow: str) -> list[str]:
     return [sys.executable, "-m", "hygge", "run", str(flows), "--flow", flow]
 
 
-def write_flows(work: Path, parquet: Path) -> Path:
-    flows = work / "flows.yml"
-    flows.write_text(f"""
+def sql_flows(work: Path, parquet: Path) -> Path:
+    return write_flows(
+        work,
+        f"""
 flows:
   pg_in:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
@@ -115,8 +117,8 @@ flows:
   maria_in:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
     store: {{type: sql, connection: "{MY_URL}", table: {TABLE}, mode: replace}}
-""")
-    return flows
+""",
+    )
 
 
 def check_content(rows: int, parquet: Path, work: Path) -> None:
@@ -169,7 +171,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="hygge-bench-sql-") as tmp:
         work = Path(tmp)
-        flows = write_flows(work, parquet)
+        flows = sql_flows(work, parquet)
         try:
             for attempt in range(args.repeat):
                 print(f"run {attempt + 1}/{args.repeat} ({rows:,} rows)", flush=True)

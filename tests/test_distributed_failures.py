@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 import redis
 
+from tests.checks import count_and_sum
 from tests.conftest import ROOT, run_cli
 from tests.distributed_support import (
     SECRET,
@@ -26,6 +26,7 @@ from tests.distributed_support import (
     parse_enqueue,
     wait_for,
 )
+from tests.helpers import write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -52,25 +53,12 @@ def make_cluster(db: str, tmp_path: Path) -> Iterator[callable]:
         c.stop()
 
 
-def write_flows(folder: Path, body: str) -> Path:
-    path = folder / "flows.yml"
-    path.write_text(body)
-    return path
-
-
 def slow(name: str, out: Path, rows: int, batch: int, delay: float) -> str:
     return (
         f"  {name}:\n"
         f"    home: {{type: slow, rows: {rows}, batch_size: {batch}, delay: {delay}}}\n"
         f"    store: {{type: parquet, path: {out}}}\n"
     )
-
-
-def count_and_sum(path: Path) -> tuple[int, int, int]:
-    with duckdb.connect() as con:
-        return con.execute(
-            f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
-        ).fetchone()
 
 
 def test_sigkill_mid_flow_completes_on_the_other_worker(make_cluster, tmp_path: Path) -> None:
