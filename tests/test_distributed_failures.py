@@ -24,9 +24,8 @@ from tests.distributed_support import (
     decoded_message,
     flush,
     parse_enqueue,
-    wait_for,
 )
-from tests.helpers import write_flows
+from tests.helpers import wait_for, write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +122,7 @@ def test_duplicated_messages_never_run_a_flow_twice(make_cluster, tmp_path: Path
     wait_for(lambda: cluster.status(run_id)["dup"]["state"] == "success", 60, "success")
     committed = sorted(p.stat().st_mtime_ns for p in out.iterdir())
     send_copy(cluster, run_id, "dup")  # after it finished
-    time.sleep(3)
+    wait_for(cluster.queue_drained, 30, "a worker to take (and drop) the copy")
     status = cluster.status(run_id)["dup"]
     assert status["starts"] == "1", status
     assert sorted(p.stat().st_mtime_ns for p in out.iterdir()) == committed

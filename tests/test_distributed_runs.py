@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from tests.distributed_support import (
     everything_in,
     flush,
     parse_enqueue,
-    wait_for,
 )
-from tests.helpers import write_flows
+from tests.helpers import wait_for, write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -256,7 +254,13 @@ def test_no_secret_in_queue_results_or_flower(cluster: Cluster, tmp_path: Path) 
     status = cluster.status(run_id)
     assert status["with_secret"]["state"] == "success"
     assert "postgresql://app:***@db.internal" in status["secret_fails"]["message"]
-    time.sleep(1)  # let Flower take in the last events
+    wait_for(
+        lambda: all(
+            cluster.flower_task(t).get("state") in ("SUCCESS", "FAILURE") for t in tasks.values()
+        ),
+        30,
+        "Flower to show every task ended",
+    )
     flower = str(cluster.flower("/api/tasks")) + "".join(
         str(cluster.flower_task(t)) for t in tasks.values()
     )

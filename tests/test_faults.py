@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +19,7 @@ import pytest
 from tests import services
 from tests.checks import fingerprint, tree_digest
 from tests.conftest import ROOT, run_cli, staging_has_data
+from tests.helpers import wait_for
 from tests.sqldb import database, unique
 
 
@@ -122,17 +122,10 @@ def start_run(project: Path, *args: str, output: Path | None = None) -> subproce
     )
 
 
-def wait_until(condition, timeout: float = 60, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def stopped_mid_run(project: Path, staging_parent: Path) -> subprocess.Popen[str]:
     """A first `hygge run`, frozen with SIGSTOP while it stages data: it holds its lock."""
     first = start_run(project)
-    wait_until(lambda: staging_has_data(staging_parent), what="the first run to stage data")
+    wait_for(lambda: staging_has_data(staging_parent), 60, "the first run to stage data", 0.01)
     first.send_signal(signal.SIGSTOP)
     return first
 
@@ -183,9 +176,10 @@ def test_a_second_run_with_wait_for_lock_waits_then_finds_nothing_new(drops: Pat
     output = drops / "second.out"
     second = start_run(drops, "--wait-for-lock", output=output)
     try:
-        wait_until(
+        wait_for(
             lambda: "waiting for the run of 'drops'" in output.read_text() or second.poll(),
-            what="the second run to say it waits",
+            60,
+            "the second run to say it waits",
         )
         assert second.poll() is None, output.read_text()
     finally:
@@ -212,7 +206,7 @@ def test_a_second_run_into_a_sql_table_is_refused(drops: Path, service: str):
             return any(table in name for name in db.staging_tables())
 
         first = start_run(drops)
-        wait_until(lambda: staging() or first.poll() is not None, what="the first run to load")
+        wait_for(lambda: staging() or first.poll() is not None, 60, "the first run to load", 0.01)
         assert first.poll() is None, first.communicate()
         first.send_signal(signal.SIGSTOP)
         try:
