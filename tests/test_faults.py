@@ -19,7 +19,8 @@ import pytest
 from tests import services
 from tests.checks import fingerprint, tree_digest
 from tests.conftest import ROOT, run_cli, staging_has_data
-from tests.helpers import wait_for
+from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue
+from tests.helpers import wait_for, write_flows
 from tests.sqldb import database, unique
 
 
@@ -43,15 +44,20 @@ def assert_failed_cleanly(project: Path, before: str) -> str:
 
 
 # -- a home that fails mid-file: no crash, the file and its line, nothing published ------------
-def test_ragged_csv_row_near_the_end_of_a_million_rows(tmp_path: Path):
-    """The bad row lies past the first 16 MB block, so the store is writing when it fails:
-    this crashed with a segmentation fault when abort() closed the writer mid-write."""
-    with (tmp_path / "big.csv").open("w") as f:
+def ragged_csv(path: Path) -> None:
+    """A million rows; row 990,000 (line 990,001, after the header) has a column missing."""
+    with path.open("w") as f:
         f.write("id,name,score\n")
         f.writelines(
             f"{i},name-{i:08d},{i * 0.5}\n" if i != 990_000 else f"{i},ragged\n"
             for i in range(1, 1_000_001)
         )
+
+
+def test_ragged_csv_row_near_the_end_of_a_million_rows(tmp_path: Path):
+    """The bad row lies past the first 16 MB block, so the store is writing when it fails:
+    this crashed with a segmentation fault when abort() closed the writer mid-write."""
+    ragged_csv(tmp_path / "big.csv")
     before = seeded(tmp_path, "flows: {f: {home: big.csv, store: out}}")
     err = assert_failed_cleanly(tmp_path, before)
     assert f"{tmp_path / 'big.csv'}, line 990,001" in err, err  # the header is line 1
@@ -68,6 +74,32 @@ def test_bad_ndjson_line_names_the_line_of_the_file(tmp_path: Path):
     before = seeded(tmp_path, "flows: {f: {home: events.ndjson, store: out}}")
     err = assert_failed_cleanly(tmp_path, before)
     assert f"{tmp_path / 'events.ndjson'}, line 250,001" in err, err
+
+
+@pytest.mark.slow
+def test_a_home_failing_mid_file_on_a_worker_fails_once_with_the_line(
+    redis_url: str, tmp_path: Path
+):
+    """Under Celery the crash killed the pool process, and the flow looped until "its worker
+    died 3 times", hiding the parse error."""
+    ragged_csv(tmp_path / "big.csv")
+    db = claim_db(redis_url)
+    cluster = Cluster(db, tmp_path / "cluster")
+    cluster.workdir.mkdir()
+    try:
+        cluster.start_worker("w1", concurrency=1)
+        flows = write_flows(tmp_path, f"flows: {{f: {{home: big.csv, store: {tmp_path / 'out'}}}}}")
+        done = cluster.cli("enqueue", str(flows), "--wait", timeout=300)
+        assert done.returncode == 1, done.stdout + done.stderr
+        run_id, _ = parse_enqueue(done.stdout)
+        status = cluster.status(run_id)["f"]
+        assert status["state"] == "failed" and status["starts"] == "1", status
+        assert f"{tmp_path / 'big.csv'}, line 990,001" in status["message"], status
+        assert cluster.procs["w1"].poll() is None and "Segmentation" not in cluster.log("w1")
+        assert not (tmp_path / "out").exists()
+    finally:
+        cluster.stop()
+        flush(db)
 
 
 # -- hostile flow names never become paths ------------------------------------------------------
