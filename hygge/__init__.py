@@ -2,39 +2,46 @@
 
 from hygge import Flow, ParquetHome, ParquetStore
 Flow(ParquetHome("users", path="users.parquet"), ParquetStore("users", path="lake/users")).run()
+
+The contract a custom Home or Store implements is documented in `hygge.contract`.
 """
 
+from hygge.contract import (
+    Home,
+    HomeSettings,
+    IncrementalHome,
+    MultiPartStore,
+    StatefulStore,
+    Store,
+    StoreSettings,
+)
 from hygge.coordinator import Coordinator, RunResult
 from hygge.errors import (
     ConfigError,
-    DependencyFailed,
     FlowError,
     HomeError,
     HyggeError,
     StoreError,
     TransientError,
 )
-from hygge.flow import Flow, FlowResult
-from hygge.homes import CsvHome, Home, HomeSettings, NdjsonHome, ParquetHome
-from hygge.progress import Progress
-from hygge.stores import CsvStore, ParquetStore, Store, StoreSettings
+from hygge.flow import Flow
+from hygge.homes import CsvHome, NdjsonHome, ParquetHome
+from hygge.progress import FlowState
+from hygge.report import FlowReport
+from hygge.stores import CsvStore, ParquetStore
 
 __version__ = "0.1.0"
 
 # Connectors whose modules import database drivers: loaded on first use, not by `import hygge`.
-_LAZY = {
-    "SqlHome": "hygge.homes.sql",
-    "SQLHome": "hygge.homes.sql",
-    "SqlStore": "hygge.stores.sql",
-    "SQLStore": "hygge.stores.sql",
-}
+_LAZY = {"SQLHome": ("hygge.homes.sql", "SqlHome"), "SQLStore": ("hygge.stores.sql", "SqlStore")}
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name.replace("SQL", "Sql"))
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'hygge' has no attribute {name!r}")
 
 
@@ -43,23 +50,23 @@ __all__ = [
     "Coordinator",
     "CsvHome",
     "CsvStore",
-    "DependencyFailed",
     "Flow",
     "FlowError",
-    "FlowResult",
+    "FlowReport",
+    "FlowState",
     "Home",
     "HomeError",
     "HomeSettings",
     "HyggeError",
+    "IncrementalHome",
+    "MultiPartStore",
     "NdjsonHome",
     "ParquetHome",
     "ParquetStore",
-    "Progress",
     "RunResult",
     "SQLHome",
     "SQLStore",
-    "SqlHome",
-    "SqlStore",
+    "StatefulStore",
     "Store",
     "StoreError",
     "StoreSettings",

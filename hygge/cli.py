@@ -93,7 +93,7 @@ def run(
             result = coordinator.run()
     console.print(summary_table(result.results.values()))
     for failed in result.failed:
-        _report_failure(failed.name, failed.error)
+        _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:
             _print_traceback(failed.exception)
     if not result.ok:

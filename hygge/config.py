@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from hygge import registry, yamlpos
-from hygge.connector import Connector, ConnectorSettings
+from hygge.contract import Connector, ConnectorSettings
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hygge.flow import FlowResult
-from hygge.progress import Progress, human_bytes, human_rate
+from hygge.progress import human_bytes, human_rate
+from hygge.report import FlowReport
 
 if TYPE_CHECKING:
     from hygge.runstate import RunStatus
@@ -31,7 +31,7 @@ class LiveProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.latest: dict[str, Progress] = {}
+        self.latest: dict[str, FlowReport] = {}
         self._live: Live | None = None
         self._last_draw = 0.0
 
@@ -46,7 +46,7 @@ class LiveProgress:
             self._live.update(self._table(), refresh=True)
             self._live.__exit__(None, None, None)
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: FlowReport) -> None:
         previous = self.latest.get(progress.flow)
         self.latest[progress.flow] = progress
         if self._live is not None:
@@ -79,20 +79,20 @@ class LiveProgress:
         return table
 
 
-def summary_table(results: Iterable[FlowResult]) -> Table:
-    """Rows, bytes, seconds and rows/s per flow, with a total line."""
+def summary_table(results: Iterable[FlowReport]) -> Table:
+    """Rows, in-memory size, seconds and rows/s per flow, with a total line."""
     table = Table(title="hygge run summary", title_justify="left")
-    for column in ("flow", "state", "rows", "bytes", "seconds", "rows/s"):
+    for column in ("flow", "state", "rows", "in memory", "seconds", "rows/s"):
         table.add_column(column, justify="left" if column in ("flow", "state") else "right")
     rows = size = 0
     for r in results:
         rows += r.rows
-        size += r.bytes
+        size += r.memory_bytes
         table.add_row(
-            r.name,
+            r.flow,
             f"[{STYLES[r.state]}]{r.state}[/]",
             f"{r.rows:,}",
-            human_bytes(r.bytes),
+            human_bytes(r.memory_bytes),
             f"{r.seconds:.2f}",
             human_rate(r.rows_per_second),
         )

@@ -12,8 +12,8 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, model_validator
 
 from hygge.batching import iterate_in_thread, rebatch
+from hygge.contract import Home, HomeSettings, IncrementalHome
 from hygge.errors import HomeError, HyggeError
-from hygge.homes.base import Home, HomeSettings
 from hygge.sql.base import Session
 from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, parse_lag
@@ -52,7 +52,7 @@ class SqlHomeSettings(HomeSettings):
         return self
 
 
-class SqlHome(Home):
+class SqlHome(IncrementalHome, Home[SqlHomeSettings]):
     """Rows of a database table or query; PostgreSQL streams through binary COPY (ADBC).
 
     `SqlHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
@@ -72,7 +72,6 @@ class SqlHome(Home):
         return parse_url(self.settings.connection, f"home '{self.name}'")
 
     # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
-    supports_incremental = True
     _cursor: Cursor | None = None
 
     def incremental_definition(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from hygge.contract import StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import state as sql_state
 from hygge.sql.base import Session, literal
@@ -32,7 +33,6 @@ from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
-from hygge.stores.base import Store, StoreSettings
 
 T = TypeVar("T")
 log = logging.getLogger("hygge.stores.sql")
@@ -81,7 +81,7 @@ class _Plan:
     text_numeric: list[tuple[str, str]] = field(default_factory=list)
 
 
-class SqlStore(Store):
+class SqlStore(StatefulStore, Store[SqlStoreSettings]):
     """Writes a database table; `SqlStore("users", connection=url)` targets table `users`."""
 
     type_name = "sql"
@@ -361,7 +361,6 @@ class SqlStore(Store):
         self._close()
 
     # -- incremental state: a row of `_hygge_state`, see hygge/sql/state.py ----------------
-    supports_state = True
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._states[flow] = state
