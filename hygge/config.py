@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from hygge import registry, yamlpos
+from hygge import contract, registry, yamlpos
 from hygge.contract import Connector, ConnectorSettings
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
@@ -286,6 +286,9 @@ def _parse_flow(
     options = _validate(source, FlowOptions, options_raw, flow_path, "flow option")
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
     store = _parse_connector(source, "store", name, raw["store"], origins["store"], options)
+    if options.incremental:
+        _check_incremental(source, home, origins["home"])
+        _check_incremental(source, store, origins["store"])
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set
@@ -299,6 +302,27 @@ def _parse_flow(
             "use --full-refresh to reload everything once",
         )
     return FlowSpec(name, home, store, options, raw)
+
+
+_ABILITY = {
+    "home": (contract.can_resume, "cannot load incrementally (it cannot resume)"),
+    "store": (contract.keeps_state, "cannot keep incremental state with its data"),
+}
+
+
+def _check_incremental(source: _Source, spec: ConnectorSpec, origin: tuple[Any, ...]) -> None:
+    """`incremental: true` needs a home that can resume and a store that keeps state: say so
+    at validate time, not halfway through a run."""
+    able, problem = _ABILITY[spec.kind]
+    if able(registry.lookup(spec.kind, spec.type_name)):
+        return
+    choices = sorted(n for n, cls in registry.all_classes(spec.kind).items() if able(cls))
+    raise source.error(
+        f"incremental: true, but {spec.kind} type '{spec.type_name}' {problem}",
+        origin,
+        key=spec.kind,
+        hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove `incremental: true`",
+    )
 
 
 def _parse_connector(
