@@ -6,6 +6,8 @@ Flow(ParquetHome("users", path="users.parquet"), ParquetStore("users", path="lak
 The contract a custom Home or Store implements is documented in `hygge.contract`.
 """
 
+from typing import TYPE_CHECKING
+
 from hygge.contract import (
     Home,
     HomeSettings,
@@ -15,7 +17,6 @@ from hygge.contract import (
     Store,
     StoreSettings,
 )
-from hygge.coordinator import Coordinator, RunResult
 from hygge.errors import (
     ConfigError,
     FlowError,
@@ -30,10 +31,21 @@ from hygge.progress import FlowState
 from hygge.report import FlowReport
 from hygge.stores import CsvStore, ParquetStore
 
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from hygge.coordinator import Coordinator, RunResult
+    from hygge.homes.sql import SqlHome as SQLHome
+    from hygge.stores.sql import SqlStore as SQLStore
+
 __version__ = "0.1.0"
 
-# Connectors whose modules import database drivers: loaded on first use, not by `import hygge`.
-_LAZY = {"SQLHome": ("hygge.homes.sql", "SqlHome"), "SQLStore": ("hygge.stores.sql", "SqlStore")}
+# Loaded on first use, not by `import hygge`: the SQL connectors import database drivers, and
+# `python -m hygge.coordinator` must find its module not yet imported.
+_LAZY = {
+    "Coordinator": ("hygge.coordinator", "Coordinator"),
+    "RunResult": ("hygge.coordinator", "RunResult"),
+    "SQLHome": ("hygge.homes.sql", "SqlHome"),
+    "SQLStore": ("hygge.stores.sql", "SqlStore"),
+}
 
 
 def __getattr__(name: str) -> object:

@@ -9,12 +9,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from hygge.errors import HyggeError
+
+if TYPE_CHECKING:
+    from hygge.coordinator import Coordinator
 
 app = typer.Typer(
     help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
@@ -124,7 +127,7 @@ def state(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show (or reset) what incremental flows have loaded, as stored with their data."""
-    from hygge.state import reset_states, state_table
+    from hygge.incremental import reset_states, state_table
 
     setup_logging(verbose)
     with user_errors(verbose):
@@ -227,10 +230,7 @@ def flower(ctx: typer.Context) -> None:
     distributed.run_flower(list(ctx.args))
 
 
-def _show_plan(coordinator: object) -> None:
-    from hygge.coordinator import Coordinator
-
-    assert isinstance(coordinator, Coordinator)
+def _show_plan(coordinator: Coordinator) -> None:
     for number, wave in enumerate(coordinator.plan(), start=1):
         for name in wave:
             spec = coordinator.config.flows[name]
@@ -243,10 +243,7 @@ def _show_plan(coordinator: object) -> None:
             )
 
 
-def _check_or_fail(coordinator: object, verbose: bool) -> None:
-    from hygge.coordinator import Coordinator
-
-    assert isinstance(coordinator, Coordinator)
+def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
     problems = asyncio.run(coordinator.check())
     if not problems:
         return

@@ -148,12 +148,7 @@ class Coordinator:
             self.on_progress(progress)
 
 
-def main() -> None:
-    """`python -m hygge.coordinator flows.yml [options]`: the same as `hygge run`."""
-    from hygge.cli import app
+if __name__ == "__main__":  # `python -m hygge.coordinator flows.yml`: the CLI depends on this
+    from hygge.cli import app  # module, never the other way round
 
     app(args=["run", *sys.argv[1:]], prog_name="python -m hygge.coordinator")
-
-
-if __name__ == "__main__":
-    main()

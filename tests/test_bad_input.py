@@ -171,7 +171,7 @@ def test_a_killed_runs_staging_is_swept_by_the_next_run(tmp_path: Path):
 
 
 def test_a_live_runs_staging_is_not_swept(tmp_path: Path):
-    from hygge.staging import StagingLock, staging_path, sweep_dead
+    from hygge.stores._staging import StagingLock, staging_path, sweep_dead
 
     target = tmp_path / "out"
     live = staging_path(target, "live")

@@ -12,7 +12,7 @@ import pyarrow as pa
 from hygge.batching import iterate_in_thread
 from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting
 from hygge.errors import HomeError
-from hygge.files import expand_paths
+from hygge.homes._paths import expand_paths
 
 
 class FileHomeSettings(HomeSettings):

@@ -24,10 +24,10 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from hygge.atomic import recover, replace_dir
 from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
-from hygge.staging import StagingLock, staging_path, sweep_dead
+from hygge.stores._atomic import recover, replace_dir
+from hygge.stores._staging import StagingLock, staging_path, sweep_dead
 
 META_DIR = "_hygge"
 
