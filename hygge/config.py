@@ -188,6 +188,13 @@ def parse(
     """Validate flows.yml text. `env=None` leaves variables unresolved."""
     try:
         located = yamlpos.load(text)
+    except yamlpos.TooManyAliases as exc:
+        raise ConfigError(
+            str(exc),
+            file=file,
+            line=exc.line,
+            hint="write the repeated parts out, or use fewer levels of aliases",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
