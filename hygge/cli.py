@@ -200,11 +200,12 @@ def _follow(run_id: str, verbose: bool) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped."""
     from hygge import distributed
     from hygge.display import LiveProgress, status_table
+    from hygge.progress import FlowState
 
     with user_errors(verbose), LiveProgress(console) as live:
         final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
     console.print(status_table(final))
-    for failed in (f for f in final.flows if f.state in ("failed", "skipped")):
+    for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
     if not final.ok:
         raise typer.Exit(1)

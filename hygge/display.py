@@ -10,20 +10,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hygge.progress import human_bytes, human_rate
+from hygge.progress import FlowState, human_bytes, human_rate
 from hygge.report import FlowReport
 
 if TYPE_CHECKING:
     from hygge.runstate import RunStatus
 
 STYLES = {
-    "pending": "dim",
-    "running": "cyan",
-    "retrying": "yellow",
-    "success": "green",
-    "failed": "red",
-    "skipped": "yellow",
+    FlowState.PENDING: "dim",
+    FlowState.QUEUED: "dim",
+    FlowState.RUNNING: "cyan",
+    FlowState.RETRYING: "yellow",
+    FlowState.SUCCESS: "green",
+    FlowState.FAILED: "red",
+    FlowState.SKIPPED: "yellow",
 }
+# States worth a line of their own when the output is not a terminal (a log, CI).
+_ANNOUNCED = (FlowState.RUNNING, FlowState.RETRYING, FlowState.FAILED, FlowState.SKIPPED)
 
 
 class LiveProgress:
@@ -51,14 +54,11 @@ class LiveProgress:
         self.latest[progress.flow] = progress
         if self._live is not None:
             now = time.monotonic()
-            if progress.state != "running" or now - self._last_draw > 0.2:
+            if progress.state != FlowState.RUNNING or now - self._last_draw > 0.2:
                 self._last_draw = now
                 self._live.update(self._table(), refresh=True)
-        elif (previous is None or previous.state != progress.state) and progress.state in (
-            "running",
-            "retrying",
-            "failed",
-            "skipped",
+        elif (previous is None or previous.state != progress.state) and (
+            progress.state in _ANNOUNCED
         ):
             note = f": {progress.message}" if progress.message else ""
             self.console.print(f"{progress.flow}: {progress.state}{note}", highlight=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import polars as pl
 
@@ -95,7 +96,10 @@ class Flow:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=self.queue_size)
 
         async def produce() -> None:
-            async with contextlib.aclosing(self.home.read_batches()) as batches:
+            # `async def read_batches` with `yield` is an async generator: closed at once when
+            # the store fails, so a home's connection or file is not held until GC.
+            reading = cast(AsyncGenerator[pl.DataFrame, None], self.home.read_batches())
+            async with contextlib.aclosing(reading) as batches:
                 async for df in batches:
                     if not isinstance(df, pl.DataFrame):
                         raise FlowError(
@@ -111,7 +115,7 @@ class Flow:
                 await self.store.write(df)
                 self._rows += df.height
                 self._batches += 1
-                self._memory_bytes += df.estimated_size()
+                self._memory_bytes += int(df.estimated_size())
                 self._emit(FlowState.RUNNING)
 
         try:

@@ -15,9 +15,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hygge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hygge.contract import Connector
 
 _registries: dict[str, dict[str, type]] = {"home": {}, "store": {}}
 _entry_points_loaded: set[str] = set()
@@ -100,7 +103,7 @@ def _import_target(target: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def lookup(kind: str, type_name: str) -> type | None:
+def lookup(kind: str, type_name: str) -> type[Connector[Any]] | None:
     """The class registered for `type_name`, or None."""
     registry = _registries[kind]
     if type_name not in registry and type_name in _LAZY_BUILTINS[kind]:
