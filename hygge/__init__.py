@@ -33,18 +33,18 @@ from hygge.stores import CsvStore, ParquetStore
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from hygge.coordinator import Coordinator, RunResult
-    from hygge.homes.sql import SqlHome as SQLHome
-    from hygge.stores.sql import SqlStore as SQLStore
+    from hygge.homes.sql import SQLHome
+    from hygge.stores.sql import SQLStore
 
 __version__ = "0.1.0"
 
 # Loaded on first use, not by `import hygge`: the SQL connectors import database drivers, and
 # `python -m hygge.coordinator` must find its module not yet imported.
 _LAZY = {
-    "Coordinator": ("hygge.coordinator", "Coordinator"),
-    "RunResult": ("hygge.coordinator", "RunResult"),
-    "SQLHome": ("hygge.homes.sql", "SqlHome"),
-    "SQLStore": ("hygge.stores.sql", "SqlStore"),
+    "Coordinator": "hygge.coordinator",
+    "RunResult": "hygge.coordinator",
+    "SQLHome": "hygge.homes.sql",
+    "SQLStore": "hygge.stores.sql",
 }
 
 
@@ -52,8 +52,7 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hygge' has no attribute {name!r}")
 
 

@@ -65,7 +65,7 @@ def test_a_second_type_name_and_a_lazy_builtin_name_are_refused() -> None:
         class MyCsv(Home):
             type_name = "csv"
 
-    with pytest.raises(ConfigError, match=r"hygge\.stores\.sql\.SqlStore"):
+    with pytest.raises(ConfigError, match=r"hygge\.stores\.sql\.SQLStore"):
 
         class MySql(Store):  # the SQL store is registered lazily (not imported yet, maybe)
             type_name = "sql"

@@ -22,7 +22,7 @@ from hygge.sql.url import SqlUrl, parse_url
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
-class SqlHomeSettings(HomeSettings):
+class SQLHomeSettings(HomeSettings):
     model_config = ConfigDict(populate_by_name=True)
 
     connection: str | None = Field(
@@ -41,7 +41,7 @@ class SqlHomeSettings(HomeSettings):
     initial: Any = Field(None, description="Incremental: the first run starts at this value.")
 
     @model_validator(mode="after")
-    def _table_or_query(self) -> SqlHomeSettings:
+    def _table_or_query(self) -> SQLHomeSettings:
         if bool(self.table) == bool(self.query):
             raise ValueError("give exactly one of `table` or `query`")
         if self.query and self.columns:
@@ -52,15 +52,15 @@ class SqlHomeSettings(HomeSettings):
         return self
 
 
-class SqlHome(IncrementalHome, Home[SqlHomeSettings]):
+class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
     """Rows of a database table or query; PostgreSQL streams through binary COPY (ADBC).
 
-    `SqlHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
+    `SQLHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
     """
 
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
-    Settings: ClassVar[type[SqlHomeSettings]] = SqlHomeSettings
+    Settings: ClassVar[type[SQLHomeSettings]] = SQLHomeSettings
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         if settings is None and not values.get("table") and not values.get("query"):

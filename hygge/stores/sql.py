@@ -39,7 +39,7 @@ log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
-class SqlStoreSettings(StoreSettings):
+class SQLStoreSettings(StoreSettings):
     model_config = ConfigDict(populate_by_name=True)
 
     mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
@@ -62,7 +62,7 @@ class SqlStoreSettings(StoreSettings):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _merge_needs_key(self) -> SqlStoreSettings:
+    def _merge_needs_key(self) -> SQLStoreSettings:
         if self.mode == "merge" and not self.key:
             raise ValueError("mode: merge needs `key: [column, ...]` to match rows on")
         return self
@@ -81,12 +81,12 @@ class _Plan:
     text_numeric: list[tuple[str, str]] = field(default_factory=list)
 
 
-class SqlStore(StatefulStore, Store[SqlStoreSettings]):
-    """Writes a database table; `SqlStore("users", connection=url)` targets table `users`."""
+class SQLStore(StatefulStore, Store[SQLStoreSettings]):
+    """Writes a database table; `SQLStore("users", connection=url)` targets table `users`."""
 
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
-    Settings: ClassVar[type[SqlStoreSettings]] = SqlStoreSettings
+    Settings: ClassVar[type[SQLStoreSettings]] = SQLStoreSettings
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         if settings is None and not values.get("table"):
