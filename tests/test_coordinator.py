@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from hygge import Coordinator, Home
-from hygge.progress import Progress
+from hygge.report import FlowReport
 from tests.checks import fingerprint
 from tests.helpers import write_flows
 
@@ -34,7 +34,7 @@ class SlowHome(Home):
 
 
 def test_depends_on_runs_after_its_dependency_committed(tmp_path: Path):
-    events: list[Progress] = []
+    events: list[FlowReport] = []
     path = write_flows(
         tmp_path,
         """
