@@ -214,7 +214,12 @@ def _follow(run_id: str, verbose: bool) -> None:
     from hygge.progress import FlowState
 
     with user_errors(verbose), LiveProgress(console) as live:
-        final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
+
+        def show(run: distributed.RunStatus) -> None:
+            for flow in run.flows:
+                live(flow.as_progress())
+
+        final = distributed.follow(run_id, show)
     console.print(status_table(final))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import contract, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
-from hygge.contract import Connector, ConnectorSettings
+from hygge.contract import Connector, ConnectorSettings, Store
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
@@ -439,7 +439,7 @@ def _check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
             store = spec.store.build()
         except Exception:  # a store that cannot be built fails later, with its own error
             continue
-        where = store.destination()
+        where = store.destination() if isinstance(store, Store) else None
         if where is not None:
             writers.setdefault(where, []).append(name)
     for names in writers.values():

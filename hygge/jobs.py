@@ -150,7 +150,7 @@ class FlowStatus:
 
     def as_progress(self) -> FlowReport:
         """The same snapshot `hygge run` draws, so both commands share one display."""
-        state = {QUEUED: PENDING}.get(self.state, self.state)
+        state = PENDING if self.state == QUEUED else FlowState(self.state)
         return FlowReport(
             self.flow,
             FlowState(state),

@@ -30,6 +30,7 @@ class CsvHome(FileHome):
     type_name = "csv"
     suffixes: ClassVar[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz")
     Settings: ClassVar[type[CsvHomeSettings]] = CsvHomeSettings
+    settings: CsvHomeSettings
 
     def _open(self, path: Path) -> pacsv.CSVStreamingReader:
         s = self.settings

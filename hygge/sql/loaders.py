@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from typing import cast
 
 import pyarrow as pa
 
@@ -170,7 +171,7 @@ class LoadDataPipeline(Loader):
 
     def _load(self) -> None:
         while (item := self.files.get()) is not _STOP:
-            path, schema, rows = item  # type: ignore[misc]
+            path, schema, rows = cast(tuple[str, pa.Schema, int], item)
             try:
                 if not self.errors:
                     taken = self.mysql.load_file(path, self.table, self.schema, schema, rows)

@@ -388,7 +388,7 @@ def _no_nan(array: pa.ChunkedArray, column: str) -> None:
 
 def _to_uuid_text(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
     """UUIDs from 16 raw bytes or text, validated, as canonical text."""
-    values = []
+    values: list[str | None] = []
     for value in _storage(array).to_pylist():
         if value is None:
             values.append(None)
