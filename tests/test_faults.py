@@ -203,6 +203,19 @@ def test_a_second_run_of_a_running_flow_is_refused(drops: Path):
     assert [p.name for p in (drops / "lake").iterdir()] == ["drops"]  # no lock file left
 
 
+def test_resetting_the_state_of_a_running_flow_is_refused(drops: Path):
+    first = stopped_mid_run(drops, drops / "lake")
+    try:
+        reset = run_cli("state", "flows.yml", "--reset", "drops", cwd=drops)
+    finally:
+        code, _, err = resume(first)
+    assert code == 0, err
+    assert reset.returncode == 1 and "flow 'drops' is already running" in reset.stderr
+    assert json.loads(next((drops / "lake" / "drops" / "_hygge" / "state").iterdir()).read_text())
+    done = run_cli("state", "flows.yml", "--reset", "drops", cwd=drops)
+    assert done.returncode == 0 and "state reset" in done.stdout, done.stderr
+
+
 def test_a_second_run_with_wait_for_lock_waits_then_finds_nothing_new(drops: Path):
     first = stopped_mid_run(drops, drops / "lake")
     output = drops / "second.out"
