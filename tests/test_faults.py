@@ -27,9 +27,9 @@ from tests.sqldb import database, unique
 def seeded(project: Path, flows_yml: str) -> str:
     """Commit a destination `out/` first; returns its digest (to prove a failure left it)."""
     pl.DataFrame({"id": [1, 2, 3]}).write_parquet(project / "seed.parquet")
-    (project / "flows.yml").write_text("flows: {seed: {home: seed.parquet, store: out}}")
+    write_flows(project, "flows: {seed: {home: seed.parquet, store: out}}")
     assert run_cli("run", "flows.yml", cwd=project).returncode == 0
-    (project / "flows.yml").write_text(flows_yml)
+    write_flows(project, flows_yml)
     return tree_digest(project / "out")
 
 
@@ -106,9 +106,7 @@ def test_a_home_failing_mid_file_on_a_worker_fails_once_with_the_line(
 @pytest.mark.parametrize("name", ["../../../victim", ".hidden", "a/b", "-x", "x..y"])
 def test_flow_names_that_could_become_paths_are_refused(tmp_path: Path, name: str):
     pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "in.parquet")
-    (tmp_path / "flows.yml").write_text(
-        f'flows:\n  "{name}":\n    home: in.parquet\n    store: lake/x\n'
-    )
+    write_flows(tmp_path, f'flows:\n  "{name}":\n    home: in.parquet\n    store: lake/x\n')
     for command in ("validate", "run"):
         done = run_cli(command, "flows.yml", cwd=tmp_path)
         assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -179,7 +177,7 @@ flows:
 
 @pytest.fixture
 def drops(tmp_path: Path) -> Path:
-    (tmp_path / "flows.yml").write_text(INCREMENTAL)
+    write_flows(tmp_path, INCREMENTAL)
     (tmp_path / "incoming").mkdir()
     for n in range(4):
         rows = range(n * 200_000, (n + 1) * 200_000)
@@ -240,10 +238,11 @@ def test_a_second_run_into_a_sql_table_is_refused(drops: Path, service: str):
     url = services.service_url(service)
     table = unique("locked")
     # SQL state is kept per flow name in the schema: a name of its own for this test
-    (drops / "flows.yml").write_text(
+    write_flows(
+        drops,
         f"flows:\n  {table}:\n    home: {{type: parquet, path: incoming}}\n"
         f"    store: {{type: sql, connection: '{url}', table: {table}}}\n"
-        "    options: {incremental: true, batch_size: 10000}\n"
+        "    options: {incremental: true, batch_size: 10000}\n",
     )
     with database(url, table) as db:
 
@@ -272,10 +271,11 @@ def test_a_second_run_into_a_sql_table_is_refused(drops: Path, service: str):
 def test_two_flows_replacing_one_store_are_refused(tmp_path: Path):
     pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "a.parquet")
     pl.DataFrame({"id": [2]}).write_parquet(tmp_path / "b.parquet")
-    (tmp_path / "flows.yml").write_text(
+    write_flows(
+        tmp_path,
         "flows:\n"
         "  first:\n    home: a.parquet\n    store: lake/shared\n"
-        "  second:\n    home: b.parquet\n    store: ./lake/x/../shared/\n"
+        "  second:\n    home: b.parquet\n    store: ./lake/x/../shared/\n",
     )
     for command in ("validate", "run"):
         done = run_cli(command, "flows.yml", cwd=tmp_path)
@@ -289,10 +289,11 @@ def test_two_flows_replacing_one_store_are_refused(tmp_path: Path):
 def test_flows_appending_to_one_store_by_design_are_allowed(tmp_path: Path):
     for n in "ab":
         pl.DataFrame({"id": [ord(n)]}).write_parquet(tmp_path / f"{n}.parquet")
-    (tmp_path / "flows.yml").write_text(
+    write_flows(
+        tmp_path,
         "flows:\n"
         "  first: {home: a.parquet, store: {path: lake/shared, mode: append}}\n"
-        "  second: {home: b.parquet, store: {path: lake/shared, mode: append}}\n"
+        "  second: {home: b.parquet, store: {path: lake/shared, mode: append}}\n",
     )
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -302,12 +303,13 @@ def test_flows_appending_to_one_store_by_design_are_allowed(tmp_path: Path):
 def test_two_flows_replacing_one_sql_table_are_refused(tmp_path: Path, postgres_url: str):
     pl.DataFrame({"id": [1]}).write_parquet(tmp_path / "a.parquet")
     table = unique("shared")
-    (tmp_path / "flows.yml").write_text(
+    write_flows(
+        tmp_path,
         "flows:\n"
         f"  first: {{home: a.parquet, store: {{type: sql, connection: '{postgres_url}', "
         f"table: {table}}}}}\n"
         f"  second: {{home: a.parquet, store: {{type: sql, connection: '{postgres_url}', "
-        f"table: {table}, mode: append}}}}\n"
+        f"table: {table}, mode: append}}}}\n",
     )
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and f"table {table}" in done.stderr, done.stderr
@@ -322,7 +324,7 @@ def test_files_differing_only_in_nullability_load_together(tmp_path: Path):
         table = pa.table({"id": [n * 10 + 1, n * 10 + 2], "v": ["a", None]}, schema=schema)
         pq.write_table(table, tmp_path / "in" / f"{n}.parquet")
     assert not pq.read_schema(tmp_path / "in" / "0.parquet").field("id").nullable
-    (tmp_path / "flows.yml").write_text("flows: {f: {home: in, store: out}}")
+    write_flows(tmp_path, "flows: {f: {home: in, store: out}}")
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert fingerprint(tmp_path / "out") == fingerprint(tmp_path / "in")
@@ -332,7 +334,7 @@ def test_files_with_columns_in_another_order_name_the_order(tmp_path: Path):
     (tmp_path / "in").mkdir()
     pl.DataFrame({"id": [1], "v": ["a"]}).write_parquet(tmp_path / "in" / "a.parquet")
     pl.DataFrame({"v": ["b"], "id": [2]}).write_parquet(tmp_path / "in" / "b.parquet")
-    (tmp_path / "flows.yml").write_text("flows: {f: {home: in, store: out}}")
+    write_flows(tmp_path, "flows: {f: {home: in, store: out}}")
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1
     assert "b.parquet does not have the same columns as" in done.stderr
@@ -365,8 +367,9 @@ def test_a_full_disk_names_the_store_and_the_path(tmp_path: Path, tiny_disk: Pat
     pl.DataFrame({"id": range(rows), "v": [f"value-{i}" for i in range(rows)]}).write_parquet(
         tmp_path / "big.parquet"
     )
-    (tmp_path / "flows.yml").write_text(
-        f"flows: {{f: {{home: big.parquet, store: {{path: {tiny_disk}/out, compression: none}}}}}}"
+    write_flows(
+        tmp_path,
+        f"flows: {{f: {{home: big.parquet, store: {{path: {tiny_disk}/out, compression: none}}}}}}",
     )
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
