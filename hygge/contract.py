@@ -226,8 +226,8 @@ class Store(Connector[S]):
         path = getattr(self.settings, "path", None)
         if not path:
             return NoLock(flow, self.describe())
-        target = Path(path)
-        return FileLock(flow, str(target), lock_file_beside(target, flow))
+        target = Path(path)  # resolved: two spellings of one folder share one lock
+        return FileLock(flow, str(target), lock_file_beside(target.resolve(), flow))
 
 
 # -- optional abilities --------------------------------------------------------------------
