@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import polars as pl
@@ -29,11 +27,12 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.contract import StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
-from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
+from hygge.locks import RunLock
 from hygge.sql import state as sql_state
 from hygge.sql.base import Session, literal
 from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
+from hygge.sql.lock import run_lock
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
 
@@ -137,19 +136,7 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
         return f"sql:{server}|{s.db_schema or ''}.{s.table}"
 
     def lock(self, flow: str) -> RunLock:
-        """A lock in the database itself (PostgreSQL advisory lock, MySQL GET_LOCK), so runs
-        on any machine see it; SQLite locks a file beside the database."""
-        url = self.url
-        if url.dialect in ("postgresql", "mysql"):
-            where = f"table {self.where} ({url.where()})"
-            key = hashlib.sha1(f"{url.where()}|{self.where}|{flow}".encode()).hexdigest()
-            return SessionLock(flow, where, url, f"hygge-run-{key[:40]}")
-        if url.dialect == "sqlite" and url.database not in (None, "", ":memory:"):
-            db = Path(url.database)
-            return FileLock(
-                flow, f"table {self.where} ({db})", lock_file_beside(db, f"{self.where}.{flow}")
-            )
-        return NoLock(flow, self.describe())
+        return run_lock(self.url, self.where, flow)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def check(self) -> None:
@@ -631,31 +618,6 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
                 f"{action}: {detail}",
                 transient=transient,
             ) from exc
-
-
-class SessionLock(RunLock):
-    """A lock held by a connection of its own for the whole run; the server drops it when
-    that connection ends, however the run ends."""
-
-    def __init__(self, flow: str, where: str, url: SqlUrl, key: str) -> None:
-        super().__init__(flow, where)
-        self.url, self.key = url, key
-        self.session: Session | None = None
-
-    def try_acquire(self) -> bool:
-        session = connect(self.url, StoreError, f"lock of flow '{self.flow}'")
-        if session.claim(self.key):
-            self.session = session
-            return True
-        session.close()
-        return False
-
-    def release(self) -> None:
-        if self.session is not None:
-            with contextlib.suppress(Exception):
-                self.session.unclaim(self.key)
-            self.session.close()
-            self.session = None
 
 
 def _drop(session: Session, table: str, schema: str | None) -> None:
