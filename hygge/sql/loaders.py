@@ -15,7 +15,6 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
-from typing import cast
 
 import pyarrow as pa
 
@@ -171,7 +170,8 @@ class LoadDataPipeline(Loader):
 
     def _load(self) -> None:
         while (item := self.files.get()) is not _STOP:
-            path, schema, rows = cast(tuple[str, pa.Schema, int], item)
+            assert isinstance(item, tuple)
+            path, schema, rows = item
             try:
                 if not self.errors:
                     taken = self.mysql.load_file(path, self.table, self.schema, schema, rows)
