@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -48,6 +49,10 @@ class Flow:
     the store drains it, so memory stays bounded by a few batches whatever the data size.
     Transient failures are retried up to `retries` times; the store's atomic commit makes a
     retry (or a rerun after a crash) safe.
+
+    `before_commit`, if given, is awaited right before each `store.commit()`, when everything
+    is staged and verified; if it raises, the store aborts and nothing is committed (a worker
+    uses it to check it still holds its lease on the flow).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Flow:
         incremental: bool = False,
         full_refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -72,6 +78,7 @@ class Flow:
         self.incremental = incremental
         self.full_refresh = full_refresh
         self.on_progress = on_progress
+        self.before_commit = before_commit
         self._rows = self._batches = self._bytes = 0
         self._started = 0.0
         self._attempt = 0
@@ -116,6 +123,8 @@ class Flow:
             await self._verify()
             if self.incremental:
                 self.store.stage_state(self.name, self._state_record())
+            if self.before_commit is not None:
+                await self.before_commit()
             await self.store.commit()
         except BaseException:
             await asyncio.shield(self.store.abort())

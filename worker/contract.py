@@ -7,7 +7,7 @@ One place says what travels and where it is kept, so the two sides cannot drift 
   (`FlowStatus`), which is also what `hygge status` reads back;
 - the settings every side takes from the environment (`Settings`).
 
-This module imports neither Celery nor redis, so `hygge` stays light.
+It imports neither Celery nor redis: `hygge enqueue` and `hygge status` read it without them.
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ from hygge.progress import TERMINAL_STATES, FlowState, Progress
 TASK_NAME = "hygge.run_flow"
 NOOP_TASK_NAME = "hygge.noop"  # a do-nothing task: the baseline of the dispatch benchmark
 PREFIX = "hygge"
-
-# A flow's states: the one enum of hygge.progress (names kept here for the worker's modules).
-PENDING = FlowState.PENDING
-QUEUED = FlowState.QUEUED
-RETRYING = FlowState.RETRYING
-SUCCESS = FlowState.SUCCESS
-FAILED = FlowState.FAILED
-SKIPPED = FlowState.SKIPPED
-TERMINAL = TERMINAL_STATES
 
 
 class FlowJob(BaseModel):
@@ -85,10 +76,15 @@ class Keys:
     def flow(self, name: str) -> str:
         return f"{PREFIX}:run:{self.run_id}:flow:{name}"
 
+    @property
+    def sender(self) -> str:
+        """Lives (a short expiry, refreshed) while `hygge enqueue` sends the run's messages."""
+        return f"{PREFIX}:run:{self.run_id}:sending"
+
     @staticmethod
     def lock(destination: str) -> str:
         """The per-flow lease, by destination (FlowJob.destination): held and extended by the
-        one worker writing there; its value is "<run id>:<token>"."""
+        one worker writing there (worker.lease); its value is "<run id>:<generation>:<random>"."""
         return f"{PREFIX}:lock:{destination}"
 
     @staticmethod
@@ -102,12 +98,12 @@ class FlowStatus:
     """One flow of a run as stored in its Redis hash (all fields optional on the wire)."""
 
     flow: str
-    state: str = PENDING
+    state: str = FlowState.PENDING
     task_id: str = ""
     worker: str = ""
     rows: int = 0
     batches: int = 0
-    bytes: int = 0
+    memory_bytes: int = 0  # in-memory size of the batches moved (polars' estimate)
     seconds: float = 0.0
     retries: int = 0
     starts: int = 0
@@ -141,7 +137,7 @@ class FlowStatus:
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL
+        return self.state in TERMINAL_STATES
 
     @property
     def rows_per_second(self) -> float:
@@ -149,13 +145,13 @@ class FlowStatus:
 
     def as_progress(self) -> Progress:
         """The same snapshot `hygge run` draws, so both commands share one display."""
-        state = {QUEUED: PENDING}.get(self.state, self.state)
+        state = {FlowState.QUEUED: FlowState.PENDING}.get(self.state, self.state)
         return Progress(
             self.flow,
             state,  # type: ignore[arg-type]
             self.rows,
             self.batches,
-            self.bytes,
+            self.memory_bytes,
             self.seconds,
             self.retries + 1,
             self.message,
@@ -167,7 +163,7 @@ def progress_fields(progress: Progress) -> dict[str, str | int | float]:
     return {
         "rows": progress.rows,
         "batches": progress.batches,
-        "bytes": progress.bytes,
+        "memory_bytes": progress.bytes,
         "seconds": round(progress.seconds, 3),
         "summary": progress.summary(),
     }
