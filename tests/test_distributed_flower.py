@@ -3,7 +3,6 @@ credentials, and with basic auth every page and the API answer 401 without them.
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -94,13 +93,20 @@ def test_an_open_flower_must_be_asked_for_and_is_loopback_only(cluster: Cluster)
 
 
 def assert_loopback_only(port: int) -> None:
-    """Flower answers on 127.0.0.1 and not on this machine's other addresses."""
-    others = {
-        info[4][0]
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-        if not info[4][0].startswith("127.")
-    }
-    for address in others:
-        with socket.socket() as s:
-            s.settimeout(2)
-            assert s.connect_ex((address, port)) != 0, f"Flower answers on {address}:{port}"
+    """Flower listens on 127.0.0.1 only: the kernel's table of listening sockets says where."""
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+    listening = [
+        address
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        for line in Path(table).read_text().splitlines()[1:]
+        for address, local_port, state in [_listen_entry(line)]
+        if local_port == port and state == "0A"  # 0A: LISTEN
+    ]
+    assert listening, f"nothing listens on port {port}"
+    assert set(listening) <= loopback, f"Flower listens beyond loopback: {listening}"
+
+
+def _listen_entry(line: str) -> tuple[str, int, str]:
+    fields = line.split()
+    address, port = fields[1].split(":")
+    return address, int(port, 16), fields[3]
