@@ -57,7 +57,7 @@ class Lease:
     def holder(self) -> str:
         """Who holds the lease now ("" if nobody): "<run id>:<generation>:<random>"."""
         value = self.r.get(self.key)
-        return value.decode() if value else ""
+        return value.decode() if isinstance(value, bytes) else (value or "")
 
     def renew(self) -> bool:
         """Reset the lease's expiry; False (and `lost`) if it is no longer ours."""

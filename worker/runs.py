@@ -165,12 +165,10 @@ class Runs:
         for name in names:
             pipe.hgetall(keys.flow(name))
         flows = [FlowStatus.from_hash(n, h) for n, h in zip(names, pipe.execute(), strict=True)]
-        return RunStatus(
-            run_id, meta.get(b"file", b"").decode(), float(meta.get(b"created", 0)), flows
-        )
+        return RunStatus(run_id, text(meta.get(b"file")), float(meta.get(b"created", 0)), flows)
 
     def active_runs(self) -> list[str]:
-        return sorted(m.decode() for m in self.r.smembers(Keys.ACTIVE_RUNS))
+        return sorted(text(m) for m in self.r.smembers(Keys.ACTIVE_RUNS))
 
     # -- writing (workers) ----------------------------------------------------------------
     def update(self, run_id: str, flow: str, **values: Any) -> None:
@@ -204,7 +202,7 @@ class Runs:
         destination, or an older copy is letting go: try again later)."""
         key = Keys(job.run_id).flow(job.flow)
         state, generation = self.r.hmget(key, ["state", "generation"])
-        if (state or b"").decode() in TERMINAL_STATES or job.generation < int(generation or 1):
+        if text(state) in TERMINAL_STATES or job.generation < int(generation or 1):
             return Begun("stale", 0, 0, 0, "")
         if not lease.take():
             holder = lease.holder()
@@ -240,7 +238,7 @@ class Runs:
         if int(ended) >= int(total) > 0:
             self.finish(run_id, self.flow_names(run_id))
         if final and dependants:
-            return self.advance(run_id, after=flow, dependants=dependants.decode().split(","))
+            return self.advance(run_id, after=flow, dependants=text(dependants).split(","))
         return []
 
     def advance(
@@ -257,11 +255,11 @@ class Runs:
             self.r.srem(Keys.ACTIVE_RUNS, run_id)
             return []
         names: list[str] = json.loads(meta[0])
-        deps: dict[str, list[str]] = json.loads(meta[1])
+        deps: dict[str, list[str]] = json.loads(text(meta[1]) or "{}")
         pipe = self.r.pipeline(transaction=False)
         for name in names:
             pipe.hget(keys.flow(name), "state")
-        states = {n: (v or b"").decode() for n, v in zip(names, pipe.execute(), strict=True)}
+        states = {n: text(v) for n, v in zip(names, pipe.execute(), strict=True)}
         ready: list[str] = []
         skipped: list[str] = []
         for name in (n for wave in waves(deps) for n in wave):  # so skips cascade in one pass
@@ -292,20 +290,18 @@ class Runs:
             state, deps_raw, next_raw = self.r.hmget(
                 keys.flow(name), ["state", "depends_on", "dependants"]
             )
-            if (state or b"").decode() != PENDING:
+            if text(state) != PENDING:
                 continue
-            deps = [d for d in (deps_raw or b"").decode().split(",") if d]
+            deps = [d for d in text(deps_raw).split(",") if d]
             pipe = self.r.pipeline(transaction=False)
             for dep in deps:
                 pipe.hget(keys.flow(dep), "state")
-            outcome = self._decide(
-                run_id, name, deps, [(v or b"").decode() for v in pipe.execute()]
-            )
+            outcome = self._decide(run_id, name, deps, [text(v) for v in pipe.execute()])
             if outcome == QUEUED:
                 ready.append(name)
             elif outcome == SKIPPED:
                 skipped.append(name)
-                todo += [d for d in (next_raw or b"").decode().split(",") if d]
+                todo += [d for d in text(next_raw).split(",") if d]
         if skipped:
             self._count_ends(run_id, skipped)
         return [self.job(run_id, n) for n in ready]
@@ -392,5 +388,12 @@ class Runs:
         ]
 
 
-def _wire(values: Mapping[str, Any]) -> dict[str, str | int | float]:
+def text(value: bytes | str | None) -> str:
+    """A value as redis-py returns it (bytes, or str on a decoding client), as text."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _wire(values: Mapping[str, Any]) -> Mapping[Any, str | int | float]:
     return {k: (v if isinstance(v, int | float | str) else str(v)) for k, v in values.items()}
