@@ -172,3 +172,14 @@ def test_different_flows_with_the_same_store_config_run_side_by_side(state: Runs
     a, b = (state.job("run1", n) for n in ("a", "b"))
     assert state.begin(a, lease(state, a), "w1@test", "a").verdict == "ok"
     assert state.begin(b, lease(state, b), "w2@test", "b").verdict == "ok"
+
+
+def test_a_message_of_a_run_redis_lost_never_starts(state: Runs) -> None:
+    plan(state, {"a": []})
+    job = state.job("run1", "a")
+    # A restart of a Redis that keeps nothing (this DB stays claimed: only hygge's keys go).
+    state.r.delete(*state.r.scan_iter("hygge:*"))
+    held = lease(state, job)
+    assert state.begin(job, held, "w@test", "x").verdict == "stale"
+    assert not state.r.exists(Keys("run1").flow("a"))  # no half run written back
+    assert not state.r.exists(held.key)

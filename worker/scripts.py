@@ -64,10 +64,11 @@ return 1
 
 # Start an attempt whose lease was just taken: unless the flow ended or this message is an
 # old copy, mark it running. KEYS: flow hash. ARGV: generation, worker, task id, now.
-# Returns {verdict, starts, ends, retries}: verdict 'ok' or 'stale' (ended or superseded).
+# Returns {verdict, starts, ends, retries}: verdict 'ok' or 'stale' (ended, superseded, or
+# its run is gone: a Redis that lost its data must not get half a run back).
 START = """
 local st = redis.call('HMGET', KEYS[1], 'state', 'generation', 'ends', 'retries')
-if st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then
+if (not st[1]) or st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then
   return {'stale', 0, 0, 0}
 end
 if tonumber(ARGV[1]) < tonumber(st[2] or '1') then return {'stale', 0, 0, 0} end
