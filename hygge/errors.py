@@ -70,10 +70,6 @@ class TransientError(HyggeError):
     transient = True
 
 
-class DependencyFailed(FlowError):
-    """A flow was not run because a flow it depends on did not succeed."""
-
-
 # -- the distributed engine (worker/): the same tree, so the CLI shows them the same way --------
 
 

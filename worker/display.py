@@ -22,7 +22,7 @@ def status_table(run: RunStatus) -> Table:
             overflow="fold",
         )
     for f in run.flows:
-        p = f.as_progress()
+        p = f.as_report()
         table.add_row(
             f.flow,
             f"[{STYLES.get(p.state, '')}]{f.state}[/]",

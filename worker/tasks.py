@@ -27,8 +27,8 @@ from celery.exceptions import Ignore
 
 from hygge.config import parse_flow
 from hygge.errors import ConfigError, FlowFailed, FlowRetry, LeaseLost
-from hygge.flow import FlowResult
-from hygge.progress import FlowState, Progress
+from hygge.progress import FlowState
+from hygge.report import FlowReport
 from hygge.retry import backoff_delay, is_transient
 from hygge.secrets import mask_url
 from worker.app import app, dispatch, runs, send, settings
@@ -118,7 +118,7 @@ class FlowRun:
         send(self.job, countdown=WAIT_SECONDS * random.uniform(1, 1.5))
         raise Ignore()
 
-    def _move(self) -> FlowResult:
+    def _move(self) -> FlowReport:
         try:
             spec = parse_flow(
                 self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ
@@ -132,7 +132,7 @@ class FlowRun:
         flow.before_commit = self._lease.fence  # a lost lease commits nothing
         return asyncio.run(flow.start())
 
-    def _progress(self, progress: Progress) -> None:
+    def _progress(self, progress: FlowReport) -> None:
         assert self._lease is not None
         self._lease.check()
         if progress.state != FlowState.RUNNING:
@@ -147,24 +147,16 @@ class FlowRun:
         except Exception as exc:  # progress is best effort: Redis away for a moment
             log.warning("flow %s: could not report progress: %s", self.job.flow, mask_url(str(exc)))
 
-    def _succeeded(self, result: FlowResult) -> dict[str, Any]:
-        progress = Progress(
-            result.name,
-            FlowState.SUCCESS,
-            result.rows,
-            result.batches,
-            result.bytes,
-            result.seconds,
-        )
-        self._end(FlowState.SUCCESS, message="", **progress_fields(progress))
+    def _succeeded(self, result: FlowReport) -> dict[str, Any]:
+        self._end(FlowState.SUCCESS, message="", **progress_fields(result))
         return {
             "flow": self.job.flow,
             "run_id": self.job.run_id,
             "rows": result.rows,
             "batches": result.batches,
-            "memory_bytes": result.bytes,
+            "memory_bytes": result.memory_bytes,
             "seconds": round(result.seconds, 3),
-            "summary": progress.summary(),
+            "summary": result.summary(),
         }
 
     def _failed(self, exc: Exception) -> None:
