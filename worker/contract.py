@@ -114,21 +114,21 @@ class FlowStatus(FlowReport):
     @classmethod
     def from_hash(cls, flow: str, data: Mapping[bytes | str, bytes | str]) -> FlowStatus:
         """Read a flow's hash (every field optional; fields it does not know are skipped)."""
-        text = {_text(k): _text(v) for k, v in data.items()}
+        fields = {text(k): text(v) for k, v in data.items()}
         numbers: dict[str, Any] = {}
         for name in _INTS:
-            numbers[name] = int(float(text.get(name) or 0))
+            numbers[name] = int(float(fields.get(name) or 0))
         for name in _FLOATS:
-            numbers[name] = float(text.get(name) or 0)
+            numbers[name] = float(fields.get(name) or 0)
         numbers["generation"] = numbers["generation"] or 1
         return cls(
             flow,
-            FlowState(text.get("state") or FlowState.PENDING),
-            message=text.get("message", ""),
+            FlowState(fields.get("state") or FlowState.PENDING),
+            message=fields.get("message", ""),
             attempt=numbers["retries"] + 1,
-            task_id=text.get("task_id", ""),
-            worker=text.get("worker", ""),
-            depends_on=tuple(d for d in text.get("depends_on", "").split(",") if d),
+            task_id=fields.get("task_id", ""),
+            worker=fields.get("worker", ""),
+            depends_on=tuple(d for d in fields.get("depends_on", "").split(",") if d),
             **numbers,
         )
 
@@ -145,7 +145,10 @@ _INTS = ("rows", "batches", "memory_bytes", "retries", "starts", "ends", "genera
 _FLOATS = ("seconds", "updated", "started", "finished")
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str | None) -> str:
+    """A value as redis-py returns it (bytes, or str on a decoding client), as text."""
+    if value is None:
+        return ""
     return value.decode() if isinstance(value, bytes) else value
 
 

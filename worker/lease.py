@@ -32,7 +32,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from hygge.errors import LeaseLost
-from worker.contract import FlowJob, Keys
+from worker.contract import FlowJob, Keys, text
 
 log = logging.getLogger("hygge.worker.lease")
 
@@ -56,8 +56,7 @@ class Lease:
 
     def holder(self) -> str:
         """Who holds the lease now ("" if nobody): "<run id>:<generation>:<random>"."""
-        value = self.r.get(self.key)
-        return value.decode() if isinstance(value, bytes) else (value or "")
+        return text(self.r.get(self.key))
 
     def renew(self) -> bool:
         """Reset the lease's expiry; False (and `lost`) if it is no longer ours."""

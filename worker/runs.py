@@ -29,7 +29,7 @@ from hygge.plan import waves
 from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.secrets import mask_url
 from worker import scripts
-from worker.contract import FlowJob, FlowStatus, Keys
+from worker.contract import FlowJob, FlowStatus, Keys, text
 from worker.lease import Lease
 
 PENDING, QUEUED, SUCCESS = FlowState.PENDING, FlowState.QUEUED, FlowState.SUCCESS
@@ -386,13 +386,6 @@ class Runs:
             for name, claimed in zip(names, pipe.execute(), strict=True)
             if claimed
         ]
-
-
-def text(value: bytes | str | None) -> str:
-    """A value as redis-py returns it (bytes, or str on a decoding client), as text."""
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _wire(values: Mapping[str, Any]) -> Mapping[Any, str | int | float]:
