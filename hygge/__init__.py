@@ -23,9 +23,7 @@ __version__ = "0.1.0"
 
 # Connectors whose modules import database drivers: loaded on first use, not by `import hygge`.
 _LAZY = {
-    "SqlHome": "hygge.homes.sql",
     "SQLHome": "hygge.homes.sql",
-    "SqlStore": "hygge.stores.sql",
     "SQLStore": "hygge.stores.sql",
 }
 
@@ -34,7 +32,7 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name.replace("SQL", "Sql"))
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hygge' has no attribute {name!r}")
 
 
@@ -58,8 +56,6 @@ __all__ = [
     "RunResult",
     "SQLHome",
     "SQLStore",
-    "SqlHome",
-    "SqlStore",
     "Store",
     "StoreError",
     "StoreSettings",

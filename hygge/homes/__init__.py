@@ -6,6 +6,6 @@ from hygge.homes.csv import CsvHome
 from hygge.homes.ndjson import NdjsonHome
 from hygge.homes.parquet import ParquetHome
 
-registry.register_lazy("home", "sql", "hygge.homes.sql:SqlHome")  # imports SQL drivers
+registry.register_lazy("home", "sql", "hygge.homes.sql:SQLHome")  # imports SQL drivers
 
 __all__ = ["CsvHome", "Home", "HomeSettings", "NdjsonHome", "ParquetHome"]

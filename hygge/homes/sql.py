@@ -14,7 +14,8 @@ from pydantic import ConfigDict, Field, model_validator
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.errors import HomeError, HyggeError
 from hygge.homes.base import Home, HomeSettings
-from hygge.sql.base import Session
+from hygge.sql import faults
+from hygge.sql.base import Session, user_query
 from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, parse_lag
 from hygge.sql.url import SqlUrl, parse_url
@@ -52,10 +53,10 @@ class SqlHomeSettings(HomeSettings):
         return self
 
 
-class SqlHome(Home):
+class SQLHome(Home):
     """Rows of a database table or query; PostgreSQL streams through binary COPY (ADBC).
 
-    `SqlHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
+    `SQLHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
     """
 
     type_name = "sql"
@@ -132,7 +133,7 @@ class SqlHome(Home):
         """The SELECT to run, and the table's columns when reading a table."""
         s = self.settings
         if s.query:
-            return s.query, None
+            return user_query(s.query), None
         columns = session.columns(s.table, s.db_schema)
         where = f"{s.db_schema}.{s.table}" if s.db_schema else s.table
         if columns is None:
@@ -197,7 +198,7 @@ class SqlHome(Home):
                     session.rollback()
                 raise HomeError(
                     f"home '{self.name}': cursor column '{name}' cannot be read from the query: "
-                    f"{self.url.scrub(str(exc).strip())}",
+                    f"{faults.detail(self.url, exc)}",
                     hint="select the cursor column in `query` (names are case-sensitive)",
                 ) from exc
             arrow_type = first.schema.field(0).type if first is not None else None
@@ -217,15 +218,12 @@ class SqlHome(Home):
 
     def _query_error(self, exc: Exception) -> HomeError:
         url = self.url
-        detail = url.scrub(str(exc).strip()) or type(exc).__name__
         what = "query" if self.settings.query else f"table {self.settings.table}"
-        transient = any(
-            w in detail.lower() for w in ("connection", "server closed", "gone away", "timeout")
-        )
         return HomeError(
-            f"home '{self.name}': reading the {what} from {url.where()} failed: {detail}",
+            f"home '{self.name}': reading the {what} from {url.where()} failed: "
+            f"{faults.detail(url, exc)}",
             hint="check the query's SQL" if self.settings.query else None,
-            transient=transient,
+            transient=faults.is_transient(exc),
         )
 
     def _to_polars(self, table: pa.Table) -> pl.DataFrame:

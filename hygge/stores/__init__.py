@@ -5,6 +5,6 @@ from hygge.stores.base import Store, StoreSettings
 from hygge.stores.csv import CsvStore
 from hygge.stores.parquet import ParquetStore
 
-registry.register_lazy("store", "sql", "hygge.stores.sql:SqlStore")  # imports SQL drivers
+registry.register_lazy("store", "sql", "hygge.stores.sql:SQLStore")  # imports SQL drivers
 
 __all__ = ["CsvStore", "ParquetStore", "Store", "StoreSettings"]

@@ -1,0 +1,96 @@
+"""A database that restarts mid-load (every connection drops, new ones refused for a while):
+the flow's retry loads exactly once into a staging table of its own, and nothing is left.
+
+The restart is a loopback proxy the test cuts (tests/tcpproxy.py): the shared servers keep
+running for everyone else. While it is cut, the failed attempt's abort() cannot drop its
+staging table (as during a real restart); the next attempt must neither trip over that table
+nor leave it behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import polars as pl
+import pytest
+
+from hygge import Flow, Home, SQLStore
+from tests.distributed_support import wait_for
+from tests.sqldb import database, unique
+from tests.tcpproxy import TcpProxy
+
+BATCHES, ROWS = 6, 5_000
+
+
+class _CutMidLoad(Home):
+    """Yields BATCHES batches; in the first attempt, cuts the proxy after the third."""
+
+    type_name = "test_cut_mid_load"
+
+    def __init__(self, name: str, proxy: TcpProxy, server_gone) -> None:
+        super().__init__(name)
+        self.proxy, self.server_gone, self.attempts = proxy, server_gone, 0
+
+    async def read_batches(self):
+        self.attempts += 1
+        for b in range(BATCHES):
+            ids = range(b * ROWS, (b + 1) * ROWS)
+            yield pl.DataFrame({"id": list(ids), "name": [f"n{i}" for i in ids]})
+            if self.attempts == 1 and b == 2:
+                self.proxy.cut()
+                threading.Thread(target=self._restart, daemon=True).start()
+
+    def _restart(self) -> None:
+        """Come back once the abort found the server down and its old sessions are gone."""
+        wait_for(lambda: self.proxy.refused >= 1, 60, "abort() to try a fresh connection")
+        wait_for(self.server_gone, 60, "the server to end the cut sessions")
+        self.proxy.restore()
+
+
+def _through(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_a_restart_mid_load_is_retried_exactly_and_leaves_no_staging(request, service):
+    url = request.getfixturevalue(f"{service}_url")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or {"postgres": 5432}.get(
+        service, 3306))  # fmt: skip
+    table = unique("restart")
+    with database(url, table) as db:
+
+        def server_gone() -> bool:
+            ports = proxy.upstream_ports
+            if db.dialect == "postgresql":
+                rows = db.run("SELECT client_port FROM pg_stat_activity WHERE client_port > 0")
+                return not {r[0] for r in rows} & ports
+            rows = db.run("SELECT HOST FROM information_schema.PROCESSLIST")
+            return not {int(h.rsplit(":", 1)[1]) for (h,) in rows if h and ":" in h} & ports
+
+        home = _CutMidLoad("src", proxy, server_gone)
+        events = []
+        try:
+            result = Flow(
+                home,
+                SQLStore(table, connection=_through(url, proxy.port)),
+                retries=5,
+                retry_delay=0.5,
+                on_progress=events.append,
+            ).run()
+        finally:
+            proxy.close()
+        assert home.attempts >= 2, "the cut did not fail the first attempt"
+        assert any(e.state == "retrying" for e in events)
+        total = BATCHES * ROWS
+        assert result.rows == total
+        count, ids, names = db.run(
+            f"SELECT count(*), sum(id), count(DISTINCT name) FROM {db.q(table)}"
+        )[0]
+        assert (count, int(ids), names) == (total, total * (total - 1) // 2, total)
+        left = [t for t in db.staging_tables() if table in t]
+        assert not left, f"staging left behind: {left}"
