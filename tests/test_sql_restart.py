@@ -9,6 +9,7 @@ nor leave it behind.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,13 +25,15 @@ BATCHES, ROWS = 6, 5_000
 
 
 class _CutMidLoad(Home):
-    """Yields BATCHES batches; in the first attempt, cuts the proxy after the third."""
+    """Yields BATCHES batches; in the first attempt, once the store is loading its staging
+    table, cuts the proxy (and restores it when the server would be back)."""
 
     type_name = "test_cut_mid_load"
 
-    def __init__(self, name: str, proxy: TcpProxy, server_gone) -> None:
+    def __init__(self, name: str, proxy: TcpProxy, staging_exists, server_gone) -> None:
         super().__init__(name)
-        self.proxy, self.server_gone, self.attempts = proxy, server_gone, 0
+        self.proxy, self.attempts = proxy, 0
+        self.staging_exists, self.server_gone = staging_exists, server_gone
 
     async def read_batches(self):
         self.attempts += 1
@@ -38,6 +41,12 @@ class _CutMidLoad(Home):
             ids = range(b * ROWS, (b + 1) * ROWS)
             yield pl.DataFrame({"id": list(ids), "name": [f"n{i}" for i in ids]})
             if self.attempts == 1 and b == 2:
+                for _ in range(600):  # the store writes in a thread: let the loop run
+                    if self.staging_exists():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the store never created its staging table")
                 self.proxy.cut()
                 threading.Thread(target=self._restart, daemon=True).start()
 
@@ -72,7 +81,10 @@ def test_a_restart_mid_load_is_retried_exactly_and_leaves_no_staging(request, se
             rows = db.run("SELECT HOST FROM information_schema.PROCESSLIST")
             return not {int(h.rsplit(":", 1)[1]) for (h,) in rows if h and ":" in h} & ports
 
-        home = _CutMidLoad("src", proxy, server_gone)
+        def staging_exists() -> bool:
+            return any(table in t for t in db.staging_tables())
+
+        home = _CutMidLoad("src", proxy, staging_exists, server_gone)
         events = []
         try:
             result = Flow(
