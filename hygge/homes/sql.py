@@ -62,6 +62,7 @@ class SQLHome(Home):
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
     Settings: ClassVar[type[SqlHomeSettings]] = SqlHomeSettings
+    settings: SqlHomeSettings
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         if settings is None and not values.get("table") and not values.get("query"):
@@ -112,9 +113,9 @@ class SQLHome(Home):
                     session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
                 except Exception as exc:
                     raise self._query_error(exc) from exc
-            if self.settings.cursor:  # the cursor column, its type, `lag` and `initial`
+            if cursor := self.settings.cursor:  # the cursor column, its type, lag, initial
                 s, saved = self.settings, self._cursor
-                self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+                self._cursor = Cursor(self.name, cursor, parse_lag(s.lag), s.initial)
                 try:
                     self._cursor_select(session, sql, columns)
                 finally:
@@ -134,6 +135,7 @@ class SQLHome(Home):
         s = self.settings
         if s.query:
             return user_query(s.query), None
+        assert s.table is not None  # the settings give a table or a query
         columns = session.columns(s.table, s.db_schema)
         where = f"{s.db_schema}.{s.table}" if s.db_schema else s.table
         if columns is None:
@@ -141,16 +143,16 @@ class SQLHome(Home):
                 f"home '{self.name}': table {where} not found in {self.url.where()}",
                 hint="check `table` and `schema` (names are case-sensitive when quoted)",
             )
-        if s.columns:
+        if wanted := s.columns:
             names = [c.name for c in columns]
-            missing = [c for c in s.columns if c not in names]
+            missing = [c for c in wanted if c not in names]
             if missing:
                 raise HomeError(
                     f"home '{self.name}': column(s) {', '.join(missing)} not in table {where}",
                     hint=f"available columns: {', '.join(names)}",
                 )
-            columns = [c for c in columns if c.name in s.columns]
-            columns.sort(key=lambda c: s.columns.index(c.name))
+            columns = [c for c in columns if c.name in wanted]
+            columns.sort(key=lambda c: wanted.index(c.name))
         listing = session.select_list(columns)
         return f"SELECT {listing} FROM {session.qualified(s.table, s.db_schema)}", columns
 
@@ -175,7 +177,7 @@ class SQLHome(Home):
         """Check the cursor column, then push `cursor >= mark - lag` into the SELECT."""
         assert self._cursor is not None
         s = self.settings
-        name = s.cursor
+        name = self._cursor.column
         if columns is not None:
             where = f"table {s.db_schema + '.' if s.db_schema else ''}{s.table}"
             found = next((c for c in columns if c.name == name), None)

@@ -79,6 +79,18 @@ class Session:
         with contextlib.suppress(Exception):
             self.conn.close()
 
+    def transaction(self, steps: list[str]) -> None:
+        """Run `steps` in one transaction: all of them commit, or none."""
+        self.begin()
+        try:
+            for sql in steps:
+                self.execute(sql)
+            self.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.rollback()
+            raise
+
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         """The table's columns in order, or None when it does not exist."""
         raise NotImplementedError
@@ -114,6 +126,20 @@ class Session:
     def tables_like(self, prefix: str, schema: str | None) -> list[str]:
         """Tables in the schema whose name starts with `prefix`."""
         return []
+
+    def sweep_staging(self, own: str, prefix: str, schema: str | None) -> list[str]:
+        """Claim staging table `own`, and drop the `prefix` tables whose run or attempt died
+        (their claim is free: it ends with the connection that held it); live runs' tables
+        are left alone. The names dropped."""
+        if not self.claim(own):
+            return []  # no named locks here (SQLite): a dead run's table stays, harmlessly
+        dropped = []
+        for name in self.tables_like(prefix, schema):
+            if name != own and self.claim(name):
+                self.drop(name, schema)
+                self.unclaim(name)
+                dropped.append(name)
+        return dropped
 
     def drop(self, table: str, schema: str | None) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(table, schema)}")

@@ -92,7 +92,7 @@ class Cursor:
     def resume(self, state: dict[str, Any] | None) -> None:
         self.resumed = state is not None and state.get("mark") is not None
         self.kind = (state or {}).get("type")
-        self.mark = from_json(state.get("mark"), self.kind) if self.resumed else None
+        self.mark = from_json(state["mark"], self.kind) if state and self.resumed else None
         self.seen = set((state or {}).get("window", []))
         self.new_mark, self.window = self.mark, None
 

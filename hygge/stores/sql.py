@@ -1,8 +1,8 @@
 """A SQL table out: staged in a side table, published in one transaction.
 
-Every batch is bulk-loaded into `_hygge_stage_<table>_<run>` (PostgreSQL: binary COPY through
-ADBC; MySQL/MariaDB: LOAD DATA LOCAL INFILE; others: SQLAlchemy executemany). `commit()` then
-publishes all of it at once:
+Every batch is bulk-loaded into `_hygge_stage_<table>_<run><attempt>` (PostgreSQL: binary
+COPY through ADBC; MySQL/MariaDB: LOAD DATA LOCAL INFILE; others: SQLAlchemy executemany).
+`commit()` then publishes all of it at once:
 - replace: the staging table is swapped in for the target (readers see old or new, never half);
 - append: INSERT INTO target SELECT FROM staging;
 - merge: upsert on `key` from staging (PostgreSQL MERGE, MySQL ON DUPLICATE KEY UPDATE,
@@ -144,13 +144,15 @@ class SQLStore(Store):
             )
             prefix = self._staging_prefix(session)
             run = _Run(session, f"{prefix}{self.run_id}{self.attempts % 100:02d}", target)
-            self._db("clean up after runs that died", lambda: self._sweep(run, prefix))
-            if s.db_schema and not self._db(
-                "check the schema", lambda: session.schema_exists(s.db_schema)
-            ):
-                raise self._error(
-                    f"schema '{s.db_schema}' does not exist", "create it, or fix `schema`"
-                )
+            swept = self._db(
+                "clean up after runs that died",
+                lambda: session.sweep_staging(run.staging, prefix, s.db_schema),
+            )
+            for name in swept:
+                log.warning("dropped %s, left by a run that did not finish", name)
+            schema = s.db_schema
+            if schema and not self._db("check the schema", lambda: session.schema_exists(schema)):
+                raise self._error(f"schema '{schema}' does not exist", "create it, or fix `schema`")
             if s.mode == "merge" and target is not None:
                 self._check_merge_target(session, target)
         except BaseException:
@@ -158,19 +160,6 @@ class SQLStore(Store):
                 session.close()
             raise
         self.run = run
-
-    def _sweep(self, run: _Run, prefix: str) -> None:
-        """Claim this attempt's staging table, and drop the ones whose run or attempt died
-        (their claim is free: it ends with the connection that held it). Live runs' tables
-        are left alone."""
-        session, schema = run.session, self.settings.db_schema
-        if not session.claim(run.staging):
-            return  # no named locks here (SQLite): a dead run's table stays, harmlessly
-        for name in session.tables_like(prefix, schema):
-            if name != run.staging and session.claim(name):
-                log.warning("dropping %s, left by a run that did not finish", name)
-                session.drop(name, schema)
-                session.unclaim(name)
 
     def _check_merge_target(self, session: Session, target: list[Column]) -> None:
         s = self.settings
@@ -225,7 +214,7 @@ class SQLStore(Store):
     def _create_staging(self, run: _Run, plan: LoadPlan) -> None:
         session, schema = run.session, self.settings.db_schema
         sql = session.create_table_sql(run.staging, schema, plan.names, plan.staging_ddl)
-        self._db("create the staging table", lambda: (session.execute(sql), session.commit()))
+        self._db("create the staging table", lambda: session.transaction([sql]))
         run.staging_created = True
         run.loader = loader_for(session, run.staging, schema, self.settings.streams)
 
@@ -262,19 +251,7 @@ class SQLStore(Store):
         steps = self._publish_steps(run)
         if run.states:
             steps += state_table.publish_steps(session, s.db_schema, run.states)
-
-        def publish() -> None:
-            session.begin()
-            try:
-                for sql in steps:
-                    session.execute(sql)
-                session.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    session.rollback()
-                raise
-
-        self._db(f"publish ({s.mode}) into the target", publish)
+        self._db(f"publish ({s.mode}) into the target", lambda: session.transaction(steps))
         if run.staging_created and run.target is not None:
             with contextlib.suppress(Exception):  # where DROP is not transactional (MySQL)
                 session.drop(run.staging, s.db_schema)
