@@ -13,10 +13,11 @@ import asyncio
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
+import duckdb
 import polars as pl
 import pytest
 
-from hygge import Flow, Home, SQLStore
+from hygge import Flow, Home, ParquetStore, SQLHome, SQLStore
 from tests.distributed_support import wait_for
 from tests.sqldb import database, unique
 from tests.tcpproxy import TcpProxy
@@ -106,3 +107,67 @@ def test_a_restart_mid_load_is_retried_exactly_and_leaves_no_staging(request, se
         assert (count, int(ids), names) == (total, total * (total - 1) // 2, total)
         left = [t for t in db.staging_tables() if table in t]
         assert not left, f"staging left behind: {left}"
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_a_restart_mid_read_is_retried_and_reads_every_row_once(request, service, tmp_path):
+    """The SQL home's side: the same classifier says the dropped read may heal."""
+    url = request.getfixturevalue(f"{service}_url")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or {"postgres": 5432}.get(
+        service, 3306))  # fmt: skip
+    # enough rows that the server is still sending when the first batch arrives
+    table, total = unique("reread"), 1_000_000 if service == "postgres" else 200_000
+    with database(url, table) as db:
+        db.run(f"CREATE TABLE {table} (id BIGINT, name VARCHAR(80))")
+        db.run(
+            f"INSERT INTO {table} SELECT g, concat('n', g, repeat('x', 60)) FROM "
+            + (
+                f"generate_series(0, {total - 1}) g"
+                if db.dialect == "postgresql"
+                else f"(SELECT seq AS g FROM seq_0_to_{total - 1}) s"
+            )
+        )
+        cut = threading.Event()
+
+        def server_gone() -> bool:
+            rows = (
+                db.run("SELECT client_port FROM pg_stat_activity WHERE client_port > 0")
+                if db.dialect == "postgresql"
+                else [
+                    (int(h.rsplit(":", 1)[1]),)
+                    for (h,) in db.run("SELECT HOST FROM information_schema.PROCESSLIST")
+                    if h and ":" in h
+                ]
+            )
+            return not {r[0] for r in rows} & proxy.upstream_ports
+
+        def restart() -> None:
+            wait_for(server_gone, 60, "the server to end the cut sessions")
+            proxy.restore()
+
+        def on_progress(event) -> None:
+            if event.rows and not cut.is_set():  # mid-read, first attempt
+                cut.set()
+                proxy.cut()
+                threading.Thread(target=restart, daemon=True).start()
+
+        lake = tmp_path / "lake"
+        try:
+            result = Flow(
+                SQLHome(table, connection=_through(url, proxy.port), batch_size=5_000),
+                ParquetStore("out", path=str(lake)),
+                retries=5,
+                retry_delay=0.5,
+                on_progress=on_progress,
+            ).run()
+        finally:
+            proxy.close()
+        assert cut.is_set() and result.attempts >= 2, "the cut did not fail the first attempt"
+        files = f"read_parquet('{lake}/**/*.parquet')"
+        count, ids, names = (
+            duckdb.connect()
+            .execute(f"SELECT count(*), sum(id), count(DISTINCT name) FROM {files}")
+            .fetchone()
+        )
+        assert (count, int(ids), names) == (total, total * (total - 1) // 2, total)

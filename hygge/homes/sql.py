@@ -214,7 +214,9 @@ class SQLHome(Home):
         except HyggeError as exc:
             if isinstance(exc, HomeError):
                 raise
-            raise HomeError(f"home '{self.name}': {exc.message}", hint=exc.hint) from exc
+            raise HomeError(
+                f"home '{self.name}': {exc.message}", hint=exc.hint, transient=exc.transient
+            ) from exc
         except Exception as exc:
             raise self._query_error(exc) from exc
 
