@@ -128,10 +128,8 @@ class SqliteSession(AlchemySession):
 
     def add_key_sql(self, table: str, schema: str | None, key: list[str]) -> str:
         keys = ", ".join(self.quote(k) for k in key)  # no ADD PRIMARY KEY in SQLite
-        return (
-            f"CREATE UNIQUE INDEX {self.quote('ux_' + table + '_hygge')} "
-            f"ON {self.qualified(table, schema)} ({keys})"
-        )
+        index = self.qualified(f"ux_{table}_hygge", schema)  # SQLite: the index names the schema
+        return f"CREATE UNIQUE INDEX {index} ON {self.quote(table)} ({keys})"
 
 
 class AlchemyPostgresSession(AlchemySession, PostgresSql):
