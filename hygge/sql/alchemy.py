@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygge.errors import HyggeError
-from hygge.sql.base import Session
+from hygge.sql.base import Session, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.postgres import PostgresSql
 from hygge.sql.types import (
@@ -125,6 +125,11 @@ class SqliteSession(AlchemySession):
     def _declared(self, inspector: Any, table: str, schema: str | None) -> list[tuple[str, str]]:
         info = self.query(f"PRAGMA table_info({self.quote(table)})")
         return [(r[1], str(r[2])) for r in info]  # as written (reflection drops some)
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        if value.tzinfo is not None:  # UTC wall time, as the base does
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return literal(value.isoformat(sep=" "))  # SQLite keeps timestamps as text
 
     def add_key_sql(self, table: str, schema: str | None, key: list[str]) -> str:
         keys = ", ".join(self.quote(k) for k in key)  # no ADD PRIMARY KEY in SQLite

@@ -6,6 +6,7 @@ differently, so the SQL store never asks which database it talks to."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -148,6 +149,12 @@ class Session:
     def schema_exists(self, schema: str) -> bool:
         """False when `schema` is certainly missing (checked where the catalog is cheap)."""
         return True
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        """A timestamp literal; zoned values compare as UTC wall time (no zoned type here)."""
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
     def text_literal(self, value: str) -> str:
         """A SQL string literal for any text (a dialect with backslash escapes overrides)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,10 @@ class PostgresSql(Session):
         found = self.query(f"SELECT 1 FROM pg_namespace WHERE nspname = {literal(schema)}")
         self.rollback()
         return bool(found)
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        text = value.isoformat(sep=" ")  # a zoned value keeps its offset: TIMESTAMPTZ compares
+        return f"TIMESTAMPTZ '{text}'" if value.tzinfo else f"TIMESTAMP '{text}'"
 
     def has_merge(self) -> bool:
         """PostgreSQL 15+ upserts with MERGE; older ones with INSERT ... ON CONFLICT."""
