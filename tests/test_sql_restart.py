@@ -163,7 +163,7 @@ def test_a_restart_mid_read_is_retried_and_reads_every_row_once(request, service
             ).run()
         finally:
             proxy.close()
-        assert cut.is_set() and result.attempts >= 2, "the cut did not fail the first attempt"
+        assert cut.is_set() and result.attempt >= 2, "the cut did not fail the first attempt"
         files = f"read_parquet('{lake}/**/*.parquet')"
         count, ids, names = (
             duckdb.connect()

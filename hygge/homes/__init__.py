@@ -1,7 +1,7 @@
 """Sources of data. Importing this package registers the built-in homes (SQL lazily)."""
 
 from hygge import registry
-from hygge.homes.base import Home, HomeSettings
+from hygge.contract import Home, HomeSettings
 from hygge.homes.csv import CsvHome
 from hygge.homes.ndjson import NdjsonHome
 from hygge.homes.parquet import ParquetHome

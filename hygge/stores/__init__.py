@@ -1,7 +1,7 @@
 """Destinations of data. Importing this package registers the built-in stores (SQL lazily)."""
 
 from hygge import registry
-from hygge.stores.base import Store, StoreSettings
+from hygge.contract import Store, StoreSettings
 from hygge.stores.csv import CsvStore
 from hygge.stores.parquet import ParquetStore
 

@@ -29,6 +29,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from hygge.contract import StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import faults, state_table
 from hygge.sql.base import Session
@@ -37,14 +38,13 @@ from hygge.sql.load_plan import LoadPlan, check_merge_target, plan_load
 from hygge.sql.loaders import Loader, loader_for
 from hygge.sql.types import Column, cast_column, normalize
 from hygge.sql.url import SqlUrl, parse_url
-from hygge.stores.base import Store, StoreSettings
 
 T = TypeVar("T")
 log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
-class SqlStoreSettings(StoreSettings):
+class SQLStoreSettings(StoreSettings):
     model_config = ConfigDict(populate_by_name=True)
 
     mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
@@ -67,7 +67,7 @@ class SqlStoreSettings(StoreSettings):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _merge_needs_key(self) -> SqlStoreSettings:
+    def _merge_needs_key(self) -> SQLStoreSettings:
         if self.mode == "merge" and not self.key:
             raise ValueError("mode: merge needs `key: [column, ...]` to match rows on")
         return self
@@ -86,13 +86,12 @@ class _Run:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # flow -> state record
 
 
-class SQLStore(Store):
+class SQLStore(StatefulStore, Store[SQLStoreSettings]):
     """Writes a database table; `SQLStore("users", connection=url)` targets table `users`."""
 
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
-    Settings: ClassVar[type[SqlStoreSettings]] = SqlStoreSettings
-    settings: SqlStoreSettings
+    Settings: ClassVar[type[SQLStoreSettings]] = SQLStoreSettings
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         if settings is None and not values.get("table"):
@@ -259,7 +258,6 @@ class SQLStore(Store):
         self._close()
 
     # -- incremental state: a row of `_hygge_state`, see hygge/sql/state_table.py --------
-    supports_state = True
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._open_run().states[flow] = state
