@@ -261,11 +261,5 @@ def sql_literal(value: Any, kind: str | None, session: Session) -> str:
     if kind == "date":
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, dt.datetime):
-        if session.dialect == "postgresql":
-            text = value.isoformat(sep=" ")
-            return f"TIMESTAMPTZ '{text}'" if value.tzinfo else f"TIMESTAMP '{text}'"
-        if value.tzinfo is not None:  # MySQL/SQLite timestamps compare as UTC wall time
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        text = value.isoformat(sep=" ")
-        return f"'{text}'" if session.dialect == "sqlite" else f"TIMESTAMP '{text}'"
+        return session.timestamp_literal(value)
     raise HomeError(f"cannot filter on a cursor value {value!r}")
