@@ -27,6 +27,7 @@ from hygge.connector import Connector, ConnectorSettings
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
+from hygge.storage.location import is_object_url
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 FLOW_KEYS = ("home", "store", "options")
@@ -305,7 +306,7 @@ def _parse_connector(
     source: _Source, kind: str, flow: str, spec: Any, origin: tuple[Any, ...], options: FlowOptions
 ) -> ConnectorSpec:
     if isinstance(spec, str):
-        spec = {"path": spec} if "://" not in spec else {"connection": spec}
+        spec = {"connection": spec} if "://" in spec and not is_object_url(spec) else {"path": spec}
     if not isinstance(spec, dict):
         raise source.error(f"a {kind} must be a name, a path, a URL or a mapping", origin, key=kind)
     spec = dict(spec)
@@ -398,7 +399,7 @@ def _infer_type(
             "`path`/`connection` it can be inferred from",
         )
     classes = registry.all_classes(kind)
-    if "://" in target:
+    if "://" in target and not is_object_url(target):
         scheme = target.split("://", 1)[0].split("+", 1)[0].lower()
         for name, cls in classes.items():
             if scheme in getattr(cls, "url_schemes", ()):
@@ -414,7 +415,11 @@ def _infer_type(
         if lowered.endswith(tuple(getattr(cls, "suffixes", ()) or ())):
             return name
     if kind == "home":
-        found = _type_of_folder(Path(source.base_dir) / target, classes)
+        found = (
+            None
+            if is_object_url(target)
+            else _type_of_folder(Path(source.base_dir) / target, classes)
+        )
         if found:
             return found
         raise source.error(

@@ -21,6 +21,8 @@ class ConnectorSettings(BaseModel):
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
     """Relative paths in flows.yml are relative to the file, so a run works from any cwd."""
+    if value.startswith("file://"):
+        value = value[len("file://") :]  # file:///data/x -> /data/x
     base = (info.context or {}).get("base_dir")
     if base and "://" not in value and not Path(value).is_absolute():
         return str(Path(base) / value)

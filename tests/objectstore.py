@@ -233,3 +233,35 @@ def emulator(scheme: str) -> Emulator:
             pytest.fail(f"{_VARS[scheme]}={endpoint} is set but nothing answers", pytrace=False)
         return Emulator(scheme, endpoint)
     return _STARTERS[scheme]()
+
+
+def _fs_path(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def objects(emu: Emulator, url: str) -> list[str]:
+    """Every object (not folder marker) under `url`, as URLs, read with a separate client."""
+    selector = pafs.FileSelector(_fs_path(url), recursive=True, allow_not_found=True)
+    infos = emu.filesystem().get_file_info(selector)
+    return sorted(
+        f"{emu.scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File and i.size
+    )
+
+
+def upload(emu: Emulator, local: Path, url: str) -> None:
+    """Put a local file at `url` with a separate client."""
+    with emu.filesystem().open_output_stream(_fs_path(url)) as out:
+        out.write(local.read_bytes())
+
+
+def download(emu: Emulator, url: str, dest: Path) -> Path:
+    """Copy every object under `url` into `dest` (same relative layout), for DuckDB."""
+    dest.mkdir(parents=True, exist_ok=True)
+    fs = emu.filesystem()
+    for obj in objects(emu, url):
+        rel = obj[len(url.rstrip("/")) + 1 :]
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(_fs_path(obj)) as f:
+            target.write_bytes(f.read())
+    return dest

@@ -14,11 +14,18 @@ from hygge.connector import PathSetting
 from hygge.errors import HomeError
 from hygge.files import expand_paths
 from hygge.homes.base import Home, HomeSettings
+from hygge.homes.remote_files import RemoteFiles
+from hygge.storage import is_object_url
+from hygge.storage.objects import StorageError
 
 
 class FileHomeSettings(HomeSettings):
     path: PathSetting
     columns: list[str] | None = None
+    # Object stores only: credentials and endpoints in delta-rs/object_store key names
+    # (`aws_access_key_id`, `azure_storage_account_key`, ...); unset keys come from the
+    # cloud's standard environment variables.
+    storage_options: dict[str, str] | None = None
 
 
 class FileHome(Home):
@@ -31,8 +38,23 @@ class FileHome(Home):
     _loaded: dict[str, list[int]] | None = None  # incremental: files already loaded
     _snapshot: dict[str, list[int]] | None = None
 
+    _remote: RemoteFiles | None = None
+
     def files(self) -> list[Path]:
+        if is_object_url(self.settings.path):
+            if self._remote is None:
+                self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
+            return self._remote.expand(self.suffixes)  # type: ignore[return-value]
         return expand_paths(self.settings.path, self.suffixes)
+
+    def source(self, path: Path) -> Any:
+        """What a reader opens: the local path, or a stream over the remote object."""
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.open(path, random_access=self.random_access)
+        return path
+
+    # Parquet needs random access (footer, row groups); CSV and NDJSON read sequentially.
+    random_access: ClassVar[bool] = False
 
     # -- incremental: only files not loaded before, by path, size and modification time ----
     supports_incremental = True
@@ -51,9 +73,14 @@ class FileHome(Home):
         files = self.files()
         if self._loaded is None:
             return files
-        stamps = {str(f): _stamp(f) for f in files}
+        stamps = {str(f): self._stamp(f) for f in files}
         self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
         return [f for f in files if str(f) in self._snapshot]
+
+    def _stamp(self, path: Path) -> list[int]:
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.stamp(path)
+        return _stamp(path)
 
     def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
         """Yield one file's data in batches of `batch_size` rows."""
@@ -120,6 +147,8 @@ class FileHome(Home):
             ) from exc
         except FileNotFoundError as exc:
             raise HomeError(f"input not found: {path}") from exc
+        except StorageError as exc:
+            raise HomeError(exc.message, hint=exc.hint, transient=exc.transient) from exc
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise HomeError(
                 f"cannot read {path} as {self.type_name}: {exc}",
