@@ -1,0 +1,329 @@
+"""A Delta Lake table (delta-rs) on a local path or any object store: one flow, one commit.
+
+Batches are staged as parquet files in a local temporary folder (disk, not memory; counted
+from their footers for the flow's row check). `commit()` then streams them, as one
+RecordBatchReader, into a single Delta commit that also carries the flow's incremental state:
+an application transaction (`txn`, app id `hygge:FLOW`, version = run number) and the state
+itself in the commit's metadata. A reader of the table sees the version before or after it,
+never part of it; two writers are resolved by Delta's optimistic concurrency control (S3:
+conditional writes, no lock table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
+
+from hygge.connector import PathSetting
+from hygge.errors import StoreError
+from hygge.secrets import mask_url
+from hygge.storage import Location, ObjectStorage, credentials, is_object_url
+from hygge.storage.credentials import delta_storage_options
+from hygge.storage.objects import StorageError, storage_error
+from hygge.stores.base import Store, StoreSettings
+
+STATE_KEY = "hygge.state."
+APP_PREFIX = "hygge:"
+STAGE_ROWS_PER_FILE = 1_000_000
+
+
+class DeltaStoreSettings(StoreSettings):
+    path: PathSetting
+    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
+    key: list[str] | None = Field(None, description="Merge: the columns that identify a row.")
+    schema_policy: Literal["evolve", "freeze"] = Field(
+        "evolve", description="evolve: add new columns; freeze: refuse any schema change."
+    )
+    partition_by: list[str] | None = None
+    target_file_size: int = Field(128 << 20, gt=0, description="Bytes per data file.")
+    storage_options: dict[str, str] | None = None
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class DeltaStore(Store):
+    """`type: delta`: replace (overwrite), append or merge on `key`."""
+
+    type_name = "delta"
+    Settings: ClassVar[type[DeltaStoreSettings]] = DeltaStoreSettings
+
+    def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
+        super().__init__(name, settings, **values)
+        s = self.settings
+        if s.mode == "merge" and not s.key:
+            from hygge.errors import ConfigError
+
+            raise ConfigError(
+                "mode: merge needs `key` (the columns that identify a row)",
+                key=f"store '{name}' -> key",
+            )
+        self.uri = s.path.rstrip("/")
+        self.remote = is_object_url(self.uri)
+        self._options = credentials.resolve(s.storage_options) if self.remote else {}
+        self._staging: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._files: list[Path] = []
+        self._rows_in_file = 0
+        self._states: dict[str, dict[str, Any]] = {}
+
+    @property
+    def where(self) -> str:
+        return mask_url(self.uri)
+
+    def _delta_options(self) -> dict[str, str] | None:
+        if not self.remote:
+            return None
+        return delta_storage_options(Location.parse(self.uri), self._options)
+
+    # -- the table as it is -----------------------------------------------------------------
+    def _table(self) -> Any:
+        """The existing Delta table, None if there is none; a non-Delta dataset is an error."""
+        from deltalake import DeltaTable
+
+        try:
+            if DeltaTable.is_deltatable(self.uri, storage_options=self._delta_options()):
+                return DeltaTable(self.uri, storage_options=self._delta_options())
+        except Exception as exc:
+            raise self._error("open", exc) from exc
+        if self._holds_data():
+            raise StoreError(
+                f"{self.where} holds data but is not a Delta table (no _delta_log)",
+                hint="point the delta store at an empty path, or convert the dataset first",
+            )
+        return None
+
+    def _holds_data(self) -> bool:
+        if not self.remote:
+            p = Path(self.uri)
+            return p.is_dir() and any(p.iterdir())
+        try:
+            storage = ObjectStorage.for_url(self.uri, self._options)
+            storage.check_bucket()
+            return bool(storage.list(self.uri))
+        except StorageError as exc:
+            raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        err = storage_error(self.uri, f"{what} the Delta table at", exc)
+        return StoreError(err.message, hint=err.hint, transient=err.transient)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def check(self) -> None:
+        await asyncio.to_thread(self._table)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self._cleanup()
+        self._table()  # fail before reading anything if the path is unusable
+        self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
+        self._files, self._writer, self._rows_in_file, self._states = [], None, 0, {}
+
+    async def write(self, df: pl.DataFrame) -> None:
+        table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+        await asyncio.to_thread(self._stage, table)
+
+    def _stage(self, table: pa.Table) -> None:
+        assert self._staging is not None, "open() first"
+        if self._writer is not None and not table.schema.equals(self._writer.schema):
+            raise StoreError(
+                f"cannot write a batch to {self.where}: its columns differ from the first batch",
+                hint="every batch of a flow must have the same columns and types",
+            )
+        if self._writer is None or self._rows_in_file >= STAGE_ROWS_PER_FILE:
+            self._close_writer()
+            path = self._staging / f"stage-{len(self._files):05d}.parquet"
+            # lz4, no statistics: the staged files are read once, locally, right away.
+            self._writer = pq.ParquetWriter(
+                path, table.schema, compression="lz4", write_statistics=False
+            )
+            self._files.append(path)
+            self._rows_in_file = 0
+        self._writer.write_table(table)
+        self._rows_in_file += table.num_rows
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def staged_rows(self) -> int | None:
+        return await asyncio.to_thread(self._staged_rows_sync)
+
+    def _staged_rows_sync(self) -> int:
+        self._close_writer()
+        return sum(pq.read_metadata(f).num_rows for f in self._files)
+
+    supports_state = True
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        self._states[flow] = state
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._read_state_sync, flow)
+
+    def _read_state_sync(self, flow: str) -> dict[str, Any] | None:
+        table = self._table()
+        if table is None or table.transaction_version(APP_PREFIX + flow) is None:
+            return None
+        for commit in table.history():  # newest first
+            value = commit.get(STATE_KEY + flow)
+            if value is not None:
+                state = json.loads(value)
+                return None if state is None else state
+        return None
+
+    async def reset_state(self, flow: str) -> bool:
+        return await asyncio.to_thread(self._reset_state_sync, flow)
+
+    def _reset_state_sync(self, flow: str) -> bool:
+        """An empty append commit that records `null` state for the flow."""
+        from deltalake import CommitProperties, Transaction, write_deltalake
+
+        table = self._table()
+        if table is None or self._read_state_sync(flow) is None:
+            return False
+        version = (table.transaction_version(APP_PREFIX + flow) or 0) + 1
+        empty = table.schema().to_arrow()
+        write_deltalake(
+            table,
+            pa.Table.from_batches([], schema=pa.schema(empty)),
+            mode="append",
+            storage_options=self._delta_options(),
+            commit_properties=CommitProperties(
+                custom_metadata={STATE_KEY + flow: "null"},
+                app_transactions=[Transaction(APP_PREFIX + flow, version, _now_ms())],
+            ),
+        )
+        return True
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._commit_sync)
+
+    def _commit_sync(self) -> None:
+        self._close_writer()
+        try:
+            self._publish()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error("commit to", exc) from exc
+        finally:
+            self._cleanup()
+
+    def _publish(self) -> None:
+        from deltalake import CommitProperties, Transaction, write_deltalake
+
+        table = self._table()
+        schema = pq.read_schema(self._files[0]) if self._files else None
+        if schema is None:
+            if table is not None and not self._states:
+                return  # nothing read, nothing to record
+            schema = pa.schema(table.schema().to_arrow()) if table is not None else None
+            if schema is None:
+                return  # an empty first run creates nothing
+        self._check_schema(table, schema)
+        data = pads.dataset([str(f) for f in self._files], schema=schema, format="parquet")
+        reader = data.scanner(batch_size=64_000).to_reader()
+        transactions = []
+        metadata: dict[str, str] = {}
+        for flow, state in self._states.items():
+            previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
+            transactions.append(Transaction(APP_PREFIX + flow, (previous or 0) + 1, _now_ms()))
+            metadata[STATE_KEY + flow] = json.dumps(state, default=str)
+        props = CommitProperties(
+            custom_metadata=metadata or None, app_transactions=transactions or None
+        )
+        s = self.settings
+        evolve = s.schema_policy == "evolve"
+        if s.mode == "merge" and table is not None:
+            predicate = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in s.key or [])
+            (
+                table.merge(
+                    reader,
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=evolve,
+                    commit_properties=props,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return
+        write_deltalake(
+            table if table is not None else self.uri,
+            reader,
+            mode="overwrite" if s.mode == "replace" else "append",
+            schema_mode=("overwrite" if s.mode == "replace" else "merge") if evolve else None,
+            partition_by=s.partition_by,
+            target_file_size=s.target_file_size,
+            storage_options=self._delta_options(),
+            commit_properties=props,
+        )
+
+    def _check_schema(self, table: Any, incoming: pa.Schema) -> None:
+        if table is None or self.settings.schema_policy != "freeze":
+            return
+        current = pa.schema(table.schema().to_arrow())
+        have = {f.name: f.type for f in current}
+        changes = [
+            f"new column '{f.name}'" if f.name not in have else f"'{f.name}' is {f.type}"
+            for f in incoming
+            if f.name not in have or not _same_type(have[f.name], f.type)
+        ]
+        if changes:
+            raise StoreError(
+                f"{self.where}: the data does not match the table's schema: {', '.join(changes)}; "
+                "schema_policy: freeze refuses changes",
+                hint="cast the columns in the source, or set schema_policy: evolve",
+            )
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._cleanup)
+
+    def _cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_writer()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def describe(self) -> str:
+        return f"delta:{self.where}"
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Equal up to Delta's normalisation (string/large_string, timestamp units)."""
+    norm = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+    a, b = norm.get(a, a), norm.get(b, b)
+    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
+        return (a.tz is None) == (b.tz is None)
+    return a == b
+
+
+def _quote(column: str) -> str:
+    return f"`{column}`"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
