@@ -11,6 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.functional_validators import AfterValidator
 
 from hygge.errors import ConfigError
+from hygge.storage.location import is_object_url
 
 
 class ConnectorSettings(BaseModel):
@@ -23,6 +24,11 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     """Relative paths in flows.yml are relative to the file, so a run works from any cwd."""
     if value.startswith("file://"):
         value = value[len("file://") :]  # file:///data/x -> /data/x
+    elif "://" in value and not is_object_url(value):
+        raise ValueError(
+            f"unsupported scheme '{value.split('://', 1)[0]}://' "
+            "(use s3://, gs://, az://, abfs://, abfss://, file:// or a local path)"
+        )
     base = (info.context or {}).get("base_dir")
     if base and "://" not in value and not Path(value).is_absolute():
         return str(Path(base) / value)
