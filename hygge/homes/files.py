@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
 
 from hygge.batching import iterate_in_thread
 from hygge.connector import PathSetting
-from hygge.errors import HomeError
+from hygge.errors import HomeError, HyggeError
 from hygge.files import expand_paths
 from hygge.homes.base import Home, HomeSettings
-from hygge.homes.remote_files import RemoteFiles
 from hygge.storage import is_object_url
-from hygge.storage.objects import StorageError
+
+if TYPE_CHECKING:
+    from hygge.homes.remote_files import RemoteFiles
 
 
 class FileHomeSettings(HomeSettings):
@@ -43,6 +44,8 @@ class FileHome(Home):
     def files(self) -> list[Path]:
         if is_object_url(self.settings.path):
             if self._remote is None:
+                from hygge.homes.remote_files import RemoteFiles  # loads pyarrow.fs
+
                 self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
             return self._remote.expand(self.suffixes)  # type: ignore[return-value]
         return expand_paths(self.settings.path, self.suffixes)
@@ -147,7 +150,7 @@ class FileHome(Home):
             ) from exc
         except FileNotFoundError as exc:
             raise HomeError(f"input not found: {path}") from exc
-        except StorageError as exc:
+        except HyggeError as exc:  # a StorageError from an object store
             raise HomeError(exc.message, hint=exc.hint, transient=exc.transient) from exc
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise HomeError(

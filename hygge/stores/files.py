@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -33,7 +33,9 @@ from hygge.errors import StoreError
 from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.storage import is_object_url
 from hygge.stores.base import Store, StoreSettings
-from hygge.stores.object_dataset import ObjectDataset
+
+if TYPE_CHECKING:
+    from hygge.stores.object_dataset import ObjectDataset
 
 META_DIR = "_hygge"
 
@@ -71,11 +73,13 @@ class FileStore(Store):
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
         self._stream: Any = None  # the object-store upload under the current writer
-        self._dataset = (
-            ObjectDataset(self.settings.path, self.settings.storage_options, self.run_id)
-            if self.remote
-            else None
-        )
+        self._dataset: ObjectDataset | None = None
+        if self.remote:
+            from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
+
+            self._dataset = ObjectDataset(
+                self.settings.path, self.settings.storage_options, self.run_id
+            )
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
