@@ -173,3 +173,33 @@ def test_delta_path_holding_a_non_delta_dataset(where, emulators, project):
     )
     after = objects(emu, url) if where == "s3" else sorted(p.name for p in target.iterdir())
     assert before == after
+
+
+def test_stale_staging_of_a_dead_run_is_swept(emulators, tmp_path, monkeypatch):
+    """A killed run's staging (no journal) is invisible to readers and swept by a later run
+    once it is older than STALE_STAGING_SECONDS; a younger one (maybe live) is kept."""
+    from hygge.stores import object_dataset
+
+    emu = emulators["s3"]
+    for k, v in emu.env.items():
+        monkeypatch.setenv(k, v)
+    bucket = emu.new_bucket()
+    dead = f"{bucket}/lake/.t.hygge-staging-deadrun/part-deadrun-00000.parquet"
+    upload(emu, Path(__file__), dead)
+    upload(emu, Path(__file__), f"{bucket}/lake/other/keep.parquet")
+    drops(tmp_path / "incoming", 1, 100)
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  f:\n    home: incoming\n    store: '{bucket}/lake/t'\n"
+    )
+    assert run_cli("run", "flows.yml", cwd=tmp_path).returncode == 0
+    assert dead in objects(emu, bucket)  # young: could belong to a live run
+    monkeypatch.setattr(object_dataset, "STALE_STAGING_SECONDS", 0)
+    import asyncio
+
+    from hygge.stores.parquet import ParquetStore
+
+    store = ParquetStore("t", path=f"{bucket}/lake/t")
+    asyncio.run(store.open())
+    asyncio.run(store.abort())
+    left = objects(emu, bucket)
+    assert dead not in left and f"{bucket}/lake/other/keep.parquet" in left

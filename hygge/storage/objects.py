@@ -65,6 +65,14 @@ class ObjectStorage:
             key=lambda e: e.url,
         )
 
+    def folders(self, url: str) -> list[str]:
+        """The folder-like prefixes directly below `url` (one level, not recursive)."""
+        selector = pafs.FileSelector(self._path(url), recursive=False, allow_not_found=True)
+        infos = self._call(url, "list", lambda: self.fs.get_file_info(selector))
+        return sorted(
+            self.location.child(i.path) for i in infos if i.type == pafs.FileType.Directory
+        )
+
     def glob(self, pattern: str) -> list[Entry]:
         """Objects whose URL matches `pattern` (`*` within a name, `**` across folders)."""
         cut = min(pattern.index(c) for c in GLOB_CHARS if c in pattern)

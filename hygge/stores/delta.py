@@ -184,11 +184,11 @@ class DeltaStore(Store):
         table = self._table()
         if table is None or table.transaction_version(APP_PREFIX + flow) is None:
             return None
-        for commit in table.history():  # newest first
-            value = commit.get(STATE_KEY + flow)
-            if value is not None:
-                state = json.loads(value)
-                return None if state is None else state
+        for limit in (50, None):  # the newest commits first; the whole log only if needed
+            for commit in table.history(limit):  # newest first
+                value = commit.get(STATE_KEY + flow)
+                if value is not None:
+                    return json.loads(value)  # None after a reset
         return None
 
     async def reset_state(self, flow: str) -> bool:

@@ -67,16 +67,18 @@ class ObjectDataset:
         self._sweep_stale()
 
     def _sweep_stale(self) -> None:
+        """Delete staging prefixes of this dataset left by dead runs (one level listed, so a
+        big lake beside the dataset is not walked)."""
+        mark = f"{self.parent}/.{self.name}{STAGING_MARK}"
         now = time.time_ns()
-        groups: dict[str, int] = {}
-        for entry in self.storage.list(self.parent):
-            rest = entry.url[len(self.parent) + 1 :]
-            top = rest.split("/", 1)[0]
-            if top.startswith(f".{self.name}{STAGING_MARK}") and "/" in rest:
-                groups[top] = max(groups.get(top, 0), entry.mtime_ns)
-        for top, newest in groups.items():
+        for folder in self.storage.folders(self.parent):
+            if not folder.startswith(mark) or folder == self.staging:
+                continue
+            entries = self.storage.list(folder)
+            newest = max((e.mtime_ns for e in entries), default=0)
             if now - newest > STALE_STAGING_SECONDS * 1_000_000_000:
-                self.storage.delete_prefix(f"{self.parent}/{top}")
+                for entry in entries:
+                    self.storage.delete(entry.url)
 
     # -- writing --------------------------------------------------------------------------
     def new_file(self, file_name: str) -> tuple[str, pa.NativeFile]:
