@@ -113,3 +113,30 @@ flows:
     state = run_cli("state", "flows.yml", "--flow", "fresh", cwd=tmp_path, env=emu.env)
     assert state.returncode == 0, state.stderr
     assert "2 file(s) loaded" in state.stdout
+
+
+def test_abfss_urls_name_the_account(emulators, tmp_path):
+    """ADLS Gen2 style URLs (`abfss://container@account.dfs.core.windows.net/...`) for file
+    and Delta stores, served by Azurite's Blob endpoint (it has no DFS endpoint)."""
+    emu = emulators["az"]
+    container = emu.new_bucket().split("://", 1)[1]
+    base = f"abfss://{container}@devstoreaccount1.dfs.core.windows.net"
+    local = tmp_path / "in"
+    local.mkdir()
+    sample(tmp_path, 0, 2_000).write_parquet(local / "a.parquet")
+    (tmp_path / "flows.yml").write_text(
+        f"""
+flows:
+  files:
+    home: in
+    store: {base}/lake/files
+  table:
+    home: in
+    store: {{type: delta, path: "{base}/lake/table"}}
+"""
+    )
+    env = {k: v for k, v in emu.env.items() if k != "AZURE_STORAGE_ACCOUNT_NAME"}
+    run(tmp_path, env)
+    got = download(emu, f"az://{container}/lake/files", tmp_path / "out")
+    assert fingerprint(f"{got}/*.parquet") == fingerprint(local / "a.parquet")
+    assert any("/lake/table/_delta_log/" in o for o in objects(emu, f"az://{container}/lake"))
