@@ -108,6 +108,12 @@ def bench_scale(scale: int, work: Path, emu) -> list[tuple[str, Measurement, Mea
     )
     out.append((f"SF{scale} parquet -> Delta on S3", r, h))
     emu.filesystem().delete_dir(bucket.split("://", 1)[1])  # free the emulator's memory
+    for name, base, h in out:  # as they come: a long run keeps its figures if cut short
+        print(
+            f"{name}: baseline {base.seconds:.1f} s, hygge {h.seconds:.1f} s "
+            f"({base.seconds / h.seconds:.2f}x), hygge RSS {h.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
     return out
 
 

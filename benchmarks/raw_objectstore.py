@@ -39,10 +39,14 @@ def reencode(src: str, url: str, batch: int) -> None:
 
 
 def download(url: str, dst: str, batch: int) -> None:
-    reader = pq.ParquetFile(ObjectStorage.for_url(url).open_input(url), pre_buffer=False)
-    with pq.ParquetWriter(dst, reader.schema_arrow, compression=CODEC) as writer:
-        for b in reader.iter_batches(batch_size=batch):
-            writer.write_batch(b)
+    """The fastest bounded-memory way found: one pre-buffered row group at a time."""
+    source = ObjectStorage.for_url(url).open_input(url)
+    metadata = pq.ParquetFile(source).metadata
+    with pq.ParquetWriter(dst, metadata.schema.to_arrow_schema(), compression=CODEC) as writer:
+        for index in range(metadata.num_row_groups):
+            group = pq.ParquetFile(source, pre_buffer=True, metadata=metadata)
+            for b in group.iter_batches(batch_size=batch, row_groups=[index]):
+                writer.write_batch(b)
 
 
 def delta(src: str, uri: str, batch: int) -> None:

@@ -84,6 +84,7 @@ class Emulator:
                 endpoint_override=self.endpoint,
                 region="us-east-1",
                 allow_bucket_creation=True,
+                allow_bucket_deletion=True,
             )
         if self.scheme == "az":
             host = self.endpoint.split("://", 1)[1].split("/", 1)[0]
