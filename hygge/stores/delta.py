@@ -26,13 +26,12 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
-from hygge.connector import PathSetting
-from hygge.errors import StoreError
+from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
+from hygge.errors import ConfigError, StoreError
 from hygge.secrets import mask_url
 from hygge.storage import Location, ObjectStorage, credentials, is_object_url
 from hygge.storage.credentials import delta_storage_options
 from hygge.storage.objects import StorageError, storage_error
-from hygge.stores.base import Store, StoreSettings
 
 STATE_KEY = "hygge.state."
 APP_PREFIX = "hygge:"
@@ -56,7 +55,7 @@ class DeltaStoreSettings(StoreSettings):
         return [value] if isinstance(value, str) else value
 
 
-class DeltaStore(Store):
+class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
     """`type: delta`: replace (overwrite), append or merge on `key`."""
 
     type_name = "delta"
@@ -66,8 +65,6 @@ class DeltaStore(Store):
         super().__init__(name, settings, **values)
         s = self.settings
         if s.mode == "merge" and not s.key:
-            from hygge.errors import ConfigError
-
             raise ConfigError(
                 "mode: merge needs `key` (the columns that identify a row)",
                 key=f"store '{name}' -> key",
@@ -171,8 +168,6 @@ class DeltaStore(Store):
     def _staged_rows_sync(self) -> int:
         self._close_writer()
         return sum(pq.read_metadata(f).num_rows for f in self._files)
-
-    supports_state = True
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._states[flow] = state

@@ -27,12 +27,11 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from hygge.atomic import recover, replace_dir
-from hygge.connector import PathSetting
+from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
-from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.storage import is_object_url
-from hygge.stores.base import Store, StoreSettings
+from hygge.stores._atomic import recover, replace_dir
+from hygge.stores._staging import StagingLock, staging_path, sweep_dead
 
 if TYPE_CHECKING:
     from hygge.stores.object_dataset import ObjectDataset
@@ -49,7 +48,7 @@ class FileStoreSettings(StoreSettings):
     storage_options: dict[str, str] | None = None
 
 
-class FileStore(Store):
+class FileStore(StatefulStore, Store[FileStoreSettings]):
     """A folder of data files, written through a staging folder and published atomically."""
 
     abstract = True
@@ -220,8 +219,6 @@ class FileStore(Store):
         if journal_dir.is_dir():
             for journal in sorted(journal_dir.glob("commit-*.json")):
                 _apply_journal(journal)
-
-    supports_state = True
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
         if self._dataset is not None:
