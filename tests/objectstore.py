@@ -136,14 +136,16 @@ def _spawn(args: list[str], port: int, what: str) -> subprocess.Popen:
     return proc
 
 
+def _venv_tool(name: str, variable: str) -> Path:
+    """A console script installed beside this Python by the dev extra."""
+    tool = Path(sys.executable).with_name(name)
+    if not tool.exists():
+        pytest.fail(f"{name} not found: pip install -e '.[dev]' or set {variable}", pytrace=False)
+    return tool
+
+
 def _start_s3() -> Emulator:
-    server = Path(sys.executable).with_name("moto_server")
-    if not server.exists():
-        pytest.fail(
-            "moto_server not found: pip install -e '.[dev]' (moto[server]) "
-            "or set HYGGE_TEST_S3_ENDPOINT",
-            pytrace=False,
-        )
+    server = _venv_tool("moto_server", "HYGGE_TEST_S3_ENDPOINT")
     port = free_port()
     proc = _spawn([str(server), "-H", "127.0.0.1", "-p", str(port)], port, "moto_server")
     return Emulator("s3", f"http://127.0.0.1:{port}", proc)
@@ -204,13 +206,7 @@ def _start_azure() -> Emulator:
 
 
 def _start_gcs() -> Emulator:
-    server = Path(sys.executable).with_name("gcp-storage-emulator")
-    if not server.exists():
-        pytest.fail(
-            "gcp-storage-emulator not found: pip install -e '.[dev]' "
-            "or set HYGGE_TEST_GCS_ENDPOINT",
-            pytrace=False,
-        )
+    server = _venv_tool("gcp-storage-emulator", "HYGGE_TEST_GCS_ENDPOINT")
     port = free_port()
     args = [str(server), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
     proc = _spawn(args, port, "gcp-storage-emulator")

@@ -157,3 +157,16 @@ def test_sigkill_mid_write_leaves_the_table_at_its_version(tmp_path):
     table = DeltaTable(str(tmp_path / "lake" / "t"))
     assert table.version() == 1
     assert table.to_pyarrow_table().num_rows == 1_000 + 39 * 50_000
+
+
+def test_replace_with_no_rows_empties_the_table(tmp_path):
+    drop(tmp_path / "in", "a.parquet", range(0, 100))
+    (tmp_path / "flows.yml").write_text(
+        "flows:\n  f:\n    home: in/a.parquet\n    store: {type: delta, path: lake/t}\n"
+    )
+    assert run(tmp_path).returncode == 0
+    drop(tmp_path / "in", "a.parquet", range(0))
+    done = run(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = DeltaTable(str(tmp_path / "lake" / "t"))
+    assert table.version() == 1 and table.to_pyarrow_table().num_rows == 0

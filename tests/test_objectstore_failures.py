@@ -28,10 +28,9 @@ def dataset(emu, url: str, dest: Path) -> tuple[int, int]:
     return fingerprint(f"{got}/*.parquet") if list(got.glob("*.parquet")) else (0, 0)
 
 
-def test_sigkill_mid_write_then_rerun(emulators, tmp_path, monkeypatch):
+def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env):
     emu = emulators["s3"]
-    for k, v in emu.env.items():
-        monkeypatch.setenv(k, v)
+    cloud_env(emu)
     bucket = emu.new_bucket()
     drops(tmp_path / "incoming", 3, 1_000)
     (tmp_path / "flows.yml").write_text(
@@ -54,12 +53,11 @@ def test_sigkill_mid_write_then_rerun(emulators, tmp_path, monkeypatch):
     )
 
 
-def test_sigkill_mid_commit_is_completed_by_the_next_run(emulators, tmp_path, monkeypatch):
+def test_sigkill_mid_commit_is_completed_by_the_next_run(emulators, tmp_path, cloud_env):
     """Killed after the journal is written: the next run finishes that commit (data and
     state together), so an incremental append loads every file exactly once."""
     emu = emulators["s3"]
-    for k, v in emu.env.items():
-        monkeypatch.setenv(k, v)
+    cloud_env(emu)
     bucket = emu.new_bucket()
     drops(tmp_path / "incoming", 40, 500)
     (tmp_path / "flows.yml").write_text(
@@ -175,14 +173,13 @@ def test_delta_path_holding_a_non_delta_dataset(where, emulators, project):
     assert before == after
 
 
-def test_stale_staging_of_a_dead_run_is_swept(emulators, tmp_path, monkeypatch):
+def test_stale_staging_of_a_dead_run_is_swept(emulators, tmp_path, cloud_env, monkeypatch):
     """A killed run's staging (no journal) is invisible to readers and swept by a later run
     once it is older than STALE_STAGING_SECONDS; a younger one (maybe live) is kept."""
     from hygge.stores import object_dataset
 
     emu = emulators["s3"]
-    for k, v in emu.env.items():
-        monkeypatch.setenv(k, v)
+    cloud_env(emu)
     bucket = emu.new_bucket()
     dead = f"{bucket}/lake/.t.hygge-staging-deadrun/part-deadrun-00000.parquet"
     upload(emu, Path(__file__), dead)

@@ -228,13 +228,14 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         from deltalake import CommitProperties, Transaction, write_deltalake
 
         table = self._table()
-        schema = pq.read_schema(self._files[0]) if self._files else None
-        if schema is None:
-            if table is not None and not self._states:
-                return  # nothing read, nothing to record
-            schema = pa.schema(table.schema().to_arrow()) if table is not None else None
-            if schema is None:
-                return  # an empty first run creates nothing
+        if self._files:
+            schema = pq.read_schema(self._files[0])
+        elif table is None:
+            return  # nothing read and no table: nothing to create
+        elif self.settings.mode != "replace" and not self._states:
+            return  # nothing to add and no state to record: no empty commit
+        else:  # replace with no rows empties the table; or an empty commit with the state
+            schema = pa.schema(table.schema().to_arrow())
         self._check_schema(table, schema)
         data = pads.dataset([str(f) for f in self._files], schema=schema, format="parquet")
         reader = data.scanner(batch_size=64_000).to_reader()
