@@ -1,8 +1,12 @@
 """A Delta Lake table (delta-rs) on a local path or any object store: one flow, one commit.
 
-Batches are staged as parquet files in a local temporary folder (disk, not memory; counted
-from their footers for the flow's row check). `commit()` then streams them, as one
-RecordBatchReader, into a single Delta commit that also carries the flow's incremental state:
+replace and append (same schema, no partitions): batches stream into parquet data files in
+the table's folder (`_delta_files.DataFiles`; invisible until the log lists them) and
+`commit()` adds them in one Delta commit. merge, partitioned tables and schema changes:
+batches stage as parquet files in a local temporary folder and `commit()` streams them, as
+one RecordBatchReader, into `DeltaTable.merge` / `write_deltalake`. Either way memory stays
+bounded, rows are counted from the written files' footers, and the one commit carries the
+flow's incremental state:
 an application transaction (`txn`, app id `hygge:FLOW`, version = run number) and the state
 itself in the commit's metadata. A reader of the table sees the version before or after it,
 never part of it; two writers are resolved by Delta's optimistic concurrency control (S3:
@@ -27,11 +31,12 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
-from hygge.errors import ConfigError, StoreError
+from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.secrets import mask_url
 from hygge.storage import Location, ObjectStorage, credentials, is_object_url
 from hygge.storage.credentials import delta_storage_options
 from hygge.storage.objects import StorageError, storage_error
+from hygge.stores._delta_files import DataFiles, delta_schema, same_columns
 
 STATE_KEY = "hygge.state."
 APP_PREFIX = "hygge:"
@@ -73,6 +78,8 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         self.remote = is_object_url(self.uri)
         self._options = credentials.resolve(s.storage_options) if self.remote else {}
         self._staging: Path | None = None
+        self._direct: DataFiles | None = None
+        self._decided = False
         self._writer: pq.ParquetWriter | None = None
         self._files: list[Path] = []
         self._rows_in_file = 0
@@ -90,6 +97,18 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
     # -- the table as it is -----------------------------------------------------------------
     def _table(self) -> Any:
         """The existing Delta table, None if there is none; a non-Delta dataset is an error."""
+        table = self._load()
+        if table is not None:
+            return table
+        if self._holds_data():
+            raise StoreError(
+                f"{self.where} holds data but is not a Delta table (no _delta_log)",
+                hint="point the delta store at an empty path, or convert the dataset first",
+            )
+        return None
+
+    def _load(self) -> Any:
+        """The Delta table at the path, or None when there is no `_delta_log`."""
         from deltalake import DeltaTable
 
         try:
@@ -97,11 +116,6 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
                 return DeltaTable(self.uri, storage_options=self._delta_options())
         except Exception as exc:
             raise self._error("open", exc) from exc
-        if self._holds_data():
-            raise StoreError(
-                f"{self.where} holds data but is not a Delta table (no _delta_log)",
-                hint="point the delta store at an empty path, or convert the dataset first",
-            )
         return None
 
     def _holds_data(self) -> bool:
@@ -130,15 +144,41 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
 
     def _open_sync(self) -> None:
         self._cleanup()
-        self._table()  # fail before reading anything if the path is unusable
-        self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
+        self._existing = self._table()  # fail before reading anything if unusable
         self._files, self._writer, self._rows_in_file, self._states = [], None, 0, {}
+
+    def _decide(self, schema: pa.Schema) -> None:
+        """At the first batch: write data files in place, or stage locally for delta-rs."""
+        s, existing = self.settings, self._existing
+        self._check_schema(existing, schema)  # freeze refuses before anything is written
+        target = delta_schema(schema)
+        current = (
+            delta_schema(pa.schema(existing.schema().to_arrow())) if existing is not None else None
+        )
+        plain = s.mode in ("replace", "append") and not s.partition_by
+        if plain and (current is None or same_columns(current, target)):
+            self._direct = DataFiles(self.uri, target, s.target_file_size, s.storage_options)
+        else:
+            self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
+        self._decided = True
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
         await asyncio.to_thread(self._stage, table)
 
     def _stage(self, table: pa.Table) -> None:
+        if not self._decided:
+            self._decide(table.schema)
+        if self._direct is not None:
+            try:
+                return self._direct.write(table)
+            except (pa.ArrowException, ValueError) as exc:
+                raise StoreError(
+                    f"cannot write a batch to {self.where}: {exc}",
+                    hint="every batch of a flow must have the same columns and types",
+                ) from exc
+            except HyggeError as exc:
+                raise self._error("write to", exc) from exc
         assert self._staging is not None, "open() first"
         if self._writer is not None and not table.schema.equals(self._writer.schema):
             raise StoreError(
@@ -166,6 +206,8 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         return await asyncio.to_thread(self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int:
+        if self._direct is not None:
+            return sum(self._direct.row_counts())
         self._close_writer()
         return sum(pq.read_metadata(f).num_rows for f in self._files)
 
@@ -216,16 +258,67 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
     def _commit_sync(self) -> None:
         self._close_writer()
         try:
-            self._publish()
+            if self._direct is not None:
+                self._commit_files(self._direct)
+            else:
+                self._publish()
         except StoreError:
             raise
         except Exception as exc:
             raise self._error("commit to", exc) from exc
         finally:
+            # Data files are kept even if the commit failed: it may have reached the log
+            # before the error (a timeout), and deleting them would break the table. Files
+            # the log does not list are invisible; VACUUM removes them.
             self._cleanup()
 
+    def _commit_properties(self, table: Any) -> Any:
+        """The flow's state in the commit: a txn per flow plus the state in its metadata."""
+        from deltalake import CommitProperties, Transaction
+
+        transactions = []
+        metadata: dict[str, str] = {}
+        for flow, state in self._states.items():
+            previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
+            transactions.append(Transaction(APP_PREFIX + flow, (previous or 0) + 1, _now_ms()))
+            metadata[STATE_KEY + flow] = json.dumps(state, default=str)
+        return CommitProperties(
+            custom_metadata=metadata or None, app_transactions=transactions or None
+        )
+
+    def _commit_files(self, files: DataFiles) -> None:
+        from deltalake import Schema
+        from deltalake.transaction import create_table_with_add_actions
+
+        actions = files.add_actions()
+        mode = "overwrite" if self.settings.mode == "replace" else "append"
+        # As it is now (another writer may have committed meanwhile); our own files are in
+        # the folder already, so a missing log means "new table", not "foreign data".
+        table = self._load()
+        if table is None:
+            try:
+                create_table_with_add_actions(
+                    self.uri,
+                    Schema.from_arrow(files.schema),
+                    actions,
+                    mode="error",
+                    storage_options=self._delta_options(),
+                    commit_properties=self._commit_properties(None),
+                )
+                return
+            except Exception:
+                table = self._load()  # created by a concurrent writer: commit onto it
+                if table is None:
+                    raise
+        table.create_write_transaction(
+            actions,
+            mode=mode,
+            schema=files.schema,
+            commit_properties=self._commit_properties(table),
+        )
+
     def _publish(self) -> None:
-        from deltalake import CommitProperties, Transaction, write_deltalake
+        from deltalake import write_deltalake
 
         table = self._table()
         if self._files:
@@ -239,15 +332,7 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         self._check_schema(table, schema)
         data = pads.dataset([str(f) for f in self._files], schema=schema, format="parquet")
         reader = data.scanner(batch_size=64_000).to_reader()
-        transactions = []
-        metadata: dict[str, str] = {}
-        for flow, state in self._states.items():
-            previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
-            transactions.append(Transaction(APP_PREFIX + flow, (previous or 0) + 1, _now_ms()))
-            metadata[STATE_KEY + flow] = json.dumps(state, default=str)
-        props = CommitProperties(
-            custom_metadata=metadata or None, app_transactions=transactions or None
-        )
+        props = self._commit_properties(table)
         s = self.settings
         evolve = s.schema_policy == "evolve"
         if s.mode == "merge" and table is not None:
@@ -295,9 +380,15 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
             )
 
     async def abort(self) -> None:
-        await asyncio.to_thread(self._cleanup)
+        await asyncio.to_thread(self._abort_sync)
+
+    def _abort_sync(self) -> None:
+        if self._direct is not None:
+            self._direct.discard()  # never listed in the log: no reader saw them
+        self._cleanup()
 
     def _cleanup(self) -> None:
+        self._direct, self._decided = None, False
         with contextlib.suppress(Exception):
             self._close_writer()
         if self._staging is not None:
