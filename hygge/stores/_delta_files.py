@@ -21,24 +21,43 @@ import pyarrow.parquet as pq
 
 from hygge.storage import ObjectStorage, is_object_url, join
 
+_SIGNED = {8: pa.int16(), 16: pa.int32(), 32: pa.int64(), 64: pa.int64()}
+
 
 def delta_schema(schema: pa.Schema) -> pa.Schema:
-    """The Arrow schema a Delta table stores for `schema`: Delta's types (no unsigned
-    integers, plain strings) and timestamps in microseconds, nullable columns."""
-    from deltalake import Schema
-
-    normal = pa.schema(Schema.from_arrow(schema).to_arrow())
+    """`schema` with what a Delta table cannot store changed: timestamps in microseconds,
+    unsigned integers as the next wider signed type (a uint64 beyond int64 fails the safe
+    cast), string/binary views as large string/binary. Everything else is kept, so batches
+    are written without a copy."""
     fields = []
-    for f in normal:
+    for f in schema:
         t = f.type
         if pa.types.is_timestamp(t) and t.unit != "us":
             t = pa.timestamp("us", t.tz)
+        elif pa.types.is_unsigned_integer(t):
+            t = _SIGNED[t.bit_width]
+        elif pa.types.is_string_view(t):
+            t = pa.large_string()
+        elif pa.types.is_binary_view(t):
+            t = pa.large_binary()
         fields.append(pa.field(f.name, t))
     return pa.schema(fields)
 
 
+def _family(t: pa.DataType) -> pa.DataType:
+    """Types Delta does not tell apart (string and large string are both `string`)."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", t.tz)
+    return t
+
+
 def same_columns(a: pa.Schema, b: pa.Schema) -> bool:
-    return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
+    """Same column names, order and Delta types."""
+    return [(f.name, _family(f.type)) for f in a] == [(f.name, _family(f.type)) for f in b]
 
 
 class DataFiles:
@@ -72,14 +91,15 @@ class DataFiles:
             self.close()
 
     def _start(self) -> None:
-        name = f"part-{len(self._names):05d}-{self._run}-c000.zstd.parquet"
+        name = f"part-{len(self._names):05d}-{self._run}-c000.snappy.parquet"
         self._names.append(name)
         if self._storage is not None:
             self._sink = self._storage.open_output(join(self.uri, name))
         else:
             os.makedirs(self.uri, exist_ok=True)
             self._sink = pafs.LocalFileSystem().open_output_stream(os.path.join(self.uri, name))
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
+        # snappy: the Delta ecosystem's default (delta-rs, Spark), cheapest to write
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
 
     def close(self) -> None:
         if self._writer is not None:

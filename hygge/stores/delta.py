@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -41,6 +42,7 @@ from hygge.stores._delta_files import DataFiles, delta_schema, same_columns
 STATE_KEY = "hygge.state."
 APP_PREFIX = "hygge:"
 STAGE_ROWS_PER_FILE = 1_000_000
+DATA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{32,36}-c\d{3}(\.\w+)?\.parquet")
 
 
 class DeltaStoreSettings(StoreSettings):
@@ -119,13 +121,16 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         return None
 
     def _holds_data(self) -> bool:
+        """Anything but Delta-style data files (`part-00000-<uuid>-c000...parquet`: a first
+        commit being written by another run, or left by a killed one) is a foreign dataset."""
         if not self.remote:
             p = Path(self.uri)
-            return p.is_dir() and any(p.iterdir())
+            return p.is_dir() and any(not DATA_FILE.fullmatch(f.name) for f in p.iterdir())
         try:
             storage = ObjectStorage.for_url(self.uri, self._options)
             storage.check_bucket()
-            return bool(storage.list(self.uri))
+            names = (e.url.rsplit("/", 1)[1] for e in storage.list(self.uri))
+            return any(not DATA_FILE.fullmatch(n) for n in names)
         except StorageError as exc:
             raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
 
@@ -152,9 +157,7 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         s, existing = self.settings, self._existing
         self._check_schema(existing, schema)  # freeze refuses before anything is written
         target = delta_schema(schema)
-        current = (
-            delta_schema(pa.schema(existing.schema().to_arrow())) if existing is not None else None
-        )
+        current = pa.schema(existing.schema().to_arrow()) if existing is not None else None
         plain = s.mode in ("replace", "append") and not s.partition_by
         if plain and (current is None or same_columns(current, target)):
             self._direct = DataFiles(self.uri, target, s.target_file_size, s.storage_options)
