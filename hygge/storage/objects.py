@@ -177,25 +177,7 @@ def storage_error(url: str, what: str, exc: BaseException) -> StorageError:
             f"cannot {what} {where}: the bucket or container does not exist",
             hint="create it first, or fix the URL",
         )
-    if any(
-        s in lowered
-        for s in (
-            "access_denied",
-            "accessdenied",
-            "invalidaccesskeyid",
-            "signaturedoesnotmatch",
-            "authorizationfailure",
-            "authenticationfailed",
-            "forbidden",
-            "403",
-            "401",
-        )
-    ):
-        return StorageError(
-            f"cannot {what} {where}: access denied (wrong credentials or no permission)",
-            hint="check the credentials (AWS_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS "
-            "or storage_options) and the permissions on the bucket",
-        )
+    # network first: an unreachable endpoint's message may hold digits that look like codes
     network = any(
         s in lowered
         for s in (
@@ -218,6 +200,23 @@ def storage_error(url: str, what: str, exc: BaseException) -> StorageError:
             f"cannot {what} {where}: the endpoint is unreachable ({_first_line(text)})",
             hint="check the endpoint (AWS_ENDPOINT_URL / storage_options) and the network",
             transient=True,
+        )
+    if any(
+        s in lowered
+        for s in (
+            "access_denied",
+            "accessdenied",
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+            "authorizationfailure",
+            "authenticationfailed",
+            "forbidden",
+        )
+    ) or re.search(r"\b(401|403)\b", lowered.replace(where.lower(), "")):
+        return StorageError(
+            f"cannot {what} {where}: access denied (wrong credentials or no permission)",
+            hint="check the credentials (AWS_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS "
+            "or storage_options) and the permissions on the bucket",
         )
     return StorageError(f"cannot {what} {where}: {_first_line(text)}")
 
