@@ -24,7 +24,9 @@ class NdjsonHome(FileHome):
     suffixes: ClassVar[tuple[str, ...]] = (".ndjson", ".jsonl", ".json")
 
     def _open(self, path: Path) -> pajson.JSONStreamingReader:
-        return pajson.open_json(path, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES))
+        return pajson.open_json(
+            self.source(path), read_options=pajson.ReadOptions(block_size=BLOCK_BYTES)
+        )
 
     def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
         # pyarrow counts rows from 0 within the block it was parsing: one row per line.
