@@ -276,21 +276,26 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
     # -- incremental state: a row of `_hygge_state`, see hygge/sql/state_table.py --------
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
-        self._open_run().states[flow] = state
+        self._open_run().states[self._state_key(flow)] = state
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(
             self._with_session,
             "read the incremental state",
-            lambda db: state_table.read(db, self.settings.db_schema, flow),
+            lambda db: state_table.read(db, self.settings.db_schema, self._state_key(flow)),
         )
 
     async def reset_state(self, flow: str) -> bool:
         return await asyncio.to_thread(
             self._with_session,
             "reset the incremental state",
-            lambda db: state_table.reset(db, self.settings.db_schema, flow),
+            lambda db: state_table.reset(db, self.settings.db_schema, self._state_key(flow)),
         )
+
+    def _state_key(self, flow: str) -> str:
+        """One state row per flow *and* target table: two flows.yml files that reuse a flow
+        name for different tables of one schema must never resume from each other's mark."""
+        return state_table.key(self.settings.table, flow)
 
     def _with_session(self, action: str, fn: Callable[[Session], T]) -> T:
         """Run `fn` on a connection of its own (the store may not be open: `hygge state`)."""
