@@ -61,6 +61,8 @@ def family(t: pa.DataType) -> str:
         return "time"
     if pa.types.is_timestamp(t):
         return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_duration(t):
+        return "duration"
     return str(t)
 
 
@@ -149,6 +151,7 @@ _DDL: dict[str, dict[str, str]] = {
         "binary": "BYTEA",
         "date": "DATE",
         "time": "TIME(6)",
+        "duration": "INTERVAL",
         "timestamp": "TIMESTAMP(6)",
         "timestamptz": "TIMESTAMPTZ(6)",
     },
@@ -167,7 +170,10 @@ _DDL: dict[str, dict[str, str]] = {
         "text": "LONGTEXT",
         "binary": "LONGBLOB",
         "date": "DATE",
-        "time": "TIME(6)",
+        # MySQL's TIME is a signed duration (-838:59:59 to 838:59:59) and reads back as one;
+        # a time of day is tagged so hygge reads it back as a time of day
+        "time": "TIME(6) COMMENT 'hygge:time'",
+        "duration": "TIME(6)",
         "timestamp": "DATETIME(6)",
         # MariaDB has no zoned timestamp: UTC in a DATETIME, tagged so hygge reads it back zoned
         "timestamptz": "DATETIME(6) COMMENT 'hygge:timestamptz'",
@@ -209,6 +215,8 @@ def canonical(t: pa.DataType, dialect: str) -> pa.DataType:
     """The Arrow type a column created by `ddl(t)` holds: what a batch is cast to first."""
     if pa.types.is_time(t):
         return pa.time64("us")
+    if pa.types.is_duration(t):
+        return pa.duration("us")
     if pa.types.is_timestamp(t):
         return pa.timestamp("us", "UTC" if t.tz else None)
     if pa.types.is_date(t):
@@ -297,6 +305,10 @@ def mysql_arrow_type(
             return JSON
         if kind == "numeric":
             return NUMERIC_TEXT
+        if kind == "time":
+            return pa.time64("us")
+    if data_type == "bit":  # BIT(n) as an integer; BIT(64) may use the top bit
+        return pa.uint64() if column_type.startswith("bit(64)") else pa.int64()
     if data_type == "tinyint" and column_type.startswith("tinyint(1)"):
         return pa.bool_()
     if data_type in _MYSQL_INTS:
@@ -315,13 +327,12 @@ def mysql_arrow_type(
         "float": pa.float32(),
         "double": pa.float64(),
         "date": pa.date32(),
-        "time": pa.time64("us"),
+        "time": pa.duration("us"),  # signed, up to 838 hours
         "datetime": pa.timestamp("us"),
         "timestamp": pa.timestamp("us", "UTC"),
         "uuid": UUID,
         "json": JSON,
         "year": pa.int16(),
-        "bit": pa.int64(),
     }
     if data_type in simple:
         return simple[data_type]
