@@ -288,6 +288,10 @@ def decimal_type(precision: int, scale: int) -> pa.DataType:
     return NUMERIC_TEXT
 
 
+_MYSQL_SPATIAL = {
+    "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+    "multipolygon", "geometrycollection",
+}  # fmt: skip
 _MYSQL_INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "bigint": 64}
 
 
@@ -336,8 +340,8 @@ def mysql_arrow_type(
     }
     if data_type in simple:
         return simple[data_type]
-    if "blob" in data_type or "binary" in data_type:
-        return pa.large_binary()
+    if "blob" in data_type or "binary" in data_type or data_type in _MYSQL_SPATIAL:
+        return pa.large_binary()  # spatial values as MySQL's internal bytes (SRID + WKB)
     return pa.large_string()
 
 
