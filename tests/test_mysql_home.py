@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -399,3 +402,53 @@ class _Sink(Store):
     def rows(self) -> list[tuple]:
         out = [row for df in self.frames for row in df.iter_rows()]
         return sorted(out, key=lambda r: r[0])
+
+
+def peak_rss_mb(project: Path, flow: str) -> float:
+    """`hygge run` as its own process; its peak RSS as the kernel counted it (wait4)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hygge", "run", "flows.yml", "--flow", flow],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_batch_not_the_table(mysql_url: str, tmp_path: Path):
+    """1.2 M rows (about 200 MB as Arrow) need no more memory than 200 k rows: a reader that
+    kept the result would grow by the table's size. (The 6 M vs 1 M rows figure of lineitem
+    is measured by benchmarks/bench_sql.py, case (d): loading 6 M rows takes minutes.)"""
+    big, small = unique("mybig"), unique("mysmall")
+    with database(mysql_url, big, small) as db:
+        db.run(
+            f"CREATE TABLE {big} (id bigint, price decimal(15,2), at datetime(6), "
+            "note varchar(200))"
+        )
+        db.run(
+            f"INSERT INTO {big} SELECT seq, seq / 100, '2024-01-01' + INTERVAL seq SECOND, "
+            f"CONCAT(REPEAT('x', 100), seq) FROM seq_1_to_1200000"
+        )
+        db.run(f"CREATE TABLE {small} AS SELECT * FROM {big} WHERE id <= 200000")
+        flows = "flows:\n" + "".join(
+            f"  {name}:\n"
+            f"    home: {{type: sql, connection: '{mysql_url}', table: {table},"
+            " batch_size: 20000}\n"
+            f"    store: {{path: lake/{name}}}\n"
+            for name, table in (("big", big), ("small", small))
+        )
+        (tmp_path / "flows.yml").write_text(flows)
+        small_mb = peak_rss_mb(tmp_path, "small")
+        big_mb = peak_rss_mb(tmp_path, "big")
+        assert pq.read_metadata(next((tmp_path / "lake" / "big").glob("*.parquet"))).num_rows
+        rows = sum(
+            pq.read_metadata(f).num_rows for f in (tmp_path / "lake" / "big").glob("*.parquet")
+        )
+        assert rows == 1_200_000
+        assert big_mb <= 1.3 * small_mb, (big_mb, small_mb)
