@@ -452,3 +452,16 @@ def test_memory_is_bounded_by_the_batch_not_the_table(mysql_url: str, tmp_path: 
         )
         assert rows == 1_200_000
         assert big_mb <= 1.3 * small_mb, (big_mb, small_mb)
+
+
+def test_a_tinyint1_that_is_not_a_boolean_is_an_error(mysql_url: str, read_path: str):
+    table = unique("mybool")
+    with database(mysql_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id int, flag tinyint(1))")
+        db.run(f"INSERT INTO {table} VALUES (1, 1), (2, 5)")
+        with pytest.raises(HyggeError, match=r"column 'flag'.*other than 0 or 1"):
+            Flow(SQLHome(table, connection=mysql_url), _Sink("s")).run()
+        sink = _Sink("s2")  # the way out: read it as the integer it is
+        query = f"SELECT id, CAST(flag AS SIGNED) AS flag FROM {table}"
+        Flow(SQLHome("q", query=query, connection=mysql_url), sink).run()
+        assert sink.rows() == [(1, 1), (2, 5)]

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import mysql_arrow, tsv
@@ -103,7 +104,11 @@ class MySqlSession(Session):
         read: mysql_arrow.Plan | str = "connectorx is not installed (pip install 'hygge[sql]')"
         if mysql_arrow.available():
             columns = known if known is not None else self.result_columns(sql)
-            read = mysql_arrow.plan(sql, columns, self.quote)
+            read = (
+                mysql_arrow.plan(sql, columns, self.quote)
+                if columns is not None
+                else "the statement cannot be typed ahead (not a SELECT?)"
+            )
         if isinstance(read, mysql_arrow.Plan):
             log.info("reading %s through connectorx (Arrow batches)", self.url.where())
             yield from mysql_arrow.stream(self.url, read, batch_size)
@@ -111,10 +116,15 @@ class MySqlSession(Session):
         log.info("reading %s through PyMySQL (the fallback path): %s", self.url.where(), read)
         yield from self.stream_rows(sql, batch_size, known)
 
-    def result_columns(self, sql: str) -> list[Column]:
-        """A query's result columns, from the protocol's field descriptions (no rows read)."""
+    def result_columns(self, sql: str) -> list[Column] | None:
+        """A query's result columns, from the protocol's field descriptions (no rows read);
+        None where the statement cannot be wrapped (SHOW, CALL, a syntax error: the PyMySQL
+        path then runs it as it is, and reports its error)."""
         with self.conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM ({sql}) AS hygge_probe LIMIT 0")
+            try:
+                cur.execute(f"SELECT * FROM ({sql}) AS hygge_probe LIMIT 0")
+            except self.pymysql.MySQLError:
+                return None
             return [
                 Column(f.name, _mysql_field_type(f), _mysql_field_kind(f))
                 for f in cur._result.fields
@@ -292,8 +302,11 @@ def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
             return pa.array([None if v is None else _time(v) for v in values], t)
         if kind == "duration":
             return pa.array([None if v is None else _duration(v) for v in values], t)
-        if kind == "bool":
-            return text.cast(pa.int8()).cast(t)
+        if kind == "bool":  # tinyint(1) holds -128..127: only 0 and 1 are booleans
+            small = text.cast(pa.int8())
+            if pc.any(pc.invert(pc.is_in(small.drop_null(), pa.array([0, 1], pa.int8())))).as_py():
+                raise ValueError("a value other than 0 or 1 is not a boolean")
+            return small.cast(t)
         if kind == "timestamptz":
             return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
         return text.cast(t)
