@@ -276,9 +276,10 @@ def test_a_killed_connection_is_retried(mysql_url: str, tmp_path: Path, caplog):
             watcher = Db(mysql_url)
             deadline = time.monotonic() + 60
             while not killed and time.monotonic() < deadline:
-                rows = watcher.run(
+                rows = watcher.run(  # sending rows, or blocked on the reader: mid-read
                     "SELECT ID FROM information_schema.PROCESSLIST "
-                    f"WHERE INFO LIKE '%%{marker}%%' AND STATE = 'User sleep'"
+                    f"WHERE INFO LIKE '%%{marker}%%' AND INFO NOT LIKE '%%LIMIT 0%%' "
+                    "AND STATE IN ('User sleep', 'Writing to net', 'Sending data')"
                 )
                 if rows:
                     watcher.run(f"KILL {rows[0][0]}")

@@ -150,6 +150,9 @@ def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
 def convert(array: pa.Array, column: Column) -> pa.Array:
     """One connectorx column as the column's Arrow type, exactly (or an error naming it)."""
     target = column.type
+    # Into memory of Arrow's own: connectorx frees a batch it exported when a later read fails
+    # (a lost connection), which crashed the writer of a batch still queued. One memcpy.
+    array = pa.concat_arrays([array])
     try:
         if isinstance(target, pa.BaseExtensionType):
             storage = array.cast(target.storage_type)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +51,9 @@ class FileStore(Store):
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.target = Path(self.settings.path)
+        # A write runs in a thread that outlives its cancelled task (the home failed): the
+        # abort, and a retry's fresh staging, wait for it, and it never writes into those.
+        self._io = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
@@ -62,6 +66,7 @@ class FileStore(Store):
         self._rows_in_file = 0
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
+        self._aborted = False
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
@@ -93,7 +98,8 @@ class FileStore(Store):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
-        self._reset()
+        with self._io:
+            self._reset()
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
@@ -110,9 +116,15 @@ class FileStore(Store):
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._write_sync, table)
+        await asyncio.to_thread(self._write_sync, table, self.run_id)
 
-    def _write_sync(self, table: pa.Table) -> None:
+    def _write_sync(self, table: pa.Table, run_id: str | None = None) -> None:
+        with self._io:
+            if self._aborted or (run_id is not None and run_id != self.run_id):
+                return  # a write of an attempt that was given up: nothing may land
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         while table.num_rows:
             if self._writer is None or self._rows_in_file >= limit:
@@ -204,6 +216,11 @@ class FileStore(Store):
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
+        with self._io:
+            self._aborted = True
+            self._abort_staging()
+
+    def _abort_staging(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
         journal = self.target / META_DIR / f"commit-{self.run_id}.json"
