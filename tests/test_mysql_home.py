@@ -250,10 +250,9 @@ def test_incremental_with_lag(mysql_url: str, tmp_path: Path, read_path: str, ca
         assert ran_through(caplog, read_path)
         got = pq.read_table(tmp_path / "lake" / "out").to_pydict()
         ids = sorted(got["id"])
-        # every row once; the late row inside the lag window arrives, the one below it does not
+        # every row once; the late rows inside the lag window arrive; the one below it does not,
+        # which only the pushed-down `at >= mark - lag` can do (it is new to the saved window)
         assert ids == [*range(1, 211), 900, 901, 902]
-        # and the filter ran in the database: the second run read only the window
-        assert db.run("SELECT 1")  # the connection still works
 
 
 def run_ok(project: Path) -> None:
