@@ -173,8 +173,18 @@ class MySqlSession(Session):
             )
         if isinstance(read, mysql_arrow.Plan):
             log.info("reading %s through connectorx (Arrow batches)", self.url.where())
-            yield from mysql_arrow.stream(self.url, read, batch_size)
-            return
+            read_any = False
+            try:
+                for table in mysql_arrow.stream(self.url, read, batch_size):
+                    read_any = True
+                    yield table
+                return
+            except mysql_arrow.ReadError as exc:
+                # connectorx's own connection failed where this session's succeeded (seen
+                # right after a server restart): nothing was read, so PyMySQL reads it all
+                if read_any or not exc.connecting:
+                    raise
+                log.warning("connectorx could not connect (%s); reading through PyMySQL", exc)
         log.info("reading %s through PyMySQL (the fallback path): %s", self.url.where(), read)
         yield from self.stream_rows(sql, batch_size, known)
 

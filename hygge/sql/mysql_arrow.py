@@ -127,7 +127,12 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
 
 
 class ReadError(Exception):
-    """A connectorx failure as an ordinary exception (a panic is a BaseException)."""
+    """A connectorx failure as an ordinary exception (a panic is a BaseException);
+    `connecting`: its connection pool never got a connection (no row was read)."""
+
+    def __init__(self, message: str, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.connecting = connecting
 
 
 def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
@@ -142,6 +147,8 @@ def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
             hint="fix those rows, or read them with a `query` that selects "
             "NULLIF(col, '0000-00-00') (or a CASE) for the date columns",
         )
+    if "waiting for connection" in text:  # r2d2's pool: connectorx never connected
+        return ReadError(f"lost connection to the server while connecting: {text}", True)
     if re.search(r"CodecError|IO error|connection|broken pipe|gone away", text, re.I):
         return ReadError(f"lost connection to the server while reading: {text}")
     return ReadError(text)
