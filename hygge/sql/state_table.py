@@ -3,8 +3,9 @@ the data's own transaction. (What the state means and how a run resumes from it 
 library's incremental module; this is only where a SQL store keeps it.)
 
 One table `_hygge_state` (in the store's schema) holds a row per flow and target table (see
-`key`): its definition and its state record as JSON. The publish transaction that makes a run's rows visible also deletes
-and re-inserts that row, so data and state commit (or roll back) together.
+`key`): its definition and its state record as JSON. The publish transaction that makes a
+run's rows visible also deletes and re-inserts that row, so data and state commit (or roll
+back) together.
 """
 
 from __future__ import annotations

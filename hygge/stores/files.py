@@ -70,9 +70,11 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         super().__init__(name, settings, **values)
         self.remote = is_object_url(self.settings.path)
         self.target = Path(self.settings.path)
-        # One file writer, touched from worker threads: a write still running when the flow
-        # fails must end before abort() closes that writer (closing it mid-write crashes).
-        self._writer_lock = threading.Lock()
+        # One file writer, touched from worker threads. A write runs in a thread that outlives
+        # its cancelled task (the home failed): abort() and a retry's fresh staging wait for it
+        # (closing a writer mid-write crashes pyarrow), and it never writes into those.
+        # Re-entrant: abort() closes the writer while it holds the lock.
+        self._io = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -85,6 +87,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
+        self._aborted = False
         self._stream: Any = None  # the object-store upload under the current writer
         self._dataset: ObjectDataset | None = None
         if self.remote:
@@ -126,7 +129,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         await asyncio.to_thread(self._disk_errors, self._open_sync)
 
     def _open_sync(self) -> None:
-        self._reset()
+        with self._io:
+            self._reset()
         if self._dataset is not None:
             return self._dataset.prepare()
         self._check_target()
@@ -145,13 +149,15 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._disk_errors, self._write_sync, table)
+        await asyncio.to_thread(self._disk_errors, self._write_sync, table, self.run_id)
 
-    def _write_sync(self, table: pa.Table) -> None:
-        with self._writer_lock:
-            self._write_locked(table)
+    def _write_sync(self, table: pa.Table, run_id: str | None = None) -> None:
+        with self._io:
+            if self._aborted or (run_id is not None and run_id != self.run_id):
+                return  # a write of an attempt that was given up: nothing may land
+            self._write_rows(table)
 
-    def _write_locked(self, table: pa.Table) -> None:
+    def _write_rows(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         while table.num_rows:
             if self._writer is None or self._rows_in_file >= limit:
@@ -183,7 +189,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
 
     def _close_writer(self) -> None:
-        with self._writer_lock:
+        with self._io:
             self._drop_writer()
 
     def _drop_writer(self) -> None:
@@ -264,6 +270,11 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
+        with self._io:
+            self._aborted = True
+            self._abort_staging()
+
+    def _abort_staging(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
         if self._dataset is not None:
