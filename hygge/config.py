@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from hygge import registry, yamlpos
-from hygge.connector import Connector, ConnectorSettings
+from hygge.connector import Connector, ConnectorSettings, OptionsConflict, fold_options
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
@@ -343,21 +343,19 @@ def _merge_options(
     what: str,
 ) -> dict[str, Any]:
     """Fold `options:` into the top level; the same key in both places must agree."""
-    spec = dict(spec)
-    options = spec.pop("options", None) or {}
-    if not isinstance(options, dict):
-        raise source.error(
-            "`options` must be a mapping", (*origin, "options"), key=f"{what}.options"
-        )
-    for key, value in options.items():
-        if key in spec and spec[key] != value:
+    try:
+        spec = fold_options(spec)
+    except OptionsConflict as exc:
+        if exc.key is None:
             raise source.error(
-                f"'{key}' is set both at the top level and under options, differently",
-                (*origin, "options", key),
-                key=f"{what}.{key}",
-                hint="keep one of them",
-            )
-        spec[key] = value
+                "`options` must be a mapping", (*origin, "options"), key=f"{what}.options"
+            ) from None
+        raise source.error(
+            f"'{exc.key}' is set both at the top level and under options, differently",
+            (*origin, "options", exc.key),
+            key=f"{what}.{exc.key}",
+            hint="keep one of them",
+        ) from None
     if allowed is not None:
         for key in spec:
             if key not in allowed and key not in FLOW_KEYS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -39,6 +40,28 @@ def default_type_name(cls_name: str, suffix: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
 
 
+class OptionsConflict(ValueError):
+    """`options` that is not a mapping (key None), or a key set differently in both places."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def fold_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` folded into the top level, in YAML and Python alike: a setting may stand in
+    either place, and the same key in both with different values is refused."""
+    folded = dict(values)
+    options = folded.pop("options", None) or {}
+    if not isinstance(options, Mapping):
+        raise OptionsConflict(None)
+    for key, value in options.items():
+        if key in folded and folded[key] != value:
+            raise OptionsConflict(key)
+        folded[key] = value
+    return folded
+
+
 class Connector:
     """A named, configured endpoint. Subclasses declare `Settings` and optionally `type_name`."""
 
@@ -49,6 +72,7 @@ class Connector:
     def __init__(self, name: str, settings: ConnectorSettings | None = None, **values: Any) -> None:
         self.name = name
         if settings is None:
+            values = self._python_values(name, values)
             try:
                 settings = self.Settings(**values)
             except PydanticValidationError as exc:
@@ -58,6 +82,27 @@ class Connector:
         elif values:
             settings = settings.model_copy(update=values)
         self.settings = settings
+
+    def _python_values(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Settings given in Python: `options={...}` folded in as in YAML, then the defaults
+        that follow from the name (`defaults`)."""
+        try:
+            values = fold_options(values)
+        except OptionsConflict as exc:
+            key = f"{self.kind} '{name}' -> " + (f"options.{exc.key}" if exc.key else "options")
+            message = (
+                f"'{exc.key}' is given both directly and in options, differently"
+                if exc.key
+                else "`options` must be a mapping"
+            )
+            raise ConfigError(message, key=key, hint="keep one of them") from None
+        return {**self.defaults(name, values), **values}
+
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings implied by the connector's name when Python leaves them out (convention
+        over configuration: `SqlHome("users")` reads table users)."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +12,7 @@ import pyarrow as pa
 from hygge.batching import iterate_in_thread
 from hygge.connector import PathSetting
 from hygge.errors import HomeError
-from hygge.files import expand_paths
+from hygge.files import default_path, expand_paths
 from hygge.homes.base import Home, HomeSettings
 
 
@@ -30,6 +30,10 @@ class FileHome(Home):
 
     _loaded: dict[str, list[int]] | None = None  # incremental: files already loaded
     _snapshot: dict[str, list[int]] | None = None
+
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"path": default_path(name)}
 
     def files(self) -> list[Path]:
         return expand_paths(self.settings.path, self.suffixes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 import polars as pl
@@ -62,10 +62,10 @@ class SqlHome(Home):
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
     Settings: ClassVar[type[SqlHomeSettings]] = SqlHomeSettings
 
-    def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
-        if settings is None and not values.get("table") and not values.get("query"):
-            values["table"] = name  # the Python API: the home's name is its table
-        super().__init__(name, settings, **values)
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        # The Python API: the home's name is its table.
+        return {} if values.get("table") or values.get("query") else {"table": name}
 
     @property
     def url(self) -> SqlUrl:

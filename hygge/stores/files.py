@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from pydantic import Field
 from hygge.atomic import recover, replace_dir
 from hygge.connector import PathSetting
 from hygge.errors import StoreError
+from hygge.files import default_path
 from hygge.staging import StagingLock, staging_path, sweep_dead
 from hygge.stores.base import Store, StoreSettings
 
@@ -47,9 +49,14 @@ class FileStore(Store):
     suffix: ClassVar[str]
     Settings: ClassVar[type[FileStoreSettings]] = FileStoreSettings
 
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"path": default_path(name)}
+
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.target = Path(self.settings.path)
+        self._opened = False
         self._reset()
 
     def _reset(self) -> None:
@@ -107,8 +114,20 @@ class FileStore(Store):
             raise self._unwritable(self._existing_parent()) from exc
         except OSError as exc:
             raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
+        self._opened = True
 
     async def write(self, df: pl.DataFrame) -> None:
+        """Stage a batch. Used on its own, outside a flow (no `open()` first), a write is one
+        whole commit: `await store.write(df)` publishes `df` atomically (per `mode`)."""
+        if not self._opened:
+            await self.open()
+            try:
+                await self.write(df)
+                await self.commit()
+            except BaseException:
+                await self.abort()
+                raise
+            return
         table = df.to_arrow(compat_level=self.arrow_compat())
         await asyncio.to_thread(self._write_sync, table)
 
@@ -167,6 +186,7 @@ class FileStore(Store):
             self._append_files()
         _fsync(self.target.parent)
         self._lock.release()
+        self._opened = False
 
     def _append_files(self) -> None:
         journal_dir = self.target / META_DIR
@@ -215,6 +235,7 @@ class FileStore(Store):
         else:
             shutil.rmtree(self.staging, ignore_errors=True)
         self._lock.release()
+        self._opened = False
 
     # -- helpers ------------------------------------------------------------------------
     def _check_target(self) -> None:

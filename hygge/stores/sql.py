@@ -17,7 +17,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -88,9 +88,11 @@ class SqlStore(Store):
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
     Settings: ClassVar[type[SqlStoreSettings]] = SqlStoreSettings
 
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"table": name}  # the Python API: the store's name is its table
+
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
-        if settings is None and not values.get("table"):
-            values["table"] = name  # the Python API: the store's name is its table
         super().__init__(name, settings, **values)
         self.run_id = uuid.uuid4().hex[:10]
         self.session: Session | None = None
