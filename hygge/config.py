@@ -144,6 +144,9 @@ class _Source:
     base_dir: Path
     env: Mapping[str, str] | None
     flow: str | None = None
+    # What the file's flows write: store path -> (flow, store type). A home reading one of
+    # them takes its type from there, since the data does not exist before that flow runs.
+    produced: dict[Path, tuple[str, str]] = field(default_factory=dict)
 
     def error(
         self,
@@ -220,14 +223,80 @@ def parse(
             "no flows defined", ("flows",), hint="add at least one flow under `flows:`"
         )
 
-    flows: dict[str, FlowSpec] = {}
+    inlined = {}
     for name, body in flows_data.items():
         source.flow = str(name)
-        raw, origins = _inline(source, str(name), body, named)
-        flows[str(name)] = _parse_flow(source, str(name), raw, origins)
+        inlined[str(name)] = _inline(source, str(name), body, named)
+    source.produced = _produced_paths(source, inlined)
+    flows: dict[str, FlowSpec] = {}
+    for name, (raw, origins) in inlined.items():
+        source.flow = name
+        flows[name] = spec = _parse_flow(source, name, raw, origins)
+        if _upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+            # The queue form carries the type: a worker parses one flow, without the others.
+            home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
+            raw["home"] = {"type": spec.home.type_name, **home}
     source.flow = None
     _check_dependencies(source, flows)
+    _check_upstream_dependencies(source, flows)
     return FlowsFile(Path(file), flows)
+
+
+def _produced_paths(
+    source: _Source, inlined: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, ...]]]]
+) -> dict[Path, tuple[str, str]]:
+    """The folder each flow's file store writes, with the store's type. A store that does not
+    parse is skipped here: the full parse that follows reports it where it belongs."""
+    produced: dict[Path, tuple[str, str]] = {}
+    for name, (raw, origins) in inlined.items():
+        source.flow = name
+        try:
+            store = _parse_connector(
+                source, "store", name, raw["store"], origins["store"], FlowOptions()
+            )
+        except ConfigError:
+            continue
+        path = getattr(store.settings, "path", None)
+        if isinstance(path, str) and "://" not in path:
+            produced[_absolute(source, path)] = (name, store.type_name)
+    return produced
+
+
+def _absolute(source: _Source, path: str) -> Path:
+    return Path(os.path.normpath(Path(source.base_dir) / path))
+
+
+def _upstream_of(source: _Source, path: str) -> tuple[str, str] | None:
+    """(flow, type) of the flow of this file whose store writes `path` (or a folder above it)."""
+    if not path or "://" in path:
+        return None
+    target = _absolute(source, path)
+    for folder in (target, *target.parents):
+        if folder in source.produced:
+            return source.produced[folder]
+    return None
+
+
+def _check_upstream_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
+    """A flow that reads what another flow writes must run after it: say so, not race it."""
+    for name, spec in flows.items():
+        upstream = _upstream_of(source, getattr(spec.home.settings, "path", None) or "")
+        if upstream is None or upstream[0] == name:
+            continue
+        pending, seen = list(spec.options.depends_on), set()
+        while pending and upstream[0] not in seen:
+            dep = pending.pop()
+            if dep not in seen and dep in flows:
+                seen.add(dep)
+                pending.extend(flows[dep].options.depends_on)
+        if upstream[0] not in seen:
+            source.flow = name
+            raise source.error(
+                f"the home reads what flow '{upstream[0]}' writes, but does not depend on it",
+                ("flows", name),
+                key="options.depends_on",
+                hint=f"add `depends_on: {upstream[0]}` under the flow's `options:` (it runs after)",
+            )
 
 
 def parse_flow(
@@ -412,6 +481,9 @@ def _infer_type(
         if lowered.endswith(tuple(getattr(cls, "suffixes", ()) or ())):
             return name
     if kind == "home":
+        upstream = _upstream_of(source, target)
+        if upstream is not None and upstream[1] in classes:
+            return upstream[1]  # what another flow of this file writes there
         found = _type_of_folder(Path(source.base_dir) / target, classes)
         if found:
             return found
