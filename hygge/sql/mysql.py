@@ -248,7 +248,15 @@ def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
             return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
         return text.cast(t)
     except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise HyggeError(f"column '{name}': cannot read its values as {t}: {exc}") from exc
+        hint = None
+        if kind in ("date", "timestamp", "timestamptz"):  # MariaDB's zero and partial dates
+            hint = f"'0000-00-00' and '2026-00-00' are no dates: select NULLIF(`{name}`, ...)"
+            hint += f" or CAST(`{name}` AS CHAR) in a `query`"
+        elif kind == "time":  # TIME is a duration of up to 838 hours, not a time of day
+            hint = f"select CAST(`{name}` AS CHAR) or TIME_TO_SEC(`{name}`) in a `query`"
+        raise HyggeError(
+            f"column '{name}': cannot read its values as {t}: {exc}", hint=hint
+        ) from exc
 
 
 def _time(text: str) -> dt.time:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from hygge.errors import HyggeError
 from hygge.sql.base import Session, like_prefix, literal
 from hygge.sql.types import (
     JSON,
@@ -16,6 +17,7 @@ from hygge.sql.types import (
     Column,
     as_extension,
     pg_arrow_type,
+    pg_reads_as_text,
     tag,
     uuid_bytes_to_text,
     uuid_text_to_bytes,
@@ -66,7 +68,15 @@ class PostgresSession(Session):
         out = []
         for name, typname, typmod, formatted in rows:
             limit = typmod - 4 if typname in ("varchar", "bpchar") and typmod > 4 else None
-            out.append(Column(name, pg_arrow_type(typname, typmod), formatted, limit))
+            out.append(
+                Column(
+                    name,
+                    pg_arrow_type(typname, typmod),
+                    formatted,
+                    limit,
+                    as_text=pg_reads_as_text(typname),
+                )
+            )
         return out
 
     def select_list(self, columns: list[Column]) -> str:
@@ -74,7 +84,7 @@ class PostgresSession(Session):
         # Arrow parses text into decimals several times faster than the driver decodes them
         return ", ".join(
             f"{self.quote(c.name)}::text AS {self.quote(c.name)}"
-            if pa.types.is_decimal(c.type)
+            if pa.types.is_decimal(c.type) or c.as_text
             else self.quote(c.name)
             for c in columns
         )
@@ -156,6 +166,12 @@ def _pg_fix(table: pa.Table, decimals: dict[str, pa.DataType]) -> pa.Table:
             new = pa.chunked_array([uuid_bytes_to_text(c) for c in column.chunks], type=UUID)
         elif tag(field.type) == "json":
             new = as_extension(column, JSON) if field.type != JSON else column
+        elif getattr(field.type, "vendor_name", None) == "PostgreSQL":  # wire bytes only
+            raise HyggeError(
+                f"column '{field.name}': PostgreSQL type {field.type.type_name} arrives only in "
+                "its binary wire encoding",
+                hint=f'select it as text in the query: "{field.name}"::text',
+            )
         else:
             continue
         table = table.set_column(i, pa.field(field.name, new.type), new)
