@@ -58,6 +58,12 @@ class Home(Connector):
         """The state after the last read: committed with the data it covers."""
         raise NotImplementedError(f"{type(self).__name__} does not support incremental loads")
 
+    async def estimate_rows(self) -> int | None:
+        """How many rows the next read will yield, if that is known or cheap to estimate
+        (file footers, sizes, a catalog's statistics), for a progress bar; None if not.
+        Called after `resume()`, so an incremental read estimates only what is new."""
+        return None
+
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         """Yield the data as DataFrames of at most `batch_size` rows."""
         raise NotImplementedError(f"{type(self).__name__} must implement read_batches()")

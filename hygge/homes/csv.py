@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hygge.batching import rebatch
-from hygge.homes.files import FileHome, FileHomeSettings
+from hygge.homes.files import FileHome, FileHomeSettings, rows_from_size
 
 BLOCK_BYTES = 16 << 20
 
@@ -43,6 +43,9 @@ class CsvHome(FileHome):
 
     def file_schema(self, path: Path) -> pa.Schema:
         return self._open(path).schema
+
+    def file_rows(self, path: Path) -> int | None:
+        return rows_from_size(path, header_lines=1 if self.settings.has_header else 0)
 
     def read_file(self, path: Path) -> Iterator[pa.Table]:
         return rebatch(self._open(path), self.batch_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,6 +68,21 @@ class FileHome(Home):
         """One file's schema, read without reading its data where the format allows."""
         raise NotImplementedError
 
+    def file_rows(self, path: Path) -> int | None:
+        """One file's rows, from its metadata or estimated from its size; None if unknown."""
+        return None
+
+    async def estimate_rows(self) -> int | None:
+        return await asyncio.to_thread(self._estimate_rows_sync)
+
+    def _estimate_rows_sync(self) -> int | None:
+        try:
+            files = self._files_to_read()
+            counts = [self.file_rows(f) for f in files]
+        except (OSError, pa.ArrowException, HomeError, ValueError):
+            return None  # reading reports it properly; an estimate never fails a flow
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
     def _project(self, schema: pa.Schema, path: Path) -> pa.Schema:
         wanted = self.settings.columns
         if not wanted:
@@ -129,6 +145,25 @@ class FileHome(Home):
                 f"cannot read {path} as {self.type_name}: {exc}",
                 hint=f"check that the file is a valid, complete {self.type_name} file",
             ) from exc
+
+
+SAMPLE_BYTES = 1 << 20
+
+
+def rows_from_size(path: Path, header_lines: int = 0) -> int | None:
+    """A line-per-row file's rows, estimated from its size and the lines in its first MB
+    (exact for files up to that size). Compressed files are not estimated."""
+    if path.name.endswith((".gz", ".zst", ".bz2", ".xz")):
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        sample = f.read(SAMPLE_BYTES)
+    lines = sample.count(b"\n") + (1 if sample and not sample.endswith(b"\n") else 0)
+    if len(sample) == size:
+        return max(lines - header_lines, 0)
+    if lines <= header_lines:
+        return None
+    return max(round(size * lines / len(sample)) - header_lines, 0)
 
 
 def _stamp(path: Path) -> list[int]:

@@ -21,6 +21,9 @@ class ParquetHome(FileHome):
     def file_schema(self, path: Path) -> pa.Schema:
         return pq.read_schema(path)
 
+    def file_rows(self, path: Path) -> int | None:
+        return pq.read_metadata(path).num_rows  # exact, from the footer
+
     def read_file(self, path: Path) -> Iterator[pa.RecordBatch]:
         # pre_buffer off: with it, pyarrow caches every column chunk it has read, so memory
         # grows with the file (measured: 230 MB at TPC-H SF1, 745 MB at SF3).

@@ -121,6 +121,24 @@ class SqlHome(Home):
         finally:
             session.close()
 
+    async def estimate_rows(self) -> int | None:
+        """A table's catalog estimate; a query, or an incremental read, is not estimated."""
+        if self.settings.query or self._cursor is not None:
+            return None
+        return await asyncio.to_thread(self._estimate_rows_sync)
+
+    def _estimate_rows_sync(self) -> int | None:
+        try:
+            session = self._connect()
+        except HyggeError:
+            return None  # reading reports it properly; an estimate never fails a flow
+        try:
+            return session.estimate_rows(self.settings.table, self.settings.db_schema)
+        except Exception:
+            return None
+        finally:
+            session.close()
+
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         async for df in iterate_in_thread(self._batches()):
             yield df

@@ -66,6 +66,14 @@ class MySqlSession(Session):
     def _schema_sql(self, schema: str | None) -> str:
         return literal(schema) if schema else "DATABASE()"
 
+    def estimate_rows(self, table: str, schema: str | None) -> int | None:
+        # InnoDB's sampled estimate (no scan); 0 on a table not yet sampled is no estimate.
+        rows = self.query(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+            f"{self._schema_sql(schema)} AND TABLE_NAME = {literal(table)}"
+        )
+        return int(rows[0][0]) if rows and rows[0][0] else None
+
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         rows = self.query(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "

@@ -79,6 +79,17 @@ class PostgresSession(Session):
             )
         return out
 
+    def estimate_rows(self, table: str, schema: str | None) -> int | None:
+        # reltuples: the planner's estimate, kept by VACUUM/ANALYZE; -1 (never analyzed) or 0
+        # (often the same, on a fresh table) is no estimate.
+        nsp = literal(schema) if schema else "current_schema()"
+        rows = self.query(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            f"c.relnamespace WHERE n.nspname = {nsp} AND c.relname = {literal(table)}"
+        )
+        self.rollback()
+        return int(rows[0][0]) if rows and rows[0][0] and rows[0][0] > 0 else None
+
     def select_list(self, columns: list[Column]) -> str:
         # numerics as text: PostgreSQL prints them as fast as it sends them in binary, and
         # Arrow parses text into decimals several times faster than the driver decodes them
