@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 
 import polars as pl
 
-from hygge.homes.base import Home
-from hygge.stores.base import Store
+from hygge.contract import Home, Store
 
 
 class OneRowHome(Home):

@@ -2,30 +2,48 @@
 
 from hygge import Flow, ParquetHome, ParquetStore
 Flow(ParquetHome("users", path="users.parquet"), ParquetStore("users", path="lake/users")).run()
+
+The contract a custom Home or Store implements is documented in `hygge.contract`.
 """
 
-from hygge.coordinator import Coordinator, RunResult
+from typing import TYPE_CHECKING
+
+from hygge.contract import (
+    Home,
+    HomeSettings,
+    IncrementalHome,
+    MultiPartStore,
+    StatefulStore,
+    Store,
+    StoreSettings,
+)
 from hygge.errors import (
     ConfigError,
-    DependencyFailed,
     FlowError,
     HomeError,
     HyggeError,
     StoreError,
     TransientError,
 )
-from hygge.flow import Flow, FlowResult
-from hygge.homes import CsvHome, Home, HomeSettings, NdjsonHome, ParquetHome
-from hygge.progress import Progress
-from hygge.stores import CsvStore, ParquetStore, Store, StoreSettings
+from hygge.flow import Flow
+from hygge.homes import CsvHome, NdjsonHome, ParquetHome
+from hygge.progress import FlowState
+from hygge.report import FlowReport
+from hygge.stores import CsvStore, ParquetStore
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from hygge.coordinator import Coordinator, RunResult
+    from hygge.homes.sql import SQLHome
+    from hygge.stores.sql import SQLStore
 
 __version__ = "0.1.0"
 
-# Connectors whose modules import database drivers: loaded on first use, not by `import hygge`.
+# Loaded on first use, not by `import hygge`: the SQL connectors import database drivers, and
+# `python -m hygge.coordinator` must find its module not yet imported.
 _LAZY = {
-    "SqlHome": "hygge.homes.sql",
+    "Coordinator": "hygge.coordinator",
+    "RunResult": "hygge.coordinator",
     "SQLHome": "hygge.homes.sql",
-    "SqlStore": "hygge.stores.sql",
     "SQLStore": "hygge.stores.sql",
 }
 
@@ -34,7 +52,7 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name.replace("SQL", "Sql"))
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hygge' has no attribute {name!r}")
 
 
@@ -43,23 +61,23 @@ __all__ = [
     "Coordinator",
     "CsvHome",
     "CsvStore",
-    "DependencyFailed",
     "Flow",
     "FlowError",
-    "FlowResult",
+    "FlowReport",
+    "FlowState",
     "Home",
     "HomeError",
     "HomeSettings",
     "HyggeError",
+    "IncrementalHome",
+    "MultiPartStore",
     "NdjsonHome",
     "ParquetHome",
     "ParquetStore",
-    "Progress",
     "RunResult",
     "SQLHome",
     "SQLStore",
-    "SqlHome",
-    "SqlStore",
+    "StatefulStore",
     "Store",
     "StoreError",
     "StoreSettings",

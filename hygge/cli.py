@@ -9,12 +9,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from hygge.errors import HyggeError
+
+if TYPE_CHECKING:
+    from hygge.coordinator import Coordinator
 
 app = typer.Typer(
     help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
@@ -93,7 +96,7 @@ def run(
             result = coordinator.run()
     console.print(summary_table(result.results.values()))
     for failed in result.failed:
-        _report_failure(failed.name, failed.error)
+        _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:
             _print_traceback(failed.exception)
     if not result.ok:
@@ -124,7 +127,7 @@ def state(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show (or reset) what incremental flows have loaded, as stored with their data."""
-    from hygge.state import reset_states, state_table
+    from hygge.incremental import reset_states, state_table
 
     setup_logging(verbose)
     with user_errors(verbose):
@@ -197,11 +200,12 @@ def _follow(run_id: str, verbose: bool) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped."""
     from hygge import distributed
     from hygge.display import LiveProgress, status_table
+    from hygge.progress import FlowState
 
     with user_errors(verbose), LiveProgress(console) as live:
         final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
     console.print(status_table(final))
-    for failed in (f for f in final.flows if f.state in ("failed", "skipped")):
+    for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
     if not final.ok:
         raise typer.Exit(1)
@@ -227,10 +231,7 @@ def flower(ctx: typer.Context) -> None:
     distributed.run_flower(list(ctx.args))
 
 
-def _show_plan(coordinator: object) -> None:
-    from hygge.coordinator import Coordinator
-
-    assert isinstance(coordinator, Coordinator)
+def _show_plan(coordinator: Coordinator) -> None:
     for number, wave in enumerate(coordinator.plan(), start=1):
         for name in wave:
             spec = coordinator.config.flows[name]
@@ -243,10 +244,7 @@ def _show_plan(coordinator: object) -> None:
             )
 
 
-def _check_or_fail(coordinator: object, verbose: bool) -> None:
-    from hygge.coordinator import Coordinator
-
-    assert isinstance(coordinator, Coordinator)
+def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
     problems = asyncio.run(coordinator.check())
     if not problems:
         return

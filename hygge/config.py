@@ -8,6 +8,9 @@ the line, the flow and the key, and suggests the nearest valid choice.
 A flow also exists in a *raw* form: self-contained (named homes/stores inlined) with `${VAR}`
 left unresolved. That is what travels on a queue, so secrets never leave the worker's
 environment; `parse_flow` turns it into a spec where it runs.
+
+Helpers: `hygge/shorthand.py` infers types from paths and URLs; `hygge/config_source.py`
+turns every problem into a ConfigError naming the file and line.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from hygge import registry, yamlpos
-from hygge.connector import Connector, ConnectorSettings, OptionsConflict, fold_options
+from hygge import contract, registry, yamlpos
+from hygge.config_source import Source, choices_hint, validate
+from hygge.contract import Connector, ConnectorSettings, OptionsConflict, fold_options
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
+from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 FLOW_KEYS = ("home", "store", "options")
@@ -126,37 +130,13 @@ class FlowsFile:
                 raise ConfigError(
                     f"no flow named '{name}'",
                     file=str(self.path),
-                    hint=_choices_hint(name, list(self.flows), "flows"),
+                    hint=choices_hint(name, list(self.flows), "flows"),
                 )
         return list(dict.fromkeys(names))
 
     def waves(self, names: list[str] | None = None) -> list[list[str]]:
         selected = self.select(names)
         return waves({n: self.flows[n].options.depends_on for n in selected})
-
-
-@dataclass
-class _Source:
-    """Where parsing is: for messages and line numbers."""
-
-    file: str
-    located: yamlpos.Located | None
-    base_dir: Path
-    env: Mapping[str, str] | None
-    flow: str | None = None
-    # What the file's flows write: store path -> (flow, store type). A home reading one of
-    # them takes its type from there, since the data does not exist before that flow runs.
-    produced: dict[Path, tuple[str, str]] = field(default_factory=dict)
-
-    def error(
-        self,
-        message: str,
-        path: tuple[Any, ...] = (),
-        key: str | None = None,
-        hint: str | None = None,
-    ) -> ConfigError:
-        line = self.located.line(path) if self.located else None
-        return ConfigError(message, file=self.file, line=line, flow=self.flow, key=key, hint=hint)
 
 
 def load(
@@ -191,6 +171,13 @@ def parse(
     """Validate flows.yml text. `env=None` leaves variables unresolved."""
     try:
         located = yamlpos.load(text)
+    except yamlpos.TooManyAliases as exc:
+        raise ConfigError(
+            str(exc),
+            file=file,
+            line=exc.line,
+            hint="write the repeated parts out, or use fewer levels of aliases",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -200,7 +187,7 @@ def parse(
             line=mark.line + 1 if mark else None,
             hint="check indentation and quoting around that line",
         ) from None
-    source = _Source(file, located, base_dir or Path.cwd(), env)
+    source = Source(file, located, base_dir or Path.cwd(), env)
     data = located.data
     if data is None:
         raise source.error("the file is empty", hint="add a `flows:` section")
@@ -211,7 +198,7 @@ def parse(
             raise source.error(
                 f"unknown section '{key}'",
                 (key,),
-                hint=_choices_hint(str(key), list(TOP_LEVEL_KEYS), "sections"),
+                hint=choices_hint(str(key), list(TOP_LEVEL_KEYS), "sections"),
             )
     named = {
         kind: _mapping(source, data.get(f"{kind}s") or {}, (f"{kind}s",))
@@ -232,7 +219,7 @@ def parse(
     for name, (raw, origins) in inlined.items():
         source.flow = name
         flows[name] = spec = _parse_flow(source, name, raw, origins)
-        if _upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+        if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
             # The queue form carries the type: a worker parses one flow, without the others.
             home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
             raw["home"] = {"type": spec.home.type_name, **home}
@@ -243,7 +230,7 @@ def parse(
 
 
 def _produced_paths(
-    source: _Source, inlined: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, ...]]]]
+    source: Source, inlined: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, ...]]]]
 ) -> dict[Path, tuple[str, str]]:
     """The folder each flow's file store writes, with the store's type. A store that does not
     parse is skipped here: the full parse that follows reports it where it belongs."""
@@ -258,29 +245,14 @@ def _produced_paths(
             continue
         path = getattr(store.settings, "path", None)
         if isinstance(path, str) and "://" not in path:
-            produced[_absolute(source, path)] = (name, store.type_name)
+            produced[absolute(source, path)] = (name, store.type_name)
     return produced
 
 
-def _absolute(source: _Source, path: str) -> Path:
-    return Path(os.path.normpath(Path(source.base_dir) / path))
-
-
-def _upstream_of(source: _Source, path: str) -> tuple[str, str] | None:
-    """(flow, type) of the flow of this file whose store writes `path` (or a folder above it)."""
-    if not path or "://" in path:
-        return None
-    target = _absolute(source, path)
-    for folder in (target, *target.parents):
-        if folder in source.produced:
-            return source.produced[folder]
-    return None
-
-
-def _check_upstream_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
+def _check_upstream_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
     """A flow that reads what another flow writes must run after it: say so, not race it."""
     for name, spec in flows.items():
-        upstream = _upstream_of(source, getattr(spec.home.settings, "path", None) or "")
+        upstream = upstream_of(source, getattr(spec.home.settings, "path", None) or "")
         if upstream is None or upstream[0] == name:
             continue
         pending, seen = list(spec.options.depends_on), set()
@@ -303,12 +275,12 @@ def parse_flow(
     name: str, raw: dict[str, Any], *, base_dir: str | Path, env: Mapping[str, str]
 ) -> FlowSpec:
     """Validate one raw (queue) flow where it will run, resolving variables from `env`."""
-    source = _Source("", None, Path(base_dir), env)  # errors name the flow; no file here
+    source = Source("", None, Path(base_dir), env)  # errors name the flow; no file here
     return _parse_flow(source, name, raw, {"home": ("home",), "store": ("store",)})
 
 
 def _inline(
-    source: _Source, name: str, body: Any, named: dict[str, dict[str, Any]]
+    source: Source, name: str, body: Any, named: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]]]:
     """The flow with named homes/stores copied in; `origins` says where each came from."""
     here = ("flows", name)
@@ -328,12 +300,12 @@ def _inline(
         if isinstance(ref, str) and ref in named[kind]:
             raw[kind] = named[kind][ref]
             origins[kind] = (f"{kind}s", ref)
-        elif isinstance(ref, str) and _looks_like_typo(source, kind, ref, named[kind]):
+        elif isinstance(ref, str) and looks_like_typo(source, kind, ref, named[kind]):
             raise source.error(
                 f"no {kind} named '{ref}' (and it is not a path or URL)",
                 (*here, kind),
                 key=kind,
-                hint=_choices_hint(ref, list(named[kind]), f"{kind}s")
+                hint=choices_hint(ref, list(named[kind]), f"{kind}s")
                 if named[kind]
                 else f"define it under `{kind}s:`, or give a path with an extension",
             )
@@ -343,7 +315,7 @@ def _inline(
 
 
 def _parse_flow(
-    source: _Source, name: str, raw: dict[str, Any], origins: dict[str, tuple[Any, ...]]
+    source: Source, name: str, raw: dict[str, Any], origins: dict[str, tuple[Any, ...]]
 ) -> FlowSpec:
     source.flow = name
     flow_path = ("flows", name) if source.located else ()
@@ -352,9 +324,12 @@ def _parse_flow(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
     )
     options_raw = _resolve(source, options_raw, flow_path)
-    options = _validate(source, FlowOptions, options_raw, flow_path, "flow option")
+    options = validate(source, FlowOptions, options_raw, flow_path, "flow option")
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
     store = _parse_connector(source, "store", name, raw["store"], origins["store"], options)
+    if options.incremental:
+        _check_incremental(source, home, origins["home"])
+        _check_incremental(source, store, origins["store"])
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set
@@ -370,8 +345,29 @@ def _parse_flow(
     return FlowSpec(name, home, store, options, raw)
 
 
+_ABILITY = {
+    "home": (contract.can_resume, "cannot load incrementally (it cannot resume)"),
+    "store": (contract.keeps_state, "cannot keep incremental state with its data"),
+}
+
+
+def _check_incremental(source: Source, spec: ConnectorSpec, origin: tuple[Any, ...]) -> None:
+    """`incremental: true` needs a home that can resume and a store that keeps state: say so
+    at validate time, not halfway through a run."""
+    able, problem = _ABILITY[spec.kind]
+    if able(registry.lookup(spec.kind, spec.type_name)):
+        return
+    choices = sorted(n for n, cls in registry.all_classes(spec.kind).items() if able(cls))
+    raise source.error(
+        f"incremental: true, but {spec.kind} type '{spec.type_name}' {problem}",
+        origin,
+        key=spec.kind,
+        hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove `incremental: true`",
+    )
+
+
 def _parse_connector(
-    source: _Source, kind: str, flow: str, spec: Any, origin: tuple[Any, ...], options: FlowOptions
+    source: Source, kind: str, flow: str, spec: Any, origin: tuple[Any, ...], options: FlowOptions
 ) -> ConnectorSpec:
     if isinstance(spec, str):
         spec = {"path": spec} if "://" not in spec else {"connection": spec}
@@ -383,14 +379,14 @@ def _parse_connector(
     settings_raw = _merge_options(source, spec, origin, None, kind)
     resolved = _resolve(source, settings_raw, origin)
     if type_name is None:
-        type_name = _infer_type(source, kind, resolved, origin)
+        type_name = infer_type(source, kind, resolved, origin)
     cls = registry.lookup(kind, str(type_name))
     if cls is None:
         raise source.error(
             f"unknown {kind} type '{type_name}'",
             (*origin, "type"),
             key=f"{kind}.type",
-            hint=_choices_hint(str(type_name), cls_names, "types"),
+            hint=choices_hint(str(type_name), cls_names, "types"),
         )
     if (
         "batch_size" in cls.Settings.model_fields
@@ -398,14 +394,14 @@ def _parse_connector(
         and options.batch_size
     ):
         resolved["batch_size"] = options.batch_size
-    settings = _validate(source, cls.Settings, resolved, origin, kind)
+    settings = validate(source, cls.Settings, resolved, origin, kind)
     return ConnectorSpec(
         kind, flow if origin[0] == "flows" else str(origin[-1]), str(type_name), settings
     )
 
 
 def _merge_options(
-    source: _Source,
+    source: Source,
     spec: dict[str, Any],
     origin: tuple[Any, ...],
     allowed: set[str] | None,
@@ -432,12 +428,12 @@ def _merge_options(
                     f"unknown key '{key}'",
                     (*origin, key),
                     key=f"{what}.{key}",
-                    hint=_choices_hint(str(key), sorted(allowed), "keys"),
+                    hint=choices_hint(str(key), sorted(allowed), "keys"),
                 )
     return spec
 
 
-def _resolve(source: _Source, value: dict[str, Any], origin: tuple[Any, ...]) -> dict[str, Any]:
+def _resolve(source: Source, value: dict[str, Any], origin: tuple[Any, ...]) -> dict[str, Any]:
     if source.env is None:
         return dict(value)
     try:
@@ -451,120 +447,7 @@ def _resolve(source: _Source, value: dict[str, Any], origin: tuple[Any, ...]) ->
         ) from None
 
 
-def _infer_type(
-    source: _Source, kind: str, settings: dict[str, Any], origin: tuple[Any, ...]
-) -> str:
-    """The type implied by a path's extension or a URL's scheme."""
-    target = settings.get("path") or settings.get("connection")
-    if not isinstance(target, str):
-        raise source.error(
-            f"missing required key 'type' for the {kind}",
-            origin,
-            key=f"{kind}.type",
-            hint=f"add `type:` ({', '.join(registry.names(kind))}), or a "
-            "`path`/`connection` it can be inferred from",
-        )
-    classes = registry.all_classes(kind)
-    if "://" in target:
-        scheme = target.split("://", 1)[0].split("+", 1)[0].lower()
-        for name, cls in classes.items():
-            if scheme in getattr(cls, "url_schemes", ()):
-                return name
-        raise source.error(
-            f"no {kind} type handles '{scheme}://' URLs",
-            origin,
-            key=kind,
-            hint="set `type:` explicitly",
-        )
-    lowered = target.lower().rstrip("/")
-    for name, cls in classes.items():
-        if lowered.endswith(tuple(getattr(cls, "suffixes", ()) or ())):
-            return name
-    if kind == "home":
-        upstream = _upstream_of(source, target)
-        if upstream is not None and upstream[1] in classes:
-            return upstream[1]  # what another flow of this file writes there
-        found = _type_of_folder(Path(source.base_dir) / target, classes)
-        if found:
-            return found
-        raise source.error(
-            f"cannot tell the type of '{target}' from its name",
-            origin,
-            key=kind,
-            hint=f"add `type:` ({', '.join(sorted(classes))})",
-        )
-    return "parquet"  # a store path without an extension is a parquet dataset folder
-
-
-def _type_of_folder(folder: Path, classes: dict[str, Any]) -> str | None:
-    if not folder.is_dir():
-        return None
-    found = {
-        name
-        for p in folder.rglob("*")
-        if p.is_file()
-        for name, cls in classes.items()
-        if p.name.lower().endswith(tuple(getattr(cls, "suffixes", ()) or ()))
-    }
-    return found.pop() if len(found) == 1 else None
-
-
-def _validate(
-    source: _Source,
-    model: type[BaseModel],
-    data: dict[str, Any],
-    origin: tuple[Any, ...],
-    what: str,
-) -> Any:
-    try:
-        return model.model_validate(data, context={"base_dir": str(source.base_dir)})
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
-        fields = sorted(model.model_fields)
-        path = (
-            (*origin, *loc)
-            if (*origin, *loc) in (source.located.lines if source.located else {})
-            else (*origin, "options", *loc)
-        )
-        if err["type"] == "extra_forbidden":
-            raise source.error(
-                f"unknown key '{key}'",
-                path,
-                key=f"{what}.{key}",
-                hint=_choices_hint(str(loc[-1]), fields, "keys"),
-            ) from None
-        if err["type"] == "missing":
-            raise source.error(
-                f"missing required key '{key}'",
-                (*origin,),
-                key=f"{what}.{key}",
-                hint=_field_hint(model, str(loc[0])),
-            ) from None
-        hint = None
-        if err["type"] == "literal_error" and isinstance(err.get("input"), str):
-            choices = [
-                str(c)
-                for c in (err.get("ctx") or {})
-                .get("expected", "")
-                .replace("'", "")
-                .replace(" or ", ", ")
-                .split(", ")
-                if c
-            ]
-            hint = _choices_hint(err["input"], choices, "values")
-        raise source.error(
-            f"{err['msg']} (got {err.get('input')!r})", path, key=f"{what}.{key}", hint=hint
-        ) from None
-
-
-def _field_hint(model: type[BaseModel], name: str) -> str | None:
-    info = model.model_fields.get(name)
-    return info.description if info is not None and info.description else None
-
-
-def _check_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
+def _check_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
     for name, spec in flows.items():
         source.flow = name
         for dep in spec.options.depends_on:
@@ -573,7 +456,7 @@ def _check_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
                     f"depends on unknown flow '{dep}'",
                     ("flows", name, "options", "depends_on"),
                     key="depends_on",
-                    hint=_choices_hint(dep, list(flows), "flows"),
+                    hint=choices_hint(dep, list(flows), "flows"),
                 )
     source.flow = None
     cycle = find_cycle({n: s.options.depends_on for n, s in flows.items()})
@@ -585,28 +468,9 @@ def _check_dependencies(source: _Source, flows: dict[str, FlowSpec]) -> None:
         )
 
 
-def _looks_like_typo(source: _Source, kind: str, ref: str, named: dict[str, Any]) -> bool:
-    """A bare word such as `userz` that is no named home/store: a typo, not a path.
-
-    A bare word may still be a folder (`store: lake`): for a home it must exist, for a store
-    it is taken as a path unless it is close to a defined store's name.
-    """
-    if any(c in ref for c in "/.:\\*?${"):
-        return False
-    if kind == "home":
-        return not (source.base_dir / ref).exists()
-    return registry.suggest(ref, list(named)) is not None
-
-
-def _mapping(source: _Source, value: Any, path: tuple[Any, ...]) -> dict[str, Any]:
+def _mapping(source: Source, value: Any, path: tuple[Any, ...]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise source.error(f"`{path[-1]}` must be a mapping of names to definitions", path)
     return value
-
-
-def _choices_hint(word: str, choices: list[str], what: str) -> str:
-    near = registry.suggest(word, choices)
-    listing = f"valid {what}: {', '.join(choices)}"
-    return f"did you mean '{near}'? ({listing})" if near else listing

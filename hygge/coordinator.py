@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 from hygge import config as config_module
 from hygge.config import FlowsFile
-from hygge.errors import DependencyFailed
-from hygge.flow import FlowResult
-from hygge.progress import Progress, ProgressCallback
+from hygge.progress import FlowState
+from hygge.report import FlowReport, ProgressCallback
 
 
 @dataclass
@@ -26,7 +25,7 @@ class RunResult:
     """The outcome of every selected flow of one run."""
 
     run_id: str
-    results: dict[str, FlowResult] = field(default_factory=dict)
+    results: dict[str, FlowReport] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -34,7 +33,7 @@ class RunResult:
         return all(r.ok for r in self.results.values())
 
     @property
-    def failed(self) -> list[FlowResult]:
+    def failed(self) -> list[FlowReport]:
         return [r for r in self.results.values() if not r.ok]
 
 
@@ -110,11 +109,10 @@ class Coordinator:
             blocked = [d for d in deps if not result.results[d].ok]
             try:
                 if blocked:
-                    error = DependencyFailed(
-                        f"skipped: depends on {', '.join(blocked)}, which did not succeed"
-                    )
-                    result.results[name] = FlowResult(name, "skipped", error=str(error))
-                    self._emit(Progress(name, "skipped", message=str(error)))
+                    why = f"skipped: depends on {', '.join(blocked)}, which did not succeed"
+                    skipped = FlowReport(name, FlowState.SKIPPED, message=why, error=why)
+                    result.results[name] = skipped
+                    self._emit(skipped)
                     return
                 async with slots:
                     result.results[name] = await self._run_flow(name)
@@ -122,7 +120,7 @@ class Coordinator:
                 done[name].set()
 
         for name in self.selected:
-            self._emit(Progress(name, "pending"))
+            self._emit(FlowReport(name, FlowState.PENDING))
         async with asyncio.TaskGroup() as group:
             for name in self.selected:
                 group.create_task(run_one(name))
@@ -130,31 +128,27 @@ class Coordinator:
         result.seconds = time.perf_counter() - started
         return result
 
-    async def _run_flow(self, name: str) -> FlowResult:
+    async def _run_flow(self, name: str) -> FlowReport:
         flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
         started = time.perf_counter()
         try:
             return await flow.start()
         except Exception as exc:
-            return FlowResult(
+            return FlowReport(
                 name,
-                "failed",
+                FlowState.FAILED,
                 seconds=time.perf_counter() - started,
+                message=str(exc),
                 error=str(exc),
                 exception=exc,
             )
 
-    def _emit(self, progress: Progress) -> None:
+    def _emit(self, progress: FlowReport) -> None:
         if self.on_progress is not None:
             self.on_progress(progress)
 
 
-def main() -> None:
-    """`python -m hygge.coordinator flows.yml [options]`: the same as `hygge run`."""
-    from hygge.cli import app
+if __name__ == "__main__":  # `python -m hygge.coordinator flows.yml`: the CLI depends on this
+    from hygge.cli import app  # module, never the other way round
 
     app(args=["run", *sys.argv[1:]], prog_name="python -m hygge.coordinator")
-
-
-if __name__ == "__main__":
-    main()

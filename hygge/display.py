@@ -10,20 +10,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hygge.flow import FlowResult
-from hygge.progress import Progress, human_bytes, human_rate
+from hygge.progress import FlowState, human_bytes, human_rate
+from hygge.report import FlowReport
 
 if TYPE_CHECKING:
     from hygge.runstate import RunStatus
 
 STYLES = {
-    "pending": "dim",
-    "running": "cyan",
-    "retrying": "yellow",
-    "success": "green",
-    "failed": "red",
-    "skipped": "yellow",
+    FlowState.PENDING: "dim",
+    FlowState.QUEUED: "dim",
+    FlowState.RUNNING: "cyan",
+    FlowState.RETRYING: "yellow",
+    FlowState.SUCCESS: "green",
+    FlowState.FAILED: "red",
+    FlowState.SKIPPED: "yellow",
 }
+# States worth a line of their own when the output is not a terminal (a log, CI).
+_ANNOUNCED = (FlowState.RUNNING, FlowState.RETRYING, FlowState.FAILED, FlowState.SKIPPED)
 
 
 class LiveProgress:
@@ -31,7 +34,7 @@ class LiveProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.latest: dict[str, Progress] = {}
+        self.latest: dict[str, FlowReport] = {}
         self._live: Live | None = None
         self._last_draw = 0.0
 
@@ -46,19 +49,16 @@ class LiveProgress:
             self._live.update(self._table(), refresh=True)
             self._live.__exit__(None, None, None)
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: FlowReport) -> None:
         previous = self.latest.get(progress.flow)
         self.latest[progress.flow] = progress
         if self._live is not None:
             now = time.monotonic()
-            if progress.state != "running" or now - self._last_draw > 0.2:
+            if progress.state != FlowState.RUNNING or now - self._last_draw > 0.2:
                 self._last_draw = now
                 self._live.update(self._table(), refresh=True)
-        elif (previous is None or previous.state != progress.state) and progress.state in (
-            "running",
-            "retrying",
-            "failed",
-            "skipped",
+        elif (previous is None or previous.state != progress.state) and (
+            progress.state in _ANNOUNCED
         ):
             note = f": {progress.message}" if progress.message else ""
             self.console.print(f"{progress.flow}: {progress.state}{note}", highlight=False)
@@ -79,20 +79,20 @@ class LiveProgress:
         return table
 
 
-def summary_table(results: Iterable[FlowResult]) -> Table:
-    """Rows, bytes, seconds and rows/s per flow, with a total line."""
+def summary_table(results: Iterable[FlowReport]) -> Table:
+    """Rows, in-memory size, seconds and rows/s per flow, with a total line."""
     table = Table(title="hygge run summary", title_justify="left")
-    for column in ("flow", "state", "rows", "bytes", "seconds", "rows/s"):
+    for column in ("flow", "state", "rows", "in memory", "seconds", "rows/s"):
         table.add_column(column, justify="left" if column in ("flow", "state") else "right")
     rows = size = 0
     for r in results:
         rows += r.rows
-        size += r.bytes
+        size += r.memory_bytes
         table.add_row(
-            r.name,
+            r.flow,
             f"[{STYLES[r.state]}]{r.state}[/]",
             f"{r.rows:,}",
-            human_bytes(r.bytes),
+            human_bytes(r.memory_bytes),
             f"{r.seconds:.2f}",
             human_rate(r.rows_per_second),
         )

@@ -68,7 +68,3 @@ class TransientError(HyggeError):
     """A fault that may heal by itself; safe to retry because stores commit atomically."""
 
     transient = True
-
-
-class DependencyFailed(FlowError):
-    """A flow was not run because a flow it depends on did not succeed."""

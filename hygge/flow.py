@@ -5,40 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import polars as pl
 
+from hygge.contract import Home, IncrementalHome, StatefulStore, Store
 from hygge.errors import FlowError
-from hygge.homes.base import Home
-from hygge.progress import FlowState, Progress, ProgressCallback
+from hygge.progress import FlowState
+from hygge.report import FlowReport, ProgressCallback
 from hygge.retry import retry_async
-from hygge.stores.base import Store
 
 _END = object()
-
-
-@dataclass(frozen=True)
-class FlowResult:
-    """What one flow did: rows and bytes committed, time taken, how it ended."""
-
-    name: str
-    state: FlowState
-    rows: int = 0
-    batches: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    attempts: int = 1
-    error: str | None = None
-    exception: BaseException | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "success"
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
 class Flow:
@@ -52,8 +30,8 @@ class Flow:
 
     def __init__(
         self,
-        home: Home,
-        store: Store,
+        home: Home[Any],
+        store: Store[Any],
         *,
         name: str | None = None,
         queue_size: int = 4,
@@ -72,16 +50,17 @@ class Flow:
         self.incremental = incremental
         self.full_refresh = full_refresh
         self.on_progress = on_progress
-        self._rows = self._batches = self._bytes = 0
+        self._rows = self._batches = self._memory_bytes = 0
         self._started = 0.0
         self._attempt = 0
 
-    def run(self) -> FlowResult:
+    def run(self) -> FlowReport:
         """Run the flow to completion from synchronous code."""
         return asyncio.run(self.start())
 
-    async def start(self) -> FlowResult:
-        """Run the flow; raises a HyggeError (or the home/store's own error) on failure."""
+    async def start(self) -> FlowReport:
+        """Run the flow and report what it did; raises a HyggeError (or the home/store's own
+        error) on failure."""
         self._started = time.perf_counter()
         try:
             await retry_async(
@@ -91,23 +70,14 @@ class Flow:
                 on_retry=self._on_retry,
             )
         except BaseException as exc:
-            self._emit("failed", message=str(exc))
+            self._emit(FlowState.FAILED, message=str(exc))
             raise
-        self._emit("success")
-        return FlowResult(
-            self.name,
-            "success",
-            self._rows,
-            self._batches,
-            self._bytes,
-            self._elapsed(),
-            self._attempt,
-        )
+        return self._emit(FlowState.SUCCESS)
 
     async def _attempt_once(self) -> None:
         self._attempt += 1
-        self._rows = self._batches = self._bytes = 0
-        self._emit("running")
+        self._rows = self._batches = self._memory_bytes = 0
+        self._emit(FlowState.RUNNING)
         await self.store.open()
         try:
             if self.incremental:
@@ -115,6 +85,7 @@ class Flow:
             await self._pump()
             await self._verify()
             if self.incremental:
+                assert isinstance(self.store, StatefulStore)  # checked by _resume
                 self.store.stage_state(self.name, self._state_record())
             await self.store.commit()
         except BaseException:
@@ -125,7 +96,10 @@ class Flow:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=self.queue_size)
 
         async def produce() -> None:
-            async with contextlib.aclosing(self.home.read_batches()) as batches:
+            # `async def read_batches` with `yield` is an async generator: closed at once when
+            # the store fails, so a home's connection or file is not held until GC.
+            reading = cast(AsyncGenerator[pl.DataFrame, None], self.home.read_batches())
+            async with contextlib.aclosing(reading) as batches:
                 async for df in batches:
                     if not isinstance(df, pl.DataFrame):
                         raise FlowError(
@@ -141,8 +115,8 @@ class Flow:
                 await self.store.write(df)
                 self._rows += df.height
                 self._batches += 1
-                self._bytes += df.estimated_size()
-                self._emit("running")
+                self._memory_bytes += int(df.estimated_size())
+                self._emit(FlowState.RUNNING)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -153,11 +127,17 @@ class Flow:
 
     async def _resume(self) -> None:
         """Point the home at what is new since the state committed with the data."""
-        if not self.home.supports_incremental:
+        if not isinstance(self.home, IncrementalHome):
             raise FlowError(
                 f"flow '{self.name}': home '{self.home.name}' ({self.home.type_name}) "
                 "cannot load incrementally",
                 hint="remove `incremental: true`, or use a home that supports it",
+            )
+        if not isinstance(self.store, StatefulStore):
+            raise FlowError(
+                f"flow '{self.name}': store '{self.store.name}' ({self.store.type_name}) "
+                "cannot keep incremental state",
+                hint="remove `incremental: true`, or use a store that supports it",
             )
         saved = None if self.full_refresh else await self.store.read_state(self.name)
         if saved is not None and saved.get("definition") != self.home.incremental_definition():
@@ -168,7 +148,8 @@ class Flow:
             )
         self.home.resume(saved["state"] if saved else None)
 
-    def _state_record(self) -> dict[str, object]:
+    def _state_record(self) -> dict[str, Any]:
+        assert isinstance(self.home, IncrementalHome)
         return {
             "definition": self.home.incremental_definition(),
             "state": self.home.checkpoint(),
@@ -187,25 +168,27 @@ class Flow:
             )
 
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
-        self._emit("retrying", message=f"retry {attempt}/{self.retries} in {delay:.0f}s: {exc}")
+        self._emit(
+            FlowState.RETRYING, message=f"retry {attempt}/{self.retries} in {delay:.0f}s: {exc}"
+        )
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
 
-    def _emit(self, state: FlowState, message: str = "") -> None:
+    def _emit(self, state: FlowState, message: str = "") -> FlowReport:
+        report = FlowReport(
+            self.name,
+            state,
+            rows=self._rows,
+            batches=self._batches,
+            memory_bytes=self._memory_bytes,
+            seconds=self._elapsed(),
+            attempt=max(self._attempt, 1),
+            message=message,
+        )
         if self.on_progress is not None:
-            self.on_progress(
-                Progress(
-                    self.name,
-                    state,
-                    self._rows,
-                    self._batches,
-                    self._bytes,
-                    self._elapsed(),
-                    max(self._attempt, 1),
-                    message,
-                )
-            )
+            self.on_progress(report)
+        return report
 
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:

@@ -29,17 +29,6 @@ def interpolate(value: Any, env: Mapping[str, str], path: tuple[Any, ...] = ()) 
     return value
 
 
-def variables(value: Any) -> set[str]:
-    """Names of every variable `value` refers to (for error messages and checks)."""
-    if isinstance(value, str):
-        return {m.group(1) for m in _PATTERN.finditer(value) if m.group(1)}
-    if isinstance(value, dict):
-        return set().union(*(variables(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(variables(v) for v in value)) if value else set()
-    return set()
-
-
 def _substitute(text: str, env: Mapping[str, str], path: tuple[Any, ...]) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":

@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hygge.progress import TERMINAL_STATES, FlowState, Progress
+from hygge.progress import TERMINAL_STATES, FlowState
+from hygge.report import FlowReport
 
 TASK_NAME = "hygge.run_flow"
 NOOP_TASK_NAME = "hygge.noop"  # a do-nothing task: the baseline of the dispatch benchmark
@@ -107,7 +108,7 @@ class FlowStatus:
     worker: str = ""
     rows: int = 0
     batches: int = 0
-    bytes: int = 0
+    memory_bytes: int = 0
     seconds: float = 0.0
     retries: int = 0
     starts: int = 0
@@ -147,27 +148,27 @@ class FlowStatus:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
-    def as_progress(self) -> Progress:
+    def as_progress(self) -> FlowReport:
         """The same snapshot `hygge run` draws, so both commands share one display."""
         state = {QUEUED: PENDING}.get(self.state, self.state)
-        return Progress(
+        return FlowReport(
             self.flow,
-            state,  # type: ignore[arg-type]
-            self.rows,
-            self.batches,
-            self.bytes,
-            self.seconds,
-            self.retries + 1,
-            self.message,
+            FlowState(state),
+            rows=self.rows,
+            batches=self.batches,
+            memory_bytes=self.memory_bytes,
+            seconds=self.seconds,
+            attempt=self.retries + 1,
+            message=self.message,
         )
 
 
-def progress_fields(progress: Progress) -> dict[str, str | int | float]:
-    """A Progress as the fields of a flow's Redis hash."""
+def progress_fields(progress: FlowReport) -> dict[str, str | int | float]:
+    """A FlowReport as the fields of a flow's Redis hash."""
     return {
         "rows": progress.rows,
         "batches": progress.batches,
-        "bytes": progress.bytes,
+        "memory_bytes": progress.memory_bytes,
         "seconds": round(progress.seconds, 3),
         "summary": progress.summary(),
     }

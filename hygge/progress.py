@@ -1,9 +1,7 @@
-"""Progress of a flow: what a callback receives per batch, and how it reads to a human."""
+"""The states a flow goes through, and how progress figures read to a human."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -25,34 +23,6 @@ class FlowState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({FlowState.SUCCESS, FlowState.FAILED, FlowState.SKIPPED})
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot of one flow, sent after every batch and at every state change."""
-
-    flow: str
-    state: FlowState
-    rows: int = 0
-    batches: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    attempt: int = 1
-    message: str = ""
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line for people: "1,200,000 rows · 12 batches · 85k rows/s"."""
-        return (
-            f"{self.rows:,} rows · {self.batches:,} batches · "
-            f"{human_rate(self.rows_per_second)} rows/s"
-        )
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 def human_rate(value: float) -> str:

@@ -12,8 +12,15 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hygge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hygge.contract import Connector
 
 _registries: dict[str, dict[str, type]] = {"home": {}, "store": {}}
 _entry_points_loaded: set[str] = set()
@@ -24,8 +31,43 @@ _LAZY_BUILTINS: dict[str, dict[str, str]] = {"home": {}, "store": {}}
 
 
 def register(kind: str, type_name: str, cls: type) -> None:
-    """Make `cls` usable from YAML as `type: <type_name>` for a home or a store."""
+    """Make `cls` usable from YAML as `type: <type_name>` for a home or a store.
+
+    A name taken by another class is refused: silently replacing a built-in would make every
+    later error about it nonsense. The very same class defined again (same module and
+    qualified name: a reloaded module, a test run twice) replaces its earlier self.
+    """
+    taken = _registries[kind].get(type_name)
+    lazy = _LAZY_BUILTINS[kind].get(type_name)
+    owner = _qualified(taken) if taken is not None else lazy and lazy.replace(":", ".")
+    if owner is not None and owner != _qualified(cls):
+        raise ConfigError(
+            f"{kind} type '{type_name}' is already taken by {owner}; "
+            f"{_qualified(cls)} cannot register it too",
+            hint=f"give {cls.__name__} another `type_name = ...`",
+        )
     _registries[kind][type_name] = cls
+
+
+def unregister(kind: str, type_name: str) -> None:
+    """Forget a plugin's type name (for tests; built-in names come back on next lookup)."""
+    _registries[kind].pop(type_name, None)
+
+
+@contextmanager
+def registered(kind: str, *type_names: str) -> Iterator[None]:
+    """Remove the named types on exit, whatever registered them inside the block:
+    `with registry.registered("home", "numbers"): class NumbersHome(Home): ...`."""
+    try:
+        yield
+    finally:
+        for type_name in type_names:
+            unregister(kind, type_name)
+
+
+def _qualified(cls: type) -> str:
+    """`module.Qualname`: what tells two classes of the same name apart."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def register_lazy(kind: str, type_name: str, target: str) -> None:
@@ -39,8 +81,7 @@ def _load_entry_points(kind: str) -> None:
     _entry_points_loaded.add(kind)
     load_plugins()
     for ep in entry_points(group=f"hygge.{kind}s"):
-        cls = ep.load()
-        register(kind, ep.name, cls)
+        register(kind, ep.name, ep.load())
 
 
 def load_plugins() -> list[str]:
@@ -50,8 +91,6 @@ def load_plugins() -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            from hygge.errors import ConfigError
-
             raise ConfigError(
                 f"HYGGE_PLUGINS names '{name}', which cannot be imported: {exc}",
                 hint="check the module name and that it is on PYTHONPATH",
@@ -64,7 +103,7 @@ def _import_target(target: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def lookup(kind: str, type_name: str) -> type | None:
+def lookup(kind: str, type_name: str) -> type[Connector[Any]] | None:
     """The class registered for `type_name`, or None."""
     registry = _registries[kind]
     if type_name not in registry and type_name in _LAZY_BUILTINS[kind]:

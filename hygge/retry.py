@@ -1,17 +1,27 @@
 """Retry with exponential backoff and jitter, for transient faults only.
 
+The loop is tenacity's (well kept, async-aware, per-call hooks); hygge decides only what is
+transient and reports each retry. (stamina, built on tenacity, was the other choice: its hooks
+are process-wide instrumentation, while a flow needs its own `on_retry` for its display.)
+
 A permanent fault (bad config, missing table, schema violation) can never succeed by trying
 again, so it is raised at once; retrying it only delays the clear error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from hygge.errors import HyggeError
 
@@ -43,9 +53,18 @@ def is_transient(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and is_transient(cause)
 
 
+def _wait(base: float, cap: float) -> wait_random_exponential:
+    """Full jitter: a random wait in [0, min(cap, base * 2 ** (retry - 1))] seconds, so flows
+    that failed together (a database restart) do not all come back at the same moment."""
+    return wait_random_exponential(multiplier=base, max=cap)
+
+
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
-    """Seconds to wait before retry number `attempt` (1-based): full jitter, capped."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    """Seconds to wait before retry number `attempt` (1-based), by the same policy as
+    `retry_async`: for the worker, which retries by re-sending the task with a countdown."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return _wait(base, cap)(state)
 
 
 async def retry_async(
@@ -56,19 +75,30 @@ async def retry_async(
     max_delay: float = 60.0,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
 ) -> T:
-    """Run `action`, retrying transient failures up to `retries` times with backoff."""
-    attempt = 0
-    while True:
-        try:
-            return await action()
-        except Exception as exc:
-            attempt += 1
-            if attempt > retries or not is_transient(exc):
-                raise
-            delay = backoff_delay(attempt, base_delay, max_delay)
-            if on_retry:
-                on_retry(attempt, exc, delay)
-            log.warning(
-                "transient failure (%s); retry %d/%d in %.1fs", exc, attempt, retries, delay
-            )
-            await asyncio.sleep(delay)
+    """Run `action`, retrying transient failures up to `retries` times with backoff.
+
+    `on_retry(retry_number, error, delay)` is called before each wait (the display shows it).
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        assert exc is not None
+        if on_retry:
+            on_retry(state.attempt_number, exc, delay)
+        log.warning(
+            "transient failure (%s); retry %d/%d in %.1fs",
+            exc,
+            state.attempt_number,
+            retries,
+            delay,
+        )
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=_wait(base_delay, max_delay),
+        retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and is_transient(exc)),
+        before_sleep=before_sleep,
+        reraise=True,  # the last error itself, not tenacity's RetryError wrapping it
+    )
+    return await retrying(action)

@@ -88,7 +88,7 @@ if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
 end
 local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[4], 'task_id', ARGV[5],
-  'message', '', 'rows', 0, 'batches', 0, 'bytes', 0, 'seconds', 0,
+  'message', '', 'rows', 0, 'batches', 0, 'memory_bytes', 0, 'seconds', 0,
   'summary', '', 'started', ARGV[6], 'updated', ARGV[6])
 return {'ok', starts, tonumber(st[3] or '0'), tonumber(st[4] or '0'), ''}
 """

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from hygge.contract import Home, HomeSettings
 from hygge.errors import HomeError
-from hygge.homes.base import Home, HomeSettings
 
 
 class SlowSettings(HomeSettings):

@@ -4,6 +4,7 @@ non-zero exit, and a destination exactly as it was."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import polars as pl
@@ -37,6 +38,22 @@ def run_bad(project: Path, flows_yml: str, *extra: str, env: dict[str, str] | No
 def test_malformed_yaml(project: Path):
     err = run_bad(project, f"flows:\n  f:\n    home: {USERS}\n   store: out\n")
     assert "flows.yml:4" in err and "not valid YAML" in err
+
+
+def test_yaml_alias_bomb_is_refused_quickly(project: Path):
+    """Nine levels of nine aliases would expand to 387 million nodes: refused in bounded
+    time and memory, naming the file and the line, by validate (which run and enqueue share)."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (project / "flows.yml").write_text(
+        "\n".join(levels) + f"\nflows:\n  f: {{home: {USERS}, store: out, retries: *a9}}\n"
+    )
+    started = time.monotonic()
+    done = run_cli("validate", "flows.yml", cwd=project, timeout=30)
+    assert time.monotonic() - started < 10  # a couple of seconds on a loaded machine
+    assert done.returncode != 0
+    assert "flows.yml:" in done.stderr and "too many YAML aliases" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_unknown_type(project: Path):
@@ -171,7 +188,7 @@ def test_a_killed_runs_staging_is_swept_by_the_next_run(tmp_path: Path):
 
 
 def test_a_live_runs_staging_is_not_swept(tmp_path: Path):
-    from hygge.staging import StagingLock, staging_path, sweep_dead
+    from hygge.stores._staging import StagingLock, staging_path, sweep_dead
 
     target = tmp_path / "out"
     live = staging_path(target, "live")

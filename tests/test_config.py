@@ -86,6 +86,19 @@ def test_malformed_yaml_names_the_line():
     assert e.line is not None and e.line >= 3
 
 
+def test_aliases_reuse_parts_but_may_not_explode_or_loop():
+    flows = "flows:\n  a: {home: *h, store: o1}\n  b: {home: *h, store: o2}\n"
+    ok = parse(f"homes: {{users: &h {{path: {USERS}}}}}\n" + flows)
+    assert ok.flows["a"].home.settings.path == ok.flows["b"].home.settings.path == str(USERS)
+    wide = "\n".join(f"  f{i}: {{home: *h, store: o{i}}}" for i in range(2000))
+    assert len(parse(f"homes: {{users: &h {{path: {USERS}}}}}\nflows:\n{wide}\n").flows) == 2000
+    bomb = "a: &a [" + ", ".join(["x"] * 100) + "]\nb: &b [" + ", ".join(["*a"] * 100)
+    e = error_of(bomb + "]\nc: [" + ", ".join(["*b"] * 100) + "]\nflows: {}\n")
+    assert "too many YAML aliases" in str(e) and e.line == 3
+    e = error_of("x: &c [1, *c]\nflows: {}\n")
+    assert "refers to a node that contains it" in str(e) and e.line == 1
+
+
 def test_unknown_type_suggests_nearest():
     e = error_of("flows:\n  f:\n    home: {type: parqet, path: x}\n    store: o\n")
     assert e.line == 3

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from hygge import Coordinator, Home
-from hygge.progress import Progress
+from hygge.report import FlowReport
 from tests.checks import fingerprint
 
 running_now: list[int] = [0]
@@ -39,7 +39,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_depends_on_runs_after_its_dependency_committed(tmp_path: Path):
-    events: list[Progress] = []
+    events: list[FlowReport] = []
     path = write(
         tmp_path,
         """

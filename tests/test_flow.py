@@ -15,14 +15,14 @@ from hygge import (
     CsvStore,
     Flow,
     FlowError,
+    FlowReport,
     HomeError,
     NdjsonHome,
     ParquetHome,
     ParquetStore,
-    Progress,
     Store,
 )
-from hygge.homes.base import Home
+from hygge.contract import Home
 from tests.checks import fingerprint, tree_digest
 
 
@@ -52,7 +52,7 @@ class FailingHome(Home):
 
 def test_parquet_to_parquet_keeps_every_row(tmp_path: Path):
     src = make_parquet(tmp_path / "in.parquet", 25_000)
-    events: list[Progress] = []
+    events: list[FlowReport] = []
     flow = Flow(
         ParquetHome("in", path=str(src), batch_size=4_000),
         ParquetStore("out", path=str(tmp_path / "out")),
@@ -191,7 +191,7 @@ def test_transient_faults_are_retried_then_succeed(tmp_path: Path):
         on_progress=lambda p: states.append(p.state),
     )
     result = flow.run()
-    assert result.ok and result.rows == 3 and result.attempts == 3
+    assert result.ok and result.rows == 3 and result.attempt == 3
     assert states.count("retrying") == 2
     assert fingerprint(tmp_path / "o") == (3, fingerprint(tmp_path / "o")[1])
 

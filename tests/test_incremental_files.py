@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from hygge import Coordinator
+from hygge import ConfigError, Coordinator, Flow, FlowError, ParquetStore
 from hygge.stores import files as file_store
 from tests.checks import fingerprint
 from tests.conftest import kill_run_while_staging, run_cli
@@ -139,10 +139,14 @@ def test_incremental_needs_a_home_that_can_resume(tmp_path: Path):
     (tmp_path / "flows.yml").write_text(
         "flows: {f: {home: {type: test_slow_home}, store: out, incremental: true}}"
     )
-    import tests.test_coordinator  # noqa: F401  (registers test_slow_home)
+    from tests.test_coordinator import SlowHome  # registers test_slow_home
 
-    result = Coordinator(tmp_path / "flows.yml").run()
-    assert not result.ok and "cannot load incrementally" in (result.results["f"].error or "")
+    with pytest.raises(ConfigError, match="cannot load incrementally"):  # refused when loaded
+        Coordinator(tmp_path / "flows.yml")
+    flow = Flow(SlowHome("s"), ParquetStore("o", path=str(tmp_path / "o")), incremental=True)
+    with pytest.raises(FlowError, match="cannot load incrementally"):  # and by the Python API
+        flow.run()
+    assert not (tmp_path / "o").exists()
 
 
 def test_incremental_with_explicit_replace_is_a_config_error(tmp_path: Path):

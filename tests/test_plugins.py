@@ -47,9 +47,12 @@ def test_entry_point_plugin_is_found_by_type_name(tmp_path: Path, monkeypatch):
         "flows:\n  nums:\n    home: {type: acme_numbers, count: 2500, batch_size: 1000}\n"
         "    store: out\n"
     )
-    result = Coordinator(tmp_path / "flows.yml").run()
+    try:
+        with registry.registered("home", "acme_numbers"):
+            result = Coordinator(tmp_path / "flows.yml").run()
+    finally:
+        sys.modules.pop("acme_plugin", None)
     assert result.ok and result.results["nums"].rows == 2500
+    assert registry.lookup("home", "acme_numbers") is None  # removed again
     got = duckdb.sql(f"select count(*), count(distinct n), sum(n) from {scan(tmp_path / 'out')}")
     assert got.fetchall() == [(2500, 2500, sum(range(2500)))]
-    sys.modules.pop("acme_plugin", None)
-    registry._registries["home"].pop("acme_numbers", None)

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from hygge import ConfigError, Coordinator, Flow, Home, ParquetHome, ParquetStore, SQLHome, Store
-from hygge.files import default_path
+from hygge.contract import default_path
 from tests.checks import fingerprint
 from tests.conftest import ROOT
 

@@ -24,8 +24,8 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from hygge.config import parse_flow
+from hygge.contract import Store
 from hygge.errors import ConfigError, HyggeError
-from hygge.flow import FlowResult
 from hygge.jobs import (
     FAILED,
     NOOP_TASK_NAME,
@@ -36,10 +36,9 @@ from hygge.jobs import (
     Keys,
     progress_fields,
 )
-from hygge.progress import Progress
+from hygge.report import FlowReport
 from hygge.retry import backoff_delay, is_transient
 from hygge.secrets import mask_url
-from hygge.stores.base import Store
 from worker.app import app, send, settings
 from worker.app import run_state as _run_state
 from worker.lease import Lease, LeaseLost
@@ -122,7 +121,7 @@ class FlowRun:
         send(self.job, countdown=WAIT_SECONDS * random.uniform(1, 1.5))
         raise Ignore()
 
-    def _move(self) -> FlowResult:
+    def _move(self) -> FlowReport:
         try:
             spec = parse_flow(
                 self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ
@@ -135,7 +134,7 @@ class FlowRun:
         self._fence(flow.store)
         return asyncio.run(flow.start())
 
-    def _fence(self, store: Store) -> None:
+    def _fence(self, store: Store[Any]) -> None:
         """Renew the lease right before the store commits: if it was lost (this worker was
         cut off longer than the lease and the flow was re-sent), commit nothing."""
         commit = store.commit
@@ -150,7 +149,7 @@ class FlowRun:
 
         store.commit = fenced_commit  # type: ignore[method-assign]
 
-    def _progress(self, progress: Progress) -> None:
+    def _progress(self, progress: FlowReport) -> None:
         assert self._lease is not None
         self._lease.check()
         if progress.state != "running":
@@ -162,19 +161,16 @@ class FlowRun:
         self.task.send_event("task-progress", result=progress.summary())
         self._update(**progress_fields(progress))
 
-    def _succeeded(self, result: FlowResult) -> dict[str, Any]:
-        progress = Progress(
-            result.name, "success", result.rows, result.batches, result.bytes, result.seconds
-        )
-        self._end(SUCCESS, message="", **progress_fields(progress))
+    def _succeeded(self, result: FlowReport) -> dict[str, Any]:
+        self._end(SUCCESS, message="", **progress_fields(result))
         return {
             "flow": self.job.flow,
             "run_id": self.job.run_id,
             "rows": result.rows,
             "batches": result.batches,
-            "bytes": result.bytes,
+            "memory_bytes": result.memory_bytes,
             "seconds": round(result.seconds, 3),
-            "summary": progress.summary(),
+            "summary": result.summary(),
         }
 
     def _failed(self, exc: Exception) -> None:

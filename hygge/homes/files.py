@@ -11,10 +11,9 @@ import polars as pl
 import pyarrow as pa
 
 from hygge.batching import iterate_in_thread
-from hygge.connector import PathSetting
+from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting, default_path
 from hygge.errors import HomeError
-from hygge.files import default_path, expand_paths
-from hygge.homes.base import Home, HomeSettings
+from hygge.homes._paths import expand_paths
 
 
 class FileHomeSettings(HomeSettings):
@@ -22,7 +21,7 @@ class FileHomeSettings(HomeSettings):
     columns: list[str] | None = None
 
 
-class FileHome(Home):
+class FileHome(IncrementalHome, Home[FileHomeSettings]):
     """A home over one file, every matching file in a folder, or a glob."""
 
     abstract = True
@@ -40,7 +39,6 @@ class FileHome(Home):
         return expand_paths(self.settings.path, self.suffixes)
 
     # -- incremental: only files not loaded before, by path, size and modification time ----
-    supports_incremental = True
 
     def incremental_definition(self) -> dict[str, Any]:
         return {"type": self.type_name, "path": self.settings.path, "by": "path+size+mtime"}

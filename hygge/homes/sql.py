@@ -12,8 +12,8 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, model_validator
 
 from hygge.batching import iterate_in_thread, rebatch
+from hygge.contract import Home, HomeSettings, IncrementalHome
 from hygge.errors import HomeError, HyggeError
-from hygge.homes.base import Home, HomeSettings
 from hygge.sql.base import Session
 from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, parse_lag
@@ -22,7 +22,7 @@ from hygge.sql.url import SqlUrl, parse_url
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
-class SqlHomeSettings(HomeSettings):
+class SQLHomeSettings(HomeSettings):
     model_config = ConfigDict(populate_by_name=True)
 
     connection: str | None = Field(
@@ -41,7 +41,7 @@ class SqlHomeSettings(HomeSettings):
     initial: Any = Field(None, description="Incremental: the first run starts at this value.")
 
     @model_validator(mode="after")
-    def _table_or_query(self) -> SqlHomeSettings:
+    def _table_or_query(self) -> SQLHomeSettings:
         if bool(self.table) == bool(self.query):
             raise ValueError("give exactly one of `table` or `query`")
         if self.query and self.columns:
@@ -52,15 +52,15 @@ class SqlHomeSettings(HomeSettings):
         return self
 
 
-class SqlHome(Home):
+class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
     """Rows of a database table or query; PostgreSQL streams through binary COPY (ADBC).
 
-    `SqlHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
+    `SQLHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
     """
 
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
-    Settings: ClassVar[type[SqlHomeSettings]] = SqlHomeSettings
+    Settings: ClassVar[type[SQLHomeSettings]] = SQLHomeSettings
 
     @classmethod
     def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +72,6 @@ class SqlHome(Home):
         return parse_url(self.settings.connection, f"home '{self.name}'")
 
     # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
-    supports_incremental = True
     _cursor: Cursor | None = None
 
     def incremental_definition(self) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Destinations of data. Importing this package registers the built-in stores (SQL lazily)."""
 
 from hygge import registry
-from hygge.stores.base import Store, StoreSettings
+from hygge.contract import Store, StoreSettings
 from hygge.stores.csv import CsvStore
 from hygge.stores.parquet import ParquetStore
 
-registry.register_lazy("store", "sql", "hygge.stores.sql:SqlStore")  # imports SQL drivers
+registry.register_lazy("store", "sql", "hygge.stores.sql:SQLStore")  # imports SQL drivers
 
 __all__ = ["CsvStore", "ParquetStore", "Store", "StoreSettings"]

@@ -25,12 +25,10 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from hygge.atomic import recover, replace_dir
-from hygge.connector import PathSetting
+from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings, default_path
 from hygge.errors import StoreError
-from hygge.files import default_path
-from hygge.staging import StagingLock, staging_path, sweep_dead
-from hygge.stores.base import Store, StoreSettings
+from hygge.stores._atomic import recover, replace_dir
+from hygge.stores._staging import StagingLock, staging_path, sweep_dead
 
 META_DIR = "_hygge"
 
@@ -42,7 +40,7 @@ class FileStoreSettings(StoreSettings):
     )
 
 
-class FileStore(Store):
+class FileStore(StatefulStore, Store[FileStoreSettings]):
     """A folder of data files, written through a staging folder and published atomically."""
 
     abstract = True
@@ -204,8 +202,6 @@ class FileStore(Store):
         if journal_dir.is_dir():
             for journal in sorted(journal_dir.glob("commit-*.json")):
                 _apply_journal(journal)
-
-    supports_state = True
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
         path = _state_file(self.target, flow)

@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from hygge.contract import StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import state as sql_state
 from hygge.sql.base import Session, literal
@@ -32,14 +33,13 @@ from hygge.sql.connect import connect
 from hygge.sql.loaders import Loader, loader_for
 from hygge.sql.types import Column, canonical, cast_column, ddl, family, fits, normalize, tag
 from hygge.sql.url import SqlUrl, parse_url
-from hygge.stores.base import Store, StoreSettings
 
 T = TypeVar("T")
 log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
 
-class SqlStoreSettings(StoreSettings):
+class SQLStoreSettings(StoreSettings):
     model_config = ConfigDict(populate_by_name=True)
 
     mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
@@ -62,7 +62,7 @@ class SqlStoreSettings(StoreSettings):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _merge_needs_key(self) -> SqlStoreSettings:
+    def _merge_needs_key(self) -> SQLStoreSettings:
         if self.mode == "merge" and not self.key:
             raise ValueError("mode: merge needs `key: [column, ...]` to match rows on")
         return self
@@ -81,12 +81,12 @@ class _Plan:
     text_numeric: list[tuple[str, str]] = field(default_factory=list)
 
 
-class SqlStore(Store):
-    """Writes a database table; `SqlStore("users", connection=url)` targets table `users`."""
+class SQLStore(StatefulStore, Store[SQLStoreSettings]):
+    """Writes a database table; `SQLStore("users", connection=url)` targets table `users`."""
 
     type_name = "sql"
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
-    Settings: ClassVar[type[SqlStoreSettings]] = SqlStoreSettings
+    Settings: ClassVar[type[SQLStoreSettings]] = SQLStoreSettings
 
     @classmethod
     def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -363,7 +363,6 @@ class SqlStore(Store):
         self._close()
 
     # -- incremental state: a row of `_hygge_state`, see hygge/sql/state.py ----------------
-    supports_state = True
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._states[flow] = state

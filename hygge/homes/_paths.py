@@ -8,15 +8,6 @@ from pathlib import Path
 from hygge.errors import HomeError
 
 GLOB_CHARS = set("*?[")
-# Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
-# to the current directory, the layout of hygge's original examples. The home and the store
-# of one name share it, so ParquetHome("users") reads what ParquetStore("users") wrote.
-DEFAULT_DATA_DIR = "data"
-
-
-def default_path(name: str) -> str:
-    """The dataset folder of a file home or store named `name` given no `path`."""
-    return f"{DEFAULT_DATA_DIR}/{name}"
 
 
 def expand_paths(path: str, suffixes: tuple[str, ...]) -> list[Path]:

@@ -1,0 +1,338 @@
+"""The contract a Home or a Store implements: read this module to write a plugin.
+
+A **Home** is a source: subclass `Home` and implement `async read_batches()`, yielding polars
+DataFrames of at most `self.batch_size` rows. A **Store** is a destination: subclass `Store`
+and implement `async write(df)`; for atomic publication also `open()`, `staged_rows()`,
+`commit()` and `abort()` (nothing written is visible before `commit()`, and `abort()` leaves
+the destination as it was, so a retried or re-run flow is safe).
+
+Settings are a pydantic model, validated from flows.yml (unknown keys are errors). Declare it
+either as the type argument (`class NumbersHome(Home[NumbersSettings])`, so a type checker
+knows `self.settings.count`) or as a nested `class Settings(HomeSettings)`.
+
+Defining the class registers it under its `type_name` (default: the class name without
+"Home"/"Store", snake_cased: `NumbersHome` -> `numbers`). A name that is taken by another class
+is refused with a ConfigError naming both; set `type_name` to choose another. `abstract = True`
+marks a shared base that is not usable from YAML itself.
+
+Optional abilities are mixins, checked when flows.yml is validated:
+- `IncrementalHome`: can read only what is new since the last committed run
+  (`incremental_definition`, `resume`, `checkpoint`); required by `incremental: true`.
+- `StatefulStore`: keeps that incremental state with the data, committed atomically with it
+  (`read_state`, `stage_state`, `reset_state`); required by `incremental: true`.
+- `MultiPartStore`: declared for partitioned flows (several processes stage parts, one commit
+  publishes them all); no built-in store implements it yet.
+
+Errors: raise `HomeError` / `StoreError` (subclasses of HyggeError) with a message saying what
+is wrong and what to do, for a permanent fault: it fails the flow at once. For a fault that may
+heal by itself (a dropped connection, a timeout, a deadlock) raise `TransientError`, or any
+HyggeError with `transient=True`: the flow is retried with backoff up to `retries` times.
+Plain `ConnectionError`, `TimeoutError` and network `OSError`s count as transient too (see
+`hygge.retry.is_transient`); anything else is permanent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.functional_validators import AfterValidator
+
+from hygge import registry
+from hygge.errors import ConfigError
+
+DEFAULT_BATCH_SIZE = 100_000
+# Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
+# to the current directory, the layout of hygge's original examples. The home and the store
+# of one name share it, so ParquetHome("users") reads what ParquetStore("users") wrote.
+DEFAULT_DATA_DIR = "data"
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+class ConnectorSettings(BaseModel):
+    """Base of every connector's settings: unknown keys are errors, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HomeSettings(ConnectorSettings):
+    """Settings every home understands."""
+
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0, description="Rows per batch.")
+
+
+class StoreSettings(ConnectorSettings):
+    """Settings every store understands."""
+
+    mode: Literal["replace", "append"] = "replace"
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """Relative paths in flows.yml are relative to the file, so a run works from any cwd."""
+    base = (info.context or {}).get("base_dir")
+    if base and "://" not in value and not Path(value).is_absolute():
+        return str(Path(base) / value)
+    return value
+
+
+# A filesystem path (or glob) setting, resolved against the flows.yml directory.
+PathSetting = Annotated[str, AfterValidator(_resolve_path)]
+
+S = TypeVar("S", bound=ConnectorSettings)
+
+
+def default_type_name(cls_name: str, suffix: str) -> str:
+    """ParquetHome -> parquet, NdjsonStore -> ndjson, MyAPIHome -> my_api."""
+    base = (
+        cls_name[: -len(suffix)] if cls_name.endswith(suffix) and cls_name != suffix else cls_name
+    )
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
+
+
+def default_path(name: str) -> str:
+    """The dataset folder of a file home or store named `name` given no `path`."""
+    return f"{DEFAULT_DATA_DIR}/{name}"
+
+
+class OptionsConflict(ValueError):
+    """`options` that is not a mapping (key None), or a key set differently in both places."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def fold_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` folded into the top level, in YAML and Python alike: a setting may stand in
+    either place, and the same key in both with different values is refused."""
+    folded = dict(values)
+    options = folded.pop("options", None) or {}
+    if not isinstance(options, Mapping):
+        raise OptionsConflict(None)
+    for key, value in options.items():
+        if key in folded and folded[key] != value:
+            raise OptionsConflict(key)
+        folded[key] = value
+    return folded
+
+
+# -- what homes and stores share -----------------------------------------------------------
+
+
+class Connector(Generic[S]):
+    """A named, configured endpoint: a name, validated settings, registration by type name."""
+
+    kind: ClassVar[str]  # "home" or "store", set by Home and Store
+    type_name: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    settings: S
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Settings" not in cls.__dict__:
+            typed = _settings_argument(cls)
+            if typed is not None:
+                cls.Settings = typed
+        if cls.__dict__.get("abstract", False) or not hasattr(cls, "kind"):
+            return  # Home/Store themselves and shared bases are not usable from YAML
+        if "type_name" not in cls.__dict__:
+            cls.type_name = default_type_name(cls.__name__, cls.kind.capitalize())
+        registry.register(cls.kind, cls.type_name, cls)
+
+    def __init__(self, name: str, settings: S | None = None, **values: Any) -> None:
+        self.name = name
+        if settings is None:
+            values = self._python_values(name, values)
+            try:
+                settings = self.Settings(**values)  # type: ignore[assignment]
+            except PydanticValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                raise ConfigError(first["msg"], key=f"{self.kind} '{name}' -> {key}") from exc
+        elif values:
+            settings = settings.model_copy(update=values)
+        assert settings is not None
+        self.settings = settings
+
+    def _python_values(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Settings given in Python: `options={...}` folded in as in YAML, then the defaults
+        that follow from the name (`defaults`)."""
+        try:
+            values = fold_options(values)
+        except OptionsConflict as exc:
+            key = f"{self.kind} '{name}' -> " + (f"options.{exc.key}" if exc.key else "options")
+            message = (
+                f"'{exc.key}' is given both directly and in options, differently"
+                if exc.key
+                else "`options` must be a mapping"
+            )
+            raise ConfigError(message, key=key, hint="keep one of them") from None
+        return {**self.defaults(name, values), **values}
+
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings implied by the connector's name when Python leaves them out (convention
+        over configuration: `SQLHome("users")` reads table users, `ParquetStore("users")`
+        writes data/users)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    async def check(self) -> None:
+        """Verify the endpoint is usable without moving data (for validate and --dry-run)."""
+
+    def describe(self) -> str:
+        """A one-line, secret-free description for plans and logs."""
+        path = getattr(self.settings, "path", None)
+        return f"{self.type_name}:{path}" if path else self.type_name
+
+
+def _settings_argument(cls: type) -> type[ConnectorSettings] | None:
+    """The settings model given as type argument: `Home[NumbersSettings]` -> NumbersSettings."""
+    for base in cls.__dict__.get("__orig_bases__", ()):  # its own bases, not inherited ones
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Connector):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, ConnectorSettings):
+                    return arg
+    return None
+
+
+# -- the two roles -------------------------------------------------------------------------
+
+
+class Home(Connector[S]):
+    """A source of data. Subclass it and implement `read_batches`."""
+
+    kind: ClassVar[str] = "home"
+    abstract: ClassVar[bool] = True  # only its subclasses are usable from YAML
+    Settings: ClassVar[type[ConnectorSettings]] = HomeSettings
+
+    @property
+    def batch_size(self) -> int:
+        return int(getattr(self.settings, "batch_size", DEFAULT_BATCH_SIZE))
+
+    async def estimate_rows(self) -> int | None:
+        """How many rows the next read will yield, if that is known or cheap to estimate
+        (file footers, sizes, a catalog's statistics), for a progress bar; None if not.
+        Called after `resume()`, so an incremental read estimates only what is new."""
+        return None
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        """Yield the data as DataFrames of at most `batch_size` rows."""
+        raise NotImplementedError(f"{type(self).__name__} must implement read_batches()")
+        yield  # pragma: no cover  (makes this an async generator)
+
+
+class Store(Connector[S]):
+    """A destination. Subclass it and implement `write`; the other hooks are optional.
+
+    The lifecycle of one flow is `open()`, `write(df)` per batch, then `commit()` (publish
+    everything at once) or `abort()` (leave the destination exactly as it was).
+    """
+
+    kind: ClassVar[str] = "store"
+    abstract: ClassVar[bool] = True
+    Settings: ClassVar[type[ConnectorSettings]] = StoreSettings
+
+    async def open(self) -> None:
+        """Prepare to receive batches; fail here (before any read) if the target is unusable."""
+
+    async def write(self, df: pl.DataFrame) -> None:
+        """Stage one batch. Nothing staged is visible to readers before `commit()`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement write()")
+
+    async def staged_rows(self) -> int | None:
+        """Rows staged so far, counted from what was written (not from what was passed in),
+        or None when the store cannot count independently."""
+        return None
+
+    async def commit(self) -> None:
+        """Publish every staged batch at once (with any state given to `stage_state`)."""
+
+    async def abort(self) -> None:
+        """Discard every staged batch; the destination stays as it was."""
+
+
+# -- optional abilities --------------------------------------------------------------------
+
+
+class IncrementalHome:
+    """Ability of a Home: read only what is new since the state committed by the last run.
+
+    The Flow calls `resume(saved)` before reading and `checkpoint()` after, and has the store
+    commit that checkpoint together with the data it covers.
+    """
+
+    def incremental_definition(self) -> dict[str, Any]:
+        """What the saved state depends on (e.g. the cursor column). A saved state made under
+        another definition is refused, so a changed flow never resumes from a wrong mark."""
+        return {"type": getattr(self, "type_name", type(self).__name__)}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        """Read only what is new since `state` (None: everything) on the next read."""
+        raise NotImplementedError(f"{type(self).__name__} must implement resume()")
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The state after the last read: committed with the data it covers."""
+        raise NotImplementedError(f"{type(self).__name__} must implement checkpoint()")
+
+
+class StatefulStore:
+    """Ability of a Store: keep a flow's incremental state at the destination, published by
+    the same `commit()` as the data, so data and state can never disagree after a crash."""
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        """The state last committed for `flow`, or None (first run, or after a reset)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement read_state()")
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        """Have the next `commit()` publish `state` atomically with the data."""
+        raise NotImplementedError(f"{type(self).__name__} must implement stage_state()")
+
+    async def reset_state(self, flow: str) -> bool:
+        """Forget the state of `flow`; True if there was one."""
+        raise NotImplementedError(f"{type(self).__name__} must implement reset_state()")
+
+
+class MultiPartStore:
+    """Ability of a Store (declared for partitioned flows; no built-in implements it yet):
+    several processes each stage one part, then one process publishes every part at once.
+
+    A part is staged by `open_part(part)`, `write(df)` per batch and `seal_part(part)`, which
+    makes it durable and returns a small JSON-able description (files, rows) that travels to
+    the committing process. `commit_parts(descriptions)` publishes all parts atomically (or
+    none); `abort_parts(descriptions)` discards them. Parts must not see each other's staging.
+    """
+
+    async def open_part(self, part: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement open_part()")
+
+    async def seal_part(self, part: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement seal_part()")
+
+    async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement commit_parts()")
+
+    async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement abort_parts()")
+
+
+def can_resume(home: type | object) -> bool:
+    """True when the home (class or instance) can load incrementally."""
+    cls = home if isinstance(home, type) else type(home)
+    return issubclass(cls, IncrementalHome)
+
+
+def keeps_state(store: type | object) -> bool:
+    """True when the store (class or instance) keeps incremental state with its data."""
+    cls = store if isinstance(store, type) else type(store)
+    return issubclass(cls, StatefulStore)

@@ -1,0 +1,47 @@
+"""FlowReport: the one record of what a flow is doing or did.
+
+The Flow sends one to its progress callback after every batch and at every state change, and
+returns the last one from `start()`; the display draws them, the Coordinator collects them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hygge.progress import FlowState, human_rate
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """A snapshot of one flow: how far it got, how long it took, how it ended."""
+
+    flow: str
+    state: FlowState
+    rows: int = 0
+    batches: int = 0
+    memory_bytes: int = 0  # estimated in-memory size of the batches moved (not on-disk size)
+    seconds: float = 0.0
+    attempt: int = 1
+    message: str = ""  # what a person should know now: a retry's reason, why it was skipped
+    error: str | None = None  # why it failed or was skipped (None while fine)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    total_rows: int | None = None  # an estimate of the rows to move, for a progress bar
+
+    @property
+    def ok(self) -> bool:
+        return self.state == FlowState.SUCCESS
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for people: "1,200,000 rows · 12 batches · 85k rows/s"."""
+        return (
+            f"{self.rows:,} rows · {self.batches:,} batches · "
+            f"{human_rate(self.rows_per_second)} rows/s"
+        )
+
+
+ProgressCallback = Callable[[FlowReport], None]
