@@ -4,7 +4,8 @@ A **Home** is a source: subclass `Home` and implement `async read_batches()`, yi
 DataFrames of at most `self.batch_size` rows. A **Store** is a destination: subclass `Store`
 and implement `async write(df)`; for atomic publication also `open()`, `staged_rows()`,
 `commit()` and `abort()` (nothing written is visible before `commit()`, and `abort()` leaves
-the destination as it was, so a retried or re-run flow is safe).
+the destination as it was, so a retried or re-run flow is safe). A Home that knows or can
+cheaply estimate its rows implements `async estimate_rows()` for the progress bar.
 
 Settings are a pydantic model, validated from flows.yml (unknown keys are errors). Declare it
 either as the type argument (`class NumbersHome(Home[NumbersSettings])`, so a type checker

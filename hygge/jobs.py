@@ -116,6 +116,7 @@ class FlowStatus:
     generation: int = 1
     message: str = ""
     summary: str = ""
+    total_rows: int = -1  # the home's row estimate; -1: unknown
     updated: float = 0.0
     started: float = 0.0  # epoch seconds the current attempt began
     finished: float = 0.0  # epoch seconds the flow ended
@@ -160,6 +161,7 @@ class FlowStatus:
             seconds=self.seconds,
             attempt=self.retries + 1,
             message=self.message,
+            total_rows=self.total_rows if self.total_rows >= 0 else None,
         )
 
 
@@ -171,6 +173,7 @@ def progress_fields(progress: FlowReport) -> dict[str, str | int | float]:
         "memory_bytes": progress.memory_bytes,
         "seconds": round(progress.seconds, 3),
         "summary": progress.summary(),
+        "total_rows": -1 if progress.total_rows is None else progress.total_rows,
     }
 
 

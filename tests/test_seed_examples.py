@@ -17,7 +17,17 @@ import polars as pl
 import psycopg
 import pytest
 
-from hygge import ConfigError, Coordinator, Flow, Home, ParquetHome, ParquetStore, SQLHome, Store
+from hygge import (
+    ConfigError,
+    Coordinator,
+    Flow,
+    Home,
+    ParquetHome,
+    ParquetStore,
+    SQLHome,
+    Store,
+    registry,
+)
 from hygge.contract import default_path
 from tests.checks import fingerprint
 from tests.conftest import ROOT
@@ -188,22 +198,24 @@ flows:
     assert _fingerprint(data / "lake" / "pg_users") == _postgres_fingerprint(database_url)
 
 
-# seed: the extensibility example (a type is registered once per process, so at module level).
-class MyHome(Home):
-    """A cozy new home for data."""
+# seed: the extensibility example (used from Python here; unregistered again at once, so the
+# type names "my" stay free for other tests).
+with registry.registered("home", "my"), registry.registered("store", "my"):
 
-    async def read_batches(self):
-        # Implement your reading logic
-        for start in range(0, 30, self.batch_size):
-            yield pl.DataFrame({"n": range(start, min(30, start + self.batch_size))})
+    class MyHome(Home):
+        """A cozy new home for data."""
 
+        async def read_batches(self):
+            # Implement your reading logic
+            for start in range(0, 30, self.batch_size):
+                yield pl.DataFrame({"n": range(start, min(30, start + self.batch_size))})
 
-class MyStore(Store):
-    """A cozy new store for data."""
+    class MyStore(Store):
+        """A cozy new store for data."""
 
-    async def write(self, df):
-        # Implement your writing logic
-        self.seen = [*getattr(self, "seen", []), df.height]
+        async def write(self, df):
+            # Implement your writing logic
+            self.seen = [*getattr(self, "seen", []), df.height]
 
 
 def test_extensibility_example() -> None:
