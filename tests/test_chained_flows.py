@@ -102,3 +102,26 @@ flows:
     assert "flows.yml" in message and "second" in message, message
     assert "reads what flow 'first' writes" in message and "depends_on: first" in message
     assert "Traceback" not in message
+
+
+def test_validate_checks_a_chained_homes_columns_against_its_upstream(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    pl.DataFrame({"id": [1, 2], "word": ["a", "b"]}).write_parquet(data / "words.parquet")
+    body = """
+flows:
+  first: {home: data/words.parquet, store: lake/first}
+  second:
+    home: {path: lake/first, columns: [id, %s]}
+    store: lake/second
+    options: {depends_on: first}
+"""
+    (tmp_path / "flows.yml").write_text(body % "word")
+    good = run_cli("validate", "flows.yml", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    (tmp_path / "flows.yml").write_text(body % "wrod")
+    bad = run_cli("validate", "flows.yml", cwd=tmp_path)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "second" in out and "wrod" in out and "'first'" in out, out
+    assert "columns flow 'first' writes: id, word" in out and "Traceback" not in out
+    assert not (tmp_path / "lake").exists()
