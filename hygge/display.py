@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -13,9 +12,6 @@ from rich.text import Text
 
 from hygge.progress import FlowState, human_bytes, human_rate, human_seconds
 from hygge.report import FlowReport
-
-if TYPE_CHECKING:
-    from hygge.runstate import RunStatus
 
 STYLES = {
     FlowState.PENDING: "dim",
@@ -135,42 +131,4 @@ def summary_table(
     table.add_row(
         "total", "", f"{rows:,}", human_bytes(size), "", "", *([""] if destinations else [])
     )
-    return table
-
-
-def status_table(run: RunStatus) -> Table:
-    """`hygge status`: each flow of an enqueued run with its state, rows, rate and retries."""
-    table = Table(title=f"run {run.run_id}  {run.file}", title_justify="left")
-    columns = (
-        "flow",
-        "state",
-        "rows",
-        "rows/s",
-        "seconds",
-        "progress",
-        "retries",
-        "worker",
-        "note",
-    )
-    for column in columns:
-        left = column in ("flow", "state", "progress", "worker", "note")
-        table.add_column(
-            column,
-            justify="left" if left else "right",
-            no_wrap=column != "note",
-            overflow="fold",
-        )
-    for f in run.flows:
-        p = f.as_progress()
-        table.add_row(
-            f.flow,
-            f"[{STYLES.get(p.state, '')}]{f.state}[/]",
-            f"{f.rows:,}",
-            human_rate(f.rows_per_second),
-            f"{f.seconds:.1f}",
-            progress_cell(p),
-            str(f.retries),
-            f.worker,
-            f.message,
-        )
     return table
