@@ -12,14 +12,15 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/hygge
 WORKDIR /src
 # Dependencies first (their layer is reused while only the code changes), then the code.
-COPY pyproject.toml README.md* ./
+# constraints.txt pins every dependency (deploy/scripts/lock.sh): one commit, one image.
+COPY pyproject.toml constraints.txt README.md* ./
 COPY hygge ./hygge
 COPY worker ./worker
 # Extras to install; `--build-arg HYGGE_EXTRAS=distributed` for a smaller image without SQL
 # or Delta (object-store files need no extra: pyarrow ships S3, Azure and GCS).
 ARG HYGGE_EXTRAS=distributed,sql,cloud
 # pip and setuptools are not needed at run time: removed, so the runtime cannot install code.
-RUN /opt/hygge/bin/pip install ".[${HYGGE_EXTRAS}]" \
+RUN /opt/hygge/bin/pip install -c constraints.txt ".[${HYGGE_EXTRAS}]" \
     && /opt/hygge/bin/python -c "import hygge, worker, flower" \
     && /opt/hygge/bin/pip uninstall -q -y pip setuptools
 

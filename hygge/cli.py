@@ -109,7 +109,7 @@ def run(
         with LiveProgress(console) as live:
             coordinator.on_progress = live
             result = coordinator.run()
-    console.print(summary_table(result.results.values()))
+    console.print(summary_table(result.results.values(), _destinations(coordinator)))
     for failed in result.failed:
         _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:
@@ -257,6 +257,17 @@ def flower(ctx: typer.Context) -> None:
 
     with user_errors(False):
         launch.run_flower(list(ctx.args))
+
+
+def _destinations(coordinator: Coordinator) -> dict[str, str]:
+    """Where each flow's data went: its store's secret-free description."""
+    places = {}
+    for name in coordinator.selected:
+        try:
+            places[name] = coordinator.config.flows[name].store.build().describe()
+        except Exception:  # a summary line is no place to fail
+            places[name] = ""
+    return places
 
 
 def _show_plan(coordinator: Coordinator) -> None:

@@ -27,11 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import contract, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
-from hygge.contract import Connector, ConnectorSettings, Store
+from hygge.contract import Connector, ConnectorSettings, OptionsConflict, Store, fold_options
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
-from hygge.shorthand import infer_type, looks_like_typo
+from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 from hygge.storage.location import is_object_url
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
@@ -214,15 +214,71 @@ def parse(
             "no flows defined", ("flows",), hint="add at least one flow under `flows:`"
         )
 
-    flows: dict[str, FlowSpec] = {}
+    inlined = {}
     for name, body in flows_data.items():
         source.flow = str(name)
-        raw, origins = _inline(source, str(name), body, named)
-        flows[str(name)] = _parse_flow(source, str(name), raw, origins)
+        inlined[str(name)] = _inline(source, str(name), body, named)
+    source.produced = _produced_paths(source, inlined)
+    flows: dict[str, FlowSpec] = {}
+    for name, (raw, origins) in inlined.items():
+        source.flow = name
+        flows[name] = spec = _parse_flow(source, name, raw, origins)
+        if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+            # The queue form carries the type: a worker parses one flow, without the others.
+            home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
+            raw["home"] = {"type": spec.home.type_name, **home}
     source.flow = None
     _check_dependencies(source, flows)
     _check_destinations(source, flows)
+    _check_upstream_dependencies(source, flows)
     return FlowsFile(Path(file), flows)
+
+
+def _produced_paths(
+    source: Source, inlined: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, ...]]]]
+) -> dict[Path, tuple[str, str]]:
+    """The folder each flow's file store writes, with the store's type. A store that does not
+    parse is skipped here: the full parse that follows reports it where it belongs."""
+    produced: dict[Path, tuple[str, str]] = {}
+    for name, (raw, origins) in inlined.items():
+        source.flow = name
+        try:
+            store = _parse_connector(
+                source,
+                "store",
+                name,
+                raw["store"],
+                origins["store"],
+                FlowOptions.model_validate({}),
+            )
+        except ConfigError:
+            continue
+        path = getattr(store.settings, "path", None)
+        if isinstance(path, str) and "://" not in path:
+            produced[absolute(source, path)] = (name, store.type_name)
+    return produced
+
+
+def _check_upstream_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
+    """A flow that reads what another flow writes must run after it: say so, not race it."""
+    for name, spec in flows.items():
+        upstream = upstream_of(source, getattr(spec.home.settings, "path", None) or "")
+        if upstream is None or upstream[0] == name:
+            continue
+        pending, seen = list(spec.options.depends_on), set()
+        while pending and upstream[0] not in seen:
+            dep = pending.pop()
+            if dep not in seen and dep in flows:
+                seen.add(dep)
+                pending.extend(flows[dep].options.depends_on)
+        if upstream[0] not in seen:
+            source.flow = name
+            raise source.error(
+                f"the home reads what flow '{upstream[0]}' writes, but does not depend on it",
+                ("flows", name),
+                key="options.depends_on",
+                hint=f"add `depends_on: {upstream[0]}` under the flow's `options:` (it runs after)",
+            )
 
 
 def parse_flow(
@@ -372,21 +428,19 @@ def _merge_options(
     what: str,
 ) -> dict[str, Any]:
     """Fold `options:` into the top level; the same key in both places must agree."""
-    spec = dict(spec)
-    options = spec.pop("options", None) or {}
-    if not isinstance(options, dict):
-        raise source.error(
-            "`options` must be a mapping", (*origin, "options"), key=f"{what}.options"
-        )
-    for key, value in options.items():
-        if key in spec and spec[key] != value:
+    try:
+        spec = fold_options(spec)
+    except OptionsConflict as exc:
+        if exc.key is None:
             raise source.error(
-                f"'{key}' is set both at the top level and under options, differently",
-                (*origin, "options", key),
-                key=f"{what}.{key}",
-                hint="keep one of them",
-            )
-        spec[key] = value
+                "`options` must be a mapping", (*origin, "options"), key=f"{what}.options"
+            ) from None
+        raise source.error(
+            f"'{exc.key}' is set both at the top level and under options, differently",
+            (*origin, "options", exc.key),
+            key=f"{what}.{exc.key}",
+            hint="keep one of them",
+        ) from None
     if allowed is not None:
         for key in spec:
             if key not in allowed and key not in FLOW_KEYS:

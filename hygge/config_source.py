@@ -4,7 +4,7 @@ valid choice. Pydantic's errors are translated here, so every message has the sa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ class Source:
     base_dir: Path
     env: Mapping[str, str] | None
     flow: str | None = None
+    # What the file's flows write: store path -> (flow, store type). A home reading one of
+    # them takes its type from there, since the data does not exist before that flow runs.
+    produced: dict[Path, tuple[str, str]] = field(default_factory=dict)
 
     def error(
         self,

@@ -4,7 +4,8 @@ A **Home** is a source: subclass `Home` and implement `async read_batches()`, yi
 DataFrames of at most `self.batch_size` rows. A **Store** is a destination: subclass `Store`
 and implement `async write(df)`; for atomic publication also `open()`, `staged_rows()`,
 `commit()` and `abort()` (nothing written is visible before `commit()`, and `abort()` leaves
-the destination as it was, so a retried or re-run flow is safe).
+the destination as it was, so a retried or re-run flow is safe). A Home that knows or can
+cheaply estimate its rows implements `async estimate_rows()` for the progress bar.
 
 Settings are a pydantic model, validated from flows.yml (unknown keys are errors). Declare it
 either as the type argument (`class NumbersHome(Home[NumbersSettings])`, so a type checker
@@ -40,7 +41,7 @@ Plain `ConnectionError`, `TimeoutError` and network `OSError`s count as transien
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
@@ -55,6 +56,10 @@ from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 from hygge.storage.location import is_object_url
 
 DEFAULT_BATCH_SIZE = 100_000
+# Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
+# to the current directory, the layout of hygge's original examples. The home and the store
+# of one name share it, so ParquetHome("users") reads what ParquetStore("users") wrote.
+DEFAULT_DATA_DIR = "data"
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -107,6 +112,33 @@ def default_type_name(cls_name: str, suffix: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
 
 
+def default_path(name: str) -> str:
+    """The dataset folder of a file home or store named `name` given no `path`."""
+    return f"{DEFAULT_DATA_DIR}/{name}"
+
+
+class OptionsConflict(ValueError):
+    """`options` that is not a mapping (key None), or a key set differently in both places."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def fold_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` folded into the top level, in YAML and Python alike: a setting may stand in
+    either place, and the same key in both with different values is refused."""
+    folded = dict(values)
+    options = folded.pop("options", None) or {}
+    if not isinstance(options, Mapping):
+        raise OptionsConflict(None)
+    for key, value in options.items():
+        if key in folded and folded[key] != value:
+            raise OptionsConflict(key)
+        folded[key] = value
+    return folded
+
+
 # -- what homes and stores share -----------------------------------------------------------
 
 
@@ -133,6 +165,7 @@ class Connector(Generic[S]):
     def __init__(self, name: str, settings: S | None = None, **values: Any) -> None:
         self.name = name
         if settings is None:
+            values = self._python_values(name, values)
             try:
                 settings = self.Settings(**values)  # type: ignore[assignment]
             except PydanticValidationError as exc:
@@ -143,6 +176,28 @@ class Connector(Generic[S]):
             settings = settings.model_copy(update=values)
         assert settings is not None
         self.settings = settings
+
+    def _python_values(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Settings given in Python: `options={...}` folded in as in YAML, then the defaults
+        that follow from the name (`defaults`)."""
+        try:
+            values = fold_options(values)
+        except OptionsConflict as exc:
+            key = f"{self.kind} '{name}' -> " + (f"options.{exc.key}" if exc.key else "options")
+            message = (
+                f"'{exc.key}' is given both directly and in options, differently"
+                if exc.key
+                else "`options` must be a mapping"
+            )
+            raise ConfigError(message, key=key, hint="keep one of them") from None
+        return {**self.defaults(name, values), **values}
+
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings implied by the connector's name when Python leaves them out (convention
+        over configuration: `SQLHome("users")` reads table users, `ParquetStore("users")`
+        writes data/users)."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -180,6 +235,12 @@ class Home(Connector[S]):
     @property
     def batch_size(self) -> int:
         return int(getattr(self.settings, "batch_size", DEFAULT_BATCH_SIZE))
+
+    async def estimate_rows(self) -> int | None:
+        """How many rows the next read will yield, if that is known or cheap to estimate
+        (file footers, sizes, a catalog's statistics), for a progress bar; None if not.
+        Called after `resume()`, so an incremental read estimates only what is new."""
+        return None
 
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         """Yield the data as DataFrames of at most `batch_size` rows."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from hygge import config as config_module
 from hygge.config import FlowsFile
+from hygge.errors import HomeError
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
 
@@ -69,18 +70,40 @@ class Coordinator:
         for name in self.selected:
             spec = self.config.flows[name]
             try:
-                if not self._produced_upstream(name):
+                upstream = self._upstream(name)
+                if upstream is None:
                     await spec.home.build().check()
+                else:
+                    self._check_columns_upstream(name, upstream)
                 await spec.store.build().check()
             except Exception as exc:
                 problems[name] = exc
         return problems
 
-    def _produced_upstream(self, name: str) -> bool:
-        """True when the flow reads what a flow it depends on writes (absent until then)."""
+    def _check_columns_upstream(self, name: str, upstream: str) -> None:
+        """A home reading what `upstream` writes cannot be checked on disk yet; its `columns`
+        are checked against the schema `upstream` reads, where that is known already."""
+        wanted = getattr(self.config.flows[name].home.settings, "columns", None)
+        source = self.config.flows[upstream].home.build()
+        if not wanted or not hasattr(source, "schema"):
+            return
+        try:
+            names = source.schema().names
+        except Exception:  # not readable before its own upstream runs: nothing to check
+            return
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise HomeError(
+                f"home '{name}' reads column(s) {', '.join(missing)} from what flow "
+                f"'{upstream}' writes, which has none such",
+                hint=f"columns flow '{upstream}' writes: {', '.join(names)}",
+            )
+
+    def _upstream(self, name: str) -> str | None:
+        """The flow this one depends on whose store writes what it reads (absent until then)."""
         source = getattr(self.config.flows[name].home.settings, "path", None)
         if not source:
-            return False
+            return None
         pending, seen = list(self.config.flows[name].options.depends_on), set()
         while pending:
             dep = pending.pop()
@@ -89,9 +112,9 @@ class Coordinator:
             seen.add(dep)
             target = getattr(self.config.flows[dep].store.settings, "path", None)
             if target and (source == target or source.startswith(target.rstrip("/") + "/")):
-                return True
+                return dep
             pending.extend(self.config.flows[dep].options.depends_on)
-        return False
+        return None
 
     def run(self) -> RunResult:
         return asyncio.run(self.start())

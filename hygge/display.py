@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from hygge.progress import FlowState, human_bytes, human_rate
+from hygge.progress import FlowState, human_bytes, human_rate, human_seconds
 from hygge.report import FlowReport
 
 STYLES = {
@@ -69,8 +70,9 @@ class LiveProgress:
 
     def _table(self) -> Table:
         table = Table(box=None, pad_edge=False)
-        for column in ("flow", "state", "rows", "batches", "rows/s", "seconds"):
-            table.add_column(column, justify="left" if column in ("flow", "state") else "right")
+        for column in ("flow", "state", "rows", "batches", "rows/s", "seconds", "progress"):
+            left = column in ("flow", "state", "progress")
+            table.add_column(column, justify="left" if left else "right")
         for p in self.latest.values():
             table.add_row(
                 p.flow,
@@ -79,15 +81,47 @@ class LiveProgress:
                 f"{p.batches:,}",
                 human_rate(p.rows_per_second),
                 f"{p.seconds:.1f}",
+                progress_cell(p),
             )
         return table
 
 
-def summary_table(results: Iterable[FlowReport]) -> Table:
-    """Rows, in-memory size, seconds and rows/s per flow, with a total line."""
+BAR_WIDTH = 10
+
+
+def progress_cell(report: FlowReport) -> Text:
+    """A bar with percent and time left where the total is known; words where it is not, or
+    where the estimate proved low (never a bar past 100% or a made-up one)."""
+    state, total, rows = FlowState(report.state), report.total_rows, report.rows
+    if state == FlowState.SUCCESS:
+        return Text("done", style="green")
+    if state.terminal or state in (FlowState.PENDING, FlowState.QUEUED):
+        return Text("")
+    if total is None:
+        return Text("total unknown", style="dim")
+    if rows > total:
+        return Text(f"past the {human_rate(total)} estimated", style="dim")
+    rate = report.rows_per_second
+    left = f" · {human_seconds((total - rows) / rate)} left" if rate > 0 and rows else ""
+    percent = 100 * rows / total if total else 100.0
+    filled = int(BAR_WIDTH * percent / 100)
+    bar = Text("█" * filled, style="cyan") + Text("░" * (BAR_WIDTH - filled), style="dim")
+    return bar + Text(f" {percent:.0f}% of {human_rate(total)}{left}")
+
+
+def summary_table(
+    results: Iterable[FlowReport], destinations: Mapping[str, str] | None = None
+) -> Table:
+    """Rows, in-memory size, seconds and rows/s per flow, with a total line, and where each
+    flow's data went (its store's secret-free description) when `destinations` are given."""
+    destinations = destinations or {}
     table = Table(title="hygge run summary", title_justify="left")
-    for column in ("flow", "state", "rows", "in memory", "seconds", "rows/s"):
-        table.add_column(column, justify="left" if column in ("flow", "state") else "right")
+    columns = ["flow", "state", "rows", "in memory", "seconds", "rows/s"]
+    if destinations:
+        columns.append("to")
+    for column in columns:
+        left = column in ("flow", "state", "to")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
     rows = size = 0
     for r in results:
         rows += r.rows
@@ -99,7 +133,10 @@ def summary_table(results: Iterable[FlowReport]) -> Table:
             human_bytes(r.memory_bytes),
             f"{r.seconds:.2f}",
             human_rate(r.rows_per_second),
+            *([destinations.get(r.flow, "")] if destinations else []),
         )
     table.add_section()
-    table.add_row("total", "", f"{rows:,}", human_bytes(size), "", "")
+    table.add_row(
+        "total", "", f"{rows:,}", human_bytes(size), "", "", *([""] if destinations else [])
+    )
     return table

@@ -59,6 +59,7 @@ class Flow:
         self.on_progress = on_progress
         self.before_commit = before_commit
         self._rows = self._batches = self._memory_bytes = 0
+        self._total: int | None = None  # the home's estimate of the rows to move
         self._started = 0.0
         self._attempt = 0
 
@@ -100,6 +101,8 @@ class Flow:
         try:
             if self.incremental:
                 await self._resume()
+            self._total = await self._estimate()
+            self._emit(FlowState.RUNNING)  # with its total, before the first batch arrives
             await self._pump()
             await self._verify()
             if self.incremental:
@@ -177,6 +180,15 @@ class Flow:
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
+    async def _estimate(self) -> int | None:
+        """The home's row estimate for the progress bar; a home that fails to estimate just
+        has none (the read itself reports real problems)."""
+        try:
+            total = await self.home.estimate_rows()
+        except Exception:
+            return None
+        return total if isinstance(total, int) and total >= 0 else None
+
     async def _verify(self) -> None:
         """Rows read must equal rows staged, counted from the written files where possible."""
         staged = await self.store.staged_rows()
@@ -208,6 +220,7 @@ class Flow:
             seconds=self._elapsed(),
             attempt=max(self._attempt, 1),
             message=message,
+            total_rows=self._total,
         )
         if self.on_progress is not None:
             self.on_progress(report)

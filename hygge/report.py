@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hygge.progress import FlowState, human_rate
+from hygge.progress import FlowState, human_rate, progress_text
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,11 @@ class FlowReport:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        """One line for people: "1,200,000 rows · 12 batches · 85k rows/s"."""
+        """One line for people (Flower's progress text): while running, how far it is, as
+        "45% · 2.7M of 6.0M rows · 390k rows/s · 8 s left" (or that the total is unknown);
+        once ended, "6,001,215 rows · 61 batches · 390k rows/s"."""
+        if not FlowState(self.state).terminal:
+            return progress_text(self.rows, self.total_rows, self.seconds)
         return (
             f"{self.rows:,} rows · {self.batches:,} batches · "
             f"{human_rate(self.rows_per_second)} rows/s"

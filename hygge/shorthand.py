@@ -3,6 +3,7 @@ the path's extension or the URL's scheme; a bare word is a named home/store or a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ def infer_type(source: Source, kind: str, settings: dict[str, Any], origin: tupl
         if lowered.endswith(tuple(getattr(cls, "suffixes", ()) or ())):
             return name
     if kind == "home":
+        upstream = upstream_of(source, target)
+        if upstream is not None and upstream[1] in classes:
+            return upstream[1]  # what another flow of this file writes there
         local = not is_object_url(target)  # a prefix is not listed to guess its type
         found = _type_of_folder(Path(source.base_dir) / target, classes) if local else None
         if found:
@@ -50,6 +54,22 @@ def infer_type(source: Source, kind: str, settings: dict[str, Any], origin: tupl
             hint=f"add `type:` ({', '.join(sorted(classes))})",
         )
     return "parquet"  # a store path without an extension is a parquet dataset folder
+
+
+def absolute(source: Source, path: str) -> Path:
+    """A path of flows.yml, relative to its folder, made absolute and normalized."""
+    return Path(os.path.normpath(Path(source.base_dir) / path))
+
+
+def upstream_of(source: Source, path: str) -> tuple[str, str] | None:
+    """(flow, type) of the flow of this file whose store writes `path` (or a folder above it)."""
+    if not path or "://" in path:
+        return None
+    target = absolute(source, path)
+    for folder in (target, *target.parents):
+        if folder in source.produced:
+            return source.produced[folder]
+    return None
 
 
 def _type_of_folder(folder: Path, classes: dict[str, Any]) -> str | None:

@@ -31,6 +31,9 @@ class SlowHome(Home):
     type_name = "slow"
     Settings = SlowSettings
 
+    async def estimate_rows(self) -> int | None:
+        return self.settings.rows  # known exactly: the progress bar has a total
+
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         s = self.settings
         if s.fail_loudly:

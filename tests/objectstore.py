@@ -151,13 +151,23 @@ def _start_s3() -> Emulator:
     return Emulator("s3", f"http://127.0.0.1:{port}", proc)
 
 
+def _install_npm() -> str | None:
+    """Node.js and npm from Debian's packages, where the tests run as root on Debian (CI, a
+    fresh machine): the README's test command stays the whole set-up."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None
+    for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "nodejs", "npm"]):
+        subprocess.run(step, capture_output=True, timeout=900, check=False)
+    return shutil.which("npm")
+
+
 def azurite_binary() -> Path:
     """Azurite's blob server, installed from npm into the test cache on first use."""
     prefix = CACHE / f"azurite-{AZURITE_VERSION}"
     binary = prefix / "node_modules" / ".bin" / "azurite-blob"
     if binary.exists():
         return binary
-    npm = shutil.which("npm")
+    npm = shutil.which("npm") or _install_npm()
     if npm is None:
         pytest.fail(
             "Azurite needs Node.js and npm (apt-get install nodejs npm) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,10 +137,16 @@ def test_progress_is_visible_in_flower_while_a_flow_runs(cluster: Cluster, tmp_p
 
     wait_for(progress, 30, "three different PROGRESS results in Flower", every=0.2)
     assert all(" rows · " in s and "rows/s" in s for s in seen), seen
+    # "45% · 13k of 30k rows · 3.3k rows/s · 5 s left": the home knows its total
+    assert all(re.match(r"\d+% · \S+ of 30k rows · \S+ rows/s", s) for s in seen), seen
+    assert any(s.endswith(" left") for s in seen), seen
     assert cluster.flower_task(task_id)["args"] == "('slow',)"
     # hygge status reads structured progress while it runs
     mid = cluster.status(run_id)["slow"]
     assert mid["state"] == "running" and int(mid["rows"]) > 0
+    assert int(mid["total_rows"]) == 30_000
+    shown = cluster.cli("status", run_id)
+    assert re.search(r"\d+% of 30k", shown.stdout), shown.stdout
     wait_for(lambda: cluster.flower_task(task_id).get("state") == "SUCCESS", 60, "SUCCESS")
     assert "30,000 rows" in cluster.flower_task(task_id)["result"]
     assert count_and_sum(tmp_path / "slow") == (30_000, 30_000, sum(range(30_000)))

@@ -121,6 +121,7 @@ class FlowStatus(FlowReport):
         for name in _FLOATS:
             numbers[name] = float(fields.get(name) or 0)
         numbers["generation"] = numbers["generation"] or 1
+        total = int(float(fields.get("total_rows") or -1))  # -1 on the wire: unknown
         return cls(
             flow,
             FlowState(fields.get("state") or FlowState.PENDING),
@@ -129,6 +130,7 @@ class FlowStatus(FlowReport):
             task_id=fields.get("task_id", ""),
             worker=fields.get("worker", ""),
             depends_on=tuple(d for d in fields.get("depends_on", "").split(",") if d),
+            total_rows=total if total >= 0 else None,
             **numbers,
         )
 
@@ -160,6 +162,7 @@ def progress_fields(report: FlowReport) -> dict[str, str | int | float]:
         "memory_bytes": report.memory_bytes,
         "seconds": round(report.seconds, 3),
         "summary": report.summary(),
+        "total_rows": -1 if report.total_rows is None else report.total_rows,
     }
 
 

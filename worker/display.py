@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from hygge.display import STYLES
+from hygge.display import STYLES, progress_cell
 from hygge.progress import human_rate
 from worker.runs import RunStatus
 
@@ -13,8 +13,9 @@ from worker.runs import RunStatus
 def status_table(run: RunStatus) -> Table:
     """`hygge status`: each flow of an enqueued run with its state, rows, rate and retries."""
     table = Table(title=f"run {run.run_id}  {run.file}", title_justify="left")
-    for column in ("flow", "state", "rows", "rows/s", "seconds", "retries", "worker", "note"):
-        left = column in ("flow", "state", "worker", "note")
+    columns = ("flow", "state", "rows", "rows/s", "seconds", "progress", "retries", "worker")
+    for column in (*columns, "note"):
+        left = column in ("flow", "state", "progress", "worker", "note")
         table.add_column(
             column,
             justify="left" if left else "right",
@@ -29,6 +30,7 @@ def status_table(run: RunStatus) -> Table:
             f"{f.rows:,}",
             human_rate(f.rows_per_second),
             f"{f.seconds:.1f}",
+            progress_cell(p),
             str(f.retries),
             f.worker,
             f.message,

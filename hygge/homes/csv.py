@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 
 from hygge.batching import rebatch
 from hygge.errors import HomeError
-from hygge.homes.files import FileHome, FileHomeSettings
+from hygge.homes.files import FileHome, FileHomeSettings, rows_from_size
 
 BLOCK_BYTES = 16 << 20
 
@@ -47,6 +47,9 @@ class CsvHome(FileHome):
 
     def file_schema(self, path: Path) -> pa.Schema:
         return self.opened(path, lambda: self._open(path)).schema
+
+    def file_rows(self, path: Path) -> int | None:
+        return rows_from_size(path, header_lines=1 if self.settings.has_header else 0)
 
     def read_file(self, path: Path) -> Iterator[pa.Table]:
         return rebatch(self.numbered(path, lambda: self._open(path)), self.batch_size)

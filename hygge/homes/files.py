@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -10,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from hygge.batching import iterate_in_thread
-from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting
+from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting, default_path
 from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
 from hygge.storage import is_object_url
@@ -41,6 +42,10 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
     _snapshot: dict[str, list[int]] | None = None
 
     _remote: RemoteFiles | None = None
+
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"path": default_path(name)}
 
     def files(self) -> list[Path]:
         if is_object_url(self.settings.path):
@@ -128,6 +133,21 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
         """One file's schema, read without reading its data where the format allows."""
         raise NotImplementedError
 
+    def file_rows(self, path: Path) -> int | None:
+        """One file's rows, from its metadata or estimated from its size; None if unknown."""
+        return None
+
+    async def estimate_rows(self) -> int | None:
+        return await asyncio.to_thread(self._estimate_rows_sync)
+
+    def _estimate_rows_sync(self) -> int | None:
+        try:
+            files = self._files_to_read()
+            counts = [self.file_rows(f) for f in files]
+        except (OSError, pa.ArrowException, HomeError, ValueError):
+            return None  # reading reports it properly; an estimate never fails a flow
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
     def _project(self, schema: pa.Schema, path: Path) -> pa.Schema:
         wanted = self.settings.columns
         if not wanted:
@@ -192,6 +212,26 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
                 f"cannot read {path} as {self.type_name}: {exc}",
                 hint=f"check that the file is a valid, complete {self.type_name} file",
             ) from exc
+
+
+SAMPLE_BYTES = 1 << 20
+
+
+def rows_from_size(path: Path, header_lines: int = 0) -> int | None:
+    """A line-per-row file's rows, estimated from its size and the lines in its first MB
+    (exact for files up to that size). Compressed files are not estimated, nor objects in an
+    object store (their first MB would be one more request per file)."""
+    if not isinstance(path, Path) or path.name.endswith((".gz", ".zst", ".bz2", ".xz")):
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        sample = f.read(SAMPLE_BYTES)
+    lines = sample.count(b"\n") + (1 if sample and not sample.endswith(b"\n") else 0)
+    if len(sample) == size:
+        return max(lines - header_lines, 0)
+    if lines <= header_lines:
+        return None
+    return max(round(size * lines / len(sample)) - header_lines, 0)
 
 
 def _stamp(path: Path) -> list[int]:

@@ -12,7 +12,7 @@ import pyarrow.json as pajson
 
 from hygge.batching import rebatch
 from hygge.errors import HomeError
-from hygge.homes.files import FileHome
+from hygge.homes.files import FileHome, rows_from_size
 
 BLOCK_BYTES = 16 << 20
 
@@ -41,6 +41,9 @@ class NdjsonHome(FileHome):
 
     def file_schema(self, path: Path) -> pa.Schema:
         return self.opened(path, lambda: self._open(path)).schema
+
+    def file_rows(self, path: Path) -> int | None:
+        return rows_from_size(path)
 
     def read_file(self, path: Path) -> Iterator[pa.Table]:
         batches = self.numbered(path, lambda: self._open(path))

@@ -22,6 +22,9 @@ class ParquetHome(FileHome):
     def file_schema(self, path: Path) -> pa.Schema:
         return pq.read_schema(self.source(path))
 
+    def file_rows(self, path: Path) -> int | None:
+        return pq.read_metadata(self.source(path)).num_rows  # exact, from the footer
+
     def read_file(self, path: Path) -> Iterator[pa.RecordBatch]:
         source = self.source(path)
         if isinstance(source, pa.NativeFile):

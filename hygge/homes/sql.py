@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 import polars as pl
@@ -63,10 +63,10 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
     Settings: ClassVar[type[SQLHomeSettings]] = SQLHomeSettings
 
-    def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
-        if settings is None and not values.get("table") and not values.get("query"):
-            values["table"] = name  # the Python API: the home's name is its table
-        super().__init__(name, settings, **values)
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        # The Python API: the home's name is its table.
+        return {} if values.get("table") or values.get("query") else {"table": name}
 
     @property
     def url(self) -> SqlUrl:
@@ -120,6 +120,26 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                     self._cursor_select(session, sql, columns)
                 finally:
                     self._cursor = saved
+        finally:
+            session.close()
+
+    async def estimate_rows(self) -> int | None:
+        """A table's catalog estimate; a query, or an incremental read, is not estimated."""
+        if self.settings.query or self._cursor is not None:
+            return None
+        return await asyncio.to_thread(self._estimate_rows_sync)
+
+    def _estimate_rows_sync(self) -> int | None:
+        if self.settings.table is None:
+            return None
+        try:
+            session = self._connect()
+        except HyggeError:
+            return None  # reading reports it properly; an estimate never fails a flow
+        try:
+            return session.estimate_rows(self.settings.table, self.settings.db_schema)
+        except Exception:
+            return None
         finally:
             session.close()
 

@@ -115,6 +115,10 @@ class Session:
     def count(self, table: str, schema: str | None) -> int:
         return int(self.query(f"SELECT count(*) FROM {self.qualified(table, schema)}")[0][0])
 
+    def estimate_rows(self, table: str, schema: str | None) -> int | None:
+        """The catalog's row estimate for a table (no scan), or None where there is none."""
+        return None
+
     # -- staging tables and their owners --------------------------------------------------
     def claim(self, name: str) -> bool:
         """Try to take a lock named `name` that lives as long as this connection; a staging

@@ -132,6 +132,14 @@ class MySqlSession(Session):
     def _schema_sql(self, schema: str | None) -> str:
         return literal(schema) if schema else "DATABASE()"
 
+    def estimate_rows(self, table: str, schema: str | None) -> int | None:
+        # InnoDB's sampled estimate (no scan); 0 on a table not yet sampled is no estimate.
+        rows = self.query(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+            f"{self._schema_sql(schema)} AND TABLE_NAME = {literal(table)}"
+        )
+        return int(rows[0][0]) if rows and rows[0][0] else None
+
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         rows = self.query(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
@@ -383,7 +391,15 @@ def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
             return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
         return text.cast(t)
     except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise HyggeError(f"column '{name}': cannot read its values as {t}: {exc}") from exc
+        hint = None
+        if kind in ("date", "timestamp", "timestamptz"):  # MariaDB's zero and partial dates
+            hint = f"'0000-00-00' and '2026-00-00' are no dates: select NULLIF(`{name}`, ...)"
+            hint += f" or CAST(`{name}` AS CHAR) in a `query`"
+        elif kind == "time":  # TIME is a duration of up to 838 hours, not a time of day
+            hint = f"select CAST(`{name}` AS CHAR) or TIME_TO_SEC(`{name}`) in a `query`"
+        raise HyggeError(
+            f"column '{name}': cannot read its values as {t}: {exc}", hint=hint
+        ) from exc
 
 
 def _duration(text: str) -> dt.timedelta:

@@ -141,11 +141,13 @@ def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
     text = url.scrub(message.strip().splitlines()[0] if message.strip() else "read failed")
     if "Couldn't convert the value" in text and ("NaiveDate" in text or "Date(" in text):
         dates = [c.name for c in columns if base_type(c.sql_type) in _DATES]
+        named = ", ".join(f"'{d}'" for d in dates) or "?"
+        first = dates[0] if dates else "col"
         return HyggeError(
-            f"column(s) {', '.join(dates) or '?'}: a zero or partial date such as "
-            "0000-00-00 has no date or timestamp value",
+            f"column{'s' if len(dates) > 1 else ''} {named}: a zero or partial date such as "
+            "'0000-00-00' has no date or timestamp value",
             hint="fix those rows, or read them with a `query` that selects "
-            "NULLIF(col, '0000-00-00') (or a CASE) for the date columns",
+            f"NULLIF(`{first}`, '0000-00-00') (or a CASE) for the date columns",
         )
     if "waiting for connection" in text:  # r2d2's pool: connectorx never connected
         return ReadError(f"lost connection to the server while connecting: {text}", True)

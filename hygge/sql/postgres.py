@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from hygge.errors import HyggeError
 from hygge.sql.base import Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
@@ -18,6 +19,7 @@ from hygge.sql.types import (
     Column,
     as_extension,
     pg_arrow_type,
+    pg_reads_as_text,
     tag,
     uuid_bytes_to_text,
     uuid_text_to_bytes,
@@ -113,15 +115,34 @@ class PostgresSession(PostgresSql):
         out = []
         for name, typname, typmod, formatted in rows:
             limit = typmod - 4 if typname in ("varchar", "bpchar") and typmod > 4 else None
-            out.append(Column(name, pg_arrow_type(typname, typmod), formatted, limit))
+            out.append(
+                Column(
+                    name,
+                    pg_arrow_type(typname, typmod),
+                    formatted,
+                    limit,
+                    as_text=pg_reads_as_text(typname),
+                )
+            )
         return out
+
+    def estimate_rows(self, table: str, schema: str | None) -> int | None:
+        # reltuples: the planner's estimate, kept by VACUUM/ANALYZE; -1 (never analyzed) or 0
+        # (often the same, on a fresh table) is no estimate.
+        nsp = literal(schema) if schema else "current_schema()"
+        rows = self.query(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            f"c.relnamespace WHERE n.nspname = {nsp} AND c.relname = {literal(table)}"
+        )
+        self.rollback()
+        return int(rows[0][0]) if rows and rows[0][0] and rows[0][0] > 0 else None
 
     def select_list(self, columns: list[Column]) -> str:
         # numerics as text: PostgreSQL prints them as fast as it sends them in binary, and
         # Arrow parses text into decimals several times faster than the driver decodes them
         return ", ".join(
             f"{self.quote(c.name)}::text AS {self.quote(c.name)}"
-            if pa.types.is_decimal(c.type)
+            if pa.types.is_decimal(c.type) or c.as_text
             else self.quote(c.name)
             for c in columns
         )
@@ -203,6 +224,12 @@ def _pg_fix(table: pa.Table, decimals: dict[str, pa.DataType]) -> pa.Table:
             new = pa.chunked_array([uuid_bytes_to_text(c) for c in column.chunks], type=UUID)
         elif tag(field.type) == "json":
             new = as_extension(column, JSON) if field.type != JSON else column
+        elif getattr(field.type, "vendor_name", None) == "PostgreSQL":  # wire bytes only
+            raise HyggeError(
+                f"column '{field.name}': PostgreSQL type {field.type.type_name} arrives only in "
+                "its binary wire encoding",
+                hint=f'select it as text in the query: "{field.name}"::text',
+            )
         else:
             continue
         table = table.set_column(i, pa.field(field.name, new.type), new)

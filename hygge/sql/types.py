@@ -208,7 +208,9 @@ _DDL["sqlite"] = _DDL["generic"]
 _TAGGED_DDL = {
     "postgresql": {"uuid": "UUID", "json": "JSONB", "numeric": "NUMERIC"},
     "mysql": {
-        "uuid": "UUID",
+        # Not MariaDB's UUID type: it refuses values that are not RFC 4122 variants (e.g.
+        # md5(x)::uuid), which PostgreSQL accepts. The comment reads the column back as uuid.
+        "uuid": "CHAR(36) CHARACTER SET ascii COMMENT 'hygge:uuid'",
         "json": "JSON COMMENT 'hygge:json'",
         "numeric": "LONGTEXT COMMENT 'hygge:numeric'",
     },
@@ -252,6 +254,20 @@ class Column:
     type: pa.DataType
     sql_type: str
     max_length: int | None = None  # varchar(n)/char(n): longer strings are an error
+    as_text: bool = False  # read as the server's text: a type Arrow has no exact match for
+
+
+_PG_TEXT_TYPES = {"text", "varchar", "bpchar", "name"}
+
+
+def pg_reads_as_text(typname: str) -> bool:
+    """True for PostgreSQL types without an exact Arrow match that polars keeps (bit, varbit,
+    interval, timetz, money, inet, enums, ranges, ...): they are selected as `::text`, so the
+    value arrives exactly as PostgreSQL prints it, never as its binary wire encoding. Arrays
+    (`_int4`, ...) stay lists."""
+    if typname.startswith("_") or typname in _PG_TEXT_TYPES or typname == "numeric":
+        return False
+    return pg_arrow_type(typname, -1) == pa.large_string()
 
 
 def pg_arrow_type(typname: str, typmod: int) -> pa.DataType:
@@ -316,6 +332,8 @@ def mysql_arrow_type(
             return NUMERIC_TEXT
         if kind == "time":
             return pa.time64("us")
+        if kind == "uuid":
+            return UUID
     if data_type == "bit":  # BIT(n) as an integer; BIT(64) may use the top bit
         return pa.uint64() if column_type.startswith("bit(64)") else pa.int64()
     if data_type == "tinyint" and column_type.startswith("tinyint(1)"):

@@ -23,7 +23,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
+from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings, default_path
 from hygge.errors import StoreError
 from hygge.locks import file_name
 from hygge.storage import is_object_url
@@ -66,6 +66,10 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
     suffix: ClassVar[str]
     Settings: ClassVar[type[FileStoreSettings]] = FileStoreSettings
 
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"path": default_path(name)}
+
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.remote = is_object_url(self.settings.path)
@@ -75,6 +79,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         # (closing a writer mid-write crashes pyarrow), and it never writes into those.
         # Re-entrant: abort() closes the writer while it holds the lock.
         self._io = threading.RLock()
+        self._opened = False
         self._reset()
 
     def _reset(self) -> None:
@@ -132,7 +137,12 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         with self._io:
             self._reset()
         if self._dataset is not None:
-            return self._dataset.prepare()
+            self._dataset.prepare()
+        else:
+            self._open_local()
+        self._opened = True
+
+    def _open_local(self) -> None:
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
@@ -148,6 +158,20 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
             raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
 
     async def write(self, df: pl.DataFrame) -> None:
+        """Stage a batch. Used on its own, outside a flow (no `open()` first), a write is one
+        whole commit: `await store.write(df)` publishes `df` atomically (per `mode`)."""
+        if not self._opened:
+            await self.open()
+            try:
+                await self._stage(df)
+                await self.commit()
+            except BaseException:
+                await self.abort()
+                raise
+            return
+        await self._stage(df)
+
+    async def _stage(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
         await asyncio.to_thread(self._disk_errors, self._write_sync, table, self.run_id)
 
@@ -231,6 +255,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
             self._append_files()
         _fsync(self.target.parent)
         self._lock.release()
+        self._opened = False
 
     def _append_files(self) -> None:
         journal_dir = self.target / META_DIR
@@ -289,6 +314,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         else:
             shutil.rmtree(self.staging, ignore_errors=True)
         self._lock.release()
+        self._opened = False
 
     # -- helpers ------------------------------------------------------------------------
     def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:

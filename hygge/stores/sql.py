@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -95,9 +95,11 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
     url_schemes: ClassVar[tuple[str, ...]] = URL_SCHEMES
     Settings: ClassVar[type[SQLStoreSettings]] = SQLStoreSettings
 
+    @classmethod
+    def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"table": name}  # the Python API: the store's name is its table
+
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
-        if settings is None and not values.get("table"):
-            values["table"] = name  # the Python API: the store's name is its table
         super().__init__(name, settings, **values)
         self.run_id = uuid.uuid4().hex[:10]
         self.attempts = 0  # open() calls: each attempt stages in a table of its own
