@@ -87,6 +87,7 @@ def run(
             flows_file, flows=flow, concurrency=concurrency, full_refresh=full_refresh
         )
         if dry_run:
+            _show_entities(coordinator, each=False)
             _show_plan(coordinator)
             _check_or_fail(coordinator, verbose)
             console.print("[green]dry run: everything checks out; nothing was moved.[/]")
@@ -95,6 +96,8 @@ def run(
             coordinator.on_progress = live
             result = coordinator.run()
     console.print(summary_table(result.results.values()))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for failed in result.failed:
         _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:
@@ -111,6 +114,7 @@ def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(flows_file)
+        _show_entities(coordinator, each=True)
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
@@ -162,6 +166,8 @@ def enqueue(
     setup_logging(verbose)
     with user_errors(verbose):
         run = distributed.enqueue(flows_file, flow, full_refresh=full_refresh)
+    for note in run.notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
     console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
     for name, task_id in run.task_ids.items():
         note = "" if name in run.sent else "  (sent when its dependencies succeed)"
@@ -234,14 +240,44 @@ def flower(ctx: typer.Context) -> None:
 def _show_plan(coordinator: Coordinator) -> None:
     for number, wave in enumerate(coordinator.plan(), start=1):
         for name in wave:
-            spec = coordinator.config.flows[name]
-            home, store = spec.home.build(), spec.store.build()
-            mode = getattr(store.settings, "mode", "")
             console.print(
-                f"wave {number}: [bold]{name}[/]  {home.describe()} -> {store.describe()}"
-                + (f" ({mode})" if mode else ""),
+                f"wave {number}: [bold]{name}[/]  {_what(coordinator, name)}", highlight=False
+            )
+
+
+def _what(coordinator: Coordinator, name: str) -> str:
+    """What one flow moves, from where to where, and how."""
+    spec = coordinator.config.flows[name]
+    home, store = spec.home.build(), spec.store.build()
+    mode = getattr(store.settings, "mode", "")
+    how = [mode] if mode and not spec.options.incremental else []
+    if spec.options.incremental:
+        cursor = getattr(home.settings, "cursor", None)
+        how.append("incremental" + (f" on {cursor}" if cursor else ""))
+    return f"{home.describe()} -> {store.describe()}" + (f" ({', '.join(how)})" if how else "")
+
+
+def _show_entities(coordinator: Coordinator, each: bool) -> None:
+    """The entities each definition found (and, with `each`, what each one would do), then
+    notes: names skipped, entities gone since the last run."""
+    for entity_set in coordinator.entity_sets():
+        console.print(
+            f"[bold]{entity_set.definition}[/]: {entity_set.described} "
+            f"(found in {entity_set.seconds:.2f} s)",
+            highlight=False,
+        )
+        for entity in entity_set.entities if each else []:
+            note = f"  [yellow]{entity.note}[/]" if entity.note else ""
+            console.print(
+                f"  {entity.flow}  {entity.where}: {_what(coordinator, entity.flow)}{note}",
                 highlight=False,
             )
+        if not each:
+            notes = [f"{e.flow}: {e.note}" for e in entity_set.entities if e.note]
+            for note in notes:
+                console.print(f"  [yellow]{note}[/]", highlight=False)
+    for note in coordinator.entity_notes():
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:

@@ -63,6 +63,9 @@ class MySqlSession(Session):
     def begin(self) -> None:
         self.conn.begin()
 
+    def default_schema(self) -> str:
+        return str(self.query("SELECT DATABASE()")[0][0] or "")
+
     def _schema_sql(self, schema: str | None) -> str:
         return literal(schema) if schema else "DATABASE()"
 
