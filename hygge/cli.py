@@ -241,7 +241,9 @@ def _show_plan(coordinator: Coordinator) -> None:
     for number, wave in enumerate(coordinator.plan(), start=1):
         for name in wave:
             console.print(
-                f"wave {number}: [bold]{name}[/]  {_what(coordinator, name)}", highlight=False
+                f"wave {number}: [bold]{name}[/]  {_what(coordinator, name)}",
+                highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -265,19 +267,21 @@ def _show_entities(coordinator: Coordinator, each: bool) -> None:
             f"[bold]{entity_set.definition}[/]: {entity_set.described} "
             f"(found in {entity_set.seconds:.2f} s)",
             highlight=False,
+            soft_wrap=True,
         )
         for entity in entity_set.entities if each else []:
             note = f"  [yellow]{entity.note}[/]" if entity.note else ""
             console.print(
                 f"  {entity.flow}  {entity.where}: {_what(coordinator, entity.flow)}{note}",
                 highlight=False,
+                soft_wrap=True,
             )
         if not each:
             notes = [f"{e.flow}: {e.note}" for e in entity_set.entities if e.note]
             for note in notes:
-                console.print(f"  [yellow]{note}[/]", highlight=False)
+                console.print(f"  [yellow]{note}[/]", highlight=False, soft_wrap=True)
     for note in coordinator.entity_notes():
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
