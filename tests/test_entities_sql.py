@@ -14,7 +14,6 @@ from tests.entity_support import (
     parquet_rows,
     pg_schema,
 )
-from tests.sqldb import Db
 
 TABLES = 52
 
@@ -226,7 +225,3 @@ flows:
         assert refused.returncode == 1
         assert "entity '../escape'" in refused.stderr and "path separator" in refused.stderr
         assert not (tmp_path / "escape").exists()
-
-
-def db_tables(db: Db, schema: str) -> list[str]:
-    return [r[0] for r in db.run(f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'")]
