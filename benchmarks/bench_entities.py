@@ -27,19 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.common import ROOT, print_table
-
-PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def psql(sql: str) -> str:
-    done = subprocess.run(
-        ["psql", PG_URL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
+from benchmarks.common import PG_URL, ROOT, print_table, psql
 
 
 def create(schema: str, tables: int, rows: int) -> None:

@@ -25,6 +25,12 @@ def refused(root: Path, body: str, *expected: str) -> str:
     return result.stderr
 
 
+def crm(url: str, tables: str, store: str = "lake/{entity}", extra: str = "") -> str:
+    """A definition `crm` over `tables` (line 4: home, line 5: store, then `extra`)."""
+    home = f'{{type: sql, connection: "{url}", tables: ["{tables}"]}}'
+    return f"\nflows:\n  crm:\n    home: {home}\n    store: {store}\n{extra}"
+
+
 @pytest.fixture
 def schema(postgres_url: str):
     with pg_schema(postgres_url) as (pg, name):
@@ -39,12 +45,7 @@ def test_a_pattern_matching_nothing_lists_what_exists(
     _, name = schema
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.ordrs*"]}}
-    store: lake/{{entity}}
-""",
+        crm(postgres_url, f"{name}.ordrs*"),
         "flows.yml:4: flow 'crm' -> home.tables:",
         f"tables pattern '{name}.ordrs*' matches no table",
         f"tables in schema {name}: order_items, orders",
@@ -56,12 +57,7 @@ def test_a_pattern_matching_only_views_says_so(tmp_path: Path, postgres_url: str
     pg.run(f"CREATE VIEW {name}.v_orders AS SELECT * FROM {name}.orders")
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.v_*"]}}
-    store: lake/{{entity}}
-""",
+        crm(postgres_url, f"{name}.v_*"),
         "matches only views; set `include_views: true`",
     )
 
@@ -72,12 +68,7 @@ def test_a_store_without_entity_for_several_entities(
     _, name = schema
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.*"]}}
-    store: lake/all
-""",
+        crm(postgres_url, f"{name}.*", "lake/all"),
         "flows.yml:5: flow 'crm' -> store:",
         "2 entities (order_items, orders) would all write to the same store",
         "{entity}",
@@ -89,12 +80,7 @@ def test_two_entities_with_one_target(tmp_path: Path, postgres_url: str, schema)
     pg.run(f'CREATE TABLE {name}."Orders" (id int)')
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.*"]}}
-    store: lake/{{entity}}
-""",
+        crm(postgres_url, f"{name}.*"),
         "flow 'crm' -> store: entities 'Orders' and 'orders' would both write to",
     )
 
@@ -105,14 +91,7 @@ def test_an_override_naming_no_entity_suggests_one(
     _, name = schema
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.*"]}}
-    store: lake/{{entity}}
-    entities:
-      order: {{columns: [id]}}
-""",
+        crm(postgres_url, f"{name}.*", extra="    entities:\n      order: {columns: [id]}\n"),
         "flows.yml:7: flow 'crm' -> entities.order: no entity named 'order' was found",
         "did you mean 'orders'?",
     )
@@ -124,14 +103,12 @@ def test_an_override_key_of_both_home_and_store_must_be_nested(
     _, name = schema
     refused(
         tmp_path,
-        f"""
-flows:
-  crm:
-    home: {{type: sql, connection: "{postgres_url}", tables: ["{name}.*"]}}
-    store: {{type: sql, connection: "{postgres_url}", table: "copy_{{entity}}"}}
-    entities:
-      orders: {{schema: elsewhere}}
-""",
+        crm(
+            postgres_url,
+            f"{name}.*",
+            f'{{type: sql, connection: "{postgres_url}", table: "copy_{{entity}}"}}',
+            extra="    entities:\n      orders: {schema: elsewhere}\n",
+        ),
         "entities.orders.schema: 'schema' is a setting of both the home and the store",
         "nest it",
     )

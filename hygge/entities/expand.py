@@ -93,23 +93,28 @@ def expand(
     option_keys: set[str],
     upstream: Mapping[str, EntitySet],
 ) -> EntitySet:
-    """Discover the definition's entities and make one raw flow of each."""
-    return _Expansion(source, definition, raw, env, option_keys, upstream).run()
+    """Discover the definition's entities and make one raw flow of each. `env` resolves
+    variables for looking only; `option_keys` are the flow options' names (per-entity keys
+    are routed by name); `upstream` holds the definitions expanded so far (chaining)."""
+    return _Expansion(_Context(source, definition, env, option_keys, upstream), raw).run()
+
+
+@dataclass(frozen=True)
+class _Context:
+    source: Source
+    definition: str
+    env: Mapping[str, str]
+    option_keys: set[str]
+    upstream: Mapping[str, EntitySet]
 
 
 class _Expansion:
-    def __init__(
-        self,
-        source: Source,
-        definition: str,
-        raw: dict[str, Any],
-        env: Mapping[str, str],
-        option_keys: set[str],
-        upstream: Mapping[str, EntitySet],
-    ) -> None:
-        self.source, self.definition, self.env = source, definition, env
-        self.here: tuple[Any, ...] = ("flows", definition)
-        self.option_keys, self.upstream = option_keys, upstream
+    """One definition's expansion, step by step (see `run`)."""
+
+    def __init__(self, context: _Context, raw: dict[str, Any]) -> None:
+        self.source, self.definition, self.env = context.source, context.definition, context.env
+        self.here: tuple[Any, ...] = ("flows", context.definition)
+        self.option_keys, self.upstream = context.option_keys, context.upstream
         self.home = self._mapping(raw["home"], "home")
         self.store = self._mapping(raw["store"], "store")
         self.discovery = {k: self._pop(self.home, k) for k in DISCOVERY_KEYS}

@@ -35,8 +35,8 @@ def gone(entity_set: EntitySet) -> list[str]:
     place = _place(entity_set)
     if place is None:
         return [
-            f"{entity_set.definition}: store type '{entity_set.store_type}' keeps no list of "
-            "entities, so one that disappears is not reported"
+            f"{entity_set.definition}: no list of entities is kept at this store (type "
+            f"'{entity_set.store_type}'), so an entity that disappears is not reported"
         ]
     try:
         previous = place.read()
