@@ -117,7 +117,7 @@ class _Expansion:
         self.option_keys, self.upstream = context.option_keys, context.upstream
         self.home = self._mapping(raw["home"], "home")
         self.store = self._mapping(raw["store"], "store")
-        self.discovery = {k: self._pop(self.home, k) for k in DISCOVERY_KEYS}
+        self.discovery = {k: self._take(self.home, k) for k in DISCOVERY_KEYS}
         self.overrides = raw.get("entities") or {}
         self.flow = {k: v for k, v in raw.items() if k not in ("home", "store", "entities")}
 
@@ -141,8 +141,8 @@ class _Expansion:
         self._check_names(found)
         self._check_overrides(found)
         first = found[0].name
-        home_cls = self._class("home", self._entity_home(found[0], inherited), first)
-        store_cls = self._class("store", substitute(self.store, first), first)
+        home_cls = self._class("home", self._entity_home(found[0], inherited))
+        store_cls = self._class("store", substitute(self.store, first))
         if len(found) > 1 and not has_placeholder(self.store):
             raise self.error(
                 f"{len(found)} entities ({discover.listing([f.name for f in found])}) would all "
@@ -174,7 +174,7 @@ class _Expansion:
         tables = self.discovery["tables"]
         exclude = self._names_list("exclude")
         if tables is not None:
-            return self._discover_tables(tables, exclude)
+            return self._discover_tables(exclude)
         for key in ("include_views", "missing_cursor"):
             if self.discovery[key] is not None:
                 raise self.error(
@@ -192,11 +192,7 @@ class _Expansion:
         template = self._absolute(path)
         for name in depends_on(self.flow):
             up = self.upstream.get(name)
-            if (
-                up is not None
-                and up.store_path
-                and os.path.normpath(template).startswith(up.store_path)
-            ):
+            if up is not None and up.store_path and _within(template, up.store_path):
                 found = [discover.Found(e.name, f"written by {e.flow}") for e in up.entities]
                 return found, [], f"{len(found)} entities written by flow '{name}'", name
         try:
@@ -207,8 +203,8 @@ class _Expansion:
         return found, notes, f"{len(found)} entities in {parent}", None
 
     def _discover_tables(
-        self, tables: Any, exclude: list[str]
-    ) -> tuple[list[discover.Found], list[str], str, str | None]:
+        self, exclude: list[str]
+    ) -> tuple[list[discover.Found], list[str], str, None]:
         patterns = self._names_list("tables")
         if not patterns:
             raise self.error("`tables:` is empty", "home", key="home.tables")
@@ -241,11 +237,10 @@ class _Expansion:
         url = parse_url(setting(resolved, "connection"), what)
         try:
             found = discover.sql_tables(url, patterns, exclude, bool(views), what)
-        except (discover.DiscoveryError, HyggeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            message = getattr(exc, "message", str(exc))
-            raise self.error(message, "home", key="home.tables", hint=exc.hint) from None
+        except ConfigError:
+            raise
+        except HyggeError as exc:  # nothing matched, or the database did not answer
+            raise self.error(exc.message, "home", key="home.tables", hint=exc.hint) from None
         text = f"{len(found)} table(s) matching {', '.join(patterns)}"
         if exclude:
             text += f" except {', '.join(exclude)}"
@@ -413,7 +408,8 @@ class _Expansion:
             raise self.error(f"a {kind} must be a path, a URL or a mapping", kind, key=kind)
         return copy.deepcopy(value)
 
-    def _pop(self, mapping: dict[str, Any], key: str) -> Any:
+    def _take(self, mapping: dict[str, Any], key: str) -> Any:
+        """Remove a setting from a home (top level or `options:`) and return it."""
         inner = mapping.get("options") if isinstance(mapping.get("options"), dict) else {}
         top, nested = mapping.pop(key, None), inner.pop(key, None)
         if top is not None and nested is not None and top != nested:
@@ -454,7 +450,8 @@ class _Expansion:
             return path
         return str(Path(self.source.base_dir) / path)
 
-    def _class(self, kind: str, mapping: dict[str, Any], entity: str) -> type:
+    def _class(self, kind: str, mapping: dict[str, Any]) -> type:
+        """The connector class one entity's home or store has (all entities share it)."""
         resolved = self._resolved(mapping, kind)
         flat = {**(resolved.get("options") or {}), **resolved}
         type_name = flat.get("type") or infer_type(self.source, kind, flat, (*self.here, kind))
@@ -501,6 +498,12 @@ def _pop(mapping: dict[str, Any], key: str) -> None:
     inner = mapping.get("options")
     if isinstance(inner, dict):
         inner.pop(key, None)
+
+
+def _within(path: str, folder: str) -> bool:
+    """True when `path` is `folder` or below it."""
+    path = os.path.normpath(path)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _keys(cls: type) -> set[str]:
