@@ -62,8 +62,8 @@ def main() -> None:
 def bench_noop(count: int) -> float:
     from celery.result import ResultSet
 
-    from hygge.jobs import NOOP_TASK_NAME
     from worker.app import app
+    from worker.contract import NOOP_TASK_NAME
 
     started = time.perf_counter()
     results = ResultSet([app.send_task(NOOP_TASK_NAME) for _ in range(count)])
@@ -74,7 +74,7 @@ def bench_noop(count: int) -> float:
 def bench_flows(count: int) -> float:
     from celery.result import AsyncResult, ResultSet
 
-    from hygge import distributed
+    from worker import client
     from worker.app import app
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,11 +87,11 @@ def bench_flows(count: int) -> float:
             )
         )
         started = time.perf_counter()
-        run = distributed.enqueue(path)
+        run = client.enqueue(path)
         results = ResultSet([AsyncResult(t, app=app) for t in run.task_ids.values()])
         results.join_native(timeout=600, propagate=True)
         seconds = time.perf_counter() - started
-        status = distributed.status(run.run_id)
+        status = client.status(run.run_id)
         failed = [f.flow for f in status.flows if f.state != "success"]
         if failed:
             raise SystemExit(f"{len(failed)} flows did not succeed, e.g. {failed[:3]}")

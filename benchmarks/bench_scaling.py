@@ -37,7 +37,7 @@ def run_flows(files: list[Path], work: Path) -> tuple[float, int]:
     """Enqueue one flow per file, wait for all; seconds and rows written."""
     from celery.result import AsyncResult, ResultSet
 
-    from hygge import distributed
+    from worker import client
     from worker.app import app
 
     shutil.rmtree(work / "out", ignore_errors=True)
@@ -50,7 +50,7 @@ def run_flows(files: list[Path], work: Path) -> tuple[float, int]:
         )
     )
     started = time.perf_counter()
-    run = distributed.enqueue(flows)
+    run = client.enqueue(flows)
     ResultSet([AsyncResult(t, app=app) for t in run.task_ids.values()]).join_native(
         timeout=3600, propagate=True
     )

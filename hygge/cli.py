@@ -1,4 +1,8 @@
-"""The `hygge` command: thin wrappers that parse, call the library, and print."""
+"""The `hygge` command: thin wrappers that parse, call the library, and print.
+
+The commands that start or talk to workers (`enqueue`, `status`, `worker`, `flower`) import the
+distributed engine (`worker`, Celery, redis) when they are called, never before: `import hygge`
+and `hygge run` stay light."""
 
 from __future__ import annotations
 
@@ -161,11 +165,11 @@ def enqueue(
     verbose: VerboseOpt = False,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
-    from hygge import distributed
+    from worker import client
 
     setup_logging(verbose)
     with user_errors(verbose):
-        run = distributed.enqueue(flows_file, flow, full_refresh=full_refresh)
+        run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
     for note in run.notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
     console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
@@ -188,28 +192,35 @@ def status(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show each flow of an enqueued run: state, rows, rate, retries."""
-    from hygge import distributed
-    from hygge.display import status_table
+    from worker import client
+    from worker.display import status_table
 
     setup_logging(verbose)
     if watch:
         _follow(run_id, verbose)
         return
     with user_errors(verbose):
-        current = distributed.status(run_id)
+        current = client.status(run_id)
     console.print(status_table(current))
     if current.done and not current.ok:
         raise typer.Exit(1)
 
 
 def _follow(run_id: str, verbose: bool) -> None:
-    """Live progress of a run until it ends; exit 1 if any flow failed or was skipped."""
-    from hygge import distributed
-    from hygge.display import LiveProgress, status_table
+    """Live progress of a run until it ends; exit 1 if any flow failed or was skipped, or the
+    run was lost. A Redis restart meanwhile is one line on stderr, not the end."""
+    from hygge.display import LiveProgress
     from hygge.progress import FlowState
+    from worker import client
+    from worker.display import status_table
+
+    def notice(message: str) -> None:
+        err_console.print(f"[yellow]note:[/] {message}", highlight=False)
 
     with user_errors(verbose), LiveProgress(console) as live:
-        final = distributed.follow(run_id, lambda run: [live(f.as_progress()) for f in run.flows])
+        final = client.follow(
+            run_id, lambda run: [live(f.as_report()) for f in run.flows], on_notice=notice
+        )
     console.print(status_table(final))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
@@ -223,18 +234,21 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def worker(ctx: typer.Context) -> None:
     """Start a worker (any `celery worker` option works, e.g. --concurrency 4 -n w1@%h)."""
-    from hygge import distributed
+    from worker import launch
 
     with user_errors(False):
-        distributed.run_worker(list(ctx.args))
+        launch.run_worker(list(ctx.args))
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def flower(ctx: typer.Context) -> None:
-    """Start Flower on hygge's workers (any `celery flower` option works, e.g. --port=5555)."""
-    from hygge import distributed
+    """Start Flower on hygge's workers, with auth (--basic-auth=user:password, or
+    FLOWER_BASIC_AUTH); any `celery flower` option works, e.g. --port=5555. It listens on
+    127.0.0.1 unless --address says otherwise; --unsafe-no-auth starts an open Flower there."""
+    from worker import launch
 
-    distributed.run_flower(list(ctx.args))
+    with user_errors(False):
+        launch.run_flower(list(ctx.args))
 
 
 def _show_plan(coordinator: Coordinator) -> None:

@@ -295,7 +295,10 @@ def parse_flow(
 ) -> FlowSpec:
     """Validate one raw (queue) flow where it will run, resolving variables from `env`."""
     source = Source("", None, Path(base_dir), env)  # errors name the flow; no file here
-    return _parse_flow(source, name, raw, {"home": ("home",), "store": ("store",)})
+    # Inline, as the queue carries them: the home and store are named after the flow, so
+    # errors on a worker say `home 'users_to_lake'`, not `home 'home'`.
+    origins = {kind: ("flows", name, kind) for kind in ("home", "store")}
+    return _parse_flow(source, name, raw, origins)
 
 
 def _inline(

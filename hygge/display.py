@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -12,9 +11,6 @@ from rich.table import Table
 
 from hygge.progress import FlowState, human_bytes, human_rate
 from hygge.report import FlowReport
-
-if TYPE_CHECKING:
-    from hygge.runstate import RunStatus
 
 STYLES = {
     FlowState.PENDING: "dim",
@@ -98,30 +94,4 @@ def summary_table(results: Iterable[FlowReport]) -> Table:
         )
     table.add_section()
     table.add_row("total", "", f"{rows:,}", human_bytes(size), "", "")
-    return table
-
-
-def status_table(run: RunStatus) -> Table:
-    """`hygge status`: each flow of an enqueued run with its state, rows, rate and retries."""
-    table = Table(title=f"run {run.run_id}  {run.file}", title_justify="left")
-    for column in ("flow", "state", "rows", "rows/s", "seconds", "retries", "worker", "note"):
-        left = column in ("flow", "state", "worker", "note")
-        table.add_column(
-            column,
-            justify="left" if left else "right",
-            no_wrap=column != "note",
-            overflow="fold",
-        )
-    for f in run.flows:
-        p = f.as_progress()
-        table.add_row(
-            f.flow,
-            f"[{STYLES.get(p.state, '')}]{f.state}[/]",
-            f"{f.rows:,}",
-            human_rate(f.rows_per_second),
-            f"{f.seconds:.1f}",
-            str(f.retries),
-            f.worker,
-            f.message,
-        )
     return table

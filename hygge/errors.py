@@ -68,3 +68,29 @@ class TransientError(HyggeError):
     """A fault that may heal by itself; safe to retry because stores commit atomically."""
 
     transient = True
+
+
+# -- the distributed engine (worker/): the same tree, so the CLI shows them the same way --------
+
+
+class BrokerUnreachable(HyggeError):
+    """Redis (the broker or the result backend) does not answer."""
+
+    transient = True
+
+
+class RunLost(HyggeError):
+    """A run's record is gone from Redis (a restart of a Redis that keeps nothing on disk)."""
+
+
+class LeaseLost(HyggeError):
+    """A worker's lease on a flow expired and may belong to another worker: stop, commit
+    nothing (the flow is, or will be, re-sent)."""
+
+
+class FlowFailed(FlowError):
+    """A flow failed for good on a worker; its message is what Flower and `hygge status` show."""
+
+
+class FlowRetry(TransientError):
+    """A transient fault on a worker; Celery tries the flow again (Flower shows RETRY)."""

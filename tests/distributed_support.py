@@ -28,6 +28,7 @@ from tests.conftest import ROOT, run_cli
 SECRET = "s3cr3t-Pa55word"
 SECRET_URL = f"postgresql://app:{SECRET}@db.internal:5432/prod"
 PLUGINS = "tests.distributed_plugins"
+FLOWER_USER, FLOWER_PASSWORD = "hygge-test", "flower-Pa55word"
 
 
 def claim_db(base_url: str) -> str:
@@ -62,6 +63,43 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, to kill and restart at the same port (never
+    the machine's shared Redis). `persistent` keeps an append-only file in `folder`."""
+
+    def __init__(self, folder: Path, persistent: bool) -> None:
+        self.folder = folder
+        self.persistent = persistent
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "yes" if self.persistent else "no", "--dir", str(self.folder)]
+        log = (self.folder / "redis.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "redis-server exited"
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(answers, 30, f"redis-server on port {self.port}")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: a service restart (an append-only file is flushed); SIGKILL: a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.proc = None
 
 
 class Cluster:
@@ -109,9 +147,10 @@ class Cluster:
         return node
 
     def start_flower(self) -> str:
+        """Flower with basic auth (from the environment, as the container passes it)."""
         self.flower_port = free_port()
-        env = {**self.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-        self._spawn("flower", ["flower", f"--port={self.flower_port}", "--address=127.0.0.1"], env)
+        env = {**self.env, "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"}
+        self._spawn("flower", ["flower", f"--port={self.flower_port}"], env)
         wait_for(
             lambda: self.flower("/api/workers") is not None or self._died("flower"),
             60,
@@ -147,10 +186,9 @@ class Cluster:
 
     # -- talking to it --------------------------------------------------------------------
     def flower(self, path: str) -> Any:
+        """GET a Flower page with our credentials, as JSON (None if it does not answer)."""
         try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.flower_port}{path}", timeout=5
-            ) as r:
+            with urllib.request.urlopen(flower_request(self.flower_port, path), timeout=5) as r:
                 return json.loads(r.read())
         except (urllib.error.URLError, OSError, json.JSONDecodeError):
             return None
@@ -170,6 +208,19 @@ class Cluster:
             }
             for f in flows
         }
+
+
+def flower_request(
+    port: int, path: str, credentials: tuple[str, str] | None = (FLOWER_USER, FLOWER_PASSWORD)
+) -> urllib.request.Request:
+    """A request for Flower on 127.0.0.1:`port`, with basic auth unless `credentials` is None."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if credentials is not None:
+        import base64
+
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    return request
 
 
 def parse_enqueue(stdout: str) -> tuple[str, dict[str, str]]:

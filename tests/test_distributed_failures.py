@@ -117,7 +117,7 @@ def test_sigkill_mid_flow_completes_on_the_other_worker(make_cluster, tmp_path: 
 
 def send_copy(cluster: Cluster, run_id: str, flow: str) -> None:
     """Send the flow's original message again, as a broker redelivery would."""
-    code = f"from worker.app import run_state, send\nsend(run_state().job({run_id!r}, {flow!r}))\n"
+    code = f"from worker.app import runs, send\nsend(runs().job({run_id!r}, {flow!r}))\n"
     subprocess.run([sys.executable, "-c", code], env=cluster.env, cwd=ROOT, check=True)
 
 

@@ -403,3 +403,38 @@ def test_postgres_through_workers_with_a_secret_connection(
     finally:
         db.run(f"DROP TABLE IF EXISTS {source}")
         db.run(f"DROP TABLE IF EXISTS {target}")
+
+
+def missing_table_flow(tmp_path: Path, name: str) -> Path:
+    """A flow whose SQL home names a table that does not exist: an ordinary permanent fault."""
+    from tests.sqldb import unique
+
+    return flows_file(
+        tmp_path,
+        "flows:\n"
+        f"  {name}:\n"
+        f"    home: {{type: sql, connection: '${{HYGGE_TEST_PG_URL}}', table: {unique('gone')}}}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'out'}}}\n",
+    )
+
+
+def test_errors_on_workers_name_the_flow_not_home(cluster: Cluster, tmp_path: Path) -> None:
+    result = cluster.cli("enqueue", str(missing_table_flow(tmp_path, "orders_in")), "--wait")
+    assert result.returncode == 1, result.stdout + result.stderr
+    run_id, _ = parse_enqueue(result.stdout)
+    message = cluster.status(run_id)["orders_in"]["message"]
+    assert "home 'orders_in'" in message and "not found" in message, message
+    assert "home 'home'" not in result.stderr
+
+
+def test_a_permanent_failure_is_one_clear_line_in_the_worker_log(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    before = {n: len(cluster.log(n, tail=10**9)) for n in ("w1", "w2")}
+    result = cluster.cli("enqueue", str(missing_table_flow(tmp_path, "gone_table")), "--wait")
+    assert result.returncode == 1, result.stdout + result.stderr
+    new = "".join(cluster.log(n, tail=10**9)[before[n] :] for n in ("w1", "w2"))
+    lines = [line for line in new.splitlines() if "flow gone_table failed:" in line]
+    assert len(lines) == 1, new
+    assert "home 'gone_table'" in lines[0] and "not found" in lines[0] and "hint:" in lines[0]
+    assert "Traceback" not in new, new

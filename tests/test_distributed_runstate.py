@@ -1,5 +1,5 @@
-"""The run store on real Redis, without workers: depends_on decisions, the sweeper's catch-up,
-claims that hold under races, and the lease rules of `begin`/`end`/`reclaim`."""
+"""The run records on real Redis, without workers: depends_on decisions, the sweeper's
+catch-up, claims that hold under races, and the lease rules of `begin`/`end`/`reclaim`."""
 
 from __future__ import annotations
 
@@ -9,39 +9,49 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from hygge.jobs import FlowJob, Keys
-from hygge.runstate import RunState
 from tests.distributed_support import claim_db, flush
+from worker.contract import FlowJob, Keys
+from worker.lease import Lease
+from worker.runs import Runs
 
 
 @pytest.fixture
-def state(redis_url: str) -> Iterator[RunState]:
+def state(redis_url: str) -> Iterator[Runs]:
     url = claim_db(redis_url)
-    yield RunState(redis.Redis.from_url(url))
+    yield Runs(redis.Redis.from_url(url))
     flush(url)
 
 
-def plan(state: RunState, graph: dict[str, list[str]], run_id: str = "run1") -> list[str]:
+def plan(state: Runs, graph: dict[str, list[str]], run_id: str = "run1") -> list[str]:
     jobs = [
         FlowJob(
             run_id=run_id, flow=n, raw={"store": n}, base_dir="/", task_id=f"t-{n}", depends_on=d
         )
         for n, d in graph.items()
     ]
-    return [j.flow for j in state.create(run_id, "flows.yml", jobs)]
+    roots = state.create(run_id, "flows.yml", jobs)
+    for job in roots:  # as if `hygge enqueue` had sent them
+        state.sent(job)
+    state.sending(run_id, None)
+    return [j.flow for j in roots]
 
 
-def run_attempt(state: RunState, flow: str, outcome: str, run_id: str = "run1") -> list[str]:
+def lease(state: Runs, job: FlowJob) -> Lease:
+    return Lease(state.r, job, 10)
+
+
+def run_attempt(state: Runs, flow: str, outcome: str, run_id: str = "run1") -> list[str]:
     job = state.job(run_id, flow)
-    assert state.begin(job, f"{run_id}:tok", 10_000, "w1@test", job.task_id).verdict == "ok"
-    return [j.flow for j in state.end(job, f"{run_id}:tok", outcome)]
+    held = lease(state, job)
+    assert state.begin(job, held, "w1@test", job.task_id).verdict == "ok"
+    return [j.flow for j in state.end(job, held, outcome)]
 
 
-def states(state: RunState, run_id: str = "run1") -> dict[str, str]:
+def states(state: Runs, run_id: str = "run1") -> dict[str, str]:
     return {f.flow: f.state for f in state.status(run_id).flows}
 
 
-def test_a_flow_is_sent_when_all_its_dependencies_succeeded(state: RunState) -> None:
+def test_a_flow_is_sent_when_all_its_dependencies_succeeded(state: Runs) -> None:
     assert plan(state, {"a": [], "b": [], "c": ["a", "b"], "d": ["c"]}) == ["a", "b"]
     assert run_attempt(state, "a", "success") == []  # c still waits for b
     assert run_attempt(state, "b", "success") == ["c"]
@@ -51,7 +61,7 @@ def test_a_flow_is_sent_when_all_its_dependencies_succeeded(state: RunState) -> 
     assert state.r.ttl(Keys("run1").run) > 0  # kept a while for `hygge status`
 
 
-def test_a_failure_skips_everything_behind_it_and_says_why(state: RunState) -> None:
+def test_a_failure_skips_everything_behind_it_and_says_why(state: Runs) -> None:
     plan(state, {"a": [], "b": ["a"], "c": ["b"], "other": []})
     assert run_attempt(state, "a", "failed") == []
     assert states(state) == {"a": "failed", "b": "skipped", "c": "skipped", "other": "queued"}
@@ -62,14 +72,14 @@ def test_a_failure_skips_everything_behind_it_and_says_why(state: RunState) -> N
     assert state.active_runs() == []
 
 
-def test_the_sweeper_catches_up_when_a_worker_died_before_sending(state: RunState) -> None:
+def test_the_sweeper_catches_up_when_a_worker_died_before_sending(state: Runs) -> None:
     plan(state, {"a": [], "b": ["a"], "c": ["a"]})
     state.update("run1", "a", state="success")  # ended, but its dependants were never sent
     assert sorted(j.flow for j in state.advance("run1")) == ["b", "c"]
     assert state.advance("run1") == []  # claimed once
 
 
-def test_racing_workers_send_a_flow_once(state: RunState) -> None:
+def test_racing_workers_send_a_flow_once(state: Runs) -> None:
     plan(state, {"a": [], "b": [], "c": ["a", "b"]})
     for flow in ("a", "b"):
         state.update("run1", flow, state="success")
@@ -80,42 +90,72 @@ def test_racing_workers_send_a_flow_once(state: RunState) -> None:
     assert sent == ["c"]
 
 
-def test_begin_refuses_old_copies_finished_flows_and_a_held_lease(state: RunState) -> None:
+def test_begin_refuses_old_copies_finished_flows_and_a_held_lease(state: Runs) -> None:
     plan(state, {"a": []})
     job = state.job("run1", "a")
     lock = Keys.lock(job.destination)
 
-    def begin(j: FlowJob, token: str) -> str:
-        return state.begin(j, f"run1:{token}", 10_000, "w@test", "x").verdict
+    def begin(j: FlowJob, held: Lease) -> str:
+        return state.begin(j, held, "w@test", "x").verdict
 
-    assert begin(job, "t1") == "ok"
-    assert begin(job, "t2") == "busy"
+    t1, t2 = lease(state, job), lease(state, job)
+    assert begin(job, t1) == "ok"
+    assert begin(job, t2) == "busy"
     state.r.delete(lock)  # the lease expired: its worker is presumed dead
     [again] = state.reclaim("run1")
     assert again.generation == 2
-    assert begin(job, "t3") == "stale"  # generation 1
-    assert begin(again, "t4") == "ok"
-    assert state.end(job, "run1:t1", "failed") is None  # the first worker's late end: refused
-    assert state.r.get(lock) == b"run1:t4"
+    assert begin(job, lease(state, job)) == "stale"  # generation 1
+    assert not state.r.exists(lock)  # an old copy never keeps the lease
+    t4 = lease(state, again)
+    assert begin(again, t4) == "ok"
+    assert begin(job, lease(state, job)) == "stale"  # an old copy while the new one runs
+    assert state.end(job, t1, "failed") is None  # the first worker's late end: refused
+    assert state.r.get(lock) == t4.token.encode()
     assert state.flow_status("run1", "a").state == "running"
-    assert state.end(again, "run1:t4", "success") == []
-    assert begin(again, "t5") == "stale"
+    assert state.end(again, t4, "success") == []
+    assert not state.r.exists(lock)  # given back
+    assert begin(again, lease(state, again)) == "stale"
 
 
-def test_another_run_writing_the_same_destination_makes_a_flow_wait(state: RunState) -> None:
+def test_a_newer_copy_waits_while_an_older_one_lets_go(state: Runs) -> None:
+    plan(state, {"a": []})
+    job = state.job("run1", "a")
+    old = lease(state, job)
+    assert old.take()  # an old copy holds the lease for a moment
+    newer = job.model_copy(update={"generation": 2})
+    assert state.begin(newer, lease(state, newer), "w@test", "x").verdict == "waiting"
+
+
+def test_a_flow_claimed_but_never_sent_is_sent_again(state: Runs) -> None:
+    jobs = [
+        FlowJob(run_id="run1", flow=n, raw={"store": n}, base_dir="/", task_id=n)
+        for n in ("sent", "lost")
+    ]
+    state.create("run1", "flows.yml", jobs, sending_seconds=30)
+    state.sent(jobs[0])  # the enqueuer was killed before sending `lost`
+    assert state.unsent("run1", 0) == []  # its enqueuer may still be sending
+    state.sending("run1", None)  # ... and now it is gone
+    assert [j.flow for j in state.unsent("run1", 0)] == ["lost"]
+    assert state.unsent("run1", 60) == []  # re-claimed just now: not again before the grace
+    assert states(state) == {"sent": "queued", "lost": "pending"}
+
+
+def test_another_run_writing_the_same_destination_makes_a_flow_wait(state: Runs) -> None:
     plan(state, {"a": []}, run_id="first")
     plan(state, {"a": []}, run_id="second")
     first, second = state.job("first", "a"), state.job("second", "a")
     assert first.destination == second.destination
-    assert state.begin(first, "first:x", 10_000, "w1@test", "t").verdict == "ok"
-    begun = state.begin(second, "second:y", 10_000, "w2@test", "t")
-    assert (begun.verdict, begun.holder) == ("waiting", "first:x")
+    x, y = lease(state, first), lease(state, second)
+    assert state.begin(first, x, "w1@test", "t").verdict == "ok"
+    begun = state.begin(second, y, "w2@test", "t")
+    assert (begun.verdict, begun.holder) == ("waiting", x.token)
+    assert begun.holder.startswith("first:")
     assert state.reclaim("second") == []  # not lost: waiting
-    state.end(first, "first:x", "success")
-    assert state.begin(second, "second:y", 10_000, "w2@test", "t").verdict == "ok"
+    state.end(first, x, "success")
+    assert state.begin(second, y, "w2@test", "t").verdict == "ok"
 
 
-def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
+def test_reclaim_leaves_live_workers_alone(state: Runs) -> None:
     plan(state, {"a": [], "b": []})
     state.beat("alive@test", 30)
     state.update("run1", "a", state="retrying", worker="alive@test")
@@ -123,12 +163,23 @@ def test_reclaim_leaves_live_workers_alone(state: RunState) -> None:
     assert [j.flow for j in state.reclaim("run1")] == ["b"]
 
 
-def test_different_flows_with_the_same_store_config_run_side_by_side(state: RunState) -> None:
+def test_different_flows_with_the_same_store_config_run_side_by_side(state: Runs) -> None:
     jobs = [
         FlowJob(run_id="run1", flow=n, raw={"store": {"type": "discard"}}, base_dir="/", task_id=n)
         for n in ("a", "b")
     ]
     state.create("run1", "flows.yml", jobs)
     a, b = (state.job("run1", n) for n in ("a", "b"))
-    assert state.begin(a, "run1:x", 10_000, "w1@test", "a").verdict == "ok"
-    assert state.begin(b, "run1:y", 10_000, "w2@test", "b").verdict == "ok"
+    assert state.begin(a, lease(state, a), "w1@test", "a").verdict == "ok"
+    assert state.begin(b, lease(state, b), "w2@test", "b").verdict == "ok"
+
+
+def test_a_message_of_a_run_redis_lost_never_starts(state: Runs) -> None:
+    plan(state, {"a": []})
+    job = state.job("run1", "a")
+    # A restart of a Redis that keeps nothing (this DB stays claimed: only hygge's keys go).
+    state.r.delete(*state.r.scan_iter("hygge:*"))
+    held = lease(state, job)
+    assert state.begin(job, held, "w@test", "x").verdict == "stale"
+    assert not state.r.exists(Keys("run1").flow("a"))  # no half run written back
+    assert not state.r.exists(held.key)

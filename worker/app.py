@@ -1,7 +1,7 @@
 """The Celery application of hygge, configured from the environment.
 
 `celery --app worker.app worker` / `hygge worker` run it; `celery --app worker.app flower` /
-`hygge flower` watch it. Settings (see hygge.jobs.Settings): HYGGE_BROKER_URL (default
+`hygge flower` watch it. Settings (see worker.contract.Settings): HYGGE_BROKER_URL (default
 redis://localhost:6379/0), HYGGE_RESULT_BACKEND (default: the broker), HYGGE_VISIBILITY_TIMEOUT,
 HYGGE_LEASE_SECONDS, HYGGE_SWEEP_SECONDS, HYGGE_MAX_CRASHES, HYGGE_PLUGINS.
 
@@ -14,12 +14,13 @@ code). Task events are on so Flower sees progress, retries and which worker ran 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery import Celery
 
-from hygge.jobs import TASK_NAME, FlowJob, Settings
-from hygge.runstate import RunState, connect
+from worker.contract import TASK_NAME, FlowJob, Settings
+from worker.runs import Runs, connect
 
 settings = Settings.from_env()
 
@@ -47,7 +48,7 @@ app.conf.update(
 
 
 def send(job: FlowJob, countdown: float | None = None) -> Any:
-    """Put one flow's message on the queue, under its fixed task id."""
+    """Put one flow's message on the queue, under its fixed task id (see `dispatch`)."""
     argsrepr, kwargsrepr = job.describe()
     return app.send_task(
         TASK_NAME,
@@ -59,12 +60,28 @@ def send(job: FlowJob, countdown: float | None = None) -> Any:
     )
 
 
-_state: tuple[int, RunState] | None = None
+def dispatch(records: Runs, jobs: list[FlowJob], sender_of: str | None = None) -> None:
+    """Send flows claimed for sending, and mark each `queued` once its message is on the
+    broker. If this process dies in between, the sweepers send the rest (Runs.unsent).
+    `sender_of` (a run id): keep saying this run is still being sent, so that the sweepers
+    wait for the enqueuer of a large run rather than send its flows twice."""
+    said = time.monotonic()
+    for job in jobs:
+        send(job)
+        records.sent(job)
+        if sender_of is not None and time.monotonic() - said > 1.0:
+            records.sending(sender_of, settings.lease_seconds)
+            said = time.monotonic()
+    if sender_of is not None:
+        records.sending(sender_of, None)
 
 
-def run_state() -> RunState:
-    """This process's view of the run store (one client per process: prefork children fork)."""
-    global _state
-    if _state is None or _state[0] != os.getpid():
-        _state = (os.getpid(), RunState(connect(settings.result_backend, "result backend")))
-    return _state[1]
+_runs: tuple[int, Runs] | None = None
+
+
+def runs() -> Runs:
+    """This process's view of the run records (one client per process: prefork children fork)."""
+    global _runs
+    if _runs is None or _runs[0] != os.getpid():
+        _runs = (os.getpid(), Runs(connect(settings.result_backend, "result backend")))
+    return _runs[1]

@@ -6,6 +6,9 @@ Every HYGGE_SWEEP_SECONDS it
   message sits with a worker that stopped beating. Redis itself would only redeliver such a
   message after the visibility timeout (hours); this brings a killed worker's flow back on
   another worker within about `HYGGE_LEASE_SECONDS + HYGGE_SWEEP_SECONDS`;
+- sends again the flows claimed for sending whose message never reached the broker (a killed
+  `hygge enqueue`, or a worker killed between claiming and sending), after a grace of
+  `HYGGE_LEASE_SECONDS`;
 - advances `depends_on` for runs whose worker died between finishing a flow and sending the
   flows that waited for it.
 All of it is idempotent and claimed atomically in Redis, so every worker can sweep.
@@ -19,9 +22,9 @@ from typing import Any
 
 from celery.signals import task_received, worker_ready, worker_shutdown
 
-from hygge.jobs import TASK_NAME, Keys
 from hygge.secrets import mask_url
-from worker.app import run_state, send, settings
+from worker.app import dispatch, runs, settings
+from worker.contract import TASK_NAME, Keys
 
 log = logging.getLogger("hygge.worker.sweeper")
 
@@ -46,24 +49,30 @@ class Sweeper(threading.Thread):
                 return
 
     def sweep(self) -> None:
-        state = run_state()
-        state.beat(self.hostname, self.alive_seconds)
-        for run_id in state.active_runs():
-            for job in state.reclaim(run_id):
+        records = runs()
+        records.beat(self.hostname, self.alive_seconds)
+        for run_id in records.active_runs():
+            lost = records.reclaim(run_id)
+            for job in lost:
                 log.warning(
                     "flow %s of run %s lost its worker; re-sending it (generation %d)",
                     job.flow,
                     run_id,
                     job.generation,
                 )
-                send(job)
-            for job in state.advance(run_id):
-                send(job)
+            unsent = records.unsent(run_id, settings.lease_seconds)
+            for job in unsent:
+                log.warning(
+                    "flow %s of run %s was never sent (its sender stopped); sending it",
+                    job.flow,
+                    run_id,
+                )
+            dispatch(records, [*lost, *unsent, *records.advance(run_id)])
 
     def stop(self) -> None:
         self.stopping.set()
         try:
-            run_state().r.delete(Keys.worker(self.hostname))
+            runs().r.delete(Keys.worker(self.hostname))
         except Exception as exc:
             log.warning("could not sign off: %s", mask_url(str(exc)))
 
@@ -96,7 +105,7 @@ def _note_received(request: Any = None, **_: Any) -> None:
         return
     job = (request.kwargs or {}).get("job") or {}
     try:
-        run_state().received(
+        runs().received(
             job["run_id"], job["flow"], request.hostname, max(3 * settings.sweep_seconds, 15.0)
         )
     except Exception as exc:

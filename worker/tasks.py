@@ -8,7 +8,8 @@ What a worker adds around the Flow, and why:
 - progress as Celery events (Flower shows PROGRESS and the summary) and in Redis for
   `hygge status`;
 - transient faults retried by Celery (Flower shows RETRY), with backoff and jitter, up to the
-  flow's `retries`; permanent faults fail at once with the clear message.
+  flow's `retries`; permanent faults fail at once with the clear message (the worker's log
+  says it in one line; the traceback only at debug level).
 """
 
 from __future__ import annotations
@@ -20,28 +21,19 @@ import random
 import time
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
 
 from hygge.config import parse_flow
-from hygge.contract import Store
-from hygge.errors import ConfigError, HyggeError
-from hygge.jobs import (
-    FAILED,
-    NOOP_TASK_NAME,
-    RETRYING,
-    SUCCESS,
-    TASK_NAME,
-    FlowJob,
-    Keys,
-    progress_fields,
-)
+from hygge.errors import ConfigError, FlowFailed, FlowRetry, LeaseLost
+from hygge.progress import FlowState
 from hygge.report import FlowReport
 from hygge.retry import backoff_delay, is_transient
 from hygge.secrets import mask_url
-from worker.app import app, send, settings
-from worker.app import run_state as _run_state
-from worker.lease import Lease, LeaseLost
+from worker.app import app, dispatch, runs, send, settings
+from worker.contract import NOOP_TASK_NAME, TASK_NAME, FlowJob, progress_fields
+from worker.lease import Lease
 
 log = logging.getLogger("hygge.worker")
 
@@ -49,17 +41,7 @@ PROGRESS_EVERY = 1.0  # seconds between progress events of one flow
 WAIT_SECONDS = 5.0  # how often a flow waiting for another run's write to its destination looks
 
 
-class FlowFailed(HyggeError):
-    """A flow failed for good; its message is what Flower and `hygge status` show."""
-
-
-class FlowRetry(HyggeError):
-    """A transient fault; the flow will be tried again."""
-
-    transient = True
-
-
-@app.task(bind=True, name=TASK_NAME)
+@app.task(bind=True, name=TASK_NAME, throws=(FlowFailed,))
 def run_flow(self: Task, job: dict[str, Any]) -> dict[str, Any]:
     return FlowRun(self, FlowJob.model_validate(job)).run()
 
@@ -75,7 +57,7 @@ class FlowRun:
     def __init__(self, task: Task, job: FlowJob) -> None:
         self.task = task
         self.job = job
-        self.state = _run_state()
+        self.runs = runs()
         self.hostname = task.request.hostname or os.uname().nodename
         self.retries = 0
         self.retry_delay = 1.0
@@ -85,12 +67,8 @@ class FlowRun:
 
     def run(self) -> dict[str, Any]:
         job = self.job
-        lease = Lease(
-            self.state.r, Keys.lock(job.destination), settings.lease_seconds, owner=job.run_id
-        )
-        begun = self.state.begin(
-            job, lease.token, lease.ttl_ms, self.hostname, self.task.request.id
-        )
+        lease = Lease(self.runs.r, job, settings.lease_seconds)
+        begun = self.runs.begin(job, lease, self.hostname, self.task.request.id)
         if begun.verdict == "waiting":
             self._wait_for(begun.holder.split(":")[0])
         if begun.verdict != "ok":  # ended, superseded, or running elsewhere: drop this copy
@@ -109,11 +87,30 @@ class FlowRun:
         try:
             with lease:
                 result = self._move()
-        except LeaseLost:
-            raise Ignore() from None  # another worker owns the flow now; touch nothing
+        except LeaseLost:  # another worker owns the flow now (or will): touch nothing
+            log.warning("flow %s: its lease was lost; stopped without committing", job.flow)
+            raise Ignore() from None
         except Exception as exc:
             self._failed(exc)
         return self._succeeded(result)
+
+    def _record_end(self, state: str, values: dict[str, Any]) -> list[FlowJob] | None:
+        """`runs.end`, tried again for as long as the lease lasts if Redis is away (it
+        restarts): the outcome of a flow that ran is not dropped for a blip."""
+        assert self._lease is not None
+        deadline = time.monotonic() + settings.lease_seconds
+        while True:
+            try:
+                return self.runs.end(self.job, self._lease, state, **values)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning(
+                    "flow %s: cannot record that it ended (%s); trying again",
+                    self.job.flow,
+                    mask_url(str(exc)),
+                )
+                time.sleep(1.0)
 
     def _wait_for(self, other_run: str) -> None:
         """Another run writes this flow's destination: try again later; never both at once."""
@@ -131,38 +128,27 @@ class FlowRun:
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
         flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
         flow.retries = 0  # retries are Celery's here, so Flower shows them
-        self._fence(flow.store)
+        assert self._lease is not None
+        flow.before_commit = self._lease.fence  # a lost lease commits nothing
         return asyncio.run(flow.start())
-
-    def _fence(self, store: Store[Any]) -> None:
-        """Renew the lease right before the store commits: if it was lost (this worker was
-        cut off longer than the lease and the flow was re-sent), commit nothing."""
-        commit = store.commit
-        lease = self._lease
-        assert lease is not None
-
-        async def fenced_commit() -> None:
-            if lease.lost or not lease.extend():  # one quick round trip; nothing else runs now
-                lease.lost = True
-                lease.check()
-            await commit()
-
-        store.commit = fenced_commit  # type: ignore[method-assign]
 
     def _progress(self, progress: FlowReport) -> None:
         assert self._lease is not None
         self._lease.check()
-        if progress.state != "running":
+        if progress.state != FlowState.RUNNING:
             return
         now = time.monotonic()
         if now - self._last_report < PROGRESS_EVERY:
             return
         self._last_report = now
-        self.task.send_event("task-progress", result=progress.summary())
-        self._update(**progress_fields(progress))
+        try:
+            self.task.send_event("task-progress", result=progress.summary())
+            self._update(**progress_fields(progress))
+        except Exception as exc:  # progress is best effort: Redis away for a moment
+            log.warning("flow %s: could not report progress: %s", self.job.flow, mask_url(str(exc)))
 
     def _succeeded(self, result: FlowReport) -> dict[str, Any]:
-        self._end(SUCCESS, message="", **progress_fields(result))
+        self._end(FlowState.SUCCESS, message="", **progress_fields(result))
         return {
             "flow": self.job.flow,
             "run_id": self.job.run_id,
@@ -180,7 +166,7 @@ class FlowRun:
         if is_transient(exc) and attempt <= self.retries:
             delay = backoff_delay(attempt, self.retry_delay)
             self._end(
-                RETRYING,
+                FlowState.RETRYING,
                 retries=attempt,
                 message=f"retry {attempt}/{self.retries} in {delay:.1f}s: {message}",
             )
@@ -194,22 +180,26 @@ class FlowRun:
             )
         if is_transient(exc) and self.retries:
             message = f"{message} (gave up after {self.retries} retries)"
+        log.debug("flow %s: the traceback of its failure", self.job.flow, exc_info=exc)
         self._fail(message)
 
     def _fail(self, message: str, hint: str | None = None) -> None:
         error = FlowFailed(message, hint=hint)
-        self._end(FAILED, message=str(error))
+        self._end(FlowState.FAILED, message=str(error))
+        # One clear line in the worker's log; Celery itself logs FlowFailed without a traceback
+        # (the task's `throws`), and the traceback is logged at debug level (`_failed`).
+        log.error("flow %s failed: %s", self.job.flow, " | ".join(str(error).splitlines()))
         raise error from None
 
     def _update(self, **values: Any) -> None:
-        self.state.update(self.job.run_id, self.job.flow, **values)
+        self.runs.update(self.job.run_id, self.job.flow, **values)
 
     def _end(self, state: str, **values: Any) -> None:
         """Record how the attempt ended and give the lease back (one step in Redis); then send
         the flows this unblocked (if sending fails, the sweeper sends them)."""
         assert self._lease is not None
         self._lease.stop()
-        ready = self.state.end(self.job, self._lease.token, state, **values)
+        ready = self._record_end(state, values)
         self._lease = None
         if ready is None:
             log.warning(
@@ -217,7 +207,6 @@ class FlowRun:
             )
             raise Ignore()
         try:
-            for job in ready:
-                send(job)
+            dispatch(self.runs, ready)
         except Exception as exc:
             log.warning("could not send the flows after %s: %s", self.job.flow, mask_url(str(exc)))

@@ -2,6 +2,8 @@
 # Start Flower on the hygge broker, but never open: without credentials it refuses to start.
 # Credentials come from FLOWER_BASIC_AUTH ("user:password", comma-separated for several users),
 # which Flower reads from the environment itself, so they never appear in the process list.
+# `hygge flower` itself refuses to start without auth too (worker/launch.py); this script adds
+# the container's checks of the credentials (both parts, length, not the example value).
 set -eu
 
 refuse() {

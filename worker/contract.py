@@ -7,7 +7,7 @@ One place says what travels and where it is kept, so the two sides cannot drift 
   (`FlowStatus`), which is also what `hygge status` reads back;
 - the settings every side takes from the environment (`Settings`).
 
-This module imports neither Celery nor redis, so `hygge` stays light.
+It imports neither Celery nor redis: `hygge enqueue` and `hygge status` read it without them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -27,15 +27,6 @@ from hygge.report import FlowReport
 TASK_NAME = "hygge.run_flow"
 NOOP_TASK_NAME = "hygge.noop"  # a do-nothing task: the baseline of the dispatch benchmark
 PREFIX = "hygge"
-
-# A flow's states: the one enum of hygge.progress (names kept here for the worker's modules).
-PENDING = FlowState.PENDING
-QUEUED = FlowState.QUEUED
-RETRYING = FlowState.RETRYING
-SUCCESS = FlowState.SUCCESS
-FAILED = FlowState.FAILED
-SKIPPED = FlowState.SKIPPED
-TERMINAL = TERMINAL_STATES
 
 
 class FlowJob(BaseModel):
@@ -86,10 +77,15 @@ class Keys:
     def flow(self, name: str) -> str:
         return f"{PREFIX}:run:{self.run_id}:flow:{name}"
 
+    @property
+    def sender(self) -> str:
+        """Lives (a short expiry, refreshed) while `hygge enqueue` sends the run's messages."""
+        return f"{PREFIX}:run:{self.run_id}:sending"
+
     @staticmethod
     def lock(destination: str) -> str:
         """The per-flow lease, by destination (FlowJob.destination): held and extended by the
-        one worker writing there; its value is "<run id>:<token>"."""
+        one worker writing there (worker.lease); its value is "<run id>:<generation>:<random>"."""
         return f"{PREFIX}:lock:{destination}"
 
     @staticmethod
@@ -98,79 +94,72 @@ class Keys:
         return f"{PREFIX}:worker:{hostname}"
 
 
-@dataclass
-class FlowStatus:
-    """One flow of a run as stored in its Redis hash (all fields optional on the wire)."""
+@dataclass(frozen=True)
+class FlowStatus(FlowReport):
+    """One flow of a run as kept in its Redis hash: the FlowReport its worker last wrote (the
+    very record `hygge run` draws, so both commands share one display), plus where it runs and
+    how often it was tried. `attempt` is `retries + 1`."""
 
-    flow: str
-    state: str = PENDING
     task_id: str = ""
     worker: str = ""
-    rows: int = 0
-    batches: int = 0
-    memory_bytes: int = 0
-    seconds: float = 0.0
     retries: int = 0
     starts: int = 0
     ends: int = 0
     generation: int = 1
-    message: str = ""
-    summary: str = ""
     updated: float = 0.0
     started: float = 0.0  # epoch seconds the current attempt began
     finished: float = 0.0  # epoch seconds the flow ended
-    depends_on: list[str] = field(default_factory=list)
+    depends_on: tuple[str, ...] = ()
 
     @classmethod
     def from_hash(cls, flow: str, data: Mapping[bytes | str, bytes | str]) -> FlowStatus:
-        values: dict[str, Any] = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for raw_key, raw_value in data.items():
-            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-            value = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
-            if key not in types or key == "flow":
-                continue
-            if key == "depends_on":
-                values[key] = [d for d in value.split(",") if d]
-            elif types[key] == "int":
-                values[key] = int(float(value or 0))
-            elif types[key] == "float":
-                values[key] = float(value or 0)
-            else:
-                values[key] = value
-        return cls(flow, **values)
+        """Read a flow's hash (every field optional; fields it does not know are skipped)."""
+        fields = {text(k): text(v) for k, v in data.items()}
+        numbers: dict[str, Any] = {}
+        for name in _INTS:
+            numbers[name] = int(float(fields.get(name) or 0))
+        for name in _FLOATS:
+            numbers[name] = float(fields.get(name) or 0)
+        numbers["generation"] = numbers["generation"] or 1
+        return cls(
+            flow,
+            FlowState(fields.get("state") or FlowState.PENDING),
+            message=fields.get("message", ""),
+            attempt=numbers["retries"] + 1,
+            task_id=fields.get("task_id", ""),
+            worker=fields.get("worker", ""),
+            depends_on=tuple(d for d in fields.get("depends_on", "").split(",") if d),
+            **numbers,
+        )
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL
+        return self.state in TERMINAL_STATES
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-    def as_progress(self) -> FlowReport:
-        """The same snapshot `hygge run` draws, so both commands share one display."""
-        state = {QUEUED: PENDING}.get(self.state, self.state)
-        return FlowReport(
-            self.flow,
-            FlowState(state),
-            rows=self.rows,
-            batches=self.batches,
-            memory_bytes=self.memory_bytes,
-            seconds=self.seconds,
-            attempt=self.retries + 1,
-            message=self.message,
-        )
+    def as_report(self) -> FlowReport:
+        """What the live display draws: a flow still in the broker shows as pending."""
+        return replace(self, state=FlowState.PENDING) if self.state == FlowState.QUEUED else self
 
 
-def progress_fields(progress: FlowReport) -> dict[str, str | int | float]:
-    """A FlowReport as the fields of a flow's Redis hash."""
+_INTS = ("rows", "batches", "memory_bytes", "retries", "starts", "ends", "generation")
+_FLOATS = ("seconds", "updated", "started", "finished")
+
+
+def text(value: bytes | str | None) -> str:
+    """A value as redis-py returns it (bytes, or str on a decoding client), as text."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def progress_fields(report: FlowReport) -> dict[str, str | int | float]:
+    """A FlowReport as the fields of a flow's Redis hash (`summary` for people reading it)."""
     return {
-        "rows": progress.rows,
-        "batches": progress.batches,
-        "memory_bytes": progress.memory_bytes,
-        "seconds": round(progress.seconds, 3),
-        "summary": progress.summary(),
+        "rows": report.rows,
+        "batches": report.batches,
+        "memory_bytes": report.memory_bytes,
+        "seconds": round(report.seconds, 3),
+        "summary": report.summary(),
     }
 
 

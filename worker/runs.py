@@ -1,7 +1,10 @@
 """A distributed run as kept in Redis: its plan, each flow's status, and who may send what.
 
-Enqueuer, workers and `hygge status` all go through this class, so the rules live once:
+Enqueuer, workers and `hygge status` all go through `Runs`, so the rules live once (the Lua
+steps are in worker.scripts, the lease in worker.lease):
 - `create` writes the whole plan before any message is sent (a run is never half-planned);
+  a flow is marked `queued` only once its message is on the broker (`sent`), and a flow
+  claimed for sending but never sent (its sender was killed) is sent again by `unsent`;
 - `advance` is the small coordinator behind `depends_on`: whoever sees a flow end (the worker
   that ran it, or any worker's sweeper) submits the dependants whose dependencies all succeeded
   and marks as skipped those behind a failure. Submitting is claimed with HSETNX, so a flow is
@@ -21,100 +24,18 @@ from typing import Any
 
 import redis
 
-from hygge.errors import HyggeError
-from hygge.jobs import (
-    FAILED,
-    PENDING,
-    QUEUED,
-    SKIPPED,
-    SUCCESS,
-    TERMINAL,
-    FlowJob,
-    FlowStatus,
-    Keys,
-)
+from hygge.errors import BrokerUnreachable, HyggeError, RunLost
+from hygge.plan import waves
+from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.secrets import mask_url
+from worker import scripts
+from worker.contract import FlowJob, FlowStatus, Keys, text
+from worker.lease import Lease
+
+PENDING, QUEUED, SUCCESS = FlowState.PENDING, FlowState.QUEUED, FlowState.SUCCESS
+FAILED, SKIPPED = FlowState.FAILED, FlowState.SKIPPED
 
 FINISHED_RUN_TTL = 7 * 24 * 3600  # seconds a finished run stays readable by `hygge status`
-
-# Bump the generation of a flow whose worker is gone; returns the new generation or 0.
-# A flow whose destination's lease is held (by its own live worker, or by another run writing
-# there) is left alone. KEYS: flow hash. ARGV: worker-key prefix, message, now.
-_RECLAIM = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'running' and state ~= 'queued' and state ~= 'retrying' then return 0 end
-local lock = redis.call('HGET', KEYS[1], 'lock')
-if lock and redis.call('EXISTS', lock) == 1 then return 0 end
-if state ~= 'running' then
-  local w = redis.call('HGET', KEYS[1], 'worker')
-  if (not w) or w == '' then return 0 end
-  if redis.call('EXISTS', ARGV[1] .. w) == 1 then return 0 end
-end
-local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HSET', KEYS[1], 'state', 'queued', 'worker', '', 'message', ARGV[2],
-           'updated', ARGV[3])
-return gen
-"""
-
-# Record which worker holds a flow's message, unless the flow already runs or ended.
-_RECEIVED = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'queued' or state == 'retrying' then
-  redis.call('HSET', KEYS[1], 'worker', ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
-# Start an attempt: unless the flow ended or this message is an old copy, take the lease on
-# its destination (SET NX PX) and mark the flow running, in one step.
-# KEYS: flow hash, lock key. ARGV: generation, token ("<run>:<uuid>"), ttl ms, worker,
-# task id, now, run id. Returns {verdict, starts, ends, retries, holder}: verdict is 'ok',
-# 'stale' (ended or superseded), 'busy' (this run's flow runs elsewhere) or 'waiting'
-# (another run writes the same destination; holder says which).
-_BEGIN = """
-local st = redis.call('HMGET', KEYS[1], 'state', 'generation', 'ends', 'retries')
-if st[1] == 'success' or st[1] == 'failed' or st[1] == 'skipped' then
-  return {'stale', 0, 0, 0, ''}
-end
-if tonumber(ARGV[1]) < tonumber(st[2] or '1') then return {'stale', 0, 0, 0, ''} end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  local holder = redis.call('GET', KEYS[2]) or ''
-  if string.sub(holder, 1, string.len(ARGV[7]) + 1) == ARGV[7] .. ':' then
-    return {'busy', 0, 0, 0, holder}
-  end
-  return {'waiting', 0, 0, 0, holder}
-end
-local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
-redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[4], 'task_id', ARGV[5],
-  'message', '', 'rows', 0, 'batches', 0, 'memory_bytes', 0, 'seconds', 0,
-  'summary', '', 'started', ARGV[6], 'updated', ARGV[6])
-return {'ok', starts, tonumber(st[3] or '0'), tonumber(st[4] or '0'), ''}
-"""
-
-# End an attempt: record the outcome, count it, and give the lease back, in one step, so no
-# sweeper can see a flow that is neither running nor ended. Only the lease holder may: an
-# attempt that lost its lease records nothing (the flow is, or will be, re-sent). A final
-# outcome is counted once per run; the return says whether the run is complete and who waits
-# on the flow. KEYS: flow hash, lock key, run hash. ARGV: token, final (1/0), field, value...
-# Returns {ended, total, dependants}; ended = -2 when the lease was not ours.
-_END = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-2, 0, ''} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('HINCRBY', KEYS[1], 'ends', 1)
-redis.call('DEL', KEYS[2])
-local ended = -1
-if ARGV[2] == '1' and redis.call('HSETNX', KEYS[1], 'counted', 1) == 1 then
-  ended = redis.call('HINCRBY', KEYS[3], 'ended', 1)
-end
-local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '0')
-return {ended, total, redis.call('HGET', KEYS[1], 'dependants') or ''}
-"""
-
-
-class BrokerUnreachable(HyggeError):
-    """Redis (the broker or the result backend) does not answer."""
 
 
 @dataclass(frozen=True)
@@ -162,19 +83,24 @@ def connect(url: str, what: str = "Redis", consequence: str = "") -> redis.Redis
     return client
 
 
-class RunState:
-    """Reads and writes runs in one Redis database."""
+class Runs:
+    """Reads and writes the records of runs in one Redis database."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._reclaim = client.register_script(_RECLAIM)
-        self._received = client.register_script(_RECEIVED)
-        self._begin = client.register_script(_BEGIN)
-        self._end = client.register_script(_END)
+        self._reclaim = client.register_script(scripts.RECLAIM)
+        self._received = client.register_script(scripts.RECEIVED)
+        self._sent = client.register_script(scripts.SENT)
+        self._unsent = client.register_script(scripts.UNSENT)
+        self._start = client.register_script(scripts.START)
+        self._end = client.register_script(scripts.END)
 
     # -- planning (enqueue) ---------------------------------------------------------------
-    def create(self, run_id: str, file: str, jobs: list[FlowJob]) -> list[FlowJob]:
-        """Store the plan of a run in one transaction; returns the jobs to send now."""
+    def create(
+        self, run_id: str, file: str, jobs: list[FlowJob], sending_seconds: float = 20
+    ) -> list[FlowJob]:
+        """Store the plan of a run in one transaction; returns the jobs to send now (claimed
+        for sending, still `pending` until `sent` says their message is on the broker)."""
         keys = Keys(run_id)
         now = time.time()
         roots = [j for j in jobs if not j.depends_on]
@@ -195,24 +121,22 @@ class RunState:
             pipe.hset(
                 keys.flow(job.flow),
                 mapping={
-                    "state": PENDING if job.depends_on else QUEUED,
+                    "state": PENDING,
                     "task_id": job.task_id,
                     "generation": job.generation,
                     "depends_on": ",".join(job.depends_on),
                     "lock": Keys.lock(job.destination),
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     "updated": now,
-                    **({} if job.depends_on else {"submitted": 1}),
+                    **({} if job.depends_on else {"submitted": now}),
                 },
             )
+        pipe.set(keys.sender, 1, px=max(1000, int(sending_seconds * 1000)))
         pipe.sadd(Keys.ACTIVE_RUNS, run_id)
         pipe.execute()
         return roots
 
     # -- reading --------------------------------------------------------------------------
-    def exists(self, run_id: str) -> bool:
-        return bool(self.r.exists(Keys(run_id).run))
-
     def flow_names(self, run_id: str) -> list[str]:
         raw = self.r.hget(Keys(run_id).run, "flows")
         return json.loads(raw) if raw else []
@@ -230,22 +154,21 @@ class RunState:
         keys = Keys(run_id)
         meta = self.r.hgetall(keys.run)
         if not meta:
-            raise HyggeError(
+            raise RunLost(
                 f"no run with id '{run_id}'",
                 hint="use the run id `hygge enqueue` printed; finished runs are kept "
-                f"{FINISHED_RUN_TTL // 86400} days",
+                f"{FINISHED_RUN_TTL // 86400} days (unless Redis restarted without "
+                "persistence, which loses every run)",
             )
         names = json.loads(meta[b"flows"])
         pipe = self.r.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.flow(name))
         flows = [FlowStatus.from_hash(n, h) for n, h in zip(names, pipe.execute(), strict=True)]
-        return RunStatus(
-            run_id, meta.get(b"file", b"").decode(), float(meta.get(b"created", 0)), flows
-        )
+        return RunStatus(run_id, text(meta.get(b"file")), float(meta.get(b"created", 0)), flows)
 
     def active_runs(self) -> list[str]:
-        return sorted(m.decode() for m in self.r.smembers(Keys.ACTIVE_RUNS))
+        return sorted(text(m) for m in self.r.smembers(Keys.ACTIVE_RUNS))
 
     # -- writing (workers) ----------------------------------------------------------------
     def update(self, run_id: str, flow: str, **values: Any) -> None:
@@ -260,33 +183,62 @@ class RunState:
     def beat(self, worker: str, alive_seconds: float) -> None:
         self.r.set(Keys.worker(worker), 1, ex=max(1, round(alive_seconds)))
 
-    def begin(self, job: FlowJob, token: str, ttl_ms: int, worker: str, task_id: str) -> Begun:
-        """Take the lease on the flow's destination and mark it running (see _BEGIN)."""
-        verdict, starts, ends, retries, holder = self._begin(
-            keys=[Keys(job.run_id).flow(job.flow), Keys.lock(job.destination)],
-            args=[job.generation, token, ttl_ms, worker, task_id, time.time(), job.run_id],
-        )
-        return Begun(verdict.decode(), int(starts), int(ends), int(retries), holder.decode())
+    def sending(self, run_id: str, seconds: float | None) -> None:
+        """The enqueuer is still sending (for `seconds` more), or, with None, is done."""
+        key = Keys(run_id).sender
+        if seconds is None:
+            self.r.delete(key)
+        else:
+            self.r.set(key, 1, px=max(1000, int(seconds * 1000)))
 
-    def end(self, job: FlowJob, token: str, state: str, **values: Any) -> list[FlowJob] | None:
-        """End an attempt in `state`, releasing the lease `token`. A final state returns the
+    def sent(self, job: FlowJob) -> None:
+        """The flow's message is on the broker: `queued` (unless it already runs or ended)."""
+        self._sent(keys=[Keys(job.run_id).flow(job.flow)], args=[time.time()])
+
+    def begin(self, job: FlowJob, lease: Lease, worker: str, task_id: str) -> Begun:
+        """Take the lease on the flow's destination and mark the flow running. The verdict is
+        'ok', 'stale' (the flow ended, or this message is an older copy), 'busy' (a copy of
+        this flow runs elsewhere: drop this one) or 'waiting' (another run writes the same
+        destination, or an older copy is letting go: try again later)."""
+        key = Keys(job.run_id).flow(job.flow)
+        state, generation = self.r.hmget(key, ["state", "generation"])
+        if text(state) in TERMINAL_STATES or job.generation < int(generation or 1):
+            return Begun("stale", 0, 0, 0, "")
+        if not lease.take():
+            holder = lease.holder()
+            run, _, held_generation = holder.partition(":")
+            held_generation = held_generation.split(":")[0]
+            ours = run == job.run_id and (
+                not held_generation.isdigit() or int(held_generation) >= job.generation
+            )
+            return Begun("busy" if ours else "waiting", 0, 0, 0, holder)
+        verdict, starts, ends, retries = self._start(
+            keys=[key], args=[job.generation, worker, task_id, time.time()]
+        )
+        if verdict == b"stale":  # superseded between the look and the lease: let go
+            lease.release()
+        return Begun(verdict.decode(), int(starts), int(ends), int(retries), lease.token)
+
+    def end(self, job: FlowJob, lease: Lease, state: str, **values: Any) -> list[FlowJob] | None:
+        """End an attempt in `state` and release its lease. A final state returns the
         dependants this unblocked (claimed: the caller sends them); None when the lease was
         no longer ours, and nothing was recorded."""
         run_id, flow = job.run_id, job.flow
         keys = Keys(run_id)
-        final = state in TERMINAL
+        final = state in TERMINAL_STATES
         now = time.time()
         fields = {"state": state, "updated": now, **({"finished": now} if final else {}), **values}
         ended, total, dependants = self._end(
             keys=[keys.flow(flow), Keys.lock(job.destination), keys.run],
-            args=[token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
+            args=[lease.token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
         )
+        lease.release()
         if int(ended) == -2:
             return None
         if int(ended) >= int(total) > 0:
             self.finish(run_id, self.flow_names(run_id))
         if final and dependants:
-            return self.advance(run_id, after=flow, dependants=dependants.decode().split(","))
+            return self.advance(run_id, after=flow, dependants=text(dependants).split(","))
         return []
 
     def advance(
@@ -303,14 +255,14 @@ class RunState:
             self.r.srem(Keys.ACTIVE_RUNS, run_id)
             return []
         names: list[str] = json.loads(meta[0])
-        deps: dict[str, list[str]] = json.loads(meta[1])
+        deps: dict[str, list[str]] = json.loads(text(meta[1]) or "{}")
         pipe = self.r.pipeline(transaction=False)
         for name in names:
             pipe.hget(keys.flow(name), "state")
-        states = {n: (v or b"").decode() for n, v in zip(names, pipe.execute(), strict=True)}
+        states = {n: text(v) for n, v in zip(names, pipe.execute(), strict=True)}
         ready: list[str] = []
         skipped: list[str] = []
-        for name in _dependency_order(names, deps):  # so skips cascade in one pass
+        for name in (n for wave in waves(deps) for n in wave):  # so skips cascade in one pass
             if states[name] == PENDING:
                 outcome = self._decide(run_id, name, deps[name], [states[d] for d in deps[name]])
                 if outcome == QUEUED:
@@ -320,7 +272,7 @@ class RunState:
                 states[name] = outcome or PENDING
         if skipped:
             self._count_ends(run_id, skipped)
-        if all(states[n] in TERMINAL for n in names):
+        if all(states[n] in TERMINAL_STATES for n in names):
             self.finish(run_id, names)
         return [self.job(run_id, n) for n in ready]
 
@@ -338,27 +290,25 @@ class RunState:
             state, deps_raw, next_raw = self.r.hmget(
                 keys.flow(name), ["state", "depends_on", "dependants"]
             )
-            if (state or b"").decode() != PENDING:
+            if text(state) != PENDING:
                 continue
-            deps = [d for d in (deps_raw or b"").decode().split(",") if d]
+            deps = [d for d in text(deps_raw).split(",") if d]
             pipe = self.r.pipeline(transaction=False)
             for dep in deps:
                 pipe.hget(keys.flow(dep), "state")
-            outcome = self._decide(
-                run_id, name, deps, [(v or b"").decode() for v in pipe.execute()]
-            )
+            outcome = self._decide(run_id, name, deps, [text(v) for v in pipe.execute()])
             if outcome == QUEUED:
                 ready.append(name)
             elif outcome == SKIPPED:
                 skipped.append(name)
-                todo += [d for d in (next_raw or b"").decode().split(",") if d]
+                todo += [d for d in text(next_raw).split(",") if d]
         if skipped:
             self._count_ends(run_id, skipped)
         return [self.job(run_id, n) for n in ready]
 
     def _decide(self, run_id: str, name: str, deps: list[str], states: list[str]) -> str | None:
-        """A pending flow: skipped if a dependency failed, queued (claimed once) if all
-        succeeded, else still pending (None)."""
+        """A pending flow: skipped if a dependency failed, claimed for sending (once; QUEUED is
+        returned, the flow is marked so by `sent`) if all succeeded, else still pending."""
         blocked = [d for d, st in zip(deps, states, strict=True) if st in (FAILED, SKIPPED)]
         if blocked:
             self.update(
@@ -370,9 +320,8 @@ class RunState:
             )
             return SKIPPED
         if all(st == SUCCESS for st in states) and self.r.hsetnx(
-            Keys(run_id).flow(name), "submitted", 1
+            Keys(run_id).flow(name), "submitted", time.time()
         ):
-            self.update(run_id, name, state=QUEUED)
             return QUEUED
         return None
 
@@ -417,25 +366,27 @@ class RunState:
             if gen
         ]
 
+    def unsent(self, run_id: str, grace_seconds: float) -> list[FlowJob]:
+        """Flows of `run_id` claimed for sending more than `grace_seconds` ago whose message
+        never reached the broker (`hygge enqueue`, or the worker sending them, was killed in
+        between): to send again. A copy too many is harmless: the lease and the generation
+        make every copy but one drop."""
+        keys = Keys(run_id)
+        names = self.flow_names(run_id)
+        note = "re-sent: whoever sent it was stopped before its message reached the broker"
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            self._unsent(
+                keys=[keys.flow(name), keys.sender],
+                args=[time.time(), grace_seconds, note],
+                client=pipe,
+            )
+        return [
+            self.job(run_id, name)
+            for name, claimed in zip(names, pipe.execute(), strict=True)
+            if claimed
+        ]
 
-def _dependency_order(names: list[str], deps: Mapping[str, list[str]]) -> list[str]:
-    """Names with every flow after the flows it depends on (so skips cascade in one pass)."""
-    ordered: list[str] = []
-    seen: set[str] = set()
 
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        for dep in deps.get(name, []):
-            if dep in deps:
-                visit(dep)
-        ordered.append(name)
-
-    for name in names:
-        visit(name)
-    return ordered
-
-
-def _wire(values: Mapping[str, Any]) -> dict[str, str | int | float]:
+def _wire(values: Mapping[str, Any]) -> Mapping[Any, str | int | float]:
     return {k: (v if isinstance(v, int | float | str) else str(v)) for k, v in values.items()}

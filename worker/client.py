@@ -1,0 +1,152 @@
+"""The client side of distributed runs: what `hygge enqueue`, `hygge status` and `--wait` do.
+
+`enqueue` checks everything it can before it sends anything: the whole flows.yml (with `${VAR}`
+left for the workers), the selected flow names, and that Redis answers. Then it writes the
+run's plan to Redis and sends one message per flow that depends on nothing; the others are
+sent by whichever worker sees their dependencies succeed (see worker.runs.advance). Celery
+is imported only when a message is actually sent.
+
+`follow` rides out a Redis restart: it says so in one line, reconnects, and keeps following;
+a run that is gone afterwards (a Redis without persistence) is reported as lost (RunLost).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from hygge import config as config_module
+from hygge.entities import manifest
+from hygge.errors import BrokerUnreachable, RunLost
+from hygge.secrets import mask_url
+from worker.contract import FlowJob, Settings
+from worker.runs import Runs, RunStatus, connect
+
+RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
+
+
+@dataclass(frozen=True)
+class EnqueuedRun:
+    run_id: str
+    task_ids: dict[str, str]  # flow -> Celery task id (fixed for the run's life)
+    sent: list[str]  # flows sent now; the others wait for their dependencies
+    flower_url: str
+    notes: list[str] = field(default_factory=list)  # e.g. an entity gone since last run
+
+
+def enqueue(
+    path: str | os.PathLike[str],
+    flows: list[str] | None = None,
+    settings: Settings | None = None,
+    full_refresh: bool = False,
+) -> EnqueuedRun:
+    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't."""
+    settings = settings or Settings.from_env()
+    config = config_module.load(path, resolve=False)
+    selected = config.select(flows)
+    order = [name for wave in config.waves(selected) for name in wave]
+    # Entities were discovered just now, here, with this environment: the run's list of
+    # entity flows is fixed from here on (a table added meanwhile waits for the next run).
+    sets = [s for s in config.entity_sets.values() if set(s.flows) & set(selected)]
+    notes = [note for s in sets for note in (*s.notes, *manifest.gone(s))]
+    nothing = "; nothing was enqueued"
+    connect(settings.broker_url, "broker", nothing)
+    records = Runs(connect(settings.result_backend, "result backend", nothing))
+    run_id = uuid.uuid4().hex[:12]
+    base_dir = str(Path(path).resolve().parent)
+    jobs = [
+        FlowJob(
+            run_id=run_id,
+            flow=name,
+            raw=config.flows[name].raw,
+            base_dir=base_dir,
+            task_id=str(uuid.uuid4()),
+            depends_on=[d for d in config.flows[name].options.depends_on if d in selected],
+            full_refresh=full_refresh,
+        )
+        for name in order
+    ]
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
+    from worker.app import dispatch
+
+    dispatch(records, roots, sender_of=run_id)
+    notes += [n for n in (manifest.record(s) for s in sets) if n]
+    return EnqueuedRun(
+        run_id,
+        {j.flow: j.task_id for j in jobs},
+        [j.flow for j in roots],
+        settings.flower_url,
+        notes,
+    )
+
+
+def status(run_id: str, settings: Settings | None = None) -> RunStatus:
+    settings = settings or Settings.from_env()
+    return Runs(connect(settings.result_backend, "result backend")).status(run_id)
+
+
+def follow(
+    run_id: str,
+    on_status: Callable[[RunStatus], None],
+    settings: Settings | None = None,
+    interval: float = 0.5,
+    timeout: float | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> RunStatus:
+    """Poll a run until every flow ended, calling `on_status` each time; returns the end.
+
+    If Redis goes away meanwhile, `on_notice` hears it once, and again once it is back;
+    RunLost if the run is gone after the restart, BrokerUnreachable after RECONNECT_SECONDS."""
+    settings = settings or Settings.from_env()
+    url = mask_url(settings.result_backend)
+    records = Runs(connect(settings.result_backend, "result backend"))
+    notice = on_notice or (lambda _: None)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    down_since: float | None = None
+    seen = False  # a run we have read does not vanish while it runs, unless Redis lost it
+    while True:
+        try:
+            current = records.status(run_id)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if down_since is None:
+                down_since = time.monotonic()
+                notice(
+                    f"lost the connection to Redis at {url} ({mask_url(str(exc))}); reconnecting"
+                )
+            elif time.monotonic() - down_since > RECONNECT_SECONDS:
+                raise BrokerUnreachable(
+                    f"Redis at {url} has not answered for {RECONNECT_SECONDS:.0f}s; "
+                    f"stopped following run {run_id}",
+                    hint=f"once it is back, `hygge status {run_id} --watch` follows it again",
+                ) from None
+            time.sleep(min(2 * interval, 2.0))
+            continue
+        except RunLost:
+            if not seen:
+                raise
+            raise _lost(run_id, url) from None
+        if down_since is not None:
+            down_since = None
+            notice(f"reconnected to Redis at {url}; following run {run_id} again")
+        seen = True
+        on_status(current)
+        if current.done or (deadline is not None and time.monotonic() > deadline):
+            return current
+        time.sleep(interval)
+
+
+def _lost(run_id: str, url: str) -> RunLost:
+    return RunLost(
+        f"run {run_id} is LOST: Redis at {url} restarted without keeping its data, so the "
+        "run's record and its queued messages are gone. Flows that had not finished may not "
+        "have run, or stopped without committing anything (workers commit only while they "
+        "hold their lease)",
+        hint="check the destinations, then enqueue the flows again; run Redis with "
+        "persistence (`appendonly yes`) so a restart keeps the runs",
+    )
