@@ -143,3 +143,33 @@ flows:
 """,
         "`entities:` needs a home that finds them",
     )
+
+
+def test_a_table_name_too_long_for_the_target_database(tmp_path: Path, postgres_url: str) -> None:
+    drop(tmp_path / "drops" / ("x" * 60), "a", 1)
+    drop(tmp_path / "drops/short", "a", 1)
+    refused(
+        tmp_path,
+        f"""
+flows:
+  drops:
+    home: "drops/{{entity}}/*.csv"
+    store: {{type: sql, connection: "{postgres_url}", table: "raw_{{entity}}"}}
+""",
+        f"entity '{'x' * 60}': table name 'raw_{'x' * 60}' is 64 bytes, longer than postgresql "
+        "keeps (63)",
+    )
+
+
+def test_two_schemas_with_one_table_name(tmp_path: Path, postgres_url: str) -> None:
+    with pg_schema(postgres_url) as (pg, first), pg_schema(postgres_url) as (_, second):
+        for schema in (first, second):
+            fill(pg, schema, "orders", 0, 2)
+        body = crm(postgres_url, f"{first}.*").replace(
+            f'"{first}.*"]', f'"{first}.*", "{second}.*"]'
+        )
+        refused(
+            tmp_path,
+            body,
+            f"two entities are both named 'orders': table {first}.orders and table {second}.orders",
+        )

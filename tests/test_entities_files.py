@@ -133,3 +133,27 @@ def test_flow_selection_and_dependencies_by_definition(tmp_path: Path) -> None:
 def test_entity_names_as_path_components(name: str, escaped: str) -> None:
     assert path_component(name) == escaped
     assert "/" not in path_component(name)
+
+
+def test_per_entity_settings_go_to_the_home_the_store_or_the_flow(tmp_path: Path) -> None:
+    drop(tmp_path / "drops/orders", "x", 3)
+    drop(tmp_path / "drops/refunds", "x", 3)
+    loaded = config.parse(
+        FOLDERS
+        + """
+    options: {retries: 1}
+    entities:
+      orders: {columns: [id], max_rows_per_file: 10, retries: 7,
+               store: {compression: snappy}, options: {queue_size: 2}}
+""",
+        base_dir=tmp_path,
+        env={},
+    )
+    orders, refunds = loaded.flows["drops.orders"], loaded.flows["drops.refunds"]
+    assert orders.home.settings.columns == ["id"] and refunds.home.settings.columns is None
+    assert orders.store.settings.max_rows_per_file == 10
+    assert orders.store.settings.compression == "snappy"
+    assert (orders.options.retries, orders.options.queue_size) == (7, 2)
+    assert (refunds.options.retries, refunds.options.queue_size) == (1, 4)
+    assert orders.store.settings.path == str(tmp_path / "lake/orders")
+    assert orders.raw["home"] == {"type": "csv", "path": "drops/orders/*.csv", "columns": ["id"]}

@@ -29,6 +29,9 @@ from hygge.sql.url import parse_url
 DISCOVERY_KEYS = ("tables", "exclude", "include_views", "missing_cursor")
 CURSOR_KEYS = ("cursor", "lag", "initial")
 NESTED = ("home", "store", "options")
+# Longest table name each database keeps whole: PostgreSQL cuts longer ones silently (63
+# bytes), so two long entity names could land in one table; MySQL/MariaDB: 64 characters.
+IDENTIFIER_LIMITS = {"postgresql": (63, "bytes"), "mysql": (64, "characters")}
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ class _Expansion:
                 entities.append(entity)
         if missing:
             self._no_cursor(missing)
-        self._check_targets(entities)
+        self._check_targets(entities, str(store_cls.type_name))
         return EntitySet(
             self.definition,
             described,
@@ -381,11 +384,13 @@ class _Expansion:
             "tables in full every run",
         )
 
-    def _check_targets(self, entities: list[Entity]) -> None:
+    def _check_targets(self, entities: list[Entity], store_type: str) -> None:
         """Two entities writing one target would overwrite each other: refuse it."""
         seen: dict[str, Entity] = {}
         for entity in entities:
             store = self._resolved(entity.raw["store"], "store")
+            if store_type == "sql":
+                self._check_identifier(entity, store)
             key = json.dumps(store, sort_keys=True, default=str).lower()
             if key in seen:
                 other = seen[key]
@@ -398,6 +403,26 @@ class _Expansion:
                     "leave one out with `exclude:`",
                 )
             seen[key] = entity
+
+    def _check_identifier(self, entity: Entity, store: dict[str, Any]) -> None:
+        """A SQL table name the database would cut short is an error, not a silent clash."""
+        table = setting(store, "table")
+        if not isinstance(table, str):
+            return
+        try:
+            dialect = parse_url(setting(store, "connection"), "store").dialect
+        except ConfigError:
+            return  # validation of the flow itself says what is wrong with the URL
+        limit, unit = IDENTIFIER_LIMITS.get(dialect, (0, ""))
+        size = len(table.encode()) if unit == "bytes" else len(table)
+        if limit and size > limit:
+            raise self.error(
+                f"entity '{entity.name}': table name '{table}' is {size} {unit}, longer "
+                f"than {dialect} keeps ({limit})",
+                "store",
+                key="store.table",
+                hint="use a shorter table template, or leave the entity out with `exclude:`",
+            )
 
     # -- helpers ----------------------------------------------------------------------------
     def _mapping(self, value: Any, kind: str) -> dict[str, Any]:
