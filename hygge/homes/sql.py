@@ -14,7 +14,8 @@ from pydantic import ConfigDict, Field, model_validator
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.contract import Home, HomeSettings, IncrementalHome
 from hygge.errors import HomeError, HyggeError
-from hygge.sql.base import Session
+from hygge.sql import faults
+from hygge.sql.base import Session, user_query
 from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, parse_lag
 from hygge.sql.url import SqlUrl, parse_url
@@ -110,9 +111,9 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                     session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
                 except Exception as exc:
                     raise self._query_error(exc) from exc
-            if self.settings.cursor:  # the cursor column, its type, `lag` and `initial`
+            if cursor := self.settings.cursor:  # the cursor column, its type, lag, initial
                 s, saved = self.settings, self._cursor
-                self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+                self._cursor = Cursor(self.name, cursor, parse_lag(s.lag), s.initial)
                 try:
                     self._cursor_select(session, sql, columns)
                 finally:
@@ -131,7 +132,8 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
         """The SELECT to run, and the table's columns when reading a table."""
         s = self.settings
         if s.query:
-            return s.query, None
+            return user_query(s.query), None
+        assert s.table is not None  # the settings give a table or a query
         columns = session.columns(s.table, s.db_schema)
         where = f"{s.db_schema}.{s.table}" if s.db_schema else s.table
         if columns is None:
@@ -139,16 +141,16 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                 f"home '{self.name}': table {where} not found in {self.url.where()}",
                 hint="check `table` and `schema` (names are case-sensitive when quoted)",
             )
-        if s.columns:
+        if wanted := s.columns:
             names = [c.name for c in columns]
-            missing = [c for c in s.columns if c not in names]
+            missing = [c for c in wanted if c not in names]
             if missing:
                 raise HomeError(
                     f"home '{self.name}': column(s) {', '.join(missing)} not in table {where}",
                     hint=f"available columns: {', '.join(names)}",
                 )
-            columns = [c for c in columns if c.name in s.columns]
-            columns.sort(key=lambda c: s.columns.index(c.name))
+            columns = [c for c in columns if c.name in wanted]
+            columns.sort(key=lambda c: wanted.index(c.name))
         listing = session.select_list(columns)
         return f"SELECT {listing} FROM {session.qualified(s.table, s.db_schema)}", columns
 
@@ -173,7 +175,7 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
         """Check the cursor column, then push `cursor >= mark - lag` into the SELECT."""
         assert self._cursor is not None
         s = self.settings
-        name = s.cursor
+        name = self._cursor.column
         if columns is not None:
             where = f"table {s.db_schema + '.' if s.db_schema else ''}{s.table}"
             found = next((c for c in columns if c.name == name), None)
@@ -196,7 +198,7 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                     session.rollback()
                 raise HomeError(
                     f"home '{self.name}': cursor column '{name}' cannot be read from the query: "
-                    f"{self.url.scrub(str(exc).strip())}",
+                    f"{faults.detail(self.url, exc)}",
                     hint="select the cursor column in `query` (names are case-sensitive)",
                 ) from exc
             arrow_type = first.schema.field(0).type if first is not None else None
@@ -210,21 +212,20 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
         except HyggeError as exc:
             if isinstance(exc, HomeError):
                 raise
-            raise HomeError(f"home '{self.name}': {exc.message}", hint=exc.hint) from exc
+            raise HomeError(
+                f"home '{self.name}': {exc.message}", hint=exc.hint, transient=exc.transient
+            ) from exc
         except Exception as exc:
             raise self._query_error(exc) from exc
 
     def _query_error(self, exc: Exception) -> HomeError:
         url = self.url
-        detail = url.scrub(str(exc).strip()) or type(exc).__name__
         what = "query" if self.settings.query else f"table {self.settings.table}"
-        transient = any(
-            w in detail.lower() for w in ("connection", "server closed", "gone away", "timeout")
-        )
         return HomeError(
-            f"home '{self.name}': reading the {what} from {url.where()} failed: {detail}",
+            f"home '{self.name}': reading the {what} from {url.where()} failed: "
+            f"{faults.detail(url, exc)}",
             hint="check the query's SQL" if self.settings.query else None,
-            transient=transient,
+            transient=faults.is_transient(exc),
         )
 
     def _to_polars(self, table: pa.Table) -> pl.DataFrame:
