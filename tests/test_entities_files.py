@@ -91,6 +91,11 @@ flows:
             assert my.run("SELECT count(*) FROM raw_alpha")[0][0] == 11 * expected
             assert my.run("SELECT count(*) FROM raw_beta")[0][0] == 5 * expected
         assert {r[0] for r in my.run("SHOW TABLES")} == {"raw_alpha", "raw_beta", "_hygge_state"}
+        (tmp_path / "in/feed_beta.csv").unlink()  # the list kept in _hygge_state says so
+        gone = run_cli("run", "flows.yml", cwd=root)
+        assert gone.returncode == 0, gone.stderr
+        assert "warning: feeds: entity 'beta' was in the last run" in gone.stdout
+        assert my.run("SELECT count(*) FROM raw_beta")[0][0] == 10  # left as it was
 
 
 def test_flow_selection_and_dependencies_by_definition(tmp_path: Path) -> None:

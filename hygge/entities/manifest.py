@@ -105,7 +105,7 @@ class _SqlPlace:
         return connect(parse_url(self.connection, "store"), StoreError, "store")
 
     def read(self) -> Previous | None:
-        from hygge.sql import state
+        from hygge.sql import state_table as state
 
         session = self._session()
         try:
@@ -115,7 +115,7 @@ class _SqlPlace:
         return None if data is None else Previous(list(data["entities"]), data["committed_at"])
 
     def write(self, names: list[str]) -> None:
-        from hygge.sql import state
+        from hygge.sql import state_table as state
 
         record = {"definition": {"entities_of": self.key}, "entities": names}
         record["committed_at"] = _now()
