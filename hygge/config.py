@@ -32,6 +32,7 @@ from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
 from hygge.shorthand import infer_type, looks_like_typo
+from hygge.storage.location import is_object_url
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 FLOW_KEYS = ("home", "store", "options")
@@ -398,7 +399,7 @@ def _parse_connector(
     source: Source, kind: str, flow: str, spec: Any, origin: tuple[Any, ...], options: FlowOptions
 ) -> ConnectorSpec:
     if isinstance(spec, str):
-        spec = {"path": spec} if "://" not in spec else {"connection": spec}
+        spec = {"connection": spec} if "://" in spec and not is_object_url(spec) else {"path": spec}
     if not isinstance(spec, dict):
         raise source.error(f"a {kind} must be a name, a path, a URL or a mapping", origin, key=kind)
     spec = dict(spec)

@@ -45,6 +45,7 @@ from pydantic.functional_validators import AfterValidator
 
 from hygge import registry
 from hygge.errors import ConfigError
+from hygge.storage.location import is_object_url
 
 DEFAULT_BATCH_SIZE = 100_000
 
@@ -72,6 +73,13 @@ class StoreSettings(ConnectorSettings):
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
     """Relative paths in flows.yml are relative to the file, so a run works from any cwd."""
+    if value.startswith("file://"):
+        value = value[len("file://") :]  # file:///data/x -> /data/x
+    elif "://" in value and not is_object_url(value):
+        raise ValueError(
+            f"unsupported scheme '{value.split('://', 1)[0]}://' "
+            "(use s3://, gs://, az://, abfs://, abfss://, file:// or a local path)"
+        )
     base = (info.context or {}).get("base_dir")
     if base and "://" not in value and not Path(value).is_absolute():
         return str(Path(base) / value)

@@ -31,7 +31,7 @@ class CsvHome(FileHome):
     def _open(self, path: Path) -> pacsv.CSVStreamingReader:
         s = self.settings
         return pacsv.open_csv(
-            path,
+            self.source(path),
             read_options=pacsv.ReadOptions(
                 block_size=BLOCK_BYTES, autogenerate_column_names=not s.has_header
             ),

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
 
 from hygge.batching import iterate_in_thread
 from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting
-from hygge.errors import HomeError
+from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
+from hygge.storage import is_object_url
+
+if TYPE_CHECKING:
+    from hygge.homes.remote_files import RemoteFiles
 
 
 class FileHomeSettings(HomeSettings):
     path: PathSetting
     columns: list[str] | None = None
+    # Object stores only: credentials and endpoints in delta-rs/object_store key names
+    # (`aws_access_key_id`, `azure_storage_account_key`, ...); unset keys come from the
+    # cloud's standard environment variables.
+    storage_options: dict[str, str] | None = None
 
 
 class FileHome(IncrementalHome, Home[FileHomeSettings]):
@@ -30,8 +38,25 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
     _loaded: dict[str, list[int]] | None = None  # incremental: files already loaded
     _snapshot: dict[str, list[int]] | None = None
 
+    _remote: RemoteFiles | None = None
+
     def files(self) -> list[Path]:
+        if is_object_url(self.settings.path):
+            if self._remote is None:
+                from hygge.homes.remote_files import RemoteFiles  # loads pyarrow.fs
+
+                self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
+            return self._remote.expand(self.suffixes)  # type: ignore[return-value]
         return expand_paths(self.settings.path, self.suffixes)
+
+    def source(self, path: Path) -> Any:
+        """What a reader opens: the local path, or a stream over the remote object."""
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.open(path, random_access=self.random_access)
+        return path
+
+    # Parquet needs random access (footer, row groups); CSV and NDJSON read sequentially.
+    random_access: ClassVar[bool] = False
 
     # -- incremental: only files not loaded before, by path, size and modification time ----
 
@@ -49,9 +74,14 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
         files = self.files()
         if self._loaded is None:
             return files
-        stamps = {str(f): _stamp(f) for f in files}
+        stamps = {str(f): self._stamp(f) for f in files}
         self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
         return [f for f in files if str(f) in self._snapshot]
+
+    def _stamp(self, path: Path) -> list[int]:
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.stamp(path)
+        return _stamp(path)
 
     def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
         """Yield one file's data in batches of `batch_size` rows."""
@@ -118,6 +148,8 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
             ) from exc
         except FileNotFoundError as exc:
             raise HomeError(f"input not found: {path}") from exc
+        except HyggeError as exc:  # a StorageError from an object store
+            raise HomeError(exc.message, hint=exc.hint, transient=exc.transient) from exc
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise HomeError(
                 f"cannot read {path} as {self.type_name}: {exc}",

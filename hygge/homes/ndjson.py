@@ -22,7 +22,9 @@ class NdjsonHome(FileHome):
     suffixes: ClassVar[tuple[str, ...]] = (".ndjson", ".jsonl", ".json")
 
     def _open(self, path: Path) -> pajson.JSONStreamingReader:
-        return pajson.open_json(path, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES))
+        return pajson.open_json(
+            self.source(path), read_options=pajson.ReadOptions(block_size=BLOCK_BYTES)
+        )
 
     def file_schema(self, path: Path) -> pa.Schema:
         return self._open(path).schema

@@ -1,5 +1,8 @@
 """What file stores share: stage outside the dataset, roll files by rows, commit atomically.
 
+On object storage (`s3://`, `az://`, `gs://`, ...) the same store stages and commits through
+`hygge.stores.object_dataset.ObjectDataset` instead (no atomic rename there: a journal).
+
 Layout: the dataset is the folder at `path`. A run stages its files in a hidden sibling
 folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbing
 `path/**/*.parquet` only ever sees committed files.
@@ -18,7 +21,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -26,8 +29,12 @@ from pydantic import Field
 
 from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
+from hygge.storage import is_object_url
 from hygge.stores._atomic import recover, replace_dir
 from hygge.stores._staging import StagingLock, staging_path, sweep_dead
+
+if TYPE_CHECKING:
+    from hygge.stores.object_dataset import ObjectDataset
 
 META_DIR = "_hygge"
 
@@ -37,6 +44,8 @@ class FileStoreSettings(StoreSettings):
     max_rows_per_file: int = Field(
         5_000_000, gt=0, description="Start a new file after this many rows."
     )
+    # Object stores only: credentials/endpoints in delta-rs key names; see docs/objectstore.md.
+    storage_options: dict[str, str] | None = None
 
 
 class FileStore(StatefulStore, Store[FileStoreSettings]):
@@ -48,6 +57,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
+        self.remote = is_object_url(self.settings.path)
         self.target = Path(self.settings.path)
         self._reset()
 
@@ -61,6 +71,14 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
+        self._stream: Any = None  # the object-store upload under the current writer
+        self._dataset: ObjectDataset | None = None
+        if self.remote:
+            from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
+
+            self._dataset = ObjectDataset(
+                self.settings.path, self.settings.storage_options, self.run_id
+            )
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
@@ -83,6 +101,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     # -- lifecycle ----------------------------------------------------------------------
     async def check(self) -> None:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.check)
         self._check_target()
         parent = self._existing_parent()
         if not os.access(parent, os.W_OK | os.X_OK):
@@ -93,6 +113,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     def _open_sync(self) -> None:
         self._reset()
+        if self._dataset is not None:
+            return self._dataset.prepare()
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
@@ -130,22 +152,34 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     def _start_file(self, schema: pa.Schema) -> None:
         self._close_writer()
-        path = self.staging / f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
+        name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
         self._file_index += 1
-        self._writer = self.open_writer(path, schema)
-        self._files.append(path)
+        if self._dataset is not None:
+            url, self._stream = self._dataset.new_file(name)
+            self._writer = self.open_writer(self._stream, schema)  # type: ignore[arg-type]
+            self._files.append(url)  # type: ignore[arg-type]
+        else:
+            path = self.staging / name
+            self._writer = self.open_writer(path, schema)
+            self._files.append(path)
         self._rows_in_file = 0
 
     def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.close()  # completes the multipart upload: the object now exists
 
     async def staged_rows(self) -> int | None:
         return await asyncio.to_thread(self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int | None:
         self._close_writer()
+        if self._dataset is not None:
+            counts = [self.count_rows(self._dataset.open_staged(f)) for f in self._files]  # type: ignore[arg-type]
+            return None if None in counts else sum(counts)  # type: ignore[arg-type]
         counts = [self.count_rows(f) for f in self._files]
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
@@ -154,6 +188,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     def _commit_sync(self) -> None:
         self._close_writer()
+        if self._dataset is not None:
+            return self._dataset.commit(self.settings.mode, self._states)
         for f in self._files:  # data must be on disk before it becomes visible
             _fsync(f)
         if self.settings.mode == "replace":
@@ -185,6 +221,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
                 _apply_journal(journal)
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.read_state, flow)
         path = _state_file(self.target, flow)
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -192,6 +230,8 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._states[flow] = state
 
     async def reset_state(self, flow: str) -> bool:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.reset_state, flow)
         path = _state_file(self.target, flow)
         existed = path.exists()
         path.unlink(missing_ok=True)
@@ -203,6 +243,9 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
     def _abort_sync(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
+        if self._dataset is not None:
+            self._dataset.abort()
+            return
         journal = self.target / META_DIR / f"commit-{self.run_id}.json"
         if journal.exists():
             # The commit point was passed: finishing it is the only consistent outcome. If
