@@ -119,15 +119,16 @@ def _what_exists(catalog: list[CatalogTable], schema: str, include_views: bool) 
 # -- files ----------------------------------------------------------------------------------
 
 
-def file_entities(template: str, exclude: list[str], label: str) -> tuple[list[Found], list[str]]:
+def file_entities(
+    template: str,
+    exclude: list[str],
+    label: str,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[list[Found], list[str]]:
     """One entity per name in the folder before `{entity}` that matches the path, and whose
     rest of the path holds files. Returns (entities, notes on names skipped)."""
     if "://" in template:
-        raise DiscoveryError(
-            f"entities from object storage ({template.split('://', 1)[0]}://) are not "
-            "supported yet: file entities are discovered on local paths",
-            hint="copy or mount the files locally, or list one flow per folder",
-        )
+        return _remote_entities(template, exclude, label, storage_options)
     parts = Path(template).parts
     at = [i for i, p in enumerate(parts) if PLACEHOLDER in p]
     if len(at) != 1 or parts[at[0]].count(PLACEHOLDER) != 1:
@@ -168,6 +169,66 @@ def file_entities(template: str, exclude: list[str], label: str) -> tuple[list[F
         raise DiscoveryError(
             f"path {template} matches no entity ({label})",
             hint=f"{parent} holds: {listing(visible)}" + (f"; {notes[0]}" if notes else ""),
+        )
+    return found, notes
+
+
+def _split(template: str, sep: str, label: str) -> tuple[str, str, list[str]]:
+    """(the folder before `{entity}`, the name around it, the parts after it)."""
+    parts = template.split(sep)
+    at = [i for i, p in enumerate(parts) if PLACEHOLDER in p]
+    if len(at) != 1 or parts[at[0]].count(PLACEHOLDER) != 1:
+        raise DiscoveryError(
+            f"`{{entity}}` must appear once in the path ({label})",
+            hint="e.g. drops/{entity}/*.csv (one entity per folder) or drops/{entity}.csv",
+        )
+    parent, component = sep.join(parts[: at[0]]), parts[at[0]]
+    if GLOB_CHARS & set(parent) or GLOB_CHARS & set(component.replace(PLACEHOLDER, "")):
+        raise DiscoveryError(
+            f"the path before and around `{{entity}}` must be plain names ({label})",
+            hint="put patterns after the entity's folder: drops/{entity}/*.csv",
+        )
+    return parent, component, parts[at[0] + 1 :]
+
+
+def _shape(component: str) -> re.Pattern[str]:
+    before, after = component.split(PLACEHOLDER)
+    return re.compile(re.escape(before) + "(.+)" + re.escape(after) + r"\Z", re.S)
+
+
+def _remote_entities(
+    template: str, exclude: list[str], label: str, storage_options: dict[str, str] | None
+) -> tuple[list[Found], list[str]]:
+    """Object storage: one listing of the prefix before `{entity}`, through hygge.storage."""
+    from hygge.secrets import mask_url
+    from hygge.storage import ObjectStorage
+
+    parent, component, rest = _split(template, "/", label)
+    shape, tail = _shape(component), "/".join(rest)
+    storage = ObjectStorage.for_url(parent, storage_options)
+    names: dict[str, bool] = {}  # entity -> has a matching object
+    seen: set[str] = set()
+    for entry in storage.list(parent):
+        first, _, below = entry.url[len(parent) + 1 :].partition("/")
+        seen.add(first)
+        match = shape.match(first)
+        if not match or first.startswith((".", "_")):
+            continue
+        name = match.group(1)
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        hidden = any(x.startswith((".", "_")) for x in below.split("/") if x)
+        fits = fnmatch.fnmatchcase(below, tail) if tail else not hidden
+        names[name] = names.get(name, False) or fits
+    found = [Found(n, f"prefix {mask_url(parent)}/{n}") for n, ok in sorted(names.items()) if ok]
+    notes = [
+        f"{mask_url(parent)}/{n}: no objects match, skipped" for n, ok in names.items() if not ok
+    ]
+    if not found:
+        visible = sorted(n for n in seen if not n.startswith((".", "_")))
+        raise DiscoveryError(
+            f"path {mask_url(template)} matches no entity ({label})",
+            hint=f"{mask_url(parent)} holds: {listing(visible)}",
         )
     return found, notes
 

@@ -199,8 +199,13 @@ class _Expansion:
                 found = [discover.Found(e.name, f"written by {e.flow}") for e in up.entities]
                 return found, [], f"{len(found)} entities written by flow '{name}'", name
         try:
-            found, notes = discover.file_entities(template, exclude, f"flow '{self.definition}'")
-        except discover.DiscoveryError as exc:
+            found, notes = discover.file_entities(
+                template,
+                exclude,
+                f"flow '{self.definition}'",
+                setting(self._resolved(self.home, "home"), "storage_options"),
+            )
+        except HyggeError as exc:  # nothing matched, or the object store refused
             raise self.error(exc.message, "home", key="home.path", hint=exc.hint) from None
         parent = template.split("{entity}", 1)[0]
         return found, notes, f"{len(found)} entities in {parent}", None

@@ -5,6 +5,7 @@ forgetting it. Its data at the store is left as it is; the report is a warning, 
 Where the list lives, beside the data it describes:
 - file stores: `<folder before {entity}>/_hygge/entities/<definition>.json` (readers that glob
   `**/*.parquet` never see it; hygge's file homes skip `_` folders);
+- object storage: the same, as one object under the prefix before `{entity}`;
 - SQL stores: a row `entities:<definition>` of the `_hygge_state` table in the store's schema.
 Other store types keep no list; `notes()` says so.
 """
@@ -130,17 +131,41 @@ class _SqlPlace:
             session.close()
 
 
-def _place(entity_set: EntitySet) -> _FilePlace | _SqlPlace | None:
+class _ObjectPlace:
+    """The list as one small object, through hygge.storage (a put replaces it whole)."""
+
+    def __init__(self, url: str, storage_options: dict[str, str] | None) -> None:
+        from hygge.storage import ObjectStorage
+
+        self.url = url
+        self.storage = ObjectStorage.for_url(url, storage_options)
+
+    def read(self) -> Previous | None:
+        data = self.storage.read_bytes(self.url)
+        if data is None:
+            return None
+        value = json.loads(data)
+        return Previous(list(value["entities"]), str(value.get("at", "")))
+
+    def write(self, names: list[str]) -> None:
+        self.storage.write_bytes(self.url, json.dumps({"entities": names, "at": _now()}).encode())
+
+
+def _place(entity_set: EntitySet) -> _FilePlace | _SqlPlace | _ObjectPlace | None:
     store = entity_set.store_template
     path = setting(store, "path")
     if entity_set.store_type == "sql":
         if has_placeholder([setting(store, "schema"), setting(store, "connection")]):
             return None
         return _SqlPlace(store, entity_set.definition)
+    name = path_component(entity_set.definition) + ".json"
+    if isinstance(path, str) and "://" in path and PLACEHOLDER in path:
+        root = path.split(PLACEHOLDER, 1)[0].rsplit("/", 1)[0]
+        options = setting(store, "storage_options")
+        return _ObjectPlace(f"{root}/_hygge/entities/{name}", options)
     if isinstance(path, str) and "://" not in path:
         parts = Path(path).parts
         at = next((i for i, p in enumerate(parts) if PLACEHOLDER in p), None)
         root = Path(*parts[:at]) if at else Path(path).parent
-        name = path_component(entity_set.definition) + ".json"
         return _FilePlace(root / "_hygge" / "entities" / name)
     return None
