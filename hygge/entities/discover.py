@@ -129,35 +129,18 @@ def file_entities(
     rest of the path holds files. Returns (entities, notes on names skipped)."""
     if "://" in template:
         return _remote_entities(template, exclude, label, storage_options)
-    parts = Path(template).parts
-    at = [i for i, p in enumerate(parts) if PLACEHOLDER in p]
-    if len(at) != 1 or parts[at[0]].count(PLACEHOLDER) != 1:
-        raise DiscoveryError(
-            f"`{{entity}}` must appear once in the path ({label})",
-            hint="e.g. drops/{entity}/*.csv (one entity per folder) or drops/{entity}.csv",
-        )
-    index = at[0]
-    parent = Path(*parts[:index]) if index else Path(".")
-    component, rest = parts[index], parts[index + 1 :]
-    if GLOB_CHARS & set(str(parent)) or GLOB_CHARS & set(component.replace(PLACEHOLDER, "")):
-        raise DiscoveryError(
-            f"the path before and around `{{entity}}` must be plain names ({label})",
-            hint="put patterns after the entity's folder: drops/{entity}/*.csv",
-        )
+    head, component, rest = _split(os.path.normpath(template), os.sep, label)
+    parent = Path(head or ("/" if template.startswith("/") else "."))
     if not parent.is_dir():
         raise DiscoveryError(
             f"folder {parent} does not exist, so no entities can be found in it ({label})",
             hint="check the path; relative paths are resolved from the folder of flows.yml",
         )
-    before, after = component.split(PLACEHOLDER)
-    shape = re.compile(re.escape(before) + "(.+)" + re.escape(after) + r"\Z", re.S)
+    shape = _shape(component)
     found, notes, names = [], [], sorted(os.listdir(parent))
     for entry in names:
-        match = shape.match(entry)
-        if not match or entry.startswith((".", "_")):
-            continue
-        name = match.group(1)
-        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+        name = _entity_name(shape, entry, exclude)
+        if name is None:
             continue
         where = parent / entry
         if not _holds_files(where, rest):
@@ -191,6 +174,15 @@ def _split(template: str, sep: str, label: str) -> tuple[str, str, list[str]]:
     return parent, component, parts[at[0] + 1 :]
 
 
+def _entity_name(shape: re.Pattern[str], entry: str, exclude: list[str]) -> str | None:
+    """The entity a folder or file name stands for (None: not one, hidden, or excluded)."""
+    match = shape.match(entry)
+    if not match or entry.startswith((".", "_")):
+        return None
+    name = match.group(1)
+    return None if any(fnmatch.fnmatchcase(name, p) for p in exclude) else name
+
+
 def _shape(component: str) -> re.Pattern[str]:
     before, after = component.split(PLACEHOLDER)
     return re.compile(re.escape(before) + "(.+)" + re.escape(after) + r"\Z", re.S)
@@ -211,11 +203,8 @@ def _remote_entities(
     for entry in storage.list(parent):
         first, _, below = entry.url[len(parent) + 1 :].partition("/")
         seen.add(first)
-        match = shape.match(first)
-        if not match or first.startswith((".", "_")):
-            continue
-        name = match.group(1)
-        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+        name = _entity_name(shape, first, exclude)
+        if name is None:
             continue
         hidden = any(x.startswith((".", "_")) for x in below.split("/") if x)
         fits = fnmatch.fnmatchcase(below, tail) if tail else not hidden
@@ -233,7 +222,7 @@ def _remote_entities(
     return found, notes
 
 
-def _holds_files(where: Path, rest: tuple[str, ...]) -> bool:
+def _holds_files(where: Path, rest: list[str]) -> bool:
     """True when the entity's path (`where` and the rest of the template) has data."""
     if rest:
         tail = os.path.join(*rest)
