@@ -17,6 +17,7 @@ definition with entities into flows `<flow>.<entity>` between parsing and valida
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import contract, entities, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
-from hygge.contract import Connector, ConnectorSettings
+from hygge.contract import Connector, ConnectorSettings, Store
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
@@ -35,6 +36,8 @@ from hygge.shorthand import infer_type, looks_like_typo
 from hygge.storage.location import is_object_url
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
+# A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
+FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
 
 
@@ -245,6 +248,7 @@ def parse(
     source.flow = None
     flows = _expand_groups(flows, sets)
     _check_dependencies(source, flows, list(sets))
+    _check_destinations(source, flows)
     return FlowsFile(Path(file), flows, sets)
 
 
@@ -348,6 +352,13 @@ def _parse_flow(
     name (an entity's flow stands at its definition)."""
     source.flow = name
     flow_path = (at or ("flows", name)) if source.located else ()
+    if not FLOW_NAME.fullmatch(name) or ".." in name:
+        raise source.error(
+            "a flow name may hold only letters, digits, '_', '-' and '.', must not start "
+            "with '.' or '-' or hold '..', and has at most 200 characters",
+            flow_path,
+            hint="rename the flow, e.g. 'orders_to_lake'",
+        )
     flow_settings = {k: v for k, v in raw.items() if k not in ("home", "store")}
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
@@ -499,6 +510,47 @@ def _check_dependencies(
             ("flows", cycle[0]),
             hint="remove one of these dependencies",
         )
+
+
+def _check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
+    """Two flows writing one place would replace each other's data (and race to create it):
+    refused unless every one of them adds to it by design (`mode: append`, or `merge`)."""
+    writers: dict[str, list[str]] = {}
+    for name, spec in flows.items():
+        try:
+            store = spec.store.build()
+        except Exception:  # a store that cannot be built fails later, with its own error
+            continue
+        where = store.destination() if isinstance(store, Store) else None
+        if where is not None:
+            writers.setdefault(where, []).append(name)
+    for names in writers.values():
+        if len(names) < 2 or all(_adds_by_design(flows[n]) for n in names):
+            continue
+        first, second = names[0], names[1]
+        lines = [source.located.line(("flows", n)) if source.located else None for n in names]
+        places = ", ".join(
+            f"'{n}'" + (f" (line {line})" if line else "")
+            for n, line in zip(names, lines, strict=True)
+        )
+        source.flow = second
+        store = flows[second].store.build()
+        raise source.error(
+            f"flows {places} all write {store.describe()}; each run would replace the "
+            f"data of the other (flow '{first}')",
+            ("flows", second),
+            key="store",
+            hint="give each flow its own store, or set `mode: append` on every one of them "
+            "if they add to one destination by design",
+        )
+
+
+def _adds_by_design(spec: FlowSpec) -> bool:
+    settings = spec.store.settings
+    mode = getattr(settings, "mode", None)
+    cls = registry.lookup("store", spec.store.type_name)
+    shared = getattr(cls, "shared_modes", ("append",))
+    return "mode" in settings.model_fields_set and mode in shared
 
 
 def _mapping(source: Source, value: Any, path: tuple[Any, ...]) -> dict[str, Any]:

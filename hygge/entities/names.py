@@ -10,10 +10,12 @@ or land in hygge's own `_hygge` area. SQL identifiers are quoted by the SQL stor
 from __future__ import annotations
 
 import glob
+import re
 from typing import Any
 
 PLACEHOLDER = "{entity}"
 _PLAIN = frozenset("-_.=+,@ ")
+_FLOW_PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # as hygge.config.FLOW_NAME allows
 
 
 def problem(name: str) -> str | None:
@@ -24,6 +26,11 @@ def problem(name: str) -> str | None:
         return "the name holds a path separator"
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return "the name holds a control character"
+    if not _FLOW_PART.fullmatch(name) or ".." in name:
+        return (
+            "a flow name `<flow>.<entity>` may hold only letters, digits, '_', '-' and '.' "
+            "(an entity must not start with '.' or hold '..')"
+        )
     return None
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -17,6 +17,8 @@ from hygge.storage import is_object_url
 
 if TYPE_CHECKING:
     from hygge.homes.remote_files import RemoteFiles
+
+R = TypeVar("R")
 
 
 class FileHomeSettings(HomeSettings):
@@ -87,6 +89,41 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
         """Yield one file's data in batches of `batch_size` rows."""
         raise NotImplementedError
 
+    def opened(self, path: Path, open_reader: Callable[[], R]) -> R:
+        """`open_reader()`, whose parse error (streaming readers parse a first block when
+        they open) names the file's line."""
+        try:
+            return open_reader()
+        except pa.ArrowInvalid as exc:
+            raise self.parse_error(path, 0, exc) from exc
+
+    def numbered(
+        self, path: Path, open_reader: Callable[[], Iterable[pa.RecordBatch]]
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches of one file, turning a parse error into one that names its line.
+
+        Streaming readers report a bad row by its place in the current block, or not at all;
+        counting the rows of the blocks before it gives the line of the file.
+        """
+        rows = 0
+        iterator = iter(self.opened(path, open_reader))
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise self.parse_error(path, rows, exc) from exc
+            rows += batch.num_rows
+            yield batch
+
+    def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
+        """The error for a bad row after `rows_before` good ones; formats name the line."""
+        return HomeError(
+            f"cannot read {path} as {self.type_name} after row {rows_before:,}: {exc}",
+            hint=f"fix or remove that row (the file must be valid {self.type_name})",
+        )
+
     def file_schema(self, path: Path) -> pa.Schema:
         """One file's schema, read without reading its data where the format allows."""
         raise NotImplementedError
@@ -109,7 +146,7 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
         first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
         for other in files[1:]:
             schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
-            if not schema.equals(first):
+            if not _same_columns(schema, first):
                 raise HomeError(
                     f"{other} does not have the same columns as {files[0]}: "
                     f"{_schema_difference(first, schema)}",
@@ -162,6 +199,13 @@ def _stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    """Same names, order and types. Nullability does not count: a required column and an
+    optional one hold the same data, and batches travel as polars frames, where every
+    column may hold nulls."""
+    return a.names == b.names and all(x.type == y.type for x, y in zip(a, b, strict=True))
+
+
 def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     parts = []
     for name in a.names:
@@ -170,4 +214,8 @@ def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
         elif a.field(name).type != b.field(name).type:
             parts.append(f"'{name}' is {b.field(name).type}, not {a.field(name).type}")
     parts += [f"extra column '{n}'" for n in b.names if n not in a.names]
-    return ", ".join(parts) or "column order differs"
+    if not parts and a.names != b.names:
+        parts.append(
+            f"the columns are in another order ({', '.join(b.names)}, not {', '.join(a.names)})"
+        )
+    return ", ".join(parts) or "the schemas differ"

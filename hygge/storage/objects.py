@@ -3,6 +3,7 @@ copy, delete. URLs in, URLs out; errors name the URL (secrets masked) and say wh
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fnmatch
 import re
@@ -65,7 +66,7 @@ class ObjectStorage:
             key=lambda e: e.url,
         )
 
-    def folders(self, url: str) -> list[str]:
+    def folders(self, url: str) -> builtins.list[str]:
         """The folder-like prefixes directly below `url` (one level, not recursive)."""
         selector = pafs.FileSelector(self._path(url), recursive=False, allow_not_found=True)
         infos = self._call(url, "list", lambda: self.fs.get_file_info(selector))
@@ -73,7 +74,7 @@ class ObjectStorage:
             self.location.child(i.path) for i in infos if i.type == pafs.FileType.Directory
         )
 
-    def glob(self, pattern: str) -> list[Entry]:
+    def glob(self, pattern: str) -> builtins.list[Entry]:
         """Objects whose URL matches `pattern` (`*` within a name, `**` across folders)."""
         cut = min(pattern.index(c) for c in GLOB_CHARS if c in pattern)
         prefix = pattern[:cut].rsplit("/", 1)[0]

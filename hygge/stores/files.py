@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -29,6 +33,7 @@ from pydantic import Field
 
 from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
+from hygge.locks import file_name
 from hygge.storage import is_object_url
 from hygge.stores._atomic import recover, replace_dir
 from hygge.stores._staging import StagingLock, staging_path, sweep_dead
@@ -37,6 +42,12 @@ if TYPE_CHECKING:
     from hygge.stores.object_dataset import ObjectDataset
 
 META_DIR = "_hygge"
+T = TypeVar("T")
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 class FileStoreSettings(StoreSettings):
@@ -59,6 +70,11 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         super().__init__(name, settings, **values)
         self.remote = is_object_url(self.settings.path)
         self.target = Path(self.settings.path)
+        # One file writer, touched from worker threads. A write runs in a thread that outlives
+        # its cancelled task (the home failed): abort() and a retry's fresh staging wait for it
+        # (closing a writer mid-write crashes pyarrow), and it never writes into those.
+        # Re-entrant: abort() closes the writer while it holds the lock.
+        self._io = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -71,6 +87,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
+        self._aborted = False
         self._stream: Any = None  # the object-store upload under the current writer
         self._dataset: ObjectDataset | None = None
         if self.remote:
@@ -109,10 +126,11 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
             raise self._unwritable(parent)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
+        await asyncio.to_thread(self._disk_errors, self._open_sync)
 
     def _open_sync(self) -> None:
-        self._reset()
+        with self._io:
+            self._reset()
         if self._dataset is not None:
             return self._dataset.prepare()
         self._check_target()
@@ -131,9 +149,15 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._write_sync, table)
+        await asyncio.to_thread(self._disk_errors, self._write_sync, table, self.run_id)
 
-    def _write_sync(self, table: pa.Table) -> None:
+    def _write_sync(self, table: pa.Table, run_id: str | None = None) -> None:
+        with self._io:
+            if self._aborted or (run_id is not None and run_id != self.run_id):
+                return  # a write of an attempt that was given up: nothing may land
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         while table.num_rows:
             if self._writer is None or self._rows_in_file >= limit:
@@ -151,12 +175,12 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
             table = table.slice(take)
 
     def _start_file(self, schema: pa.Schema) -> None:
-        self._close_writer()
+        self._drop_writer()
         name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
         self._file_index += 1
         if self._dataset is not None:
             url, self._stream = self._dataset.new_file(name)
-            self._writer = self.open_writer(self._stream, schema)  # type: ignore[arg-type]
+            self._writer = self.open_writer(self._stream, schema)
             self._files.append(url)  # type: ignore[arg-type]
         else:
             path = self.staging / name
@@ -165,15 +189,20 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
 
     def _close_writer(self) -> None:
+        with self._io:
+            self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        """Close the current file (the caller holds the writer lock)."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            writer.close()
         if self._stream is not None:
             stream, self._stream = self._stream, None
             stream.close()  # completes the multipart upload: the object now exists
 
     async def staged_rows(self) -> int | None:
-        return await asyncio.to_thread(self._staged_rows_sync)
+        return await asyncio.to_thread(self._disk_errors, self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int | None:
         self._close_writer()
@@ -184,7 +213,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._commit_sync)
+        await asyncio.to_thread(self._disk_errors, self._commit_sync)
 
     def _commit_sync(self) -> None:
         self._close_writer()
@@ -241,6 +270,11 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
+        with self._io:
+            self._aborted = True
+            self._abort_staging()
+
+    def _abort_staging(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
         if self._dataset is not None:
@@ -257,6 +291,21 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         self._lock.release()
 
     # -- helpers ------------------------------------------------------------------------
+    def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:
+        """Run `action`; a full disk (or quota, or read-only file system) is an error that
+        names the store and the path, whichever writer or file call ran into it."""
+        try:
+            return action(*args)
+        except OSError as exc:
+            problem = _DISK_ERRNOS.get(exc.errno or _errno_in(exc))
+            if problem is None:
+                raise
+            raise StoreError(
+                f"store '{self.name}': {problem} while writing {self.target} (staging in "
+                f"{self.staging}); nothing was published",
+                hint="free space on that file system (or raise the quota), then run again",
+            ) from exc
+
     def _check_target(self) -> None:
         if self.target.exists() and not self.target.is_dir():
             raise StoreError(
@@ -277,6 +326,12 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         )
 
 
+def _errno_in(exc: OSError) -> int:
+    """pyarrow raises a plain OSError whose text names the cause ("[Errno 28] ...")."""
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    return int(found.group(1)) if found else 0
+
+
 def _apply_journal(journal: Path) -> None:
     """Finish the renames a journal lists and write its states (idempotent), then drop it."""
     plan = json.loads(journal.read_text())
@@ -291,7 +346,7 @@ def _apply_journal(journal: Path) -> None:
 
 
 def _state_file(dataset: Path, flow: str) -> Path:
-    return dataset / META_DIR / "state" / f"{flow}.json"
+    return dataset / META_DIR / "state" / f"{file_name(flow)}.json"
 
 
 def _write_json(path: Path, value: Any) -> None:
