@@ -25,21 +25,10 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.common import ROOT, print_table, tpch_lineitem
+from benchmarks.common import PG_URL, ROOT, print_table, psql, tpch_lineitem
 from tests.helpers import write_flows
 
-PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLE = "bench_incr_lineitem"
-
-
-def psql(sql: str) -> str:
-    done = subprocess.run(
-        ["psql", PG_URL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
 
 
 def hygge(work: Path, *args: str) -> float:

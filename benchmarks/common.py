@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
+PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +24,17 @@ class Measurement:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds
+
+
+def psql(sql: str) -> str:
+    """Run one statement with psql on PG_URL; its output, unaligned."""
+    done = subprocess.run(
+        ["psql", PG_URL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
 
 
 def tpch_lineitem(scale: int, parts: int | None = None) -> Path:

@@ -102,6 +102,7 @@ def run(
             wait_for_lock=wait_for_lock,
         )
         if dry_run:
+            _show_entities(coordinator, each=False)
             _show_plan(coordinator)
             _check_or_fail(coordinator, verbose)
             console.print("[green]dry run: everything checks out; nothing was moved.[/]")
@@ -110,6 +111,8 @@ def run(
             coordinator.on_progress = live
             result = coordinator.run()
     console.print(summary_table(result.results.values(), _destinations(coordinator)))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for failed in result.failed:
         _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:
@@ -126,6 +129,7 @@ def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(flows_file)
+        _show_entities(coordinator, each=True)
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
@@ -177,6 +181,8 @@ def enqueue(
     setup_logging(verbose)
     with user_errors(verbose):
         run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
+    for note in run.notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
     console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
     for name, task_id in run.task_ids.items():
         note = "" if name in run.sent else "  (sent when its dependencies succeed)"
@@ -273,14 +279,48 @@ def _destinations(coordinator: Coordinator) -> dict[str, str]:
 def _show_plan(coordinator: Coordinator) -> None:
     for number, wave in enumerate(coordinator.plan(), start=1):
         for name in wave:
-            spec = coordinator.config.flows[name]
-            home, store = spec.home.build(), spec.store.build()
-            mode = getattr(store.settings, "mode", "")
             console.print(
-                f"wave {number}: [bold]{name}[/]  {home.describe()} -> {store.describe()}"
-                + (f" ({mode})" if mode else ""),
+                f"wave {number}: [bold]{name}[/]  {_what(coordinator, name)}",
                 highlight=False,
+                soft_wrap=True,
             )
+
+
+def _what(coordinator: Coordinator, name: str) -> str:
+    """What one flow moves, from where to where, and how."""
+    spec = coordinator.config.flows[name]
+    home, store = spec.home.build(), spec.store.build()
+    mode = getattr(store.settings, "mode", "")
+    how = [mode] if mode and not spec.options.incremental else []
+    if spec.options.incremental:
+        cursor = getattr(home.settings, "cursor", None)
+        how.append("incremental" + (f" on {cursor}" if cursor else ""))
+    return f"{home.describe()} -> {store.describe()}" + (f" ({', '.join(how)})" if how else "")
+
+
+def _show_entities(coordinator: Coordinator, each: bool) -> None:
+    """The entities each definition found (and, with `each`, what each one would do), then
+    notes: names skipped, entities gone since the last run."""
+    for entity_set in coordinator.entity_sets():
+        console.print(
+            f"[bold]{entity_set.definition}[/]: {entity_set.described} "
+            f"(found in {entity_set.seconds:.2f} s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for entity in entity_set.entities if each else []:
+            note = f"  [yellow]{entity.note}[/]" if entity.note else ""
+            console.print(
+                f"  {entity.flow}  {entity.where}: {_what(coordinator, entity.flow)}{note}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if not each:
+            notes = [f"{e.flow}: {e.note}" for e in entity_set.entities if e.note]
+            for note in notes:
+                console.print(f"  [yellow]{note}[/]", highlight=False, soft_wrap=True)
+    for note in coordinator.entity_notes():
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:

@@ -10,7 +10,8 @@ left unresolved. That is what travels on a queue, so secrets never leave the wor
 environment; `parse_flow` turns it into a spec where it runs.
 
 Helpers: `hygge/shorthand.py` infers types from paths and URLs; `hygge/config_source.py`
-turns every problem into a ConfigError naming the file and line.
+turns every problem into a ConfigError naming the file and line; `hygge/entities/` expands a
+definition with entities into flows `<flow>.<entity>` between parsing and validation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hygge import contract, registry, yamlpos
+from hygge import contract, entities, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import Connector, ConnectorSettings, OptionsConflict, Store, fold_options
 from hygge.errors import ConfigError
@@ -120,23 +121,31 @@ class FlowsFile:
 
     path: Path
     flows: dict[str, FlowSpec]
+    # definitions with entities, by name: what was discovered; their flows are in `flows`
+    entity_sets: dict[str, entities.EntitySet] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
 
     def select(self, names: list[str] | None) -> list[str]:
-        """The flows to run: all, or the named ones (unknown names are an error)."""
+        """The flows to run: all, or the named ones; a definition's name selects all of its
+        entities (unknown names are an error)."""
         if not names:
             return list(self.flows)
+        chosen: list[str] = []
         for name in names:
-            if name not in self.flows:
+            if name in self.flows:
+                chosen.append(name)
+            elif name in self.entity_sets:
+                chosen += self.entity_sets[name].flows
+            else:
                 raise ConfigError(
                     f"no flow named '{name}'",
                     file=str(self.path),
-                    hint=choices_hint(name, list(self.flows), "flows"),
+                    hint=choices_hint(name, [*self.flows, *self.entity_sets], "flows"),
                 )
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(chosen))
 
     def waves(self, names: list[str] | None = None) -> list[list[str]]:
         selected = self.select(names)
@@ -219,19 +228,78 @@ def parse(
         source.flow = str(name)
         inlined[str(name)] = _inline(source, str(name), body, named)
     source.produced = _produced_paths(source, inlined)
+    # Discovery looks with the variables resolved (the enqueuer's own environment when the
+    # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
+    sets = _expand_entities(source, inlined, os.environ if env is None else env)
     flows: dict[str, FlowSpec] = {}
     for name, (raw, origins) in inlined.items():
         source.flow = name
-        flows[name] = spec = _parse_flow(source, name, raw, origins)
-        if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
-            # The queue form carries the type: a worker parses one flow, without the others.
-            home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
-            raw["home"] = {"type": spec.home.type_name, **home}
+        if name not in sets:
+            flows[name] = spec = _parse_flow(source, name, raw, origins)
+            if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+                # The queue form carries the type: a worker parses one flow, without the others.
+                home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
+                raw["home"] = {"type": spec.home.type_name, **home}
+            continue
+        for entity in sets[name].entities:
+            if entity.flow in inlined:
+                raise source.error(
+                    f"entity '{entity.name}' makes a flow named '{entity.flow}', but a flow of "
+                    "that name is defined too",
+                    ("flows", entity.flow),
+                    hint="rename one of them",
+                )
+            at = ("flows", name)
+            flows[entity.flow] = _parse_flow(source, entity.flow, entity.raw, origins, at)
     source.flow = None
-    _check_dependencies(source, flows)
+    flows = _expand_groups(flows, sets)
+    _check_dependencies(source, flows, list(sets))
     _check_destinations(source, flows)
     _check_upstream_dependencies(source, flows)
-    return FlowsFile(Path(file), flows)
+    return FlowsFile(Path(file), flows, sets)
+
+
+def _expand_entities(
+    source: Source, inlined: dict[str, Any], env: Mapping[str, str]
+) -> dict[str, entities.EntitySet]:
+    """Each definition with entities, discovered; a definition whose home reads what another
+    writes is expanded after it (so it can take its entities, see hygge/entities/expand)."""
+    graph = {
+        name: [d.split(".", 1)[0] if d not in inlined else d for d in entities.depends_on(raw)]
+        for name, (raw, _) in inlined.items()
+    }
+    try:
+        order = [name for wave in waves(graph) for name in wave]
+    except ValueError:  # a cycle: _check_dependencies reports it, with its flows
+        order = list(inlined)
+    sets: dict[str, entities.EntitySet] = {}
+    for name in order:
+        raw = inlined[name][0]
+        if entities.is_definition(raw):
+            source.flow = name
+            sets[name] = entities.expand(
+                source,
+                name,
+                raw,
+                env=env,
+                option_keys=set(FlowOptions.model_fields),
+                upstream=sets,
+            )
+    return {name: sets[name] for name in inlined if name in sets}
+
+
+def _expand_groups(
+    flows: dict[str, FlowSpec], sets: dict[str, entities.EntitySet]
+) -> dict[str, FlowSpec]:
+    """`depends_on: [crm]` waits for every entity of the definition `crm`."""
+    out = {}
+    for name, spec in flows.items():
+        deps = spec.options.depends_on
+        wide = [f for d in deps for f in (sets[d].flows if d in sets else [d])]
+        if wide != deps:
+            spec = replace(spec, options=spec.options.model_copy(update={"depends_on": wide}))
+        out[name] = spec
+    return out
 
 
 def _produced_paths(
@@ -328,10 +396,16 @@ def _inline(
 
 
 def _parse_flow(
-    source: Source, name: str, raw: dict[str, Any], origins: dict[str, tuple[Any, ...]]
+    source: Source,
+    name: str,
+    raw: dict[str, Any],
+    origins: dict[str, tuple[Any, ...]],
+    at: tuple[Any, ...] | None = None,
 ) -> FlowSpec:
+    """Validate one flow; `at` is where it stands in the file when that is not under its own
+    name (an entity's flow stands at its definition)."""
     source.flow = name
-    flow_path = ("flows", name) if source.located else ()
+    flow_path = (at or ("flows", name)) if source.located else ()
     if not FLOW_NAME.fullmatch(name) or ".." in name:
         raise source.error(
             "a flow name may hold only letters, digits, '_', '-' and '.', must not start "
@@ -467,7 +541,9 @@ def _resolve(source: Source, value: dict[str, Any], origin: tuple[Any, ...]) -> 
         ) from None
 
 
-def _check_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
+def _check_dependencies(
+    source: Source, flows: dict[str, FlowSpec], groups: list[str] | None = None
+) -> None:
     for name, spec in flows.items():
         source.flow = name
         for dep in spec.options.depends_on:
@@ -476,7 +552,7 @@ def _check_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
                     f"depends on unknown flow '{dep}'",
                     ("flows", name, "options", "depends_on"),
                     key="depends_on",
-                    hint=choices_hint(dep, list(flows), "flows"),
+                    hint=choices_hint(dep, [*flows, *(groups or [])], "flows"),
                 )
     source.flow = None
     cycle = find_cycle({n: s.options.depends_on for n, s in flows.items()})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from hygge import config as config_module
 from hygge.config import FlowsFile
+from hygge.entities import EntitySet, manifest
 from hygge.errors import HomeError
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
@@ -28,6 +29,7 @@ class RunResult:
     run_id: str
     results: dict[str, FlowReport] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. an entity gone since last run
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,16 @@ class Coordinator:
     def plan(self) -> list[list[str]]:
         """The selected flows in waves: each wave depends only on earlier ones."""
         return self.config.waves(self.selected)
+
+    def entity_sets(self) -> list[EntitySet]:
+        """The definitions with entities that this run selects at least one entity of."""
+        chosen = set(self.selected)
+        return [s for s in self.config.entity_sets.values() if chosen & set(s.flows)]
+
+    def entity_notes(self) -> list[str]:
+        """What discovery skipped, and entities the last run had that are gone now (read
+        from each store's list of entities; see hygge/entities/manifest.py)."""
+        return [note for s in self.entity_sets() for note in (*s.notes, *manifest.gone(s))]
 
     async def check(self) -> dict[str, Exception]:
         """Check every selected home and store without moving data; errors by flow."""
@@ -123,6 +135,7 @@ class Coordinator:
         """Run every selected flow; returns when all have ended (succeeded, failed, skipped)."""
         started = time.perf_counter()
         result = RunResult(self.run_id)
+        result.warnings = await asyncio.to_thread(self.entity_notes)
         done = {name: asyncio.Event() for name in self.selected}
         slots = asyncio.Semaphore(self.concurrency)
 
@@ -150,6 +163,10 @@ class Coordinator:
             for name in self.selected:
                 group.create_task(run_one(name))
         result.results = {n: result.results[n] for n in self.selected}
+        for entity_set in self.entity_sets():  # the next run compares with these
+            note = await asyncio.to_thread(manifest.record, entity_set)
+            if note:
+                result.warnings.append(note)
         result.seconds = time.perf_counter() - started
         return result
 

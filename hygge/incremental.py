@@ -17,8 +17,9 @@ def _incremental_flows(
 ) -> tuple[Any, list[str]]:
     loaded = config_module.load(flows_file)
     selected = [n for n in loaded.select(names) if loaded.flows[n].options.incremental]
-    if names and len(selected) < len(names):
-        plain = sorted(set(names) - set(selected))
+    # a definition's name stands for its entities: it is plain only if none is incremental
+    plain = sorted(n for n in names or [] if not set(loaded.select([n])) & set(selected))
+    if plain:
         raise ConfigError(
             f"not incremental: {', '.join(plain)}",
             file=str(flows_file),

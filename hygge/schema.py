@@ -21,6 +21,18 @@ def _connector_model(kind: str, type_name: str, cls: Any) -> type[BaseModel]:
             info.annotation,
             Field(info.default, alias=info.alias, description=info.description),
         )
+    if kind == "home":  # entity discovery (docs/entities.md), read before validation
+        fields["exclude"] = (list[str] | str | None, Field(None, description="Entities to skip"))
+        if "table" in settings.model_fields:
+            fields["tables"] = (
+                list[str] | str | None,
+                Field(None, description='Entities: tables by glob, e.g. ["public.*"]'),
+            )
+            fields["include_views"] = (bool | None, Field(None, description="Views too"))
+            fields["missing_cursor"] = (
+                Literal["error", "full"] | None,
+                Field(None, description="Incremental: a table without the cursor column"),
+            )
     return create_model(
         f"{type_name.title()}{kind.title()}",
         __config__=ConfigDict(extra="forbid"),
@@ -38,6 +50,10 @@ def flows_json_schema() -> dict[str, Any]:
         "home": (home_ref, Field(description="A named home, a path or URL, or a mapping")),
         "store": (store_ref, Field(description="A named store, a path, or a mapping")),
         "options": (FlowOptions | None, None),
+        "entities": (
+            dict[str, dict[str, Any] | None] | None,
+            Field(None, description="Per-entity settings, by entity name"),
+        ),
     }
     flow_model = create_model("Flow", __config__=ConfigDict(extra="allow"), **flow_fields)
     root = create_model(

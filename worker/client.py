@@ -16,12 +16,13 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from hygge import config as config_module
+from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
 from hygge.secrets import mask_url
 from worker.contract import FlowJob, Settings
@@ -36,6 +37,7 @@ class EnqueuedRun:
     task_ids: dict[str, str]  # flow -> Celery task id (fixed for the run's life)
     sent: list[str]  # flows sent now; the others wait for their dependencies
     flower_url: str
+    notes: list[str] = field(default_factory=list)  # e.g. an entity gone since last run
 
 
 def enqueue(
@@ -49,6 +51,10 @@ def enqueue(
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
     order = [name for wave in config.waves(selected) for name in wave]
+    # Entities were discovered just now, here, with this environment: the run's list of
+    # entity flows is fixed from here on (a table added meanwhile waits for the next run).
+    sets = [s for s in config.entity_sets.values() if set(s.flows) & set(selected)]
+    notes = [note for s in sets for note in (*s.notes, *manifest.gone(s))]
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
@@ -70,8 +76,13 @@ def enqueue(
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)
+    notes += [n for n in (manifest.record(s) for s in sets) if n]
     return EnqueuedRun(
-        run_id, {j.flow: j.task_id for j in jobs}, [j.flow for j in roots], settings.flower_url
+        run_id,
+        {j.flow: j.task_id for j in jobs},
+        [j.flow for j in roots],
+        settings.flower_url,
+        notes,
     )
 
 

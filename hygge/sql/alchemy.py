@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygge.errors import HyggeError
-from hygge.sql.base import Session, literal
+from hygge.sql.base import SYSTEM_SCHEMAS, CatalogTable, Session, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.postgres import PostgresSql
 from hygge.sql.types import (
@@ -97,6 +97,27 @@ class AlchemySession(Session):
         rows = plain.to_pylist()
         if rows:
             self.conn.execute(sql, rows)
+
+    def default_schema(self) -> str:
+        return str(self.sa.inspect(self.conn).default_schema_name or "")
+
+    def catalog(self, schemas: list[str] | None) -> list[CatalogTable]:
+        """Through SQLAlchemy's inspector: any database it speaks (SQLite has no
+        information_schema)."""
+        inspector = self.sa.inspect(self.conn)
+        found = []
+        for schema in schemas or [
+            s for s in inspector.get_schema_names() if s not in SYSTEM_SCHEMAS
+        ]:
+            for view, names in (
+                (False, inspector.get_table_names(schema=schema)),
+                (True, inspector.get_view_names(schema=schema)),
+            ):
+                for name in names:
+                    cols = tuple(c["name"] for c in inspector.get_columns(name, schema=schema))
+                    found.append(CatalogTable(schema, name, view, cols))
+        self.rollback()
+        return found
 
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         inspector = self.sa.inspect(self.conn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -26,6 +27,22 @@ def like_prefix(prefix: str) -> str:
     """A LIKE pattern matching names that start with `prefix` literally."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return literal(escaped + "%")
+
+
+# Schemas of the database itself, never discovered by `tables: ["*.*"]`.
+SYSTEM_SCHEMAS = frozenset(
+    {"information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys"}
+)
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """A table or view as the catalog lists it, with its column names in order."""
+
+    schema: str
+    name: str
+    is_view: bool
+    columns: tuple[str, ...]
 
 
 def user_query(sql: str) -> str:
@@ -118,6 +135,42 @@ class Session:
     def estimate_rows(self, table: str, schema: str | None) -> int | None:
         """The catalog's row estimate for a table (no scan), or None where there is none."""
         return None
+
+    # -- the catalog (entity discovery) ---------------------------------------------------
+    def default_schema(self) -> str:
+        """The schema an unqualified table name resolves to."""
+        raise NotImplementedError
+
+    def catalog(self, schemas: list[str] | None) -> list[CatalogTable]:
+        """Tables and views of `schemas` (None: every user schema), through
+        information_schema (PostgreSQL and MySQL/MariaDB both have it)."""
+        where = (
+            f"IN ({', '.join(literal(s) for s in schemas)})"
+            if schemas
+            else f"NOT IN ({', '.join(literal(s) for s in sorted(SYSTEM_SCHEMAS))})"
+        )
+        tables = self.query(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+            f"WHERE table_schema {where}"
+        )
+        columns = self.query(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            f"WHERE table_schema {where} ORDER BY table_schema, table_name, ordinal_position"
+        )
+        self.rollback()
+        names: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in columns:
+            names.setdefault((schema, table), []).append(column)
+        return [
+            CatalogTable(
+                schema,
+                table,
+                "VIEW" in str(kind).upper() and "SYSTEM" not in str(kind),
+                tuple(names.get((schema, table), ())),
+            )
+            for schema, table, kind in tables
+            if str(kind).upper() in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED", "FOREIGN")
+        ]
 
     # -- staging tables and their owners --------------------------------------------------
     def claim(self, name: str) -> bool:

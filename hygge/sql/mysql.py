@@ -74,6 +74,9 @@ class MySqlSession(Session):
     def begin(self) -> None:
         self.conn.begin()
 
+    def default_schema(self) -> str:
+        return str(self.query("SELECT DATABASE()")[0][0] or "")
+
     def text_literal(self, value: str) -> str:
         return literal(value.replace("\\", "\\\\"))  # backslashes escape in MySQL strings
 

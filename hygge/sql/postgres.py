@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from hygge.errors import HyggeError
-from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.base import SYSTEM_SCHEMAS, CatalogTable, Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
@@ -98,6 +98,34 @@ class PostgresSession(PostgresSql):
         with contextlib.suppress(Exception):
             self.cur.close()
         super().close()
+
+    def default_schema(self) -> str:
+        value = str(self.query("SELECT current_schema()")[0][0])
+        self.rollback()
+        return value
+
+    def catalog(self, schemas: list[str] | None) -> list[CatalogTable]:
+        """From pg_class: partitions are left out (their parent reads them), materialized
+        views count as views, foreign tables as tables."""
+        where = (
+            f"n.nspname IN ({', '.join(literal(s) for s in schemas)})"
+            if schemas
+            else f"n.nspname NOT IN ({', '.join(literal(s) for s in sorted(SYSTEM_SCHEMAS))}) "
+            "AND n.nspname NOT LIKE 'pg\\_%'"
+        )
+        rows = self.query(
+            "SELECT n.nspname, c.relname, c.relkind IN ('v', 'm'), "
+            "coalesce((SELECT array_to_string(array_agg(a.attname::text ORDER BY a.attnum), "
+            "chr(1)) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+            "AND NOT a.attisdropped), '') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {where}"
+        )
+        self.rollback()
+        return [
+            CatalogTable(schema, name, bool(view), tuple(c for c in cols.split("\x01") if c))
+            for schema, name, view, cols in rows
+        ]
 
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         nsp = literal(schema) if schema else "current_schema()"
