@@ -130,6 +130,8 @@ class Coordinator:
 
     async def _run_flow(self, name: str) -> FlowReport:
         flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
+        if hasattr(flow, "parallel"):  # a partitioned flow: its parts share --concurrency
+            flow.parallel = min(flow.parallel, self.concurrency)
         started = time.perf_counter()
         try:
             return await flow.start()
