@@ -263,7 +263,9 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         await asyncio.to_thread(self._commit_parts_sync, parts)
 
     def _commit_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        states = self._states  # given to stage_state before this commit
         self._open_sync()  # recover, roll journals forward, sweep, a locked staging folder
+        self._states = states
         try:
             for description in parts:
                 for name in description.get("files", []):
