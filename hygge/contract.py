@@ -277,9 +277,10 @@ class MultiPartStore:
     the committing process. Part names are "<flow run>.<part>": the parts of one run share a
     staging area that the committing process can reach. `parts_rows(descriptions)` counts the
     rows staged from what was written; `commit_parts(descriptions)` publishes all parts
-    atomically (with any state given to `stage_state`), or none; `abort_parts(descriptions)`
-    discards them (a description may be just `{"part": name}`). Parts never see each other's
-    staging.
+    atomically (with any state given to `stage_state`), or none, and is idempotent: the
+    parts stay until `abort_parts(descriptions)` discards them (after a failure, or to clean
+    up after the commit; a description may be just `{"part": name}`). Parts never see each
+    other's staging.
     """
 
     async def open_part(self, part: str) -> None:

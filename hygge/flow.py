@@ -184,8 +184,11 @@ def _first_cause(group: BaseExceptionGroup) -> BaseException:
     return group.exceptions[0]
 
 
-async def resume_home(name: str, home: Home[Any], store: Store[Any], full_refresh: bool) -> None:
-    """Point an incremental home at what is new since the state committed with the data."""
+async def resume_home(
+    name: str, home: Home[Any], store: Store[Any], full_refresh: bool
+) -> dict[str, Any] | None:
+    """Point an incremental home at what is new since the state committed with the data;
+    returns the state it resumed from (None: everything)."""
     if not isinstance(home, IncrementalHome):
         raise FlowError(
             f"flow '{name}': home '{home.name}' ({home.type_name}) cannot load incrementally",
@@ -204,7 +207,9 @@ async def resume_home(name: str, home: Home[Any], store: Store[Any], full_refres
             f"({saved.get('definition')}), not {home.incremental_definition()}",
             hint="run once with --full-refresh to reload everything under the new definition",
         )
-    home.resume(saved["state"] if saved else None)
+    state = saved["state"] if saved else None
+    home.resume(state)
+    return state
 
 
 def state_record(home: IncrementalHome, state: dict[str, Any], rows: int) -> dict[str, Any]:

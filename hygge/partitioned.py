@@ -155,9 +155,8 @@ class PartitionedFlow:
             if self.before_commit is not None:
                 await self.before_commit()
             await store.commit_parts(sealed)
-        except BaseException:
+        finally:  # after a failure: discard every part; after the commit: clean up
             await asyncio.shield(store.abort_parts([{"part": n} for n in names]))
-            raise
         return read
 
     def _part_progress(self, index: int, report: FlowReport) -> None:

@@ -9,8 +9,9 @@ folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbi
   the dataset; a run that dies midway is rolled forward by the next run from that journal.
 - parts (partitioned flows): each part stages in its own folder under the flow run's hidden
   `.NAME.hygge-parts-RUN/`; the commit hard-links every part's files into one staging folder
-  and publishes that as above (so a commit that dies midway can simply be done again), then
-  deletes the parts folder.
+  and publishes that as above. The parts stay until `abort_parts` removes them, so a commit
+  that died midway (or whose end was not recorded) is simply done again: the same files
+  under the same names, no duplicates even in append mode.
 """
 
 from __future__ import annotations
@@ -285,7 +286,6 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         except BaseException:
             self._abort_sync()
             raise
-        self._remove_parts(parts)
 
     async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._remove_parts, parts)
