@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from hygge import Coordinator
-from hygge.sql import state as sql_state
+from hygge.sql import state_table as sql_state
 from tests.conftest import kill_run_when, run_cli, staging_has_data
 from tests.sqldb import Db, unique
 

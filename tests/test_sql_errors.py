@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def test_query_syntax_error(target, tmp_path):
             SQLHome("q", connection=url, query="SELEC id FROM nowhere"),
             SQLStore(table, connection=url),
         )
+
+
+def test_a_huge_query_with_a_wrong_column_reports_quickly_and_truncated(target, tmp_path):
+    """PostgreSQL echoes the query in its error: 300 KB of it took minutes to mask (quadratic)
+    and was printed back whole."""
+    _db, url, table = target
+    literal = "x" * 300_000
+    query = f"SELECT '{literal}' AS big, no_such_column FROM {table}"
+    start = time.perf_counter()
+    with pytest.raises(HomeError, match="no_such_column") as err:
+        run(SQLHome("q", connection=url, query=query), SQLStore(table, connection=url))
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert len(message) < 5000, f"{len(message):,} characters printed back"
+    if "xxxxx" in message:  # the server echoed the query (PostgreSQL does)
+        assert "characters, truncated)" in message
 
 
 def test_merge_without_key_is_a_config_error():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from hygge import Flow, ParquetHome, ParquetStore, SQLHome, SQLStore
+from tests.checks import fingerprint
 from tests.sqldb import database, unique
 
 COLUMNS = """
@@ -91,3 +95,43 @@ def test_postgres_to_postgres_keeps_nan_infinity_and_extreme_timestamps(
         assert pg.run(f"SELECT {COMPARED} FROM {table} EXCEPT SELECT {COMPARED} FROM {back}") == []
         assert pg.run(f"SELECT {COMPARED} FROM {back} EXCEPT SELECT {COMPARED} FROM {table}") == []
         assert pg.run(f"SELECT count(*) FROM {back}") == [(4,)]
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT id, name FROM {t} WHERE id > 1 -- only ids above one",
+        "SELECT id, name FROM {t} WHERE id > 1;  ",
+        "SELECT id, name FROM {t}\n-- a comment line\nWHERE id > 1 /* block */ -- last;",
+    ],
+)
+def test_a_query_ending_in_a_comment_or_semicolon_is_read_and_checked(
+    request, service: str, query: str, tmp_path: Path
+):
+    url = request.getfixturevalue(f"{service}_url")
+    table = unique("q")
+    with database(url, table) as db:
+        db.run(f"CREATE TABLE {table} (id INTEGER, name VARCHAR(20))")
+        db.run(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        home = SQLHome("q", connection=url, query=query.format(t=table))
+        asyncio.run(home.check())  # the database parses the wrapped query
+        lake = tmp_path / "lake"
+        Flow(home, ParquetStore("q", path=str(lake))).run()
+        assert fingerprint(lake) == fingerprint_of([(2, "b"), (3, "c")])
+        incremental = SQLHome("q", connection=url, query=query.format(t=table), cursor="id")
+        asyncio.run(incremental.check())  # the cursor probe and filter wrap it too
+        out = tmp_path / "inc"
+        Flow(incremental, ParquetStore("i", path=str(out)), incremental=True).run()
+        assert fingerprint(out) == fingerprint_of([(2, "b"), (3, "c")])
+
+
+def fingerprint_of(rows: list[tuple[int, str]]) -> tuple[int, int]:
+    """What `fingerprint` gives for a file holding `rows` (id int32, name text)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "expected.parquet"
+        ids, names = zip(*rows, strict=True)
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int32()), "name": list(names)}), path)
+        return fingerprint(path)

@@ -15,7 +15,8 @@ from hygge import partitions
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.contract import Home, HomeSettings, IncrementalHome, SplittableHome
 from hygge.errors import HomeError, HyggeError
-from hygge.sql.base import Session
+from hygge.sql import faults
+from hygge.sql.base import Session, user_query
 from hygge.sql.connect import connect
 from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
 from hygge.sql.types import family
@@ -119,9 +120,9 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                     session.query(f"SELECT * FROM ({sql}) AS hygge_check WHERE 1 = 0")
                 except Exception as exc:
                     raise self._query_error(exc) from exc
-            if self.settings.cursor:  # the cursor column, its type, `lag` and `initial`
+            if cursor := self.settings.cursor:  # the cursor column, its type, lag, initial
                 s, saved = self.settings, self._cursor
-                self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
+                self._cursor = Cursor(self.name, cursor, parse_lag(s.lag), s.initial)
                 try:
                     self._cursor_select(session, sql, columns)
                 finally:
@@ -226,7 +227,8 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         """The SELECT to run, and the table's columns when reading a table."""
         s = self.settings
         if s.query:
-            return s.query, None
+            return user_query(s.query), None
+        assert s.table is not None  # the settings give a table or a query
         columns = session.columns(s.table, s.db_schema)
         where = f"{s.db_schema}.{s.table}" if s.db_schema else s.table
         if columns is None:
@@ -234,16 +236,16 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 f"home '{self.name}': table {where} not found in {self.url.where()}",
                 hint="check `table` and `schema` (names are case-sensitive when quoted)",
             )
-        if s.columns:
+        if wanted := s.columns:
             names = [c.name for c in columns]
-            missing = [c for c in s.columns if c not in names]
+            missing = [c for c in wanted if c not in names]
             if missing:
                 raise HomeError(
                     f"home '{self.name}': column(s) {', '.join(missing)} not in table {where}",
                     hint=f"available columns: {', '.join(names)}",
                 )
-            columns = [c for c in columns if c.name in s.columns]
-            columns.sort(key=lambda c: s.columns.index(c.name))
+            columns = [c for c in columns if c.name in wanted]
+            columns.sort(key=lambda c: wanted.index(c.name))
         listing = session.select_list(columns)
         return f"SELECT {listing} FROM {session.qualified(s.table, s.db_schema)}", columns
 
@@ -303,7 +305,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 session.rollback()
             raise HomeError(
                 f"home '{self.name}': {key} column '{name}' cannot be read from the query: "
-                f"{self.url.scrub(str(exc).strip())}",
+                f"{faults.detail(self.url, exc)}",
                 hint=f"select the {key} column in `query` (names are case-sensitive)",
             ) from exc
         return (first.schema.field(0).type if first is not None else None), "the query"
@@ -315,21 +317,20 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         except HyggeError as exc:
             if isinstance(exc, HomeError):
                 raise
-            raise HomeError(f"home '{self.name}': {exc.message}", hint=exc.hint) from exc
+            raise HomeError(
+                f"home '{self.name}': {exc.message}", hint=exc.hint, transient=exc.transient
+            ) from exc
         except Exception as exc:
             raise self._query_error(exc) from exc
 
     def _query_error(self, exc: Exception) -> HomeError:
         url = self.url
-        detail = url.scrub(str(exc).strip()) or type(exc).__name__
         what = "query" if self.settings.query else f"table {self.settings.table}"
-        transient = any(
-            w in detail.lower() for w in ("connection", "server closed", "gone away", "timeout")
-        )
         return HomeError(
-            f"home '{self.name}': reading the {what} from {url.where()} failed: {detail}",
+            f"home '{self.name}': reading the {what} from {url.where()} failed: "
+            f"{faults.detail(url, exc)}",
             hint="check the query's SQL" if self.settings.query else None,
-            transient=transient,
+            transient=faults.is_transient(exc),
         )
 
     def _to_polars(self, table: pa.Table) -> pl.DataFrame:

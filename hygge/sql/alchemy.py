@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygge.errors import HyggeError
-from hygge.sql.base import Session
+from hygge.sql.base import Session, literal
+from hygge.sql.load_plan import LoadRules
+from hygge.sql.postgres import PostgresSql
 from hygge.sql.types import (
     JSON,
     NUMERIC_TEXT,
@@ -45,11 +47,6 @@ class AlchemySession(Session):
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.conn.exec_driver_sql(sql).fetchall()]
 
-    def begin(self) -> None:
-        if self.dialect == "sqlite":  # pysqlite would run DDL outside any transaction
-            self.conn.commit()
-            self.conn.exec_driver_sql("BEGIN")
-
     def close(self) -> None:
         super().close()
         self.engine.dispose()
@@ -58,16 +55,16 @@ class AlchemySession(Session):
         inspector = self.sa.inspect(self.conn)
         if not inspector.has_table(table, schema=schema):
             return None
-        if self.dialect == "sqlite":  # declared types, as written (reflection drops some)
-            info = self.query(f"PRAGMA table_info({self.quote(table)})")
-            declared = [(r[1], str(r[2])) for r in info]
-        else:
-            declared = [
-                (c["name"], str(c["type"].compile(self.engine.dialect)))
-                for c in inspector.get_columns(table, schema=schema)
-            ]
+        declared = self._declared(inspector, table, schema)
         self.rollback()
         return [Column(n, generic_arrow_type(d), d, _char_limit(d)) for n, d in declared]
+
+    def _declared(self, inspector: Any, table: str, schema: str | None) -> list[tuple[str, str]]:
+        """Each column's name and declared type, as SQLAlchemy reflects them."""
+        return [
+            (c["name"], str(c["type"].compile(self.engine.dialect)))
+            for c in inspector.get_columns(table, schema=schema)
+        ]
 
     def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
         result = self.conn.execution_options(stream_results=True).exec_driver_sql(sql)
@@ -114,6 +111,34 @@ class AlchemySession(Session):
             keys.append(set(constraint["column_names"]))
         self.rollback()
         return keys
+
+
+class SqliteSession(AlchemySession):
+    """SQLite: a unique index for a merge key, no type changes, DDL inside the publish."""
+
+    rules = LoadRules("sqlite", alters_types=False, label="SQLite")
+
+    def begin(self) -> None:
+        self.conn.commit()  # pysqlite would run DDL outside any transaction
+        self.conn.exec_driver_sql("BEGIN")
+
+    def _declared(self, inspector: Any, table: str, schema: str | None) -> list[tuple[str, str]]:
+        info = self.query(f"PRAGMA table_info({self.quote(table)})")
+        return [(r[1], str(r[2])) for r in info]  # as written (reflection drops some)
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        if value.tzinfo is not None:  # UTC wall time, as the base does
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return literal(value.isoformat(sep=" "))  # SQLite keeps timestamps as text
+
+    def add_key_sql(self, table: str, schema: str | None, key: list[str]) -> str:
+        keys = ", ".join(self.quote(k) for k in key)  # no ADD PRIMARY KEY in SQLite
+        index = self.qualified(f"ux_{table}_hygge", schema)  # SQLite: the index names the schema
+        return f"CREATE UNIQUE INDEX {index} ON {self.quote(table)} ({keys})"
+
+
+class AlchemyPostgresSession(AlchemySession, PostgresSql):
+    """PostgreSQL through a driver the user named (e.g. postgresql+psycopg2://)."""
 
 
 def _char_limit(declared: str) -> int | None:

@@ -1,17 +1,19 @@
 """What every database session offers the home and store: run SQL, read the catalog,
-stream a query as Arrow, bulk-load Arrow, and claim staging tables."""
+stream a query as Arrow, bulk-load Arrow, claim staging tables, and write the SQL that
+publishes a load. The statements here are standard SQL; a dialect overrides what it spells
+differently, so the SQL store never asks which database it talks to."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from hygge.sql.types import (
-    Column,
-)
+from hygge.sql.load_plan import LoadRules
+from hygge.sql.types import Column
 from hygge.sql.url import SqlUrl
 
 
@@ -26,12 +28,24 @@ def like_prefix(prefix: str) -> str:
     return literal(escaped + "%")
 
 
+def user_query(sql: str) -> str:
+    """A user's `query:`, safe to embed in `(...)` (hygge's wrappers, and the COPY ADBC runs):
+    a trailing `;` goes, and it ends with a newline, so a final `-- comment` cannot swallow
+    the closing parenthesis."""
+    body = sql.strip()
+    while body.endswith(";"):
+        body = body[:-1].rstrip()
+    return body + "\n"
+
+
 class Session:
     """A connection to one database, used from one thread at a time."""
 
     dialect = "generic"
     quote_char = '"'
     max_identifier = 63
+    rules: LoadRules = LoadRules("generic")
+    long_text: ClassVar[str] = "TEXT"  # a column type for any length of text
 
     def __init__(self, url: SqlUrl) -> None:
         self.url = url
@@ -65,6 +79,18 @@ class Session:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+    def transaction(self, steps: list[str]) -> None:
+        """Run `steps` in one transaction: all of them commit, or none."""
+        self.begin()
+        try:
+            for sql in steps:
+                self.execute(sql)
+            self.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.rollback()
+            raise
 
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         """The table's columns in order, or None when it does not exist."""
@@ -101,3 +127,144 @@ class Session:
     def tables_like(self, prefix: str, schema: str | None) -> list[str]:
         """Tables in the schema whose name starts with `prefix`."""
         return []
+
+    def sweep_staging(self, own: str, prefix: str, schema: str | None) -> list[str]:
+        """Claim staging table `own`, and drop the `prefix` tables whose run or attempt died
+        (their claim is free: it ends with the connection that held it); live runs' tables
+        are left alone. The names dropped."""
+        if not self.claim(own):
+            return []  # no named locks here (SQLite): a dead run's table stays, harmlessly
+        dropped = []
+        for name in self.tables_like(prefix, schema):
+            if name != own and self.claim(name):
+                self.drop(name, schema)
+                self.unclaim(name)
+                dropped.append(name)
+        return dropped
+
+    def drop(self, table: str, schema: str | None) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {self.qualified(table, schema)}")
+        self.commit()
+
+    def schema_exists(self, schema: str) -> bool:
+        """False when `schema` is certainly missing (checked where the catalog is cheap)."""
+        return True
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        """A timestamp literal; zoned values compare as UTC wall time (no zoned type here)."""
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+    def text_literal(self, value: str) -> str:
+        """A SQL string literal for any text (a dialect with backslash escapes overrides)."""
+        return literal(value)
+
+    # -- the SQL that publishes a load (run in one transaction by the SQL store) ----------
+    def create_table_sql(
+        self, table: str, schema: str | None, names: list[str], types: list[str]
+    ) -> str:
+        cols = ", ".join(f"{self.quote(n)} {t}" for n, t in zip(names, types, strict=True))
+        return f"CREATE TABLE {self.qualified(table, schema)} ({cols})"
+
+    def rename_sql(self, table: str, to: str, schema: str | None) -> str:
+        return f"ALTER TABLE {self.qualified(table, schema)} RENAME TO {self.quote(to)}"
+
+    def replace_steps(
+        self,
+        target: str,
+        staging: str,
+        schema: str | None,
+        old: str,
+        names: list[str],
+        *,
+        with_state: bool,
+    ) -> list[str]:
+        """Swap `staging` in for `target`: with transactional DDL, readers see old or new."""
+        return [
+            f"DROP TABLE {self.qualified(target, schema)}",
+            self.rename_sql(staging, target, schema),
+        ]
+
+    def drop_in_publish(self, staging: str, schema: str | None) -> list[str]:
+        """Dropping the staging table inside the publish (where DDL is transactional)."""
+        return [f"DROP TABLE {self.qualified(staging, schema)}"]
+
+    def add_key_sql(self, table: str, schema: str | None, key: list[str]) -> str:
+        keys = ", ".join(self.quote(k) for k in key)
+        return f"ALTER TABLE {self.qualified(table, schema)} ADD PRIMARY KEY ({keys})"
+
+    def add_column_sql(self, table: str, schema: str | None, name: str, type_ddl: str) -> str:
+        return (
+            f"ALTER TABLE {self.qualified(table, schema)} ADD COLUMN {self.quote(name)} {type_ddl}"
+        )
+
+    def alter_column_sql(self, table: str, schema: str | None, name: str, type_ddl: str) -> str:
+        q = self.quote(name)
+        return (
+            f"ALTER TABLE {self.qualified(table, schema)} ALTER COLUMN {q} TYPE {type_ddl} "
+            f"USING {q}::{type_ddl}"
+        )
+
+    def insert_sql(self, target: str, staging: str, schema: str | None, names: list[str]) -> str:
+        cols = ", ".join(self.quote(n) for n in names)
+        return (
+            f"INSERT INTO {self.qualified(target, schema)} ({cols}) "
+            f"SELECT {cols} FROM {self.qualified(staging, schema)}"
+        )
+
+    def merge_sql(
+        self, target: str, staging: str, schema: str | None, names: list[str], key: list[str]
+    ) -> str:
+        """Upsert the staged rows on `key` (INSERT ... ON CONFLICT: needs a unique key)."""
+        q = self.quote
+        others = [n for n in names if n not in key]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{q(n)} = excluded.{q(n)}" for n in others)
+            if others
+            else "DO NOTHING"
+        )
+        keys = ", ".join(q(k) for k in key)
+        return (
+            f"{self.insert_sql(target, staging, schema, names)} WHERE true "
+            f"ON CONFLICT ({keys}) {action}"
+        )
+
+    def merge_needs_unique_key(self) -> bool:
+        """The upsert matches rows through a primary key or unique index on the key."""
+        return True
+
+    def unique_key_fix(self, table: str, schema: str | None, key: list[str]) -> str:
+        """The statement a user runs to give `table` the unique key a merge needs."""
+        cols = ", ".join(self.quote(k) for k in key)
+        return (
+            f"CREATE UNIQUE INDEX {self.quote('ux_' + table)} "
+            f"ON {self.qualified(table, schema)} ({cols})"
+        )
+
+    def create_target_early(
+        self, target: str, staging: str, schema: str | None, key: list[str] | None
+    ) -> bool:
+        """Where DDL commits by itself (MySQL), create a first load's target before the
+        publish, so that the publish is DML only and a state row commits with the data.
+        False: not needed here (DDL is transactional)."""
+        return False
+
+    # -- merge key checks -------------------------------------------------------------------
+    def null_key_rows(self, table: str, schema: str | None, key: list[str]) -> int:
+        nulls = " OR ".join(f"{self.quote(k)} IS NULL" for k in key)
+        rows = self.query(f"SELECT count(*) FROM {self.qualified(table, schema)} WHERE {nulls}")
+        self.rollback()
+        return int(rows[0][0])
+
+    def duplicate_key(
+        self, table: str, schema: str | None, key: list[str]
+    ) -> tuple[tuple[Any, ...], int] | None:
+        """A key value that appears more than once, and how often; None when keys are unique."""
+        keys = ", ".join(self.quote(k) for k in key)
+        rows = self.query(
+            f"SELECT {keys}, count(*) FROM {self.qualified(table, schema)} GROUP BY {keys} "
+            "HAVING count(*) > 1 LIMIT 1"
+        )
+        self.rollback()
+        return (tuple(rows[0][:-1]), int(rows[0][-1])) if rows else None

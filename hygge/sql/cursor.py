@@ -92,7 +92,7 @@ class Cursor:
     def resume(self, state: dict[str, Any] | None) -> None:
         self.resumed = state is not None and state.get("mark") is not None
         self.kind = (state or {}).get("type")
-        self.mark = from_json(state.get("mark"), self.kind) if self.resumed else None
+        self.mark = from_json(state["mark"], self.kind) if state and self.resumed else None
         self.seen = set((state or {}).get("window", []))
         self.new_mark, self.window = self.mark, None
 
@@ -261,11 +261,5 @@ def sql_literal(value: Any, kind: str | None, session: Session) -> str:
     if kind == "date":
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, dt.datetime):
-        if session.dialect == "postgresql":
-            text = value.isoformat(sep=" ")
-            return f"TIMESTAMPTZ '{text}'" if value.tzinfo else f"TIMESTAMP '{text}'"
-        if value.tzinfo is not None:  # MySQL/SQLite timestamps compare as UTC wall time
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        text = value.isoformat(sep=" ")
-        return f"'{text}'" if session.dialect == "sqlite" else f"TIMESTAMP '{text}'"
+        return session.timestamp_literal(value)
     raise HomeError(f"cannot filter on a cursor value {value!r}")

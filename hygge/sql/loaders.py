@@ -148,7 +148,7 @@ class LoadDataPipeline(Loader):
     def __init__(self, session: MySqlSession, table: str, schema: str | None) -> None:
         super().__init__(session, table, schema)
         self.mysql = session
-        self.files: queue.Queue[object] = queue.Queue(maxsize=2)
+        self.files: queue.Queue[tuple[str, pa.Schema, int] | object] = queue.Queue(maxsize=2)
         self.errors: list[BaseException] = []
         self.thread: threading.Thread | None = None
 
@@ -170,7 +170,8 @@ class LoadDataPipeline(Loader):
 
     def _load(self) -> None:
         while (item := self.files.get()) is not _STOP:
-            path, schema, rows = item  # type: ignore[misc]
+            assert isinstance(item, tuple)
+            path, schema, rows = item
             try:
                 if not self.errors:
                     taken = self.mysql.load_file(path, self.table, self.schema, schema, rows)

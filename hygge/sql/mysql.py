@@ -15,6 +15,7 @@ import pyarrow as pa
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import tsv
 from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
     Column,
@@ -26,11 +27,17 @@ from hygge.sql.url import SqlUrl
 
 
 class MySqlSession(Session):
-    """One PyMySQL connection, session time zone UTC, LOAD DATA LOCAL allowed."""
+    """One PyMySQL connection, session time zone UTC, LOAD DATA LOCAL allowed.
+
+    MySQL/MariaDB's DDL commits by itself: a publish that must commit with a state row uses
+    DML only (DELETE + INSERT, a target created ahead), and staging is dropped after it.
+    """
 
     dialect = "mysql"
     quote_char = "`"
     max_identifier = 64
+    rules = LoadRules("mysql", key_text_length=255, type_comments=True, label="MySQL/MariaDB")
+    long_text = "LONGTEXT"
 
     def __init__(self, url: SqlUrl) -> None:
         super().__init__(url)
@@ -62,6 +69,61 @@ class MySqlSession(Session):
 
     def begin(self) -> None:
         self.conn.begin()
+
+    def text_literal(self, value: str) -> str:
+        return literal(value.replace("\\", "\\\\"))  # backslashes escape in MySQL strings
+
+    # -- the SQL that publishes a load, as MySQL spells it ----------------------------------
+    def rename_sql(self, table: str, to: str, schema: str | None) -> str:
+        return f"RENAME TABLE {self.qualified(table, schema)} TO {self.qualified(to, schema)}"
+
+    def replace_steps(
+        self,
+        target: str,
+        staging: str,
+        schema: str | None,
+        old: str,
+        names: list[str],
+        *,
+        with_state: bool,
+    ) -> list[str]:
+        if with_state:  # InnoDB: DELETE + INSERT commit with the state row, unlike RENAME
+            return [
+                f"DELETE FROM {self.qualified(target, schema)}",
+                self.insert_sql(target, staging, schema, names),
+            ]
+        t, s, o = (self.qualified(n, schema) for n in (target, staging, old))
+        return [f"RENAME TABLE {t} TO {o}, {s} TO {t}", f"DROP TABLE {o}"]
+
+    def drop_in_publish(self, staging: str, schema: str | None) -> list[str]:
+        return []  # a DROP would commit the publish half-way; the store drops it after
+
+    def alter_column_sql(self, table: str, schema: str | None, name: str, type_ddl: str) -> str:
+        return (
+            f"ALTER TABLE {self.qualified(table, schema)} MODIFY COLUMN "
+            f"{self.quote(name)} {type_ddl}"
+        )
+
+    def merge_sql(
+        self, target: str, staging: str, schema: str | None, names: list[str], key: list[str]
+    ) -> str:
+        others = [n for n in names if n not in key]
+        update = ", ".join(f"{self.quote(n)} = VALUES({self.quote(n)})" for n in others or key)
+        return f"{self.insert_sql(target, staging, schema, names)} ON DUPLICATE KEY UPDATE {update}"
+
+    def unique_key_fix(self, table: str, schema: str | None, key: list[str]) -> str:
+        cols = ", ".join(self.quote(k) for k in key)
+        return f"ALTER TABLE {self.qualified(table, schema)} ADD UNIQUE ({cols})"
+
+    def create_target_early(
+        self, target: str, staging: str, schema: str | None, key: list[str] | None
+    ) -> bool:
+        self.execute(
+            f"CREATE TABLE {self.qualified(target, schema)} LIKE {self.qualified(staging, schema)}"
+        )
+        if key:
+            self.execute(self.add_key_sql(target, schema, key))
+        return True
 
     def _schema_sql(self, schema: str | None) -> str:
         return literal(schema) if schema else "DATABASE()"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
     NUMERIC_TEXT,
@@ -23,10 +25,58 @@ from hygge.sql.types import (
 from hygge.sql.url import SqlUrl
 
 
-class PostgresSession(Session):
-    """One ADBC connection; numerics are read as text and parsed by Arrow."""
+class PostgresSql(Session):
+    """PostgreSQL's SQL, for any connection to it (ADBC here, or SQLAlchemy with a named
+    driver): a schema check in the catalog, MERGE on 15+, numerics staged as text."""
 
     dialect = "postgresql"
+    rules = LoadRules("postgresql", numeric_staged_as_text=True, label="PostgreSQL")
+    _has_merge: bool | None = None
+
+    def schema_exists(self, schema: str) -> bool:
+        found = self.query(f"SELECT 1 FROM pg_namespace WHERE nspname = {literal(schema)}")
+        self.rollback()
+        return bool(found)
+
+    def timestamp_literal(self, value: dt.datetime) -> str:
+        text = value.isoformat(sep=" ")  # a zoned value keeps its offset: TIMESTAMPTZ compares
+        return f"TIMESTAMPTZ '{text}'" if value.tzinfo else f"TIMESTAMP '{text}'"
+
+    def has_merge(self) -> bool:
+        """PostgreSQL 15+ upserts with MERGE; older ones with INSERT ... ON CONFLICT."""
+        if self._has_merge is None:
+            version = self.query("SELECT current_setting('server_version_num')")[0][0]
+            self.rollback()
+            self._has_merge = int(version) >= 150000
+        return self._has_merge
+
+    def merge_needs_unique_key(self) -> bool:
+        return not self.has_merge()  # MERGE matches on any columns
+
+    def merge_sql(
+        self, target: str, staging: str, schema: str | None, names: list[str], key: list[str]
+    ) -> str:
+        if not self.has_merge():
+            return super().merge_sql(target, staging, schema, names, key)
+        q = self.quote
+        others = [n for n in names if n not in key]
+        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
+        update = (
+            " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{q(n)} = s.{q(n)}" for n in others)
+            if others
+            else ""
+        )
+        cols = ", ".join(q(n) for n in names)
+        values = ", ".join(f"s.{q(n)}" for n in names)
+        return (
+            f"MERGE INTO {self.qualified(target, schema)} AS t "
+            f"USING {self.qualified(staging, schema)} AS s ON {on}{update} "
+            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})"
+        )
+
+
+class PostgresSession(PostgresSql):
+    """One ADBC connection; numerics are read as text and parsed by Arrow."""
 
     def __init__(self, url: SqlUrl) -> None:
         super().__init__(url)
@@ -46,9 +96,6 @@ class PostgresSession(Session):
         with contextlib.suppress(Exception):
             self.cur.close()
         super().close()
-
-    def current_schema(self) -> str:
-        return str(self.query("SELECT current_schema()")[0][0])
 
     def columns(self, table: str, schema: str | None) -> list[Column] | None:
         nsp = literal(schema) if schema else "current_schema()"

@@ -3,6 +3,11 @@
 A few database types have no plain Arrow equivalent that survives polars: they travel as
 extension types over strings (`arrow.json`, and an `arrow.opaque` tagged "uuid" or "numeric"
 for numbers too wide for decimal128), which polars, parquet and DuckDB all keep as text.
+
+Over 400 lines on purpose: the type tables of every dialect sit side by side (one type's
+PostgreSQL, MySQL and generic spelling are read and changed together), and the casts that
+check values against those types belong with them. Splitting per dialect would scatter one
+type's rules over three files.
 """
 
 from __future__ import annotations
@@ -388,7 +393,7 @@ def _no_nan(array: pa.ChunkedArray, column: str) -> None:
 
 def _to_uuid_text(array: pa.ChunkedArray, column: str) -> pa.ChunkedArray:
     """UUIDs from 16 raw bytes or text, validated, as canonical text."""
-    values = []
+    values: list[str | None] = []
     for value in _storage(array).to_pylist():
         if value is None:
             values.append(None)

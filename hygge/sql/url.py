@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from hygge.errors import ConfigError, HyggeError
+from hygge.errors import ConfigError
 from hygge.secrets import mask_url
 
 DIALECTS = {
@@ -19,16 +19,6 @@ DIALECTS = {
     "sqlite": "sqlite",
 }
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
-
-# Faults that may heal by themselves: the server is down, restarting or overloaded.
-_TRANSIENT = re.compile(
-    r"connection refused|could not connect|can't connect|timed? ?out|timeout|"
-    r"server closed the connection|lost connection|connection reset|too many connections|"
-    r"the database system is (starting up|shutting down)|name or service not known|"
-    r"temporary failure in name resolution|no route to host|network is unreachable|"
-    r"gone away|broken pipe",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -112,24 +102,4 @@ def parse_url(url: str | None, what: str) -> SqlUrl:
         database=unquote(parts.path.lstrip("/")) or None,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def connection_error(
-    url: SqlUrl, exc: BaseException, error: type[HyggeError], what: str
-) -> HyggeError:
-    """A driver's connect failure as a hygge error: where it tried, why, what to do."""
-    detail = url.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-    transient = bool(_TRANSIENT.search(str(exc)))
-    hint = "check that the server runs and the host and port are right"
-    if re.search(r"password|access denied|authentication", str(exc), re.I):
-        hint = "check the user and password in the connection URL"
-        transient = False
-    elif re.search(r"does not exist|unknown database", str(exc), re.I):
-        hint = "check the database name in the connection URL"
-        transient = False
-    return error(
-        f"{what}: cannot connect to {url.dialect} at {url.where()} ({url.masked}): {detail}",
-        hint=hint,
-        transient=transient,
     )

@@ -1,4 +1,6 @@
-"""Incremental state kept in the target database, published in the data's own transaction.
+"""Incremental state kept in a table of the target database (`_hygge_state`), published in
+the data's own transaction. (What the state means and how a run resumes from it is the
+library's incremental module; this is only where a SQL store keeps it.)
 
 One table `_hygge_state` (in the store's schema) holds a row per flow: its definition and its
 state record as JSON. The publish transaction that makes a run's rows visible also deletes
@@ -16,14 +18,6 @@ from hygge.sql.base import Session
 STATE_TABLE = "_hygge_state"
 
 
-def text_literal(session: Session, value: str) -> str:
-    """A SQL string literal for any text (MySQL also treats backslashes as escapes)."""
-    value = value.replace("'", "''")
-    if session.dialect == "mysql":
-        value = value.replace("\\", "\\\\")
-    return f"'{value}'"
-
-
 def _table(session: Session, schema: str | None) -> str:
     return session.qualified(STATE_TABLE, schema)
 
@@ -32,7 +26,7 @@ def ensure_table(session: Session, schema: str | None) -> None:
     """Create the state table if missing (its own commit: MySQL DDL would end a transaction)."""
     if session.columns(STATE_TABLE, schema) is not None:
         return
-    text = "LONGTEXT" if session.dialect == "mysql" else "TEXT"
+    text = session.long_text
     sql = (
         f"CREATE TABLE IF NOT EXISTS {_table(session, schema)} ("
         f"flow VARCHAR(200) NOT NULL PRIMARY KEY, definition {text} NOT NULL, "
@@ -55,10 +49,10 @@ def publish_steps(
     table = _table(session, schema)
     steps = []
     for flow, record in states.items():
-        name = text_literal(session, flow)
-        definition = text_literal(session, json.dumps(record.get("definition"), sort_keys=True))
-        state = text_literal(session, json.dumps(record, sort_keys=True, default=str))
-        at = text_literal(session, str(record.get("committed_at", "")))
+        name = session.text_literal(flow)
+        definition = session.text_literal(json.dumps(record.get("definition"), sort_keys=True))
+        state = session.text_literal(json.dumps(record, sort_keys=True, default=str))
+        at = session.text_literal(str(record.get("committed_at", "")))
         steps.append(f"DELETE FROM {table} WHERE flow = {name}")
         steps.append(
             f"INSERT INTO {table} (flow, definition, state, committed_at) "
@@ -71,7 +65,7 @@ def read(session: Session, schema: str | None, flow: str) -> dict[str, Any] | No
     if session.columns(STATE_TABLE, schema) is None:
         return None
     rows = session.query(
-        f"SELECT state FROM {_table(session, schema)} WHERE flow = {text_literal(session, flow)}"
+        f"SELECT state FROM {_table(session, schema)} WHERE flow = {session.text_literal(flow)}"
     )
     session.rollback()
     return json.loads(rows[0][0]) if rows else None
@@ -80,7 +74,7 @@ def read(session: Session, schema: str | None, flow: str) -> dict[str, Any] | No
 def reset(session: Session, schema: str | None, flow: str) -> bool:
     if session.columns(STATE_TABLE, schema) is None:
         return False
-    table, name = _table(session, schema), text_literal(session, flow)
+    table, name = _table(session, schema), session.text_literal(flow)
     found = bool(session.query(f"SELECT 1 FROM {table} WHERE flow = {name}"))
     session.execute(f"DELETE FROM {table} WHERE flow = {name}")
     session.commit()
