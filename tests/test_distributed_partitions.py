@@ -153,3 +153,31 @@ def test_64_partitions_on_8_worker_processes_two_killed(make_cluster, tmp_path: 
     assert count_and_sum(tmp_path / "lake" / "big") == (rows, rows, sum(range(rows)))
     assert int(final["rows"]) == rows
     assert set(reads(tmp_path)) == {str(i) for i in range(64)}
+
+
+def test_flower_shows_every_partition_with_progress_and_status_one_line(
+    make_cluster, tmp_path: Path
+) -> None:
+    cluster = make_cluster()
+    cluster.start_flower()
+    cluster.start_worker("w1")
+    result = cluster.cli("enqueue", str(pieces_flow(tmp_path, 2, 4000, 0.3)))
+    assert result.returncode == 0, result.stderr
+    run_id, tasks = parse_enqueue(result.stdout)
+    parts = [tasks["big#1/2"], tasks["big#2/2"]]
+    seen: dict[str, str] = {}
+
+    def progress() -> bool:
+        for task_id in parts:
+            info = cluster.flower_task(task_id)
+            if info.get("state") == "PROGRESS" and " rows · " in str(info.get("result")):
+                seen[task_id] = info["result"]
+        return len(seen) == 2
+
+    wait_for(progress, 60, "both partitions showing PROGRESS in Flower", every=0.2)
+    assert cluster.flower_task(parts[0])["args"] == "('big#1/2',)"
+    shown = cluster.cli("status", run_id)
+    assert "partitions " in shown.stdout and "big#1/2" not in shown.stdout, shown.stdout
+    assert "big#1/2" in cluster.cli("status", run_id, "--partitions").stdout
+    wait_for(lambda: finished(cluster, run_id), 90, "the flow to commit")
+    assert count_and_sum(tmp_path / "lake" / "big") == (4000, 4000, sum(range(4000)))
