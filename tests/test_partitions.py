@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -270,7 +271,7 @@ def _parquet(path: Path, start: int, rows: int, row_group: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = pa.array(range(start, start + rows), pa.int64())
     pq.write_table(
-        pa.table({"id": ids, "v": pa.compute.cast(ids, pa.string())}),
+        pa.table({"id": ids, "v": pc.cast(ids, pa.string())}),
         path,
         row_group_size=row_group,
     )
@@ -446,3 +447,20 @@ def test_a_home_that_cannot_split_is_refused_naming_the_splitting_homes() -> Non
     message = str(caught.value)
     assert "home type 'test_whole' cannot split into partitions" in message
     assert "parquet" in message and "sql" in message
+
+
+def test_parts_of_a_run_whose_commit_never_came_are_swept_after_a_week(tmp_path: Path) -> None:
+    _parquet(tmp_path / "in.parquet", 0, 100, 10)
+    lake = tmp_path / "lake"
+    abandoned = lake / ".big.hygge-parts-0123456789ab" / "p0000-x"
+    recent = lake / ".big.hygge-parts-ba9876543210" / "p0000-y"
+    for folder in (abandoned, recent):
+        folder.mkdir(parents=True)
+        (folder / "part-1.parquet").write_bytes(b"x")
+    week_ago = __import__("time").time() - 8 * 24 * 3600
+    for p in (abandoned, abandoned / "part-1.parquet", abandoned.parent):
+        os.utime(p, (week_ago, week_ago))
+    flows = tmp_path / "flows.yml"
+    flows.write_text("flows:\n  big:\n    home: in.parquet\n    store: lake/big\n")
+    assert Coordinator(flows).run().ok
+    assert not abandoned.parent.exists() and recent.exists()

@@ -32,10 +32,11 @@ from pydantic import Field
 from hygge.contract import MultiPartStore, PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
 from hygge.stores._atomic import recover, replace_dir
-from hygge.stores._staging import StagingLock, staging_path, sweep_dead
+from hygge.stores._staging import StagingLock, staging_path, sweep_abandoned_parts, sweep_dead
 
 META_DIR = "_hygge"
 PARTS_MARK = ".hygge-parts-"
+ABANDONED_PARTS_SECONDS = 7 * 24 * 3600  # a partitioned run's parts no commit came for
 
 
 class FileStoreSettings(StoreSettings):
@@ -106,6 +107,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         try:
             self.staging.parent.mkdir(parents=True, exist_ok=True)
             sweep_dead(self.target)  # leftovers of runs that were killed
+            sweep_abandoned_parts(self.target, PARTS_MARK, ABANDONED_PARTS_SECONDS)
             self._lock.acquire()
             self.staging.mkdir()
         except PermissionError as exc:
