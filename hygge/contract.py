@@ -23,7 +23,7 @@ Optional abilities are mixins, checked when flows.yml is validated:
 - `SplittableHome`: can split its data into partitions (`plan_parts`, `part`); required by
   `partitions:` (see hygge/partitions.py and docs/partitions.md).
 - `MultiPartStore`: takes parts staged by several processes and publishes them in one commit
-  (the parquet and CSV stores); required by `partitions:`.
+  (the parquet, CSV and SQL stores); required by `partitions:`.
 
 Errors: raise `HomeError` / `StoreError` (subclasses of HyggeError) with a message saying what
 is wrong and what to do, for a permanent fault: it fails the flow at once. For a fault that may
@@ -270,7 +270,7 @@ class SplittableHome:
 
 class MultiPartStore:
     """Ability of a Store: several processes each stage one part, then one process publishes
-    every part at once (parquet and CSV datasets).
+    every part at once (parquet and CSV datasets, SQL tables).
 
     A part is staged by `open_part(part)`, `write(df)` per batch and `seal_part(part)`, which
     makes it durable and returns a small JSON-able description (files, rows) that travels to

@@ -18,7 +18,7 @@ import pytest
 
 from hygge import Coordinator, HomeError, TransientError
 from hygge.config import parse
-from hygge.contract import Home, HomeSettings, SplittableHome
+from hygge.contract import Home, HomeSettings, SplittableHome, Store, StoreSettings
 from hygge.errors import ConfigError
 from hygge.partitions import Range, explicit_ranges, ranges_problem, split_range
 from tests.checks import fingerprint
@@ -264,6 +264,51 @@ def test_partition_on_missing_or_text_column_fails_before_writing(
         db.close()
 
 
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_sql_to_sql_parts_publish_in_one_transaction(db: Db, tmp_path: Path, mode: str) -> None:
+    table, target = unique("part"), unique("dest")
+    _fill(db, table, "id")
+    try:
+        flows = tmp_path / "flows.yml"
+        flows.write_text(
+            "flows:\n  big:\n"
+            f"    home: {{type: sql, connection: '{db.url}', table: {table}, "
+            "partition_on: id, batch_size: 500}\n"
+            f"    store: {{type: sql, connection: '{db.url}', table: {target}, mode: {mode}}}\n"
+            "    options: {partitions: 4}\n"
+        )
+        for _ in range(2):
+            result = Coordinator(flows).run()
+            assert result.ok, result.failed
+        expected = sorted(db.run(f"SELECT v, id FROM {table}"))
+        if mode == "append":
+            expected = sorted(expected * 2)
+        assert sorted(db.run(f"SELECT v, id FROM {target}")) == expected
+        assert not [t for t in db.staging_tables() if table in t or target in t]
+    finally:
+        db.drop(table, target)
+
+
+def test_a_failing_part_into_sql_leaves_no_table(postgres_url: str, tmp_path: Path) -> None:
+    db = Db(postgres_url)
+    target = unique("dest")
+    try:
+        flows = tmp_path / "flows.yml"
+        flows.write_text(
+            "flows:\n  pieces:\n"
+            f"    home: {{type: test_pieces, log: {tmp_path / 'log'}, fail_part: 3}}\n"
+            f"    store: {{type: sql, connection: '{postgres_url}', table: {target}}}\n"
+            "    options: {partitions: 4}\n"
+        )
+        result = Coordinator(flows).run()
+        assert not result.ok and "piece 3 is broken" in str(result.results["pieces"].error)
+        assert not db.exists(target)
+        assert not [t for t in db.staging_tables() if target in t]
+    finally:
+        db.drop(target)
+        db.close()
+
+
 # -- file homes -----------------------------------------------------------------------------
 
 
@@ -418,11 +463,6 @@ PG = "postgresql://u@h/db"
             "partition_on is set but the flow has no `partitions:`",
         ),
         (
-            "{home: {type: sql, connection: '" + PG + "', table: t, partition_on: id}, "
-            "store: {type: sql, connection: '" + PG + "', table: u}, options: {partitions: 2}}",
-            "store type 'sql' cannot take parts staged by several processes",
-        ),
-        (
             "{home: in.parquet, store: out, options: {ranges: [[0, 10], [10, 20]]}}",
             "splits by files",
         ),
@@ -433,6 +473,21 @@ def test_bad_partition_settings_are_config_errors(flow: str, says: str) -> None:
         parse(f"flows:\n  big: {flow}\n", "flows.yml")
     message = str(caught.value)
     assert says in message and "big" in message, message
+
+
+def test_a_store_that_cannot_take_parts_is_refused_naming_those_that_can() -> None:
+    class SingleStore(Store[StoreSettings]):
+        type_name = "test_single"
+
+    with pytest.raises(ConfigError) as caught:
+        parse(
+            "flows:\n  s: {home: in.parquet, store: {type: test_single}, "
+            "options: {partitions: 2}}\n",
+            "flows.yml",
+        )
+    message = str(caught.value)
+    assert "store type 'test_single' cannot take parts staged by several processes" in message
+    assert "csv, parquet, sql" in message and "'s'" in message, message
 
 
 def test_a_home_that_cannot_split_is_refused_naming_the_splitting_homes() -> None:
