@@ -60,7 +60,7 @@ def enqueue_and_wait(flows: Path) -> float:
     return time.perf_counter() - started
 
 
-def bench_workers(scale: int, work: Path, repeat: int) -> list[tuple[str, ...]]:
+def bench_workers(scale: int, work: Path, repeat: int, url: str) -> list[tuple[str, ...]]:
     source = tpch_lineitem(scale)
     expected = pq.read_metadata(source).num_rows
     out = work / "out"
@@ -70,16 +70,14 @@ def bench_workers(scale: int, work: Path, repeat: int) -> list[tuple[str, ...]]:
         "    options: {partitions: 2}\n"
     )
     best: dict[int, float] = {}
-    with redis_db() as url:
-        os.environ["HYGGE_BROKER_URL"] = url
-        for _ in range(repeat):
-            for count in (1, 2):
-                shutil.rmtree(out, ignore_errors=True)
-                with workers(url, count, concurrency=1, pin=True):
-                    seconds = enqueue_and_wait(flows)
-                if rows_in(out) != expected:
-                    raise SystemExit(f"(a) {count} worker(s) wrote {rows_in(out):,} rows")
-                best[count] = min(best.get(count, float("inf")), seconds)
+    for _ in range(repeat):
+        for count in (1, 2):
+            shutil.rmtree(out, ignore_errors=True)
+            with workers(url, count, concurrency=1, pin=True):
+                seconds = enqueue_and_wait(flows)
+            if rows_in(out) != expected:
+                raise SystemExit(f"(a) {count} worker(s) wrote {rows_in(out):,} rows")
+            best[count] = min(best.get(count, float("inf")), seconds)
     rows = [
         (f"(a) 1 flow, 2 partitions, {n} worker(s)", f"{s:.2f}", f"{expected / s:,.0f}")
         for n, s in best.items()
@@ -145,7 +143,7 @@ def bench_postgres(work: Path, repeat: int) -> list[tuple[str, ...]]:
     return rows
 
 
-def bench_dispatch(work: Path, repeat: int) -> list[tuple[str, ...]]:
+def bench_dispatch(work: Path, repeat: int, url: str) -> list[tuple[str, ...]]:
     from celery.result import ResultSet
 
     from worker.app import app
@@ -159,18 +157,16 @@ def bench_dispatch(work: Path, repeat: int) -> list[tuple[str, ...]]:
         "    options: {partitions: 64}\n"
     )
     noop = parts = float("inf")
-    with redis_db() as url:
-        os.environ["HYGGE_BROKER_URL"] = url
-        with workers(url, 2, 2):
-            for _ in range(repeat):
-                started = time.perf_counter()
-                ResultSet([app.send_task(NOOP_TASK_NAME) for _ in range(64)]).join_native(
-                    timeout=600, propagate=True
-                )
-                noop = min(noop, time.perf_counter() - started)
-                parts = min(parts, enqueue_and_wait(flows))
-                if rows_in(work / "tiny_out") != 64:
-                    raise SystemExit("(c) the partitioned flow lost rows")
+    with workers(url, 2, 2):
+        for _ in range(repeat):
+            started = time.perf_counter()
+            ResultSet([app.send_task(NOOP_TASK_NAME) for _ in range(64)]).join_native(
+                timeout=600, propagate=True
+            )
+            noop = min(noop, time.perf_counter() - started)
+            parts = min(parts, enqueue_and_wait(flows))
+            if rows_in(work / "tiny_out") != 64:
+                raise SystemExit("(c) the partitioned flow lost rows")
     return [
         ("(c) 64 no-op Celery tasks", f"{noop:.2f}", f"{64 / noop:,.1f} tasks/s"),
         ("(c) 64 partitions of one flow + commit", f"{parts:.2f}", f"{64 / parts:,.1f} parts/s"),
@@ -187,14 +183,20 @@ def main() -> None:
     only = set(args.only or "abc")
     DATA.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, ...]] = []
-    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+    # One Redis database for everything: worker.app binds its broker URL when first imported.
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp, redis_db() as url:
+        os.environ["HYGGE_BROKER_URL"] = url
         work = Path(tmp)
-        if "a" in only:
-            rows += bench_workers(args.scale, work, args.repeat)
-        if "b" in only:
-            rows += bench_postgres(work, args.repeat)
-        if "c" in only:
-            rows += bench_dispatch(work, args.repeat)
+        for key, bench in (
+            ("a", lambda: bench_workers(args.scale, work, args.repeat, url)),
+            ("b", lambda: bench_postgres(work, args.repeat)),
+            ("c", lambda: bench_dispatch(work, args.repeat, url)),
+        ):
+            if key in only:
+                done = bench()
+                print_table(f"({key})", done, ("", "seconds", "rate"))
+                sys.stdout.flush()
+                rows += done
     print_table("partitioned flows", rows, ("", "seconds", "rate"))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n(machine: {os.cpu_count()} CPUs, load average {load}: other work shares the CPUs)")
