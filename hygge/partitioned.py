@@ -139,13 +139,7 @@ class PartitionedFlow:
                 raise _first_cause(group_error) from None
             sealed = [f.store.sealed for f in flows]  # type: ignore[attr-defined]
             read = sum(self._reports[i].rows for i in range(len(flows)))
-            staged = await store.parts_rows(sealed)
-            if staged is not None and staged != read:
-                raise FlowError(
-                    f"flow '{self.name}': its {len(flows)} partitions read {read:,} rows but "
-                    f"staged {staged:,}; nothing was committed",
-                    hint="this is a bug in the store; please report it with --verbose output",
-                )
+            await check_rows(self.name, store, sealed, read)
             if self.incremental:
                 assert isinstance(self.home, IncrementalHome)
                 states = [f.home.checkpoint() for f in flows]  # type: ignore[attr-defined]
@@ -181,3 +175,17 @@ class PartitionedFlow:
         if self.on_progress is not None:
             self.on_progress(report)
         return report
+
+
+async def check_rows(
+    flow: str, store: MultiPartStore, sealed: list[dict[str, Any]], read: int
+) -> None:
+    """The integrity check of a whole partitioned flow: the rows all partitions read must be
+    the rows staged, counted from what was written; else nothing is published."""
+    staged = await store.parts_rows(sealed)
+    if staged is not None and staged != read:
+        raise FlowError(
+            f"flow '{flow}': its {len(sealed)} partitions read {read:,} rows but staged "
+            f"{staged:,}; nothing was published",
+            hint="this is a bug in the store; please report it with --verbose output",
+        )

@@ -25,7 +25,7 @@ import redis
 from hygge.config import FlowSpec
 from hygge.errors import FlowError
 from hygge.flow import Flow, resume_home, state_record
-from hygge.partitioned import PartitionedFlow, PartStore
+from hygge.partitioned import PartitionedFlow, PartStore, check_rows
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
 from worker.contract import FlowJob, Keys, partition_name, text
@@ -131,13 +131,7 @@ async def commit_partitions(
         parts = [found[i] for i in range(job.parts)]
         sealed = [p["sealed"] for p in parts]
         read = sum(p["rows"] for p in parts)
-        staged = await store.parts_rows(sealed)  # type: ignore[attr-defined]
-        if staged is not None and staged != read:
-            raise FlowError(
-                f"flow '{job.flow}': its partitions read {read:,} rows but staged "
-                f"{staged:,}; nothing was published",
-                hint="this is a bug in the store; please report it with the workers' logs",
-            )
+        await check_rows(job.flow, store, sealed, read)  # type: ignore[arg-type]
         if whole.incremental:
             plan = json.loads(text(r.get(keys.plan(job.flow))))
             whole.home.resume(plan["state"])  # type: ignore[attr-defined]
