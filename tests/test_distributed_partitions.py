@@ -181,3 +181,44 @@ def test_flower_shows_every_partition_with_progress_and_status_one_line(
     assert "big#1/2" in cluster.cli("status", run_id, "--partitions").stdout
     wait_for(lambda: finished(cluster, run_id), 90, "the flow to commit")
     assert count_and_sum(tmp_path / "lake" / "big") == (4000, 4000, sum(range(4000)))
+
+
+def test_a_partitioned_incremental_flow_on_workers(
+    make_cluster, tmp_path: Path, postgres_url: str
+) -> None:
+    from tests.sqldb import Db, unique
+
+    db = Db(postgres_url)
+    table = unique("inc")
+    db.run(f"CREATE TABLE {table} (id int, v text, updated_at timestamptz)")
+
+    def insert(first: int, last: int, hour: int) -> None:
+        db.run(
+            f"INSERT INTO {table} SELECT i, 'v' || i, "
+            f"timestamptz '2024-05-01 00:00:00+00' + interval '{hour} hour' + i * interval '1 s' "
+            f"FROM generate_series({first}, {last}) i"
+        )
+
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        "flows:\n  inc:\n"
+        f"    home: {{type: sql, connection: '{postgres_url}', table: {table}, "
+        "cursor: updated_at, lag: 1h, partition_on: id}\n"
+        f"    store: {tmp_path / 'lake' / 'inc'}\n"
+        "    options: {partitions: 3, incremental: true}\n"
+    )
+    cluster = make_cluster()
+    cluster.start_worker("w1")
+    try:
+        insert(1, 900, 0)
+        first = cluster.cli("enqueue", str(flows), "--wait")
+        assert first.returncode == 0, first.stdout + first.stderr
+        insert(901, 1200, 3)
+        second = cluster.cli("enqueue", str(flows), "--wait")
+        assert second.returncode == 0, second.stdout + second.stderr
+        run_id, _ = parse_enqueue(second.stdout)
+        assert int(cluster.status(run_id)["inc"]["rows"]) == 300  # only the new rows
+        assert count_and_sum(tmp_path / "lake" / "inc") == (1200, 1200, sum(range(1, 1201)))
+    finally:
+        db.drop(table)
+        db.close()
