@@ -258,9 +258,12 @@ def _show_plan(coordinator: Coordinator) -> None:
             spec = coordinator.config.flows[name]
             home, store = spec.home.build(), spec.store.build()
             mode = getattr(store.settings, "mode", "")
+            options = spec.options
+            parts = len(options.ranges) if options.ranges else options.partitions
             console.print(
                 f"wave {number}: [bold]{name}[/]  {home.describe()} -> {store.describe()}"
-                + (f" ({mode})" if mode else ""),
+                + (f" ({mode})" if mode else "")
+                + (f" in {parts} partitions" if options.partitioned else ""),
                 highlight=False,
             )
 
