@@ -15,8 +15,9 @@ WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY hygge ./hygge
 COPY worker ./worker
-# Extras to install; `--build-arg HYGGE_EXTRAS=distributed` for a smaller image without SQL.
-ARG HYGGE_EXTRAS=distributed,sql
+# Extras to install; `--build-arg HYGGE_EXTRAS=distributed` for a smaller image without SQL
+# or Delta (object-store files need no extra: pyarrow ships S3, Azure and GCS).
+ARG HYGGE_EXTRAS=distributed,sql,cloud
 # pip and setuptools are not needed at run time: removed, so the runtime cannot install code.
 RUN /opt/hygge/bin/pip install ".[${HYGGE_EXTRAS}]" \
     && /opt/hygge/bin/python -c "import hygge, worker, flower" \

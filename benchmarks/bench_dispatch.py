@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.cluster import redis_db, workers
 from benchmarks.common import print_table
+from tests.helpers import write_flows
 
 PLUGINS = "benchmarks.dispatch_plugins"
 
@@ -78,13 +79,13 @@ def bench_flows(count: int) -> float:
     from worker.app import app
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "flows.yml"
-        path.write_text(
+        path = write_flows(
+            Path(tmp),
             "flows:\n"
             + "".join(
                 f"  f{i:05d}: {{home: {{type: one_row}}, store: {{type: discard}}}}\n"
                 for i in range(count)
-            )
+            ),
         )
         started = time.perf_counter()
         run = client.enqueue(path)

@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from benchmarks.common import ROOT, print_table, tpch_lineitem
+from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLE = "bench_incr_lineitem"
@@ -83,7 +84,8 @@ def main() -> None:
             f"to_seconds(l_orderkey * 8 + l_linenumber) AS updated_at "
             f"FROM read_parquet('{tpch_lineitem(args.scale)}')) TO '{source}' (FORMAT parquet)"
         )
-        (work / "flows.yml").write_text(
+        write_flows(
+            work,
             f"flows:\n"
             f"  load_source:\n"
             f"    home: {source}\n"
@@ -92,7 +94,7 @@ def main() -> None:
             f"    home: {{type: sql, connection: '{PG_URL}', table: {TABLE}, cursor: updated_at,"
             f" lag: 10m}}\n"
             f"    store: {{path: lake/lineitem}}\n"
-            f"    options: {{incremental: true}}\n"
+            f"    options: {{incremental: true}}\n",
         )
         print("loading the source table into PostgreSQL ...", file=sys.stderr)
         subprocess.run(

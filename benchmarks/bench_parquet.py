@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from benchmarks.common import Measurement, measure, print_table, tpch_lineitem
+from tests.helpers import write_flows
 
 BATCH = 100_000
 CODEC = "zstd"
@@ -26,10 +27,11 @@ CODEC = "zstd"
 def bench_scale(scale: int, work: Path, repeat: int) -> tuple[Measurement, Measurement]:
     source = tpch_lineitem(scale)
     rows = pq.read_metadata(source).num_rows
-    flows = work / f"flows_sf{scale}.yml"
-    flows.write_text(
+    flows = write_flows(
+        work,
         f"flows:\n  lineitem:\n    home: {{path: {source}, batch_size: {BATCH}}}\n"
-        f"    store: {{path: {work}/hygge_sf{scale}, compression: {CODEC}}}\n"
+        f"    store: {{path: {work}/hygge_sf{scale}, compression: {CODEC}}}\n",
+        name=f"flows_sf{scale}.yml",
     )
     best_raw = best_hygge = None
     for _ in range(repeat):  # alternate, keep the best of each: less noise from the machine

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.cluster import redis_db, workers
 from benchmarks.common import DATA, print_table, tpch_lineitem
+from tests.helpers import write_flows
 
 PARTS = 8
 
@@ -41,13 +42,13 @@ def run_flows(files: list[Path], work: Path) -> tuple[float, int]:
     from worker.app import app
 
     shutil.rmtree(work / "out", ignore_errors=True)
-    flows = work / "flows.yml"
-    flows.write_text(
+    flows = write_flows(
+        work,
         "flows:\n"
         + "".join(
             f"  part{i}:\n    home: {f}\n    store: {work / 'out' / f'part{i}'}\n"
             for i, f in enumerate(files)
-        )
+        ),
     )
     started = time.perf_counter()
     run = client.enqueue(flows)

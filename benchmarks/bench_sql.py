@@ -7,7 +7,11 @@ Measured (issue 3), each hygge run as its own process (`hygge run`, peak RSS fro
   (a) PostgreSQL -> parquet   vs  psql COPY (SELECT * ...) TO STDOUT (FORMAT binary) > /dev/null
   (b) parquet -> PostgreSQL   vs  psql \\copy ... FROM the same rows as CSV   (mode replace)
   (c) parquet -> MariaDB      vs  mysql LOAD DATA LOCAL INFILE of the same CSV
-Targets: (a) >= 0.7x COPY's rows/s with peak RSS < 500 MB; (b) >= 1.3x; (c) >= 0.8x.
+  (d) MariaDB -> parquet      vs  mariadb --quick -N -e "select * ..." > /dev/null, reading the
+      table (c)'s LOAD DATA filled; and the peak RSS of (d) on its first 1 M rows, to show
+      memory is bounded by the batch, not the table
+Targets: (a) >= 0.7x COPY's rows/s with peak RSS < 500 MB; (b) >= 1.3x; (c) >= 0.8x;
+(d) >= 0.7x with peak RSS <= 400 MB, and at most 1.3x the 1 M-row run's.
 Servers: $HYGGE_TEST_POSTGRES_URL / $HYGGE_TEST_MYSQL_URL, else the local defaults.
 """
 
@@ -26,10 +30,11 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 
 from benchmarks.common import ROOT, tpch_lineitem
+from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MY_URL = os.environ.get("HYGGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-TABLE, BASELINE = "bench_sql_lineitem", "bench_sql_copy"
+TABLE, BASELINE, FIRST_1M = "bench_sql_lineitem", "bench_sql_copy", "bench_sql_1m"
 BATCH = 100_000
 
 
@@ -102,9 +107,10 @@ def hygge(flows: Path, flow: str) -> list[str]:
     return [sys.executable, "-m", "hygge", "run", str(flows), "--flow", flow]
 
 
-def write_flows(work: Path, parquet: Path) -> Path:
-    flows = work / "flows.yml"
-    flows.write_text(f"""
+def sql_flows(work: Path, parquet: Path) -> Path:
+    return write_flows(
+        work,
+        f"""
 flows:
   pg_in:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
@@ -115,8 +121,14 @@ flows:
   maria_in:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
     store: {{type: sql, connection: "{MY_URL}", table: {TABLE}, mode: replace}}
-""")
-    return flows
+  maria_out:
+    home: {{type: sql, connection: "{MY_URL}", table: {BASELINE}, batch_size: {BATCH}}}
+    store: {{type: parquet, path: "{work}/lake_maria"}}
+  maria_out_1m:
+    home: {{type: sql, connection: "{MY_URL}", table: {FIRST_1M}, batch_size: {BATCH}}}
+    store: {{type: parquet, path: "{work}/lake_maria_1m"}}
+""",
+    )
 
 
 def check_content(rows: int, parquet: Path, work: Path) -> None:
@@ -139,12 +151,13 @@ def check_content(rows: int, parquet: Path, work: Path) -> None:
         want = [str(v) for v in expected]
         if got != want:
             raise SystemExit(f"{name} content differs from the parquet: {got} != {want}")
-    lake = duckdb.execute(
-        f"SELECT count(*), sum(l_orderkey), sum(l_extendedprice), sum(length(l_comment)) "
-        f"FROM '{work}/lake/*.parquet'"
-    ).fetchone()
-    if lake != expected:
-        raise SystemExit(f"the parquet written from PostgreSQL differs: {lake} != {expected}")
+    for name, lake_dir in (("PostgreSQL", "lake"), ("MariaDB", "lake_maria")):
+        lake = duckdb.execute(
+            f"SELECT count(*), sum(l_orderkey), sum(l_extendedprice), sum(length(l_comment)) "
+            f"FROM '{work}/{lake_dir}/*.parquet'"
+        ).fetchone()
+        if lake != expected:
+            raise SystemExit(f"the parquet written from {name} differs: {lake} != {expected}")
     assert expected[0] == rows
 
 
@@ -169,7 +182,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="hygge-bench-sql-") as tmp:
         work = Path(tmp)
-        flows = write_flows(work, parquet)
+        flows = sql_flows(work, parquet)
         try:
             for attempt in range(args.repeat):
                 print(f"run {attempt + 1}/{args.repeat} ({rows:,} rows)", flush=True)
@@ -218,6 +231,23 @@ def main() -> None:
                         )
                     ),
                 )
+                # (d) MariaDB -> parquet, from the table LOAD DATA just filled
+                keep("d hygge", timed(hygge(flows, "maria_out")))
+                with open(os.devnull, "wb") as null:
+                    keep(
+                        "d mariadb --quick",
+                        timed(
+                            mysql("--quick", "-N", "-e", f"SELECT * FROM {BASELINE}"), null.fileno()
+                        ),
+                    )
+                sql(
+                    mysql(
+                        "-e",
+                        f"DROP TABLE IF EXISTS {FIRST_1M}; CREATE TABLE {FIRST_1M} AS "
+                        f"SELECT * FROM {BASELINE} LIMIT 1000000",
+                    )
+                )
+                keep("d hygge 1M rows", timed(hygge(flows, "maria_out_1m")))
             check_content(rows, parquet, work)
         finally:
             sql(
@@ -225,12 +255,19 @@ def main() -> None:
                     "-c", f"DROP TABLE IF EXISTS {TABLE}", "-c", f"DROP TABLE IF EXISTS {BASELINE}"
                 )
             )
-            sql(mysql("-e", f"DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS {BASELINE}"))
+            sql(
+                mysql(
+                    "-e",
+                    f"DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS {BASELINE}; "
+                    f"DROP TABLE IF EXISTS {FIRST_1M}",
+                )
+            )
 
     cases = [
         ("(a) PostgreSQL -> parquet", "a hygge", "a COPY TO binary", 0.7),
         ("(b) parquet -> PostgreSQL", "b hygge", "b COPY FROM csv", 1.3),
         ("(c) parquet -> MariaDB", "c hygge", "c LOAD DATA csv", 0.8),
+        ("(d) MariaDB -> parquet", "d hygge", "d mariadb --quick", 0.7),
     ]
     header = (
         "case",
@@ -278,6 +315,12 @@ def main() -> None:
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
         )
+    full, first = best["d hygge"].peak_rss_mb, best["d hygge 1M rows"].peak_rss_mb
+    print(
+        f"(d) peak RSS: {full:.0f} MB for {rows:,} rows vs {first:.0f} MB for 1,000,000 rows "
+        f"({full / first:.2f}x; target <= 1.3x and <= 400 MB: "
+        f"{'met' if full / first <= 1.3 and full <= 400 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

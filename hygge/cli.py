@@ -82,6 +82,13 @@ def run(
         bool, typer.Option("--dry-run", help="Validate and show the plan; move nothing.")
     ] = False,
     full_refresh: FullRefreshOpt = False,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-lock",
+            help="A flow already running elsewhere: wait for it to end (default: refuse it).",
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
@@ -91,7 +98,11 @@ def run(
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(
-            flows_file, flows=flow, concurrency=concurrency, full_refresh=full_refresh
+            flows_file,
+            flows=flow,
+            concurrency=concurrency,
+            full_refresh=full_refresh,
+            wait_for_lock=wait_for_lock,
         )
         if dry_run:
             _show_plan(coordinator)
@@ -217,11 +228,12 @@ def _follow(run_id: str, verbose: bool, partitions: bool = False) -> None:
         err_console.print(f"[yellow]note:[/] {message}", highlight=False)
 
     with user_errors(verbose), LiveProgress(console) as live:
-        final = client.follow(
-            run_id,
-            lambda run: [live(f.as_report()) for f in flow_lines(run, partitions)],
-            on_notice=notice,
-        )
+
+        def show(run: client.RunStatus) -> None:
+            for flow in flow_lines(run, partitions):
+                live(flow.as_report())
+
+        final = client.follow(run_id, show, on_notice=notice)
     console.print(status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)

@@ -16,6 +16,7 @@ turns every problem into a ConfigError naming the file and line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,13 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import contract, partitions, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
-from hygge.contract import Connector, ConnectorSettings
+from hygge.contract import Connector, ConnectorSettings, Store
 from hygge.errors import ConfigError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
 from hygge.shorthand import infer_type, looks_like_typo
+from hygge.storage.location import is_object_url
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
+# A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
+FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
 
 
@@ -269,6 +273,7 @@ def parse(
         flows[str(name)] = _parse_flow(source, str(name), raw, origins)
     source.flow = None
     _check_dependencies(source, flows)
+    _check_destinations(source, flows)
     return FlowsFile(Path(file), flows)
 
 
@@ -323,6 +328,13 @@ def _parse_flow(
 ) -> FlowSpec:
     source.flow = name
     flow_path = ("flows", name) if source.located else ()
+    if not FLOW_NAME.fullmatch(name) or ".." in name:
+        raise source.error(
+            "a flow name may hold only letters, digits, '_', '-' and '.', must not start "
+            "with '.' or '-' or hold '..', and has at most 200 characters",
+            flow_path,
+            hint="rename the flow, e.g. 'orders_to_lake'",
+        )
     flow_settings = {k: v for k, v in raw.items() if k not in ("home", "store")}
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
@@ -440,7 +452,7 @@ def _parse_connector(
     source: Source, kind: str, flow: str, spec: Any, origin: tuple[Any, ...], options: FlowOptions
 ) -> ConnectorSpec:
     if isinstance(spec, str):
-        spec = {"path": spec} if "://" not in spec else {"connection": spec}
+        spec = {"connection": spec} if "://" in spec and not is_object_url(spec) else {"path": spec}
     if not isinstance(spec, dict):
         raise source.error(f"a {kind} must be a name, a path, a URL or a mapping", origin, key=kind)
     spec = dict(spec)
@@ -538,6 +550,47 @@ def _check_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
             ("flows", cycle[0]),
             hint="remove one of these dependencies",
         )
+
+
+def _check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
+    """Two flows writing one place would replace each other's data (and race to create it):
+    refused unless every one of them adds to it by design (`mode: append`, or `merge`)."""
+    writers: dict[str, list[str]] = {}
+    for name, spec in flows.items():
+        try:
+            store = spec.store.build()
+        except Exception:  # a store that cannot be built fails later, with its own error
+            continue
+        where = store.destination() if isinstance(store, Store) else None
+        if where is not None:
+            writers.setdefault(where, []).append(name)
+    for names in writers.values():
+        if len(names) < 2 or all(_adds_by_design(flows[n]) for n in names):
+            continue
+        first, second = names[0], names[1]
+        lines = [source.located.line(("flows", n)) if source.located else None for n in names]
+        places = ", ".join(
+            f"'{n}'" + (f" (line {line})" if line else "")
+            for n, line in zip(names, lines, strict=True)
+        )
+        source.flow = second
+        store = flows[second].store.build()
+        raise source.error(
+            f"flows {places} all write {store.describe()}; each run would replace the "
+            f"data of the other (flow '{first}')",
+            ("flows", second),
+            key="store",
+            hint="give each flow its own store, or set `mode: append` on every one of them "
+            "if they add to one destination by design",
+        )
+
+
+def _adds_by_design(spec: FlowSpec) -> bool:
+    settings = spec.store.settings
+    mode = getattr(settings, "mode", None)
+    cls = registry.lookup("store", spec.store.type_name)
+    shared = getattr(cls, "shared_modes", ("append",))
+    return "mode" in settings.model_fields_set and mode in shared
 
 
 def _mapping(source: Source, value: Any, path: tuple[Any, ...]) -> dict[str, Any]:

@@ -15,6 +15,12 @@ Defining the class registers it under its `type_name` (default: the class name w
 is refused with a ConfigError naming both; set `type_name` to choose another. `abstract = True`
 marks a shared base that is not usable from YAML itself.
 
+One run per destination: the Flow holds `store.lock(flow)` from before its first attempt to
+after its last, so a second run of the same flow is refused (or waits). The default locks a
+file beside a store with a `path`; a store kept elsewhere overrides `lock()` (the SQL store
+takes a database lock). `destination()` names where a store writes, so flows.yml can refuse
+two flows writing one place unless they all use one of the store's `shared_modes`.
+
 Optional abilities are mixins, checked when flows.yml is validated:
 - `IncrementalHome`: can read only what is new since the last committed run
   (`incremental_definition`, `resume`, `checkpoint`); required by `incremental: true`.
@@ -47,6 +53,8 @@ from pydantic.functional_validators import AfterValidator
 
 from hygge import registry
 from hygge.errors import ConfigError
+from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
+from hygge.storage.location import is_object_url
 
 DEFAULT_BATCH_SIZE = 100_000
 
@@ -74,6 +82,13 @@ class StoreSettings(ConnectorSettings):
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
     """Relative paths in flows.yml are relative to the file, so a run works from any cwd."""
+    if value.startswith("file://"):
+        value = value[len("file://") :]  # file:///data/x -> /data/x
+    elif "://" in value and not is_object_url(value):
+        raise ValueError(
+            f"unsupported scheme '{value.split('://', 1)[0]}://' "
+            "(use s3://, gs://, az://, abfs://, abfss://, file:// or a local path)"
+        )
     base = (info.context or {}).get("base_dir")
     if base and "://" not in value and not Path(value).is_absolute():
         return str(Path(base) / value)
@@ -202,6 +217,31 @@ class Store(Connector[S]):
 
     async def abort(self) -> None:
         """Discard every staged batch; the destination stays as it was."""
+
+    # -- one run per destination ------------------------------------------------------------
+    # Flows may share a destination by design only in these modes (none replaces another).
+    shared_modes: ClassVar[tuple[str, ...]] = ("append",)
+
+    def destination(self) -> str | None:
+        """Where this store writes, as a key that two stores writing the same place share
+        (so flows.yml can refuse two flows overwriting each other); None: unknown."""
+        path = getattr(self.settings, "path", None)
+        if not path:
+            return None
+        return f"url:{path.rstrip('/')}" if is_object_url(path) else f"path:{Path(path).resolve()}"
+
+    def lock(self, flow: str) -> RunLock:
+        """The lock a run of `flow` holds on this destination across all its attempts, so a
+        second run of the same flow (a cron overlap) is refused or waits instead of loading
+        the same data twice. The default locks a file beside a store's `path`; a store with
+        no path takes none, and neither does one on object storage (which has no lock to
+        take: a second run there is not refused). A store kept elsewhere (a database) locks
+        there."""
+        path = getattr(self.settings, "path", None)
+        if not path or is_object_url(path):
+            return NoLock(flow, self.describe())
+        target = Path(path)  # resolved: two spellings of one folder share one lock
+        return FileLock(flow, str(target), lock_file_beside(target.resolve(), flow))
 
 
 # -- optional abilities --------------------------------------------------------------------

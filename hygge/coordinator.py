@@ -49,12 +49,14 @@ class Coordinator:
         on_progress: ProgressCallback | None = None,
         env: Mapping[str, str] | None = None,
         full_refresh: bool = False,
+        wait_for_lock: bool = False,
     ) -> None:
         self.config = config if isinstance(config, FlowsFile) else config_module.load(config, env)
         self.selected = self.config.select(flows)
         self.concurrency = max(1, concurrency)
         self.on_progress = on_progress
         self.full_refresh = full_refresh
+        self.wait_for_lock = wait_for_lock  # a flow already running elsewhere: wait, or refuse
         self.run_id = uuid.uuid4().hex[:12]
 
     def plan(self) -> list[list[str]]:
@@ -130,6 +132,7 @@ class Coordinator:
 
     async def _run_flow(self, name: str) -> FlowReport:
         flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
+        flow.wait_for_lock = self.wait_for_lock
         if hasattr(flow, "parallel"):  # a partitioned flow: its parts share --concurrency
             flow.parallel = min(flow.parallel, self.concurrency)
         started = time.perf_counter()

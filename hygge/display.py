@@ -53,11 +53,19 @@ class LiveProgress:
             if progress.state != FlowState.RUNNING or now - self._last_draw > 0.2:
                 self._last_draw = now
                 self._live.update(self._table(), refresh=True)
-        elif (previous is None or previous.state != progress.state) and (
-            progress.state in _ANNOUNCED
-        ):
+        elif self._worth_a_line(previous, progress):
             note = f": {progress.message}" if progress.message else ""
             self.console.print(f"{progress.flow}: {progress.state}{note}", highlight=False)
+
+    @staticmethod
+    def _worth_a_line(previous: FlowReport | None, progress: FlowReport) -> bool:
+        """State changes, and a pending flow's news (it waits for another run's lock)."""
+        if progress.state == FlowState.PENDING:
+            return bool(progress.message) and (
+                previous is None or previous.message != progress.message
+            )
+        changed = previous is None or previous.state != progress.state
+        return changed and progress.state in _ANNOUNCED
 
     def _table(self) -> Table:
         table = Table(box=None, pad_edge=False)

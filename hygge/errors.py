@@ -64,6 +64,10 @@ class FlowError(HyggeError):
     """A flow failed as a whole, e.g. rows read and rows committed disagree."""
 
 
+class FlowLocked(FlowError):
+    """Another run of the same flow into the same destination holds its lock."""
+
+
 class TransientError(HyggeError):
     """A fault that may heal by itself; safe to retry because stores commit atomically."""
 

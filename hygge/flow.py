@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import polars as pl
@@ -43,6 +43,7 @@ class Flow:
         retry_delay: float = 1.0,
         incremental: bool = False,
         full_refresh: bool = False,
+        wait_for_lock: bool = False,
         on_progress: ProgressCallback | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -54,6 +55,7 @@ class Flow:
         self.retry_delay = retry_delay
         self.incremental = incremental
         self.full_refresh = full_refresh
+        self.wait_for_lock = wait_for_lock
         self.on_progress = on_progress
         self.before_commit = before_commit
         self._rows = self._batches = self._memory_bytes = 0
@@ -68,17 +70,27 @@ class Flow:
         """Run the flow and report what it did; raises a HyggeError (or the home/store's own
         error) on failure."""
         self._started = time.perf_counter()
+        lock = self.store.lock(self.name)
         try:
-            await retry_async(
-                self._attempt_once,
-                retries=self.retries,
-                base_delay=self.retry_delay,
-                on_retry=self._on_retry,
-            )
+            # Held across every attempt: a second run of this flow is refused (or waits)
+            # for as long as this one may still publish.
+            async def acquire() -> None:  # a coroutine function: the retry loop awaits it
+                await lock.acquire(wait=self.wait_for_lock, on_wait=self._waiting)
+
+            await self._retrying(acquire)
+            try:
+                await self._retrying(self._attempt_once)
+            finally:
+                await asyncio.shield(asyncio.to_thread(lock.release))
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise
         return self._emit(FlowState.SUCCESS)
+
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
+        await retry_async(
+            action, retries=self.retries, base_delay=self.retry_delay, on_retry=self._on_retry
+        )
 
     async def _attempt_once(self) -> None:
         self._attempt += 1
@@ -120,7 +132,7 @@ class Flow:
         async def consume() -> None:
             while (df := await queue.get()) is not _END:
                 assert isinstance(df, pl.DataFrame)
-                await self.store.write(df)
+                await _uncancelled(self.store.write(df))
                 self._rows += df.height
                 self._batches += 1
                 self._memory_bytes += int(df.estimated_size())
@@ -150,6 +162,9 @@ class Flow:
                 hint="this is a bug in the store; please report it with --verbose output",
             )
 
+    def _waiting(self, message: str) -> None:
+        self._emit(FlowState.PENDING, message=message)
+
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self._emit(
             FlowState.RETRYING, message=f"retry {attempt}/{self.retries} in {delay:.0f}s: {exc}"
@@ -172,6 +187,23 @@ class Flow:
         if self.on_progress is not None:
             self.on_progress(report)
         return report
+
+
+async def _uncancelled(write: Coroutine[Any, Any, None]) -> None:
+    """Await a store write; if we are cancelled meanwhile, let the write finish first.
+
+    A store writes in a thread (parquet encoding, a COPY), and a thread cannot be stopped:
+    cancelling only abandons it. The flow would then `abort()` the store while that thread
+    is still inside the writer, closing it under its feet (a segmentation fault in the
+    parquet writer). So the cancellation waits for the write, then goes on.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task  # the write's own outcome no longer matters: the flow is failing
+        raise
 
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:

@@ -36,9 +36,15 @@ def read_states(
 
 
 def reset_states(flows_file: str | os.PathLike[str], names: list[str]) -> dict[str, bool]:
-    """Forget the state of the named flows; their next run reloads everything."""
+    """Forget the state of the named flows; their next run reloads everything. A flow that
+    is running is refused: its commit would write the state again, as if never reset."""
     loaded, selected = _incremental_flows(flows_file, names)
-    return {n: asyncio.run(loaded.flows[n].store.build().reset_state(n)) for n in selected}
+    return {n: asyncio.run(_reset(loaded.flows[n].store.build(), n)) for n in selected}
+
+
+async def _reset(store: Any, flow: str) -> bool:
+    async with store.lock(flow):
+        return bool(await store.reset_state(flow))
 
 
 def describe(state: dict[str, Any]) -> str:

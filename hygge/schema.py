@@ -13,7 +13,7 @@ from hygge.config import FlowOptions
 def _connector_model(kind: str, type_name: str, cls: Any) -> type[BaseModel]:
     settings = cls.Settings
     fields: dict[str, Any] = {
-        "type": (Literal[type_name], Field(None)),  # type: ignore[valid-type]
+        "type": (Literal[type_name], Field(None)),
         "options": (dict[str, Any] | None, Field(None, description="Settings, again")),
     }
     for name, info in settings.model_fields.items():
@@ -21,7 +21,7 @@ def _connector_model(kind: str, type_name: str, cls: Any) -> type[BaseModel]:
             info.annotation,
             Field(info.default, alias=info.alias, description=info.description),
         )
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         f"{type_name.title()}{kind.title()}",
         __config__=ConfigDict(extra="forbid"),
         **fields,
@@ -43,8 +43,8 @@ def flows_json_schema() -> dict[str, Any]:
     root = create_model(
         "FlowsFile",
         __config__=ConfigDict(extra="forbid"),
-        homes=(dict[str, Union[*homes]] | None, None),  # type: ignore[valid-type]
-        stores=(dict[str, Union[*stores]] | None, None),  # type: ignore[valid-type]
+        homes=(dict[str, Union[*homes]] | None, None),  # type: ignore[valid-type, arg-type]
+        stores=(dict[str, Union[*stores]] | None, None),  # type: ignore[valid-type, arg-type]
         flows=(dict[str, flow_model], ...),  # type: ignore[valid-type]
     )
     schema = TypeAdapter(root).json_schema()

@@ -8,6 +8,7 @@ from typing import Any
 
 from hygge import registry
 from hygge.config_source import Source
+from hygge.storage.location import is_object_url
 
 
 def infer_type(source: Source, kind: str, settings: dict[str, Any], origin: tuple[Any, ...]) -> str:
@@ -22,7 +23,7 @@ def infer_type(source: Source, kind: str, settings: dict[str, Any], origin: tupl
             "`path`/`connection` it can be inferred from",
         )
     classes = registry.all_classes(kind)
-    if "://" in target:
+    if "://" in target and not is_object_url(target):
         scheme = target.split("://", 1)[0].split("+", 1)[0].lower()
         for name, cls in classes.items():
             if scheme in getattr(cls, "url_schemes", ()):
@@ -38,7 +39,8 @@ def infer_type(source: Source, kind: str, settings: dict[str, Any], origin: tupl
         if lowered.endswith(tuple(getattr(cls, "suffixes", ()) or ())):
             return name
     if kind == "home":
-        found = _type_of_folder(Path(source.base_dir) / target, classes)
+        local = not is_object_url(target)  # a prefix is not listed to guess its type
+        found = _type_of_folder(Path(source.base_dir) / target, classes) if local else None
         if found:
             return found
         raise source.error(

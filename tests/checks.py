@@ -42,3 +42,12 @@ def tree_digest(folder: Path) -> str:
             if f.is_file():
                 digest.update(f.read_bytes())
     return digest.hexdigest()
+
+
+def count_and_sum(dataset: str | Path) -> tuple[int, int, int]:
+    """(rows, distinct ids, sum of ids) of a dataset with an `id` column: a row lost or
+    written twice changes one of them."""
+    with duckdb.connect() as con:
+        found = con.sql(f"select count(*), count(distinct id), sum(id) from {scan(dataset)}")
+        rows, distinct, total = found.fetchall()[0]
+    return int(rows), int(distinct), int(total or 0)

@@ -86,3 +86,35 @@ def staging_has_data(staging_parent: Path) -> bool:
 def kill_run_while_staging(project: Path, staging_parent: Path, timeout: float = 60) -> None:
     """SIGKILL `hygge run` once it stages data under `staging_parent` (mid-write)."""
     kill_run_when(project, lambda: staging_has_data(staging_parent), timeout)
+
+
+_emulators: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def emulators():
+    """Object-store emulators by scheme (s3, az, gs), started on first use, stopped at the end."""
+    from tests import objectstore
+
+    class Lazy:
+        def __getitem__(self, scheme: str) -> objectstore.Emulator:
+            if scheme not in _emulators:
+                _emulators[scheme] = objectstore.emulator(scheme)
+            return _emulators[scheme]  # type: ignore[return-value]
+
+    yield Lazy()
+    for e in _emulators.values():
+        e.stop()  # type: ignore[attr-defined]
+    _emulators.clear()
+
+
+@pytest.fixture
+def cloud_env(monkeypatch):
+    """Point this process (and `hygge` subprocesses) at an emulator: `cloud_env(emulator)`."""
+
+    def apply(emu) -> dict[str, str]:
+        for key, value in emu.env.items():
+            monkeypatch.setenv(key, value)
+        return emu.env
+
+    return apply

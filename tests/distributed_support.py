@@ -13,10 +13,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -24,6 +23,7 @@ from urllib.parse import urlparse, urlunparse
 import redis
 
 from tests.conftest import ROOT, run_cli
+from tests.helpers import wait_for
 
 SECRET = "s3cr3t-Pa55word"
 SECRET_URL = f"postgresql://app:{SECRET}@db.internal:5432/prod"
@@ -53,16 +53,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class RedisServer:
@@ -196,6 +186,10 @@ class Cluster:
     def flower_task(self, task_id: str) -> dict[str, Any]:
         return self.flower(f"/api/task/info/{task_id}") or {}
 
+    def queue_drained(self) -> bool:
+        """Every message sent was taken and acknowledged (acks come after the task ends)."""
+        return self.redis.llen("hygge") == 0 and self.redis.hlen("unacked") == 0
+
     def cli(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, env={**self.env, **env}, timeout=timeout)
 
@@ -296,6 +290,17 @@ class EventLog(threading.Thread):
             self.ready.set()
             self.receiver.capture(limit=None, timeout=None, wakeup=False)
 
+    def wait_until_live(self, timeout: float = 10) -> None:
+        """Send probe events until one comes back: only then is the subscription live."""
+        with self.app.connection() as conn:
+            dispatcher = self.app.events.Dispatcher(conn)
+
+            def probe_seen() -> bool:
+                dispatcher.send("hygge-probe")
+                return any(e.get("type") == "hygge-probe" for e in list(self.events))
+
+            wait_for(probe_seen, timeout, "the event subscription to be live")
+
     def types(self, task_id: str) -> list[str]:
         return [e["type"] for e in list(self.events) if e.get("uuid") == task_id]
 
@@ -309,7 +314,7 @@ def event_log(broker_url: str) -> Iterator[EventLog]:
     log = EventLog(broker_url)
     log.start()
     log.ready.wait(10)
-    time.sleep(0.5)  # the subscription is live before anything is sent
+    log.wait_until_live()
     try:
         yield log
     finally:

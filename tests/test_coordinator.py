@@ -11,6 +11,7 @@ import polars as pl
 from hygge import Coordinator, Home
 from hygge.report import FlowReport
 from tests.checks import fingerprint
+from tests.helpers import write_flows
 
 running_now: list[int] = [0]
 max_running: list[int] = [0]
@@ -32,15 +33,9 @@ class SlowHome(Home):
             running_now[0] -= 1
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "flows.yml"
-    path.write_text(text)
-    return path
-
-
 def test_depends_on_runs_after_its_dependency_committed(tmp_path: Path):
     events: list[FlowReport] = []
-    path = write(
+    path = write_flows(
         tmp_path,
         """
 flows:
@@ -65,7 +60,7 @@ def test_concurrency_limits_flows_at_once(tmp_path: Path):
     flows = "\n".join(
         f"  f{i}: {{home: {{type: test_slow_home}}, store: out/f{i}}}" for i in range(6)
     )
-    path = write(tmp_path, f"flows:\n{flows}\n")
+    path = write_flows(tmp_path, f"flows:\n{flows}\n")
     max_running[0] = 0
     assert asyncio.run(Coordinator(path, concurrency=2).start()).ok
     assert max_running[0] == 2
@@ -75,7 +70,7 @@ def test_concurrency_limits_flows_at_once(tmp_path: Path):
 
 
 def test_failure_skips_dependants_but_not_the_rest(tmp_path: Path):
-    path = write(
+    path = write_flows(
         tmp_path,
         """
 flows:
@@ -99,7 +94,7 @@ flows:
 
 
 def test_selected_flows_only(tmp_path: Path):
-    path = write(
+    path = write_flows(
         tmp_path,
         "flows:\n  a: {home: {type: test_slow_home}, store: out/a}\n"
         "  b: {home: {type: test_slow_home}, store: out/b, depends_on: a}\n",

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 import redis
 
+from tests.checks import count_and_sum
 from tests.conftest import ROOT, run_cli
 from tests.distributed_support import (
     SECRET,
@@ -24,8 +24,8 @@ from tests.distributed_support import (
     decoded_message,
     flush,
     parse_enqueue,
-    wait_for,
 )
+from tests.helpers import wait_for, write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -52,25 +52,12 @@ def make_cluster(db: str, tmp_path: Path) -> Iterator[callable]:
         c.stop()
 
 
-def write_flows(folder: Path, body: str) -> Path:
-    path = folder / "flows.yml"
-    path.write_text(body)
-    return path
-
-
 def slow(name: str, out: Path, rows: int, batch: int, delay: float) -> str:
     return (
         f"  {name}:\n"
         f"    home: {{type: slow, rows: {rows}, batch_size: {batch}, delay: {delay}}}\n"
         f"    store: {{type: parquet, path: {out}}}\n"
     )
-
-
-def count_and_sum(path: Path) -> tuple[int, int, int]:
-    with duckdb.connect() as con:
-        return con.execute(
-            f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
-        ).fetchone()
 
 
 def test_sigkill_mid_flow_completes_on_the_other_worker(make_cluster, tmp_path: Path) -> None:
@@ -135,7 +122,7 @@ def test_duplicated_messages_never_run_a_flow_twice(make_cluster, tmp_path: Path
     wait_for(lambda: cluster.status(run_id)["dup"]["state"] == "success", 60, "success")
     committed = sorted(p.stat().st_mtime_ns for p in out.iterdir())
     send_copy(cluster, run_id, "dup")  # after it finished
-    time.sleep(3)
+    wait_for(cluster.queue_drained, 30, "a worker to take (and drop) the copy")
     status = cluster.status(run_id)["dup"]
     assert status["starts"] == "1", status
     assert sorted(p.stat().st_mtime_ns for p in out.iterdir()) == committed

@@ -16,7 +16,8 @@ import redis
 
 from tests.checks import fingerprint
 from tests.conftest import ROOT
-from tests.distributed_support import Cluster, RedisServer, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, RedisServer, parse_enqueue
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.checks import count_and_sum
 from tests.conftest import ROOT
 from tests.distributed_support import (
     SECRET,
@@ -19,8 +19,8 @@ from tests.distributed_support import (
     everything_in,
     flush,
     parse_enqueue,
-    wait_for,
 )
+from tests.helpers import wait_for, write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +58,6 @@ def events(cluster: Cluster) -> Iterator[EventLog]:
         yield log
 
 
-def flows_file(folder: Path, body: str) -> Path:
-    path = folder / "flows.yml"
-    path.write_text(body)
-    return path
-
-
 def slow_flow(name: str, out: Path, rows: int, batch: int, delay: float, extra: str = "") -> str:
     return (
         f"  {name}:\n"
@@ -71,13 +65,6 @@ def slow_flow(name: str, out: Path, rows: int, batch: int, delay: float, extra: 
         f"    store: {{type: parquet, path: {out / name}}}\n"
         + (f"    options: {extra}\n" if extra else "")
     )
-
-
-def count_and_sum(path: Path) -> tuple[int, int, int]:
-    with duckdb.connect() as con:
-        return con.execute(
-            f"select count(*), count(distinct id), sum(id) from read_parquet('{path}/**/*.parquet')"
-        ).fetchone()
 
 
 def test_enqueue_samples_end_to_end(cluster: Cluster) -> None:
@@ -124,7 +111,7 @@ def test_both_workers_receive_work(cluster: Cluster, tmp_path: Path) -> None:
     body = "flows:\n" + "".join(
         slow_flow(f"part{i}", tmp_path, rows=400, batch=100, delay=0.25) for i in range(8)
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     run_id, _ = parse_enqueue(result.stdout)
     status = cluster.status(run_id)
@@ -135,7 +122,7 @@ def test_both_workers_receive_work(cluster: Cluster, tmp_path: Path) -> None:
 
 def test_progress_is_visible_in_flower_while_a_flow_runs(cluster: Cluster, tmp_path: Path) -> None:
     body = "flows:\n" + slow_flow("slow", tmp_path, rows=30_000, batch=1000, delay=0.3)
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)))
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)))
     assert result.returncode == 0, result.stderr
     run_id, tasks = parse_enqueue(result.stdout)
     task_id = tasks["slow"]
@@ -167,7 +154,7 @@ def test_transient_fault_heals_after_two_retries(
         f"    store: {{type: parquet, path: {tmp_path / 'out'}}}\n"
         "    options: {retries: 3, retry_delay: 3}\n"
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)))
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)))
     assert result.returncode == 0, result.stdout + result.stderr
     run_id, tasks = parse_enqueue(result.stdout)
     task_id = tasks["flaky"]
@@ -198,7 +185,7 @@ def test_permanent_fault_fails_at_once(cluster: Cluster, events: EventLog, tmp_p
         f"    store: {{type: parquet, path: {tmp_path / 'out'}}}\n"
         "    options: {retries: 3, retry_delay: 0.1}\n"
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
     run_id, tasks = parse_enqueue(result.stdout)
     assert "missing.parquet" in result.stderr
@@ -236,7 +223,7 @@ def test_depends_on_order_and_failure_stops_dependants(cluster: Cluster, tmp_pat
         f"    store: {out / 'after_after'}\n"
         "    options: {depends_on: after_broken}\n"
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
     run_id, _ = parse_enqueue(result.stdout)
     s = cluster.status(run_id)
@@ -261,13 +248,19 @@ def test_no_secret_in_queue_results_or_flower(cluster: Cluster, tmp_path: Path) 
         "    home: {type: slow, connection: '${HYGGE_TEST_SECRET_URL}', fail_loudly: true}\n"
         f"    store: {{type: parquet, path: {tmp_path / 'bad'}}}\n"
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
     run_id, tasks = parse_enqueue(result.stdout)
     status = cluster.status(run_id)
     assert status["with_secret"]["state"] == "success"
     assert "postgresql://app:***@db.internal" in status["secret_fails"]["message"]
-    time.sleep(1)  # let Flower take in the last events
+    wait_for(
+        lambda: all(
+            cluster.flower_task(t).get("state") in ("SUCCESS", "FAILURE") for t in tasks.values()
+        ),
+        30,
+        "Flower to show every task ended",
+    )
     flower = str(cluster.flower("/api/tasks")) + "".join(
         str(cluster.flower_task(t)) for t in tasks.values()
     )
@@ -290,7 +283,7 @@ def test_worker_missing_a_variable_fails_naming_it(cluster: Cluster, tmp_path: P
         "    home: {type: slow, rows: 10}\n"
         "    store: {type: parquet, path: '${HYGGE_TEST_MISSING_DIR}/out'}\n"
     )
-    result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+    result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
     run_id, tasks = parse_enqueue(result.stdout)
     message = cluster.status(run_id)["needs_var"]["message"]
@@ -320,7 +313,7 @@ def test_incremental_flow_on_workers_moves_only_new_files(cluster: Cluster, tmp_
         "    store: {type: parquet, path: lake/drops}\n"
         "    options: {incremental: true}\n"
     )
-    flows = flows_file(tmp_path, body)
+    flows = write_flows(tmp_path, body)
     drop("a.parquet", 0, 1000)
     assert cluster.cli("enqueue", str(flows), "--wait").returncode == 0
     drop("b.parquet", 1000, 500)
@@ -344,7 +337,7 @@ def test_overlapping_runs_never_write_one_destination_at_once(
         "    home: {type: slow, rows: 2000, batch_size: 250, delay: 0.25}\n"
         f"    store: {{type: parquet, path: {tmp_path / 'out'}, mode: append}}\n"
     )
-    flows = flows_file(tmp_path, body)
+    flows = write_flows(tmp_path, body)
     first, _ = parse_enqueue(cluster.cli("enqueue", str(flows)).stdout)
     second = cluster.cli("enqueue", str(flows), "--wait")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -382,7 +375,7 @@ def test_postgres_through_workers_with_a_secret_connection(
             f"    store: {{type: sql, connection: '${{HYGGE_TEST_PG_URL}}', table: {target}}}\n"
             "    options: {depends_on: pg_to_lake}\n"
         )
-        result = cluster.cli("enqueue", str(flows_file(tmp_path, body)), "--wait")
+        result = cluster.cli("enqueue", str(write_flows(tmp_path, body)), "--wait")
         assert result.returncode == 0, result.stdout + result.stderr
         expected = db.run(
             f"SELECT count(*), sum(id), md5(string_agg(name, ',' ORDER BY id)) FROM {source}"
@@ -409,7 +402,7 @@ def missing_table_flow(tmp_path: Path, name: str) -> Path:
     """A flow whose SQL home names a table that does not exist: an ordinary permanent fault."""
     from tests.sqldb import unique
 
-    return flows_file(
+    return write_flows(
         tmp_path,
         "flows:\n"
         f"  {name}:\n"

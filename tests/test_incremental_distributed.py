@@ -5,13 +5,13 @@ worker) makes the next run move exactly what changed."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue
+from tests.helpers import wait_for
 from tests.test_incremental_sql import BASE, Source, Target
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,16 @@ def test_worker_killed_mid_incremental_flow(
             60,
             "the flow to be running",
         )
-        time.sleep(2)  # the slow query takes about 6 s: this kill lands mid-read
+        # the slow query takes about 6 s: kill once it runs, mid-read
+        wait_for(
+            lambda: db.run(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                "AND pid <> pg_backend_pid() AND query LIKE %s",
+                (f"%{slow_fn}()%",),
+            )[0][0],
+            60,
+            "the slow query to run",
+        )
         assert cluster.status(run_id)["inc"]["state"] == "running"
         cluster.kill(running["worker"].split("@")[0])
         assert target.rows() == sorted(source.versions)  # nothing half-published

@@ -488,3 +488,26 @@ def test_incremental_sql_home_needs_a_cursor(
     _odd_flow(tmp_path, postgres_url, odd_source[1], ", lag: 10m")
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and "`lag` and `initial` need `cursor: COLUMN`" in done.stderr
+
+
+def test_same_flow_name_into_two_tables_of_one_schema_keeps_two_states(
+    tmp_path: Path, source: Source, postgres_url: str
+):
+    """Two flows.yml files reuse the flow name `inc` for two tables of one schema: each table
+    keeps its own mark, so the second file's first run loads everything, not nothing."""
+    target = Target("postgres", tmp_path, postgres_url, "", key=False)
+    try:
+        source.insert(range(1, 201), BASE)
+        source.after_run()
+        for table in ("out", "out_b"):
+            project = tmp_path / table
+            project.mkdir()
+            store = target.store_yaml().replace("table: out", f"table: {table}")
+            (project / "flows.yml").write_text(flows_yaml(source, postgres_url, store))
+            result = Coordinator(project / "flows.yml").run()
+            assert result.ok and result.results["inc"].rows == 200, result.results
+        q = f'"{target.schema}"'
+        assert read_dest("postgres", f'{q}."out_b"', postgres_url) == sorted(source.versions)
+        assert read_dest("postgres", f'{q}."out"', postgres_url) == sorted(source.versions)
+    finally:
+        target.drop()

@@ -7,19 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from hygge import ConfigError, Flow, HomeError, ParquetHome, SQLHome, SQLStore, StoreError
+from tests.helpers import parquet_file
 from tests.sqldb import Db, database, unique
 
 SECRET = "s3cr3t-Pa55"
-
-
-def parquet(tmp_path: Path, data: dict, name: str = "in") -> str:
-    path = tmp_path / f"{name}.parquet"
-    pq.write_table(pa.table(data), path)
-    return str(path)
 
 
 @pytest.fixture(params=["postgres", "mysql"])
@@ -44,7 +38,10 @@ def run(home, store, **flow) -> None:
 
 
 def load(tmp_path: Path, url: str, table: str, data: dict, **store) -> None:
-    run(ParquetHome("in", path=parquet(tmp_path, data)), SQLStore(table, connection=url, **store))
+    run(
+        ParquetHome("in", path=parquet_file(tmp_path, "in", data)),
+        SQLStore(table, connection=url, **store),
+    )
 
 
 def test_unreachable_host_is_retried_then_reported_with_host_port_database(target, tmp_path):
@@ -170,7 +167,9 @@ def test_a_failed_replace_keeps_the_old_table(target, tmp_path):
     with pytest.raises(StoreError, match="column 'small'"):
         run(
             ParquetHome(
-                "in", path=parquet(tmp_path, {"id": [7, 8], "small": [1, 99999]}), batch_size=1
+                "in",
+                path=parquet_file(tmp_path, "in", {"id": [7, 8], "small": [1, 99999]}),
+                batch_size=1,
             ),
             SQLStore(table, connection=url),
         )

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hygge import ConfigError, Flow, ParquetHome, SQLHome, SQLStore
+from tests.helpers import parquet_file
 from tests.sqldb import database, unique
 
 
@@ -20,12 +21,6 @@ def db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue(f"{request.param}_url")
-
-
-def parquet(tmp_path: Path, name: str, data: dict) -> str:
-    path = tmp_path / f"{name}.parquet"
-    pq.write_table(pa.table(data), path)
-    return str(path)
 
 
 def move(path: str, url: str, table: str, batch_size: int = 2, **store: object) -> None:
@@ -38,15 +33,15 @@ def move(path: str, url: str, table: str, batch_size: int = 2, **store: object) 
 def test_replace_then_append_then_merge(db_url: str, tmp_path: Path):
     table = unique("modes")
     with database(db_url, table) as db:
-        first = parquet(tmp_path, "a", {"id": [1, 2, 3], "name": ["a", "b", "c"]})
+        first = parquet_file(tmp_path, "a", {"id": [1, 2, 3], "name": ["a", "b", "c"]})
         move(first, db_url, table)
         assert db.rows(table) == [(1, "a"), (2, "b"), (3, "c")]
 
-        move(parquet(tmp_path, "b", {"id": [9, 8], "name": ["z", "y"]}), db_url, table)
+        move(parquet_file(tmp_path, "b", {"id": [9, 8], "name": ["z", "y"]}), db_url, table)
         assert db.rows(table) == [(8, "y"), (9, "z")], "replace drops the old rows"
 
         move(
-            parquet(tmp_path, "c", {"id": [1, 2], "name": ["a", None]}),
+            parquet_file(tmp_path, "c", {"id": [1, 2], "name": ["a", None]}),
             db_url,
             table,
             mode="append",
@@ -56,7 +51,7 @@ def test_replace_then_append_then_merge(db_url: str, tmp_path: Path):
         db.drop(table)
         move(first, db_url, table, mode="merge", key=["id"])  # creates it with a key
         move(
-            parquet(tmp_path, "d", {"id": [3, 4], "name": ["C", "d"]}),
+            parquet_file(tmp_path, "d", {"id": [3, 4], "name": ["C", "d"]}),
             db_url,
             table,
             mode="merge",
@@ -69,10 +64,14 @@ def test_replace_then_append_then_merge(db_url: str, tmp_path: Path):
 def test_new_columns_are_added_and_types_evolve(db_url: str, tmp_path: Path):
     table = unique("evolve")
     with database(db_url, table) as db:
-        move(parquet(tmp_path, "a", {"id": [1], "v": pa.array([5], pa.int16())}), db_url, table)
+        move(
+            parquet_file(tmp_path, "a", {"id": [1], "v": pa.array([5], pa.int16())}), db_url, table
+        )
         # a wider integer type keeps the table's column; the values are range-checked
         move(
-            parquet(tmp_path, "b", {"id": [2], "v": pa.array([7], pa.int64()), "extra": ["new"]}),
+            parquet_file(
+                tmp_path, "b", {"id": [2], "v": pa.array([7], pa.int64()), "extra": ["new"]}
+            ),
             db_url,
             table,
             mode="append",
@@ -81,7 +80,7 @@ def test_new_columns_are_added_and_types_evolve(db_url: str, tmp_path: Path):
         if db.dialect == "sqlite":
             return  # SQLite cannot change a column's type (tested as an error elsewhere)
         # a different kind of value changes the column's type under schema_policy: evolve
-        move(parquet(tmp_path, "c", {"id": [3], "v": ["seven"]}), db_url, table, mode="append")
+        move(parquet_file(tmp_path, "c", {"id": [3], "v": ["seven"]}), db_url, table, mode="append")
         assert db.rows(table) == [(1, "5", None), (2, "7", "new"), (3, "seven", None)]
 
 
@@ -89,9 +88,17 @@ def test_merge_on_a_quoted_composite_key(db_url: str, tmp_path: Path):
     table = unique('or"der')
     with database(db_url, table) as db:
         data = {"select": [1, 1, 2], "order": ["x", "y", "x"], 'a"b': [1.5, 2.5, 3.5]}
-        move(parquet(tmp_path, "a", data), db_url, table, mode="merge", key=["select", "order"])
+        move(
+            parquet_file(tmp_path, "a", data), db_url, table, mode="merge", key=["select", "order"]
+        )
         update = {"select": [1, 3], "order": ["y", "x"], 'a"b': [9.0, 4.0]}
-        move(parquet(tmp_path, "b", update), db_url, table, mode="merge", key=["select", "order"])
+        move(
+            parquet_file(tmp_path, "b", update),
+            db_url,
+            table,
+            mode="merge",
+            key=["select", "order"],
+        )
         assert db.rows(table, "1, 2") == [
             (1, "x", 1.5),
             (1, "y", 9.0),
@@ -229,7 +236,7 @@ def test_staging_left_by_a_dead_run_is_dropped_and_a_live_runs_kept(request, ser
             else f"SELECT GET_LOCK('{live}', 0)"
         )
         other.run(lock)  # another run is still loading into `live`
-        move(parquet(tmp_path, "a", {"id": [1]}), url, table)
+        move(parquet_file(tmp_path, "a", {"id": [1]}), url, table)
         assert db.rows(table) == [(1,)]
         assert not db.exists(dead), "a dead run's staging table was left behind"
         assert db.exists(live), "a live run's staging table was dropped"

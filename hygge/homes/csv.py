@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -10,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hygge.batching import rebatch
+from hygge.errors import HomeError
 from hygge.homes.files import FileHome, FileHomeSettings
 
 BLOCK_BYTES = 16 << 20
@@ -27,11 +30,12 @@ class CsvHome(FileHome):
     type_name = "csv"
     suffixes: ClassVar[tuple[str, ...]] = (".csv", ".tsv", ".csv.gz")
     Settings: ClassVar[type[CsvHomeSettings]] = CsvHomeSettings
+    settings: CsvHomeSettings
 
     def _open(self, path: Path) -> pacsv.CSVStreamingReader:
         s = self.settings
         return pacsv.open_csv(
-            path,
+            self.source(path),
             read_options=pacsv.ReadOptions(
                 block_size=BLOCK_BYTES, autogenerate_column_names=not s.has_header
             ),
@@ -42,7 +46,30 @@ class CsvHome(FileHome):
         )
 
     def file_schema(self, path: Path) -> pa.Schema:
-        return self._open(path).schema
+        return self.opened(path, lambda: self._open(path)).schema
 
     def read_file(self, path: Path) -> Iterator[pa.Table]:
-        return rebatch(self._open(path), self.batch_size)
+        return rebatch(self.numbered(path, lambda: self._open(path)), self.batch_size)
+
+    def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
+        # pyarrow names the bad row by its text only; it lies after the rows already read.
+        first = rows_before + (2 if self.settings.has_header else 1)
+        found = re.search(r"^CSV parse error: (.*?): (.*)$", str(exc), re.S)
+        line = _find_line(path, first, found.group(2)) if found else None
+        if found is None or line is None:
+            return super().parse_error(path, rows_before, exc)
+        return HomeError(
+            f"{path}, line {line:,}: {found.group(1)}",
+            hint="every row must have the header's columns; fix or remove that line",
+        )
+
+
+def _find_line(path: Path, first: int, text: str) -> int | None:
+    """The number of the first line from `first` on that starts with `text` (None: none)."""
+    wanted = text.encode()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if number >= first and line.rstrip(b"\r\n").startswith(wanted):
+                return number
+    return None

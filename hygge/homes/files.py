@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -13,13 +13,23 @@ import pyarrow as pa
 from hygge import partitions
 from hygge.batching import iterate_in_thread
 from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting, SplittableHome
-from hygge.errors import HomeError
+from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
+from hygge.storage import is_object_url
+
+if TYPE_CHECKING:
+    from hygge.homes.remote_files import RemoteFiles
+
+R = TypeVar("R")
 
 
 class FileHomeSettings(HomeSettings):
     path: PathSetting
     columns: list[str] | None = None
+    # Object stores only: credentials and endpoints in delta-rs/object_store key names
+    # (`aws_access_key_id`, `azure_storage_account_key`, ...); unset keys come from the
+    # cloud's standard environment variables.
+    storage_options: dict[str, str] | None = None
 
 
 class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
@@ -33,8 +43,25 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
     _snapshot: dict[str, list[int]] | None = None
     _share: list[tuple[Path, list[int] | None]] | None = None  # a partition: files (row groups)
 
+    _remote: RemoteFiles | None = None
+
     def files(self) -> list[Path]:
+        if is_object_url(self.settings.path):
+            if self._remote is None:
+                from hygge.homes.remote_files import RemoteFiles  # loads pyarrow.fs
+
+                self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
+            return self._remote.expand(self.suffixes)  # type: ignore[return-value]
         return expand_paths(self.settings.path, self.suffixes)
+
+    def source(self, path: Path) -> Any:
+        """What a reader opens: the local path, or a stream over the remote object."""
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.open(path, random_access=self.random_access)
+        return path
+
+    # Parquet needs random access (footer, row groups); CSV and NDJSON read sequentially.
+    random_access: ClassVar[bool] = False
 
     # -- incremental: only files not loaded before, by path, size and modification time ----
 
@@ -52,9 +79,14 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         files = self.files()
         if self._loaded is None:
             return files
-        stamps = {str(f): _stamp(f) for f in files}
+        stamps = {str(f): self._stamp(f) for f in files}
         self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
         return [f for f in files if str(f) in self._snapshot]
+
+    def _stamp(self, path: Path) -> list[int]:
+        if self._remote is not None and isinstance(path, str):
+            return self._remote.stamp(path)
+        return _stamp(path)
 
     def read_file(
         self, path: Path, row_groups: list[int] | None = None
@@ -75,7 +107,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
     def _plan_parts_sync(self, count: int | str | None) -> list[dict[str, Any]]:
         self.schema()  # conflicting or unreadable files fail here, before any part runs
         files = self._files_to_read()
-        stamps = {str(f): _stamp(f) for f in files}
+        stamps = {str(f): self._stamp(f) for f in files}
         wanted = partitions.partition_count(count)
         # (file, row groups or None, weight): whole files, or, when there are fewer files than
         # partitions, the row groups of each file, so one big parquet file still splits.
@@ -96,12 +128,18 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
 
     def part(self, descriptor: dict[str, Any]) -> FileHome:
         home = type(self)(self.name, self.settings)
+        remote = is_object_url(self.settings.path)
+        if remote:  # object keys stay text; the part opens them through its own client
+            from hygge.homes.remote_files import RemoteFiles
+
+            home._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
         share: list[tuple[Path, list[int] | None]] = []
-        for path, groups, _ in descriptor["files"]:
-            if share and groups and share[-1][0] == Path(path) and share[-1][1]:
+        for name, groups, _ in descriptor["files"]:
+            path = name if remote else Path(name)
+            if share and groups and share[-1][0] == path and share[-1][1]:
                 share[-1][1].extend(groups)  # neighbouring row groups of one file: one read
             else:
-                share.append((Path(path), list(groups) if groups else None))
+                share.append((path, list(groups) if groups else None))
         home._share = share
         home._loaded = dict(self._loaded or {}) if self._loaded is not None else None
         home._snapshot = {path: stamp for path, _g, stamp in descriptor["files"]}
@@ -112,6 +150,41 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         for state in states:
             files.update(state.get("files", {}))
         return {"files": files}
+
+    def opened(self, path: Path, open_reader: Callable[[], R]) -> R:
+        """`open_reader()`, whose parse error (streaming readers parse a first block when
+        they open) names the file's line."""
+        try:
+            return open_reader()
+        except pa.ArrowInvalid as exc:
+            raise self.parse_error(path, 0, exc) from exc
+
+    def numbered(
+        self, path: Path, open_reader: Callable[[], Iterable[pa.RecordBatch]]
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches of one file, turning a parse error into one that names its line.
+
+        Streaming readers report a bad row by its place in the current block, or not at all;
+        counting the rows of the blocks before it gives the line of the file.
+        """
+        rows = 0
+        iterator = iter(self.opened(path, open_reader))
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise self.parse_error(path, rows, exc) from exc
+            rows += batch.num_rows
+            yield batch
+
+    def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
+        """The error for a bad row after `rows_before` good ones; formats name the line."""
+        return HomeError(
+            f"cannot read {path} as {self.type_name} after row {rows_before:,}: {exc}",
+            hint=f"fix or remove that row (the file must be valid {self.type_name})",
+        )
 
     def file_schema(self, path: Path) -> pa.Schema:
         """One file's schema, read without reading its data where the format allows."""
@@ -135,7 +208,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
         for other in files[1:]:
             schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
-            if not schema.equals(first):
+            if not _same_columns(schema, first):
                 raise HomeError(
                     f"{other} does not have the same columns as {files[0]}: "
                     f"{_schema_difference(first, schema)}",
@@ -177,6 +250,8 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             ) from exc
         except FileNotFoundError as exc:
             raise HomeError(f"input not found: {path}") from exc
+        except HyggeError as exc:  # a StorageError from an object store
+            raise HomeError(exc.message, hint=exc.hint, transient=exc.transient) from exc
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise HomeError(
                 f"cannot read {path} as {self.type_name}: {exc}",
@@ -189,6 +264,13 @@ def _stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    """Same names, order and types. Nullability does not count: a required column and an
+    optional one hold the same data, and batches travel as polars frames, where every
+    column may hold nulls."""
+    return a.names == b.names and all(x.type == y.type for x, y in zip(a, b, strict=True))
+
+
 def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     parts = []
     for name in a.names:
@@ -197,4 +279,8 @@ def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
         elif a.field(name).type != b.field(name).type:
             parts.append(f"'{name}' is {b.field(name).type}, not {a.field(name).type}")
     parts += [f"extra column '{n}'" for n in b.names if n not in a.names]
-    return ", ".join(parts) or "column order differs"
+    if not parts and a.names != b.names:
+        parts.append(
+            f"the columns are in another order ({', '.join(b.names)}, not {', '.join(a.names)})"
+        )
+    return ", ".join(parts) or "the schemas differ"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from hygge.batching import rebatch
+from hygge.errors import HomeError
 from hygge.homes.files import FileHome
 
 BLOCK_BYTES = 16 << 20
@@ -22,13 +24,26 @@ class NdjsonHome(FileHome):
     suffixes: ClassVar[tuple[str, ...]] = (".ndjson", ".jsonl", ".json")
 
     def _open(self, path: Path) -> pajson.JSONStreamingReader:
-        return pajson.open_json(path, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES))
+        return pajson.open_json(
+            self.source(path), read_options=pajson.ReadOptions(block_size=BLOCK_BYTES)
+        )
+
+    def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:
+        # pyarrow counts rows from 0 within the block it was parsing: one row per line.
+        found = re.search(r"^(.*?)\s*in row (\d+)$", str(exc))
+        if not found:
+            return super().parse_error(path, rows_before, exc)
+        line = rows_before + int(found.group(2)) + 1
+        return HomeError(
+            f"{path}, line {line:,}: {found.group(1)}",
+            hint="each line must be one complete JSON object; fix or remove that line",
+        )
 
     def file_schema(self, path: Path) -> pa.Schema:
-        return self._open(path).schema
+        return self.opened(path, lambda: self._open(path)).schema
 
     def read_file(self, path: Path) -> Iterator[pa.Table]:
-        batches = self._open(path)
+        batches = self.numbered(path, lambda: self._open(path))
         if self.settings.columns:
             batches = (b.select(self.settings.columns) for b in batches)
         return rebatch(batches, self.batch_size)

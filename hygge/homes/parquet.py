@@ -17,20 +17,38 @@ class ParquetHome(FileHome):
 
     type_name = "parquet"
     suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".pq")
+    random_access = True
 
     def file_schema(self, path: Path) -> pa.Schema:
-        return pq.read_schema(path)
+        return pq.read_schema(self.source(path))
 
     def read_file(
         self, path: Path, row_groups: list[int] | None = None
     ) -> Iterator[pa.RecordBatch]:
+        source = self.source(path)
+        if isinstance(source, pa.NativeFile):
+            return self._read_remote(source, row_groups)
         # pre_buffer off: with it, pyarrow caches every column chunk it has read, so memory
         # grows with the file (measured: 230 MB at TPC-H SF1, 745 MB at SF3).
-        reader = pq.ParquetFile(path, pre_buffer=False)
+        reader = pq.ParquetFile(source, pre_buffer=False)
         return reader.iter_batches(
             batch_size=self.batch_size, row_groups=row_groups, columns=self.settings.columns
         )
 
     def row_groups(self, path: Path) -> list[int]:
-        metadata = pq.read_metadata(path)
+        metadata = pq.read_metadata(self.source(path))
         return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+    def _read_remote(
+        self, source: pa.NativeFile, row_groups: list[int] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """An object store answers each ranged GET with a round trip: pre-buffer one row
+        group at a time (its column chunks fetched in a few coalesced requests), with a
+        fresh reader per row group so the cache never holds more than one. Measured on
+        moto, TPC-H SF1: 15 s instead of 120 s with one request per column page."""
+        metadata = pq.ParquetFile(source, pre_buffer=False).metadata
+        for index in row_groups if row_groups is not None else range(metadata.num_row_groups):
+            group = pq.ParquetFile(source, pre_buffer=True, metadata=metadata)
+            yield from group.iter_batches(
+                batch_size=self.batch_size, row_groups=[index], columns=self.settings.columns
+            )

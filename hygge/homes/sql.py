@@ -85,7 +85,9 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
 
     def incremental_definition(self) -> dict[str, Any]:
         s = self.settings
-        what = {"query": s.query} if s.query else {"table": s.table, "schema": s.db_schema}
+        what: dict[str, str | None] = (
+            {"query": s.query} if s.query else {"table": s.table, "schema": s.db_schema}
+        )
         return {"type": self.type_name, **what, "cursor": s.cursor}
 
     def resume(self, state: dict[str, Any] | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import tempfile
@@ -11,9 +12,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hygge.errors import HyggeError, StoreError
-from hygge.sql import tsv
+from hygge.sql import mysql_arrow, tsv
 from hygge.sql.base import Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
@@ -24,6 +26,8 @@ from hygge.sql.types import (
     mysql_arrow_type,
 )
 from hygge.sql.url import SqlUrl
+
+log = logging.getLogger("hygge.sql.mysql")
 
 
 class MySqlSession(Session):
@@ -156,6 +160,52 @@ class MySqlSession(Session):
         return out
 
     def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
+        """Arrow batches from connectorx where it serves every column (hygge/sql/mysql_arrow.py),
+        else PyMySQL's rows parsed column-wise; --verbose logs which path runs and why.
+        Lazy, like every session's stream: nothing runs (and nothing fails) before iteration."""
+        read: mysql_arrow.Plan | str = "connectorx is not installed (pip install 'hygge[sql]')"
+        if mysql_arrow.available():
+            columns = known if known is not None else self.result_columns(sql)
+            read = (
+                mysql_arrow.plan(sql, columns, self.quote)
+                if columns is not None
+                else "the statement cannot be typed ahead (not a SELECT?)"
+            )
+        if isinstance(read, mysql_arrow.Plan):
+            log.info("reading %s through connectorx (Arrow batches)", self.url.where())
+            read_any = False
+            try:
+                for table in mysql_arrow.stream(self.url, read, batch_size):
+                    read_any = True
+                    yield table
+                return
+            except mysql_arrow.ReadError as exc:
+                # connectorx's own connection failed where this session's succeeded (seen
+                # right after a server restart): nothing was read, so PyMySQL reads it all
+                if read_any or not exc.connecting:
+                    raise
+                log.warning("connectorx could not connect (%s); reading through PyMySQL", exc)
+        log.info("reading %s through PyMySQL (the fallback path): %s", self.url.where(), read)
+        yield from self.stream_rows(sql, batch_size, known)
+
+    def result_columns(self, sql: str) -> list[Column] | None:
+        """A query's result columns, from the protocol's field descriptions (no rows read);
+        None where the statement cannot be wrapped (SHOW, CALL, a syntax error: the PyMySQL
+        path then runs it as it is, and reports its error)."""
+        with self.conn.cursor() as cur:
+            try:
+                cur.execute(f"SELECT * FROM ({sql}) AS hygge_probe LIMIT 0")
+            except self.pymysql.MySQLError:
+                return None
+            return [
+                Column(f.name, _mysql_field_type(f), _mysql_field_kind(f))
+                for f in cur._result.fields
+            ]
+
+    def stream_rows(
+        self, sql: str, batch_size: int, known: list[Column] | None
+    ) -> Iterator[pa.Table]:
+        """The PyMySQL path: a server-side cursor, each column's text parsed by Arrow."""
         cur = self.conn.cursor(self.pymysql.cursors.SSCursor)
         decoders, self.conn.decoders = self.conn.decoders, {}  # raw text: Arrow parses it
         try:
@@ -260,6 +310,8 @@ def _mysql_field_type(field: Any) -> pa.DataType:
     if code in ints:
         bits = ints[code]
         return getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
+    if code == T.BIT:
+        return pa.uint64() if field.length == 64 else pa.int64()
     if code in (T.DECIMAL, T.NEWDECIMAL):
         scale = field.scale
         precision = field.length - (1 if scale else 0) - (0 if unsigned else 1)
@@ -268,7 +320,7 @@ def _mysql_field_type(field: Any) -> pa.DataType:
         T.FLOAT: pa.float32(),
         T.DOUBLE: pa.float64(),
         T.DATE: pa.date32(),
-        T.TIME: pa.time64("us"),
+        T.TIME: pa.duration("us"),
         T.DATETIME: pa.timestamp("us"),
         T.TIMESTAMP: pa.timestamp("us", "UTC"),
         T.JSON: JSON,
@@ -288,6 +340,22 @@ def _mysql_field_type(field: Any) -> pa.DataType:
     return pa.large_string()
 
 
+def _mysql_field_kind(field: Any) -> str:
+    """A result column's SQL type name as the catalog spells it (what mysql_arrow plans by)."""
+    from pymysql.constants import FIELD_TYPE as T
+
+    names = {
+        T.TINY: "tinyint", T.SHORT: "smallint", T.INT24: "mediumint", T.LONG: "int",
+        T.LONGLONG: "bigint", T.FLOAT: "float", T.DOUBLE: "double", T.DECIMAL: "decimal",
+        T.NEWDECIMAL: "decimal", T.DATE: "date", T.NEWDATE: "date", T.DATETIME: "datetime",
+        T.TIMESTAMP: "timestamp", T.TIME: "time", T.YEAR: "year", T.BIT: "bit", T.JSON: "json",
+        T.ENUM: "enum", T.SET: "set", T.GEOMETRY: "geometry", T.NULL: "null",
+    }  # fmt: skip
+    if field.type_code in names:
+        return names[field.type_code]
+    return "blob" if field.charsetnr == 63 else "text"
+
+
 def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
     """The server's text for one column -> Arrow type `t`, parsed column-wise by Arrow (the
     pure-Python driver only splits rows). Unparsable text is an error naming the column."""
@@ -304,13 +372,29 @@ def _from_text(values: Sequence[Any], t: pa.DataType, name: str) -> pa.Array:
             return pa.ExtensionArray.from_storage(t, text.cast(t.storage_type))
         if kind == "time":
             return pa.array([None if v is None else _time(v) for v in values], t)
-        if kind == "bool":
-            return text.cast(pa.int8()).cast(t)
+        if kind == "duration":
+            return pa.array([None if v is None else _duration(v) for v in values], t)
+        if kind == "bool":  # tinyint(1) holds -128..127: only 0 and 1 are booleans
+            small = text.cast(pa.int8())
+            if pc.any(pc.invert(pc.is_in(small.drop_null(), pa.array([0, 1], pa.int8())))).as_py():
+                raise ValueError("a value other than 0 or 1 is not a boolean")
+            return small.cast(t)
         if kind == "timestamptz":
             return text.cast(pa.timestamp(t.unit)).cast(t)  # stored as UTC wall time
         return text.cast(t)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise HyggeError(f"column '{name}': cannot read its values as {t}: {exc}") from exc
+
+
+def _duration(text: str) -> dt.timedelta:
+    """MySQL TIME text ('-838:59:59.500000') as a signed duration."""
+    sign = -1 if text.startswith("-") else 1
+    hours, minutes, seconds = text.lstrip("-").split(":")
+    whole, _, fraction = seconds.partition(".")
+    micros = int((fraction + "000000")[:6])
+    return sign * dt.timedelta(
+        hours=int(hours), minutes=int(minutes), seconds=int(whole), microseconds=micros
+    )
 
 
 def _time(text: str) -> dt.time:

@@ -2,9 +2,10 @@
 the data's own transaction. (What the state means and how a run resumes from it is the
 library's incremental module; this is only where a SQL store keeps it.)
 
-One table `_hygge_state` (in the store's schema) holds a row per flow: its definition and its
-state record as JSON. The publish transaction that makes a run's rows visible also deletes
-and re-inserts that row, so data and state commit (or roll back) together.
+One table `_hygge_state` (in the store's schema) holds a row per flow and target table (see
+`key`): its definition and its state record as JSON. The publish transaction that makes a
+run's rows visible also deletes and re-inserts that row, so data and state commit (or roll
+back) together.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from hygge.sql.base import Session
 STATE_TABLE = "_hygge_state"
 
 
+def key(table: str, flow: str) -> str:
+    """The row's key: the target table and the flow (flow names never hold a '/')."""
+    return f"{table}/{flow}"
+
+
 def _table(session: Session, schema: str | None) -> str:
     return session.qualified(STATE_TABLE, schema)
 
@@ -29,7 +35,7 @@ def ensure_table(session: Session, schema: str | None) -> None:
     text = session.long_text
     sql = (
         f"CREATE TABLE IF NOT EXISTS {_table(session, schema)} ("
-        f"flow VARCHAR(200) NOT NULL PRIMARY KEY, definition {text} NOT NULL, "
+        f"flow VARCHAR(400) NOT NULL PRIMARY KEY, definition {text} NOT NULL, "
         f"state {text} NOT NULL, committed_at VARCHAR(40) NOT NULL)"
     )
     try:

@@ -46,6 +46,8 @@ def _text(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
         text = column.cast(pa.large_string())
     elif kind == "timestamptz":
         text = column.cast(pa.timestamp(column.type.unit)).cast(pa.large_string())
+    elif kind == "duration":
+        text = _duration_text(column)
     elif kind == "binary":
         text = pa.array(
             [None if b is None else b.hex() for b in column.to_pylist()], pa.large_string()
@@ -60,3 +62,19 @@ def _text(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     else:
         text = column.cast(pa.large_string())
     return pc.fill_null(text, pa.scalar("\\N", pa.large_string()))
+
+
+def _duration_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Durations as MySQL TIME text, '-838:59:59.500000' (hours past 24 included)."""
+    micros = column.cast(pa.duration("us")).cast(pa.int64())
+    left = pc.abs_checked(micros)
+    fields = []
+    for unit, width in ((3_600_000_000, 1), (60_000_000, 2), (1_000_000, 2), (1, 6)):
+        amount = pc.divide(left, unit)  # integer division of non-negative values
+        left = pc.subtract(left, pc.multiply(amount, unit))
+        fields.append(pc.utf8_lpad(amount.cast(pa.large_string()), width, "0"))
+    sign = pc.if_else(pc.less(micros, 0), "-", "").cast(pa.large_string())
+    colon, dot, empty = (pa.scalar(c, pa.large_string()) for c in (":", ".", ""))
+    return pc.binary_join_element_wise(
+        sign, fields[0], colon, fields[1], colon, fields[2], dot, fields[3], empty
+    )

@@ -66,6 +66,8 @@ def family(t: pa.DataType) -> str:
         return "time"
     if pa.types.is_timestamp(t):
         return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_duration(t):
+        return "duration"
     return str(t)
 
 
@@ -154,6 +156,7 @@ _DDL: dict[str, dict[str, str]] = {
         "binary": "BYTEA",
         "date": "DATE",
         "time": "TIME(6)",
+        "duration": "INTERVAL",
         "timestamp": "TIMESTAMP(6)",
         "timestamptz": "TIMESTAMPTZ(6)",
     },
@@ -172,7 +175,10 @@ _DDL: dict[str, dict[str, str]] = {
         "text": "LONGTEXT",
         "binary": "LONGBLOB",
         "date": "DATE",
-        "time": "TIME(6)",
+        # MySQL's TIME is a signed duration (-838:59:59 to 838:59:59) and reads back as one;
+        # a time of day is tagged so hygge reads it back as a time of day
+        "time": "TIME(6) COMMENT 'hygge:time'",
+        "duration": "TIME(6)",
         "timestamp": "DATETIME(6)",
         # MariaDB has no zoned timestamp: UTC in a DATETIME, tagged so hygge reads it back zoned
         "timestamptz": "DATETIME(6) COMMENT 'hygge:timestamptz'",
@@ -214,6 +220,8 @@ def canonical(t: pa.DataType, dialect: str) -> pa.DataType:
     """The Arrow type a column created by `ddl(t)` holds: what a batch is cast to first."""
     if pa.types.is_time(t):
         return pa.time64("us")
+    if pa.types.is_duration(t):
+        return pa.duration("us")
     if pa.types.is_timestamp(t):
         return pa.timestamp("us", "UTC" if t.tz else None)
     if pa.types.is_date(t):
@@ -285,6 +293,10 @@ def decimal_type(precision: int, scale: int) -> pa.DataType:
     return NUMERIC_TEXT
 
 
+_MYSQL_SPATIAL = {
+    "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+    "multipolygon", "geometrycollection",
+}  # fmt: skip
 _MYSQL_INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "bigint": 64}
 
 
@@ -302,6 +314,10 @@ def mysql_arrow_type(
             return JSON
         if kind == "numeric":
             return NUMERIC_TEXT
+        if kind == "time":
+            return pa.time64("us")
+    if data_type == "bit":  # BIT(n) as an integer; BIT(64) may use the top bit
+        return pa.uint64() if column_type.startswith("bit(64)") else pa.int64()
     if data_type == "tinyint" and column_type.startswith("tinyint(1)"):
         return pa.bool_()
     if data_type in _MYSQL_INTS:
@@ -320,18 +336,17 @@ def mysql_arrow_type(
         "float": pa.float32(),
         "double": pa.float64(),
         "date": pa.date32(),
-        "time": pa.time64("us"),
+        "time": pa.duration("us"),  # signed, up to 838 hours
         "datetime": pa.timestamp("us"),
         "timestamp": pa.timestamp("us", "UTC"),
         "uuid": UUID,
         "json": JSON,
         "year": pa.int16(),
-        "bit": pa.int64(),
     }
     if data_type in simple:
         return simple[data_type]
-    if "blob" in data_type or "binary" in data_type:
-        return pa.large_binary()
+    if "blob" in data_type or "binary" in data_type or data_type in _MYSQL_SPATIAL:
+        return pa.large_binary()  # spatial values as MySQL's internal bytes (SRID + WKB)
     return pa.large_string()
 
 

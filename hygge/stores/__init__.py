@@ -6,5 +6,6 @@ from hygge.stores.csv import CsvStore
 from hygge.stores.parquet import ParquetStore
 
 registry.register_lazy("store", "sql", "hygge.stores.sql:SQLStore")  # imports SQL drivers
+registry.register_lazy("store", "delta", "hygge.stores.delta:DeltaStore")  # deltalake ([cloud])
 
 __all__ = ["CsvStore", "ParquetStore", "Store", "StoreSettings"]

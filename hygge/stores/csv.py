@@ -23,6 +23,7 @@ class CsvStore(FileStore):
     suffixes: ClassVar[tuple[str, ...]] = (".csv",)
     suffix = ".csv"
     Settings: ClassVar[type[CsvStoreSettings]] = CsvStoreSettings
+    settings: CsvStoreSettings
 
     def open_writer(self, path: Path, schema: pa.Schema) -> pacsv.CSVWriter:
         s = self.settings

@@ -1,5 +1,8 @@
 """What file stores share: stage outside the dataset, roll files by rows, commit atomically.
 
+On object storage (`s3://`, `az://`, `gs://`, ...) the same store stages and commits through
+`hygge.stores.object_dataset.ObjectDataset` instead (no atomic rename there: a journal).
+
 Layout: the dataset is the folder at `path`. A run stages its files in a hidden sibling
 folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbing
 `path/**/*.parquet` only ever sees committed files.
@@ -18,12 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -31,12 +38,23 @@ from pydantic import Field
 
 from hygge.contract import MultiPartStore, PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import StoreError
+from hygge.locks import file_name
+from hygge.storage import is_object_url
 from hygge.stores._atomic import recover, replace_dir
 from hygge.stores._staging import StagingLock, staging_path, sweep_abandoned_parts, sweep_dead
+
+if TYPE_CHECKING:
+    from hygge.stores.object_dataset import ObjectDataset
 
 META_DIR = "_hygge"
 PARTS_MARK = ".hygge-parts-"
 ABANDONED_PARTS_SECONDS = 7 * 24 * 3600  # a partitioned run's parts no commit came for
+T = TypeVar("T")
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 class FileStoreSettings(StoreSettings):
@@ -44,6 +62,8 @@ class FileStoreSettings(StoreSettings):
     max_rows_per_file: int = Field(
         5_000_000, gt=0, description="Start a new file after this many rows."
     )
+    # Object stores only: credentials/endpoints in delta-rs key names; see docs/objectstore.md.
+    storage_options: dict[str, str] | None = None
 
 
 class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
@@ -55,7 +75,13 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
+        self.remote = is_object_url(self.settings.path)
         self.target = Path(self.settings.path)
+        # One file writer, touched from worker threads. A write runs in a thread that outlives
+        # its cancelled task (the home failed): abort() and a retry's fresh staging wait for it
+        # (closing a writer mid-write crashes pyarrow), and it never writes into those.
+        # Re-entrant: abort() closes the writer while it holds the lock.
+        self._io = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -68,6 +94,15 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._rows_in_file = 0
         self._files: list[Path] = []
         self._states: dict[str, dict[str, Any]] = {}
+        self._aborted = False
+        self._stream: Any = None  # the object-store upload under the current writer
+        self._dataset: ObjectDataset | None = None
+        if self.remote:
+            from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
+
+            self._dataset = ObjectDataset(
+                self.settings.path, self.settings.storage_options, self.run_id
+            )
 
     # -- format hooks -------------------------------------------------------------------
     def arrow_compat(self) -> pl.CompatLevel:
@@ -90,16 +125,21 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     # -- lifecycle ----------------------------------------------------------------------
     async def check(self) -> None:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.check)
         self._check_target()
         parent = self._existing_parent()
         if not os.access(parent, os.W_OK | os.X_OK):
             raise self._unwritable(parent)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
+        await asyncio.to_thread(self._disk_errors, self._open_sync)
 
     def _open_sync(self) -> None:
-        self._reset()
+        with self._io:
+            self._reset()
+        if self._dataset is not None:
+            return self._dataset.prepare()
         self._check_target()
         recover(self.target)
         if self.settings.mode == "append":
@@ -117,9 +157,15 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     async def write(self, df: pl.DataFrame) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._write_sync, table)
+        await asyncio.to_thread(self._disk_errors, self._write_sync, table, self.run_id)
 
-    def _write_sync(self, table: pa.Table) -> None:
+    def _write_sync(self, table: pa.Table, run_id: str | None = None) -> None:
+        with self._io:
+            if self._aborted or (run_id is not None and run_id != self.run_id):
+                return  # a write of an attempt that was given up: nothing may land
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         while table.num_rows:
             if self._writer is None or self._rows_in_file >= limit:
@@ -137,31 +183,50 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             table = table.slice(take)
 
     def _start_file(self, schema: pa.Schema) -> None:
-        self._close_writer()
-        path = self.staging / f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
+        self._drop_writer()
+        name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
         self._file_index += 1
-        self._writer = self.open_writer(path, schema)
-        self._files.append(path)
+        if self._dataset is not None:
+            url, self._stream = self._dataset.new_file(name)
+            self._writer = self.open_writer(self._stream, schema)
+            self._files.append(url)  # type: ignore[arg-type]
+        else:
+            path = self.staging / name
+            self._writer = self.open_writer(path, schema)
+            self._files.append(path)
         self._rows_in_file = 0
 
     def _close_writer(self) -> None:
+        with self._io:
+            self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        """Close the current file (the caller holds the writer lock)."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            writer.close()
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.close()  # completes the multipart upload: the object now exists
 
     async def staged_rows(self) -> int | None:
-        return await asyncio.to_thread(self._staged_rows_sync)
+        return await asyncio.to_thread(self._disk_errors, self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int | None:
         self._close_writer()
+        if self._dataset is not None:
+            counts = [self.count_rows(self._dataset.open_staged(f)) for f in self._files]  # type: ignore[arg-type]
+            return None if None in counts else sum(counts)  # type: ignore[arg-type]
         counts = [self.count_rows(f) for f in self._files]
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._commit_sync)
+        await asyncio.to_thread(self._disk_errors, self._commit_sync)
 
     def _commit_sync(self) -> None:
         self._close_writer()
+        if self._dataset is not None:
+            return self._dataset.commit(self.settings.mode, self._states)
         for f in self._files:  # data must be on disk before it becomes visible
             _fsync(f)
         if self.settings.mode == "replace":
@@ -193,6 +258,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
                 _apply_journal(journal)
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.read_state, flow)
         path = _state_file(self.target, flow)
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -200,6 +267,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._states[flow] = state
 
     async def reset_state(self, flow: str) -> bool:
+        if self._dataset is not None:
+            return await asyncio.to_thread(self._dataset.reset_state, flow)
         path = _state_file(self.target, flow)
         existed = path.exists()
         path.unlink(missing_ok=True)
@@ -209,8 +278,16 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
+        with self._io:
+            self._aborted = True
+            self._abort_staging()
+
+    def _abort_staging(self) -> None:
         with contextlib.suppress(Exception):
             self._close_writer()
+        if self._dataset is not None:
+            self._dataset.abort()
+            return
         journal = self.target / META_DIR / f"commit-{self.run_id}.json"
         if journal.exists():
             # The commit point was passed: finishing it is the only consistent outcome. If
@@ -297,6 +374,21 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             shutil.rmtree(root, ignore_errors=True)
 
     # -- helpers ------------------------------------------------------------------------
+    def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:
+        """Run `action`; a full disk (or quota, or read-only file system) is an error that
+        names the store and the path, whichever writer or file call ran into it."""
+        try:
+            return action(*args)
+        except OSError as exc:
+            problem = _DISK_ERRNOS.get(exc.errno or _errno_in(exc))
+            if problem is None:
+                raise
+            raise StoreError(
+                f"store '{self.name}': {problem} while writing {self.target} (staging in "
+                f"{self.staging}); nothing was published",
+                hint="free space on that file system (or raise the quota), then run again",
+            ) from exc
+
     def _check_target(self) -> None:
         if self.target.exists() and not self.target.is_dir():
             raise StoreError(
@@ -317,6 +409,12 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         )
 
 
+def _errno_in(exc: OSError) -> int:
+    """pyarrow raises a plain OSError whose text names the cause ("[Errno 28] ...")."""
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    return int(found.group(1)) if found else 0
+
+
 def _apply_journal(journal: Path) -> None:
     """Finish the renames a journal lists and write its states (idempotent), then drop it."""
     plan = json.loads(journal.read_text())
@@ -331,7 +429,7 @@ def _apply_journal(journal: Path) -> None:
 
 
 def _state_file(dataset: Path, flow: str) -> Path:
-    return dataset / META_DIR / "state" / f"{flow}.json"
+    return dataset / META_DIR / "state" / f"{file_name(flow)}.json"
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -24,6 +24,7 @@ class ParquetStore(FileStore):
     suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".pq")
     suffix = ".parquet"
     Settings: ClassVar[type[ParquetStoreSettings]] = ParquetStoreSettings
+    settings: ParquetStoreSettings
 
     def open_writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
         s = self.settings

@@ -33,11 +33,13 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hygge.contract import MultiPartStore, StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
+from hygge.locks import RunLock
 from hygge.sql import faults, state_table
 from hygge.sql.base import Session
 from hygge.sql.connect import connect
 from hygge.sql.load_plan import LoadPlan, check_merge_target, plan_load
 from hygge.sql.loaders import Loader, loader_for
+from hygge.sql.lock import run_lock
 from hygge.sql.types import Column, cast_column, normalize
 from hygge.sql.url import SqlUrl, parse_url
 
@@ -128,6 +130,20 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         if self.run is None:
             raise StoreError(f"store '{self.name}': used before open()")
         return self.run
+
+    shared_modes: ClassVar[tuple[str, ...]] = ("append", "merge")
+
+    def destination(self) -> str | None:
+        s = self.settings
+        try:
+            url = self.url
+            server = f"{url.dialect}:{url.where()}"
+        except HyggeError:  # unresolved `${VAR}` (enqueue validates before resolving)
+            server = str(s.connection)
+        return f"sql:{server}|{s.db_schema or ''}.{s.table}"
+
+    def lock(self, flow: str) -> RunLock:
+        return run_lock(self.url, self.where, flow)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def check(self) -> None:
@@ -359,23 +375,28 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         if self.run is None:  # a partitioned flow's commit: kept until commit_parts opens
-            self._pending_states[flow] = state
+            self._pending_states[self._state_key(flow)] = state
             return
-        self._open_run().states[flow] = state
+        self._open_run().states[self._state_key(flow)] = state
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(
             self._with_session,
             "read the incremental state",
-            lambda db: state_table.read(db, self.settings.db_schema, flow),
+            lambda db: state_table.read(db, self.settings.db_schema, self._state_key(flow)),
         )
 
     async def reset_state(self, flow: str) -> bool:
         return await asyncio.to_thread(
             self._with_session,
             "reset the incremental state",
-            lambda db: state_table.reset(db, self.settings.db_schema, flow),
+            lambda db: state_table.reset(db, self.settings.db_schema, self._state_key(flow)),
         )
+
+    def _state_key(self, flow: str) -> str:
+        """One state row per flow *and* target table: two flows.yml files that reuse a flow
+        name for different tables of one schema must never resume from each other's mark."""
+        return state_table.key(self.settings.table, flow)
 
     def _with_session(self, action: str, fn: Callable[[Session], T]) -> T:
         """Run `fn` on a connection of its own (the store may not be open: `hygge state`)."""

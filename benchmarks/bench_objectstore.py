@@ -1,0 +1,159 @@
+"""Object storage: hygge vs the same move done directly, against a loopback S3 emulator (moto).
+
+    python -m benchmarks.bench_objectstore            # scale factors 1 and 3
+    python -m benchmarks.bench_objectstore --scale 1  # quicker
+
+Moves (TPC-H lineitem):
+- local parquet -> S3 parquet dataset: hygge vs uploading the source file's bytes with
+  pyarrow's S3 filesystem (target >= 0.8x), and vs a raw pyarrow re-encode into S3;
+- S3 parquet -> local parquet: hygge vs a raw pyarrow streaming copy from S3;
+- local parquet -> Delta table on S3: hygge vs `write_deltalake` fed the same batches
+  (target >= 0.8x).
+hygge's peak RSS is printed per scale factor (target: flat from SF1 to SF3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from benchmarks.common import Measurement, measure, print_table, tpch_lineitem
+from tests.objectstore import emulator
+
+BATCH = 100_000
+
+
+def raw(command: str, *args: str, label: str, rows: int, env: dict[str, str]) -> Measurement:
+    return measure(
+        label, [sys.executable, "-m", "benchmarks.raw_objectstore", command, *args], rows, env
+    )
+
+
+def hygge(flows: Path, label: str, rows: int, env: dict[str, str]) -> Measurement:
+    return measure(label, [sys.executable, "-m", "hygge", "run", str(flows)], rows, env)
+
+
+def bench_scale(scale: int, work: Path, emu) -> list[tuple[str, Measurement, Measurement]]:
+    env = emu.env
+    source = tpch_lineitem(scale)
+    rows = pq.read_metadata(source).num_rows
+    bucket = emu.new_bucket()
+    out: list[tuple[str, Measurement, Measurement]] = []
+
+    flows = work / f"to_s3_sf{scale}.yml"
+    flows.write_text(
+        f"flows:\n  lineitem:\n    home: {{path: {source}, batch_size: {BATCH}}}\n"
+        f"    store: {{path: '{bucket}/lake/lineitem', compression: zstd}}\n"
+    )
+    h = hygge(flows, f"hygge -> S3 SF{scale}", rows, env)
+    up = raw(
+        "upload",
+        str(source),
+        f"{bucket}/raw/lineitem.parquet",
+        label=f"upload bytes SF{scale}",
+        rows=rows,
+        env=env,
+    )
+    re = raw(
+        "reencode",
+        str(source),
+        f"{bucket}/raw/reencoded.parquet",
+        str(BATCH),
+        label=f"raw re-encode SF{scale}",
+        rows=rows,
+        env=env,
+    )
+    out += [
+        (f"SF{scale} parquet -> S3 vs upload", up, h),
+        (f"SF{scale} parquet -> S3 vs re-encode", re, h),
+    ]
+
+    flows = work / f"from_s3_sf{scale}.yml"
+    flows.write_text(
+        f"flows:\n  lineitem:\n    home: {{path: '{bucket}/raw/lineitem.parquet', "
+        f"batch_size: {BATCH}}}\n    store: {{path: {work}/local_sf{scale}, compression: zstd}}\n"
+    )
+    h = hygge(flows, f"hygge S3 -> local SF{scale}", rows, env)
+    r = raw(
+        "download",
+        f"{bucket}/raw/lineitem.parquet",
+        str(work / f"raw_sf{scale}.parquet"),
+        str(BATCH),
+        label=f"raw S3 -> local SF{scale}",
+        rows=rows,
+        env=env,
+    )
+    out.append((f"SF{scale} S3 -> local parquet", r, h))
+    shutil.rmtree(work / f"local_sf{scale}", ignore_errors=True)
+
+    flows = work / f"delta_sf{scale}.yml"
+    flows.write_text(
+        f"flows:\n  lineitem:\n    home: {{path: {source}, batch_size: {BATCH}}}\n"
+        f"    store: {{type: delta, path: '{bucket}/delta/hygge'}}\n"
+    )
+    h = hygge(flows, f"hygge -> Delta SF{scale}", rows, env)
+    r = raw(
+        "delta",
+        str(source),
+        f"{bucket}/delta/raw",
+        str(BATCH),
+        label=f"write_deltalake SF{scale}",
+        rows=rows,
+        env=env,
+    )
+    out.append((f"SF{scale} parquet -> Delta on S3", r, h))
+    emu.filesystem().delete_dir(bucket.split("://", 1)[1])  # free the emulator's memory
+    for name, base, h in out:  # as they come: a long run keeps its figures if cut short
+        print(
+            f"{name}: baseline {base.seconds:.1f} s, hygge {h.seconds:.1f} s "
+            f"({base.seconds / h.seconds:.2f}x), hygge RSS {h.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, action="append", help="TPC-H scale factor(s)")
+    args = parser.parse_args()
+    emu = emulator("s3")
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="hygge-bench-os-") as tmp:
+            for scale in args.scale or [1, 3]:
+                results += bench_scale(scale, Path(tmp), emu)
+    finally:
+        emu.stop()
+    print_table(
+        "object storage (moto on loopback)",
+        [
+            (
+                name,
+                f"{base.seconds:.1f}",
+                f"{base.peak_rss_mb:.0f}",
+                f"{h.seconds:.1f}",
+                f"{h.rows_per_second:,.0f}",
+                f"{h.peak_rss_mb:.0f}",
+                f"{base.seconds / h.seconds:.2f}x",
+            )
+            for name, base, h in results
+        ],
+        (
+            "move",
+            "baseline s",
+            "baseline RSS MB",
+            "hygge s",
+            "hygge rows/s",
+            "hygge RSS MB",
+            "hygge/baseline",
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

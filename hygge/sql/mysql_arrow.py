@@ -1,0 +1,186 @@
+"""MySQL/MariaDB results as Arrow record batches from connectorx: rows are decoded in Rust,
+never as Python objects, and streamed (memory bounded by the batch, not the table).
+
+connectorx maps most column types exactly; where it would not, the SELECT we run casts the
+column in SQL first (decimals as text, because its decimal type holds 28 digits at scale 10;
+TIME as microseconds, because it refuses negative and > 24 h values; BIT as an unsigned
+integer), and Arrow casts the result to the catalog's type, checked. A column type it cannot
+serve (spatial types, say) or a missing connectorx leaves the read to the PyMySQL path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hygge.errors import HyggeError
+from hygge.sql.types import Column, family
+from hygge.sql.url import SqlUrl
+
+log = logging.getLogger("hygge.sql.mysql")
+
+# Column types whose values connectorx reads exactly as they are.
+_PLAIN = {
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "float", "double", "real",
+    "date", "datetime", "timestamp", "year", "enum", "set", "json", "char", "varchar",
+    "tinytext", "text", "mediumtext", "longtext", "binary", "varbinary", "tinyblob", "blob",
+    "mediumblob", "longblob", "bool", "boolean",
+}  # fmt: skip
+# Column types read through a SQL expression; `{c}` is the quoted column.
+_CAST = {
+    "decimal": "CAST({c} AS CHAR)",
+    "numeric": "CAST({c} AS CHAR)",
+    "time": "CAST(TIME_TO_SEC({c}) * 1000000 AS SIGNED)",
+    "bit": "CAST({c} AS UNSIGNED)",
+    "uuid": "CAST({c} AS CHAR)",
+    "inet4": "CAST({c} AS CHAR)",
+    "inet6": "CAST({c} AS CHAR)",
+}
+_DATES = ("date", "datetime", "timestamp")
+
+
+def base_type(sql_type: str) -> str:
+    """'decimal(10,2) unsigned' -> 'decimal'."""
+    return re.split(r"[\s(]", sql_type.strip().lower(), maxsplit=1)[0]
+
+
+def available() -> bool:
+    try:
+        import connectorx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the fast path reads a result: the SELECT to run and each column's target type."""
+
+    sql: str
+    columns: list[Column]
+
+
+def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
+    """The fast-path read of `sql` (whose result has `columns`), or why it cannot serve it."""
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        return "the result has duplicate column names"
+    expressions, cast = [], False
+    for column in columns:
+        kind, q = base_type(column.sql_type), quote_name(column.name)
+        if kind in _CAST:
+            expressions.append(f"{_CAST[kind].format(c=q)} AS {q}")
+            cast = True
+        elif kind in _PLAIN:
+            expressions.append(q)
+        else:
+            return f"column '{column.name}' is {column.sql_type}"
+    if cast:  # a derived table: MariaDB/MySQL merge it into the outer query, so it is free
+        sql = f"SELECT {', '.join(expressions)} FROM ({sql}) AS hygge_fast"
+    return Plan(sql, columns)
+
+
+def connectorx_url(url: SqlUrl) -> str:
+    user = quote(url.user or "root", safe="")
+    password = f":{quote(url.password, safe='')}" if url.password else ""
+    host = url.host or "localhost"
+    return f"mysql://{user}{password}@{host}:{url.port or 3306}/{quote(url.database or '')}"
+
+
+def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
+    """Run the plan's SELECT on a connection of connectorx's own (session time zone UTC,
+    like the PyMySQL session's) and yield its batches as the columns' Arrow types."""
+    import connectorx
+
+    schema = pa.schema([pa.field(c.name, c.type) for c in read.columns])
+    try:
+        reader = connectorx.read_sql(
+            connectorx_url(url),
+            read.sql,
+            return_type="arrow_stream",
+            batch_size=batch_size,
+            pre_execution_query=["SET time_zone = '+00:00'"],
+        )
+        try:
+            for batch in reader:
+                arrays = [
+                    convert(batch.column(i), c) for i, c in enumerate(read.columns)
+                ]  # by position: a query's names may differ in case from its probe
+                yield pa.Table.from_arrays(arrays, schema=schema)
+        finally:
+            with contextlib.suppress(Exception):
+                reader.close()
+    except HyggeError:
+        raise
+    except BaseException as exc:  # connectorx reports read faults as a Rust panic
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
+        raise _error(str(exc), read.columns, url) from None
+
+
+class ReadError(Exception):
+    """A connectorx failure as an ordinary exception (a panic is a BaseException);
+    `connecting`: its connection pool never got a connection (no row was read)."""
+
+    def __init__(self, message: str, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.connecting = connecting
+
+
+def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
+    """What went wrong, in words: zero dates name their columns; a lost connection says so
+    (the home treats it as transient)."""
+    text = url.scrub(message.strip().splitlines()[0] if message.strip() else "read failed")
+    if "Couldn't convert the value" in text and ("NaiveDate" in text or "Date(" in text):
+        dates = [c.name for c in columns if base_type(c.sql_type) in _DATES]
+        return HyggeError(
+            f"column(s) {', '.join(dates) or '?'}: a zero or partial date such as "
+            "0000-00-00 has no date or timestamp value",
+            hint="fix those rows, or read them with a `query` that selects "
+            "NULLIF(col, '0000-00-00') (or a CASE) for the date columns",
+        )
+    if "waiting for connection" in text:  # r2d2's pool: connectorx never connected
+        return ReadError(f"lost connection to the server while connecting: {text}", True)
+    if re.search(r"CodecError|IO error|connection|broken pipe|gone away", text, re.I):
+        return ReadError(f"lost connection to the server while reading: {text}")
+    return ReadError(text)
+
+
+def convert(array: pa.Array, column: Column) -> pa.Array:
+    """One connectorx column as the column's Arrow type, exactly (or an error naming it)."""
+    target = column.type
+    # Into memory of Arrow's own: connectorx frees a batch it exported when a later read fails
+    # (a lost connection), which crashed the writer of a batch still queued. One memcpy.
+    array = pa.concat_arrays([array])
+    try:
+        if isinstance(target, pa.BaseExtensionType):
+            storage = array.cast(target.storage_type)
+            return pa.ExtensionArray.from_storage(target, storage)
+        kind = family(target)
+        if kind == "bool":  # tinyint(1) holds -128..127: only 0 and 1 are booleans
+            if pc.any(pc.invert(pc.is_in(array.drop_null(), pa.array([0, 1], array.type)))).as_py():
+                raise ValueError("a value other than 0 or 1 is not a boolean")
+            return array.cast(target)
+        if pa.types.is_time(target):  # TIME tagged as a time of day, read as microseconds
+            micros = array.cast(pa.int64())
+            if pc.any(pc.or_(pc.less(micros, 0), pc.greater_equal(micros, 86_400_000_000))).as_py():
+                raise ValueError("a value outside 00:00-24:00 is not a time of day")
+            return micros.cast(target)
+        if pa.types.is_duration(target):
+            return array.cast(pa.int64()).cast(target)
+        if kind == "timestamptz":  # the session is UTC, so the wall time is UTC
+            return array.cast(pa.timestamp(target.unit)).cast(target)
+        return array.cast(target, safe=True)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise HyggeError(
+            f"column '{column.name}': cannot read its values as {target}: {exc}",
+            hint="cast the column in a `query`, e.g. to CHAR",
+        ) from exc

@@ -1,0 +1,419 @@
+"""A Delta Lake table (delta-rs) on a local path or any object store: one flow, one commit.
+
+replace and append (same schema, no partitions): batches stream into parquet data files in
+the table's folder (`_delta_files.DataFiles`; invisible until the log lists them) and
+`commit()` adds them in one Delta commit. merge, partitioned tables and schema changes:
+batches stage as parquet files in a local temporary folder and `commit()` streams them, as
+one RecordBatchReader, into `DeltaTable.merge` / `write_deltalake`. Either way memory stays
+bounded, rows are counted from the written files' footers, and the one commit carries the
+flow's incremental state:
+an application transaction (`txn`, app id `hygge:FLOW`, version = run number) and the state
+itself in the commit's metadata. A reader of the table sees the version before or after it,
+never part of it; two writers are resolved by Delta's optimistic concurrency control (S3:
+conditional writes, no lock table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
+
+from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
+from hygge.errors import ConfigError, HyggeError, StoreError
+from hygge.secrets import mask_url
+from hygge.storage import Location, ObjectStorage, credentials, is_object_url
+from hygge.storage.credentials import delta_storage_options
+from hygge.storage.objects import StorageError, storage_error
+from hygge.stores._delta_files import DataFiles, delta_schema, same_columns
+
+STATE_KEY = "hygge.state."
+APP_PREFIX = "hygge:"
+STAGE_ROWS_PER_FILE = 1_000_000
+DATA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{32,36}-c\d{3}(\.\w+)?\.parquet")
+
+
+class DeltaStoreSettings(StoreSettings):
+    path: PathSetting
+    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
+    key: list[str] | None = Field(None, description="Merge: the columns that identify a row.")
+    schema_policy: Literal["evolve", "freeze"] = Field(
+        "evolve", description="evolve: add new columns; freeze: refuse any schema change."
+    )
+    partition_by: list[str] | None = None
+    target_file_size: int = Field(128 << 20, gt=0, description="Bytes per data file.")
+    storage_options: dict[str, str] | None = None
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
+    """`type: delta`: replace (overwrite), append or merge on `key`."""
+
+    type_name = "delta"
+    Settings: ClassVar[type[DeltaStoreSettings]] = DeltaStoreSettings
+
+    def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
+        super().__init__(name, settings, **values)
+        s = self.settings
+        if s.mode == "merge" and not s.key:
+            raise ConfigError(
+                "mode: merge needs `key` (the columns that identify a row)",
+                key=f"store '{name}' -> key",
+            )
+        self.uri = s.path.rstrip("/")
+        self.remote = is_object_url(self.uri)
+        self._options = credentials.resolve(s.storage_options) if self.remote else {}
+        self._staging: Path | None = None
+        self._direct: DataFiles | None = None
+        self._decided = False
+        self._writer: pq.ParquetWriter | None = None
+        self._files: list[Path] = []
+        self._rows_in_file = 0
+        self._states: dict[str, dict[str, Any]] = {}
+
+    @property
+    def where(self) -> str:
+        return mask_url(self.uri)
+
+    def _delta_options(self) -> dict[str, str] | None:
+        if not self.remote:
+            return None
+        return delta_storage_options(Location.parse(self.uri), self._options)
+
+    # -- the table as it is -----------------------------------------------------------------
+    def _table(self) -> Any:
+        """The existing Delta table, None if there is none; a non-Delta dataset is an error."""
+        table = self._load()
+        if table is not None:
+            return table
+        if self._holds_data():
+            raise StoreError(
+                f"{self.where} holds data but is not a Delta table (no _delta_log)",
+                hint="point the delta store at an empty path, or convert the dataset first",
+            )
+        return None
+
+    def _load(self) -> Any:
+        """The Delta table at the path, or None when there is no `_delta_log`."""
+        from deltalake import DeltaTable
+
+        try:
+            if DeltaTable.is_deltatable(self.uri, storage_options=self._delta_options()):
+                return DeltaTable(self.uri, storage_options=self._delta_options())
+        except Exception as exc:
+            raise self._error("open", exc) from exc
+        return None
+
+    def _holds_data(self) -> bool:
+        """Anything but Delta-style data files (`part-00000-<uuid>-c000...parquet`: a first
+        commit being written by another run, or left by a killed one) is a foreign dataset."""
+        if not self.remote:
+            p = Path(self.uri)
+            return p.is_dir() and any(not DATA_FILE.fullmatch(f.name) for f in p.iterdir())
+        try:
+            storage = ObjectStorage.for_url(self.uri, self._options)
+            storage.check_bucket()
+            names = (e.url.rsplit("/", 1)[1] for e in storage.list(self.uri))
+            return any(not DATA_FILE.fullmatch(n) for n in names)
+        except StorageError as exc:
+            raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        err = storage_error(self.uri, f"{what} the Delta table at", exc)
+        return StoreError(err.message, hint=err.hint, transient=err.transient)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def check(self) -> None:
+        await asyncio.to_thread(self._table)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self._cleanup()
+        self._existing = self._table()  # fail before reading anything if unusable
+        self._files, self._writer, self._rows_in_file, self._states = [], None, 0, {}
+
+    def _decide(self, schema: pa.Schema) -> None:
+        """At the first batch: write data files in place, or stage locally for delta-rs."""
+        s, existing = self.settings, self._existing
+        self._check_schema(existing, schema)  # freeze refuses before anything is written
+        target = delta_schema(schema)
+        current = pa.schema(existing.schema().to_arrow()) if existing is not None else None
+        plain = s.mode in ("replace", "append") and not s.partition_by
+        if plain and (current is None or same_columns(current, target)):
+            self._direct = DataFiles(self.uri, target, s.target_file_size, s.storage_options)
+        else:
+            self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
+        self._decided = True
+
+    async def write(self, df: pl.DataFrame) -> None:
+        table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+        await asyncio.to_thread(self._stage, table)
+
+    def _stage(self, table: pa.Table) -> None:
+        if not self._decided:
+            self._decide(table.schema)
+        if self._direct is not None:
+            try:
+                return self._direct.write(table)
+            except (pa.ArrowException, ValueError) as exc:
+                raise StoreError(
+                    f"cannot write a batch to {self.where}: {exc}",
+                    hint="every batch of a flow must have the same columns and types",
+                ) from exc
+            except HyggeError as exc:
+                raise self._error("write to", exc) from exc
+        assert self._staging is not None, "open() first"
+        if self._writer is not None and not table.schema.equals(self._writer.schema):
+            raise StoreError(
+                f"cannot write a batch to {self.where}: its columns differ from the first batch",
+                hint="every batch of a flow must have the same columns and types",
+            )
+        if self._writer is None or self._rows_in_file >= STAGE_ROWS_PER_FILE:
+            self._close_writer()
+            path = self._staging / f"stage-{len(self._files):05d}.parquet"
+            # lz4, no statistics: the staged files are read once, locally, right away.
+            self._writer = pq.ParquetWriter(
+                path, table.schema, compression="lz4", write_statistics=False
+            )
+            self._files.append(path)
+            self._rows_in_file = 0
+        self._writer.write_table(table)
+        self._rows_in_file += table.num_rows
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def staged_rows(self) -> int | None:
+        return await asyncio.to_thread(self._staged_rows_sync)
+
+    def _staged_rows_sync(self) -> int:
+        if self._direct is not None:
+            return sum(self._direct.row_counts())
+        self._close_writer()
+        return sum(pq.read_metadata(f).num_rows for f in self._files)
+
+    def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        self._states[flow] = state
+
+    async def read_state(self, flow: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._read_state_sync, flow)
+
+    def _read_state_sync(self, flow: str) -> dict[str, Any] | None:
+        table = self._table()
+        if table is None or table.transaction_version(APP_PREFIX + flow) is None:
+            return None
+        for limit in (50, None):  # the newest commits first; the whole log only if needed
+            for commit in table.history(limit):  # newest first
+                value = commit.get(STATE_KEY + flow)
+                if value is not None:
+                    return json.loads(value)  # None after a reset
+        return None
+
+    async def reset_state(self, flow: str) -> bool:
+        return await asyncio.to_thread(self._reset_state_sync, flow)
+
+    def _reset_state_sync(self, flow: str) -> bool:
+        """An empty append commit that records `null` state for the flow."""
+        from deltalake import CommitProperties, Transaction, write_deltalake
+
+        table = self._table()
+        if table is None or self._read_state_sync(flow) is None:
+            return False
+        version = (table.transaction_version(APP_PREFIX + flow) or 0) + 1
+        empty = table.schema().to_arrow()
+        write_deltalake(
+            table,
+            pa.Table.from_batches([], schema=pa.schema(empty)),
+            mode="append",
+            storage_options=self._delta_options(),
+            commit_properties=CommitProperties(
+                custom_metadata={STATE_KEY + flow: "null"},
+                app_transactions=[Transaction(APP_PREFIX + flow, version, _now_ms())],
+            ),
+        )
+        return True
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._commit_sync)
+
+    def _commit_sync(self) -> None:
+        self._close_writer()
+        try:
+            if self._direct is not None:
+                self._commit_files(self._direct)
+            else:
+                self._publish()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error("commit to", exc) from exc
+        finally:
+            # Data files are kept even if the commit failed: it may have reached the log
+            # before the error (a timeout), and deleting them would break the table. Files
+            # the log does not list are invisible; VACUUM removes them.
+            self._cleanup()
+
+    def _commit_properties(self, table: Any) -> Any:
+        """The flow's state in the commit: a txn per flow plus the state in its metadata."""
+        from deltalake import CommitProperties, Transaction
+
+        transactions = []
+        metadata: dict[str, str] = {}
+        for flow, state in self._states.items():
+            previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
+            transactions.append(Transaction(APP_PREFIX + flow, (previous or 0) + 1, _now_ms()))
+            metadata[STATE_KEY + flow] = json.dumps(state, default=str)
+        return CommitProperties(
+            custom_metadata=metadata or None, app_transactions=transactions or None
+        )
+
+    def _commit_files(self, files: DataFiles) -> None:
+        from deltalake import Schema
+        from deltalake.transaction import create_table_with_add_actions
+
+        actions = files.add_actions()
+        mode = "overwrite" if self.settings.mode == "replace" else "append"
+        # As it is now (another writer may have committed meanwhile); our own files are in
+        # the folder already, so a missing log means "new table", not "foreign data".
+        table = self._load()
+        if table is None:
+            try:
+                create_table_with_add_actions(
+                    self.uri,
+                    Schema.from_arrow(files.schema),
+                    actions,
+                    mode="error",
+                    storage_options=self._delta_options(),
+                    commit_properties=self._commit_properties(None),
+                )
+                return
+            except Exception:
+                table = self._load()  # created by a concurrent writer: commit onto it
+                if table is None:
+                    raise
+        table.create_write_transaction(
+            actions,
+            mode=mode,
+            schema=files.schema,
+            commit_properties=self._commit_properties(table),
+        )
+
+    def _publish(self) -> None:
+        from deltalake import write_deltalake
+
+        table = self._table()
+        if self._files:
+            schema = pq.read_schema(self._files[0])
+        elif table is None:
+            return  # nothing read and no table: nothing to create
+        elif self.settings.mode != "replace" and not self._states:
+            return  # nothing to add and no state to record: no empty commit
+        else:  # replace with no rows empties the table; or an empty commit with the state
+            schema = pa.schema(table.schema().to_arrow())
+        self._check_schema(table, schema)
+        data = pads.dataset([str(f) for f in self._files], schema=schema, format="parquet")
+        reader = data.scanner(batch_size=64_000).to_reader()
+        props = self._commit_properties(table)
+        s = self.settings
+        evolve = s.schema_policy == "evolve"
+        if s.mode == "merge" and table is not None:
+            predicate = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in s.key or [])
+            (
+                table.merge(
+                    reader,
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=evolve,
+                    commit_properties=props,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return
+        write_deltalake(
+            table if table is not None else self.uri,
+            reader,
+            mode="overwrite" if s.mode == "replace" else "append",
+            schema_mode=("overwrite" if s.mode == "replace" else "merge") if evolve else None,
+            partition_by=s.partition_by,
+            target_file_size=s.target_file_size,
+            storage_options=self._delta_options(),
+            commit_properties=props,
+        )
+
+    def _check_schema(self, table: Any, incoming: pa.Schema) -> None:
+        if table is None or self.settings.schema_policy != "freeze":
+            return
+        current = pa.schema(table.schema().to_arrow())
+        have = {f.name: f.type for f in current}
+        changes = [
+            f"new column '{f.name}'" if f.name not in have else f"'{f.name}' is {f.type}"
+            for f in incoming
+            if f.name not in have or not _same_type(have[f.name], f.type)
+        ]
+        if changes:
+            raise StoreError(
+                f"{self.where}: the data does not match the table's schema: {', '.join(changes)}; "
+                "schema_policy: freeze refuses changes",
+                hint="cast the columns in the source, or set schema_policy: evolve",
+            )
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._abort_sync)
+
+    def _abort_sync(self) -> None:
+        if self._direct is not None:
+            self._direct.discard()  # never listed in the log: no reader saw them
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._direct, self._decided = None, False
+        with contextlib.suppress(Exception):
+            self._close_writer()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def describe(self) -> str:
+        return f"delta:{self.where}"
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Equal up to Delta's normalisation (string/large_string, timestamp units)."""
+    norm = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+    a, b = norm.get(a, a), norm.get(b, b)
+    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
+        return (a.tz is None) == (b.tz is None)
+    return a == b
+
+
+def _quote(column: str) -> str:
+    return f"`{column}`"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

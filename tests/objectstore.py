@@ -1,0 +1,264 @@
+"""Object-store emulators as real servers for tests: moto (S3), Azurite (Azure Blob) and
+gcp-storage-emulator (GCS).
+
+Endpoints come from the environment first (HYGGE_TEST_S3_ENDPOINT, HYGGE_TEST_AZURE_ENDPOINT,
+HYGGE_TEST_GCS_ENDPOINT); otherwise each emulator is started as a subprocess on a free
+loopback port for the test session. Azurite comes from npm and is installed on first use
+into ~/.cache/hygge-tests/azurite (Node.js >= 18; 3.35.0 is the last release that supports
+Node.js 20). A missing emulator fails the test saying what to start (never skips).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+AZURITE_VERSION = "3.35.0"
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's published development key (the same in every installation; not a secret).
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hygge-tests"
+SCHEMES = ("s3", "az", "gs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Emulator:
+    """One running object-store endpoint and how hygge and the tests reach it."""
+
+    scheme: str
+    endpoint: str
+    proc: subprocess.Popen | None = None
+    buckets: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment a `hygge` process needs to reach this endpoint (the standard names)."""
+        if self.scheme == "s3":
+            return {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing-secret",
+                "AWS_REGION": "us-east-1",
+            }
+        if self.scheme == "az":
+            return {
+                "AZURE_STORAGE_ENDPOINT": self.endpoint,
+                "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+                "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+            }
+        return {"STORAGE_EMULATOR_HOST": self.endpoint}
+
+    def filesystem(self) -> pafs.FileSystem:
+        """An independent client for checks (not hygge's cached one)."""
+        if self.scheme == "s3":
+            return pafs.S3FileSystem(
+                access_key="testing",
+                secret_key="testing-secret",
+                endpoint_override=self.endpoint,
+                region="us-east-1",
+                allow_bucket_creation=True,
+                allow_bucket_deletion=True,
+            )
+        if self.scheme == "az":
+            host = self.endpoint.split("://", 1)[1].split("/", 1)[0]
+            return pafs.AzureFileSystem(
+                account_name=AZURITE_ACCOUNT,
+                account_key=AZURITE_KEY,
+                blob_storage_authority=host,
+                dfs_storage_authority=host,
+                blob_storage_scheme="http",
+                dfs_storage_scheme="http",
+            )
+        host = self.endpoint.split("://", 1)[1]
+        return pafs.GcsFileSystem(
+            anonymous=True, endpoint_override=host, scheme="http", project_id="hygge-tests"
+        )
+
+    def new_bucket(self) -> str:
+        """A fresh bucket (container) with a unique name; returns its URL."""
+        name = f"hygge-{uuid.uuid4().hex[:12]}"
+        self.filesystem().create_dir(name)
+        self.buckets.append(name)
+        return f"{self.scheme}://{name}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _wait(proc: subprocess.Popen, port: int, what: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not _answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(
+                f"{what} did not start on port {port}: {log.read_text()[-2000:]}", pytrace=False
+            )
+        time.sleep(0.1)
+
+
+def _spawn(args: list[str], port: int, what: str) -> subprocess.Popen:
+    log = Path(tempfile.mkdtemp(prefix="hygge-emulator-")) / "log.txt"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    _wait(proc, port, what, log)
+    return proc
+
+
+def _venv_tool(name: str, variable: str) -> Path:
+    """A console script installed beside this Python by the dev extra."""
+    tool = Path(sys.executable).with_name(name)
+    if not tool.exists():
+        pytest.fail(f"{name} not found: pip install -e '.[dev]' or set {variable}", pytrace=False)
+    return tool
+
+
+def _start_s3() -> Emulator:
+    server = _venv_tool("moto_server", "HYGGE_TEST_S3_ENDPOINT")
+    port = free_port()
+    proc = _spawn([str(server), "-H", "127.0.0.1", "-p", str(port)], port, "moto_server")
+    return Emulator("s3", f"http://127.0.0.1:{port}", proc)
+
+
+def azurite_binary() -> Path:
+    """Azurite's blob server, installed from npm into the test cache on first use."""
+    prefix = CACHE / f"azurite-{AZURITE_VERSION}"
+    binary = prefix / "node_modules" / ".bin" / "azurite-blob"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(
+            "Azurite needs Node.js and npm (apt-get install nodejs npm) "
+            "or set HYGGE_TEST_AZURE_ENDPOINT",
+            pytrace=False,
+        )
+    prefix.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            f"azurite@{AZURITE_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0 or not binary.exists():
+        pytest.fail(
+            f"npm install azurite@{AZURITE_VERSION} failed: {done.stderr[-2000:]}", pytrace=False
+        )
+    return binary
+
+
+def _start_azure() -> Emulator:
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="hygge-azurite-")
+    args = [
+        str(azurite_binary()),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        data,
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+    ]
+    proc = _spawn(args, port, "azurite")
+    return Emulator("az", f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}", proc)
+
+
+def _start_gcs() -> Emulator:
+    server = _venv_tool("gcp-storage-emulator", "HYGGE_TEST_GCS_ENDPOINT")
+    port = free_port()
+    args = [str(server), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    proc = _spawn(args, port, "gcp-storage-emulator")
+    return Emulator("gs", f"http://127.0.0.1:{port}", proc)
+
+
+_VARS = {
+    "s3": "HYGGE_TEST_S3_ENDPOINT",
+    "az": "HYGGE_TEST_AZURE_ENDPOINT",
+    "gs": "HYGGE_TEST_GCS_ENDPOINT",
+}
+_STARTERS = {"s3": _start_s3, "az": _start_azure, "gs": _start_gcs}
+
+
+def emulator(scheme: str) -> Emulator:
+    """The endpoint from the environment, or a freshly started emulator."""
+    endpoint = os.environ.get(_VARS[scheme])
+    if endpoint:
+        port = int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
+        if not _answers(port):
+            pytest.fail(f"{_VARS[scheme]}={endpoint} is set but nothing answers", pytrace=False)
+        return Emulator(scheme, endpoint)
+    return _STARTERS[scheme]()
+
+
+def _fs_path(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def objects(emu: Emulator, url: str) -> list[str]:
+    """Every object (not folder marker) under `url`, as URLs, read with a separate client."""
+    selector = pafs.FileSelector(_fs_path(url), recursive=True, allow_not_found=True)
+    infos = emu.filesystem().get_file_info(selector)
+    return sorted(
+        f"{emu.scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File and i.size
+    )
+
+
+def upload(emu: Emulator, local: Path, url: str) -> None:
+    """Put a local file at `url` with a separate client."""
+    with emu.filesystem().open_output_stream(_fs_path(url)) as out:
+        out.write(local.read_bytes())
+
+
+def download(emu: Emulator, url: str, dest: Path) -> Path:
+    """Copy every object under `url` into `dest` (same relative layout), for DuckDB."""
+    dest.mkdir(parents=True, exist_ok=True)
+    fs = emu.filesystem()
+    for obj in objects(emu, url):
+        rel = obj[len(url.rstrip("/")) + 1 :]
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(_fs_path(obj)) as f:
+            target.write_bytes(f.read())
+    return dest
