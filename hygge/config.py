@@ -409,6 +409,15 @@ def _check_partitions(
             hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove "
             "`partitions:`/`ranges:`",
         )
+    store_cls = registry.lookup(store.kind, store.type_name)
+    problem = store_cls.parts_problem(store.settings)  # type: ignore[union-attr]
+    if problem:
+        raise source.error(
+            f"partitions are set, but {store.type_name} store '{store.name}' {problem}",
+            origins["store"],
+            key="store.path",
+            hint="write the partitioned flow to a local or shared path (or a SQL table)",
+        )
     home_fields = type(home.settings).model_fields
     if "partition_on" in home_fields and not partition_on:
         raise source.error(

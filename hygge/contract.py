@@ -323,6 +323,12 @@ class MultiPartStore:
     other's staging.
     """
 
+    @classmethod
+    def parts_problem(cls, settings: Any) -> str | None:
+        """Why a store with these settings cannot take parts (checked at validation), or
+        None when it can."""
+        return None
+
     async def open_part(self, part: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement open_part()")
 

@@ -299,6 +299,12 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._lock.release()
 
     # -- parts of a partitioned flow (MultiPartStore) -------------------------------------
+    @classmethod
+    def parts_problem(cls, settings: Any) -> str | None:
+        if is_object_url(settings.path):
+            return "takes parts on a local or shared volume only, not yet on object storage"
+        return None
+
     def parts_root(self, part: str) -> Path:
         """Where every part of the flow run `part` belongs to stages (a shared volume when
         parts run on several machines)."""
