@@ -39,6 +39,9 @@ FlowOpt = Annotated[
 FullRefreshOpt = Annotated[
     bool, typer.Option("--full-refresh", help="Incremental flows: forget state, reload all.")
 ]
+PartitionsOpt = Annotated[
+    bool, typer.Option("--partitions", help="Partitioned flows: a line for each partition too.")
+]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
 ]
@@ -173,6 +176,7 @@ def enqueue(
         bool, typer.Option("--wait", "-w", help="Follow the run live; exit 1 if a flow fails.")
     ] = False,
     full_refresh: FullRefreshOpt = False,
+    partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
@@ -191,7 +195,7 @@ def enqueue(
         f"Flower: {run.flower_url}   status: hygge status {run.run_id} --watch", highlight=False
     )
     if wait:
-        _follow(run.run_id, verbose)
+        _follow(run.run_id, verbose, partitions)
 
 
 @app.command()
@@ -200,6 +204,7 @@ def status(
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Refresh until every flow has ended.")
     ] = False,
+    partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Show each flow of an enqueued run: state, rows, rate, retries."""
@@ -208,22 +213,22 @@ def status(
 
     setup_logging(verbose)
     if watch:
-        _follow(run_id, verbose)
+        _follow(run_id, verbose, partitions)
         return
     with user_errors(verbose):
         current = client.status(run_id)
-    console.print(status_table(current))
+    console.print(status_table(current, partitions))
     if current.done and not current.ok:
         raise typer.Exit(1)
 
 
-def _follow(run_id: str, verbose: bool) -> None:
+def _follow(run_id: str, verbose: bool, partitions: bool = False) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped, or the
     run was lost. A Redis restart meanwhile is one line on stderr, not the end."""
     from hygge.display import LiveProgress
     from hygge.progress import FlowState
     from worker import client
-    from worker.display import status_table
+    from worker.display import flow_lines, status_table
 
     def notice(message: str) -> None:
         err_console.print(f"[yellow]note:[/] {message}", highlight=False)
@@ -231,11 +236,11 @@ def _follow(run_id: str, verbose: bool) -> None:
     with user_errors(verbose), LiveProgress(console) as live:
 
         def show(run: client.RunStatus) -> None:
-            for flow in run.flows:
+            for flow in flow_lines(run, partitions):
                 live(flow.as_report())
 
         final = client.follow(run_id, show, on_notice=notice)
-    console.print(status_table(final))
+    console.print(status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
     if not final.ok:
@@ -295,6 +300,10 @@ def _what(coordinator: Coordinator, name: str) -> str:
     if spec.options.incremental:
         cursor = getattr(home.settings, "cursor", None)
         how.append("incremental" + (f" on {cursor}" if cursor else ""))
+    options = spec.options
+    if options.partitioned:
+        parts = len(options.ranges) if options.ranges else options.partitions
+        how.append(f"in {parts} partitions")
     return f"{home.describe()} -> {store.describe()}" + (f" ({', '.join(how)})" if how else "")
 
 

@@ -21,12 +21,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hygge import contract, entities, registry, yamlpos
+from hygge import contract, entities, partitions, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import Connector, ConnectorSettings, OptionsConflict, Store, fold_options
 from hygge.errors import ConfigError
@@ -56,11 +56,46 @@ class FlowOptions(BaseModel):
     retry_delay: float = Field(1.0, ge=0, description="Base delay in seconds between retries.")
     queue_size: int = Field(4, ge=1, description="Batches buffered between home and store.")
     incremental: bool = Field(False, description="Move only what is new since the last run.")
+    partitions: int | Literal["auto"] | None = Field(
+        None, description="Split the flow into N parts read concurrently (or `auto`: cores)."
+    )
+    ranges: list[list[Any]] | None = Field(
+        None, description="Partitions as [[low, high], ...] of `partition_on` (half-open)."
+    )
+    parallel: int | None = Field(
+        None, gt=0, description="Partitions of this flow read at once (default: cores)."
+    )
 
     @field_validator("depends_on", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"partitions must be a whole number of 1 or more, or `auto` (not {value!r})"
+            )
+        return value
+
+    @field_validator("ranges")
+    @classmethod
+    def _contiguous(cls, value: Any) -> Any:
+        problem = None if value is None else partitions.ranges_problem(value)
+        if problem:
+            raise ValueError(
+                f"{problem}; ranges must follow each other, each [low, high) "
+                "starting where the previous one ends"
+            )
+        return value
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partitions is not None or self.ranges is not None
 
 
 @dataclass(frozen=True)
@@ -102,6 +137,23 @@ class FlowSpec:
                 mode = "append"
             if mode is not None:
                 store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
+        if self.options.partitioned:
+            from hygge.partitioned import PartitionedFlow
+
+            return PartitionedFlow(
+                self.home.build(),  # type: ignore[arg-type]
+                store.build,  # type: ignore[arg-type]
+                name=self.name,
+                partitions=self.options.partitions,
+                ranges=self.options.ranges,
+                parallel=self.options.parallel,
+                queue_size=self.options.queue_size,
+                retries=self.options.retries,
+                retry_delay=self.options.retry_delay,
+                incremental=self.options.incremental,
+                full_refresh=full_refresh,
+                on_progress=on_progress,
+            )
         return Flow(
             self.home.build(),  # type: ignore[arg-type]
             store.build(),  # type: ignore[arg-type]
@@ -436,7 +488,82 @@ def _parse_flow(
             hint="remove `mode: replace` (incremental appends, or merges with `key`); "
             "use --full-refresh to reload everything once",
         )
+    _check_partitions(source, options, home, store, origins, flow_path)
     return FlowSpec(name, home, store, options, raw)
+
+
+def _check_partitions(
+    source: Source,
+    options: FlowOptions,
+    home: ConnectorSpec,
+    store: ConnectorSpec,
+    origins: dict[str, tuple[Any, ...]],
+    flow_path: tuple[Any, ...],
+) -> None:
+    """`partitions:` needs a home that can split and a store that takes parts; `ranges:` and
+    `partition_on` go together. Said at validate time, before anything is enqueued or read."""
+    partition_on = getattr(home.settings, "partition_on", None)
+    if not options.partitioned:
+        if partition_on:
+            raise source.error(
+                "partition_on is set but the flow has no `partitions:`",
+                (*origins["home"], "partition_on"),
+                key="home.partition_on",
+                hint="add `options: {partitions: 8}` (or `auto`, or `ranges:`) to the flow, "
+                "or remove partition_on",
+            )
+        return
+    where = (*flow_path, "options") if flow_path else ()
+    if (
+        options.ranges is not None
+        and isinstance(options.partitions, int)
+        and options.partitions != len(options.ranges)
+    ):
+        raise source.error(
+            f"partitions: {options.partitions} but {len(options.ranges)} ranges are given",
+            where,
+            key="options.partitions",
+            hint="give one of them (the ranges are the partitions)",
+        )
+    for spec, able, problem in (
+        (home, contract.can_split, "cannot split into partitions"),
+        (store, contract.takes_parts, "cannot take parts staged by several processes"),
+    ):
+        if able(registry.lookup(spec.kind, spec.type_name)):
+            continue
+        choices = sorted(n for n, cls in registry.all_classes(spec.kind).items() if able(cls))
+        raise source.error(
+            f"partitions are set, but {spec.kind} type '{spec.type_name}' {problem}",
+            origins[spec.kind],
+            key=f"{spec.kind}.type",
+            hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove "
+            "`partitions:`/`ranges:`",
+        )
+    store_cls = registry.lookup(store.kind, store.type_name)
+    problem = store_cls.parts_problem(store.settings)  # type: ignore[union-attr]
+    if problem:
+        raise source.error(
+            f"partitions are set, but {store.type_name} store '{store.name}' {problem}",
+            origins["store"],
+            key="store.path",
+            hint="write the partitioned flow to a local or shared path (or a SQL table)",
+        )
+    home_fields = type(home.settings).model_fields
+    if "partition_on" in home_fields and not partition_on:
+        raise source.error(
+            f"partitions are set, but {home.type_name} home '{home.name}' has no partition_on",
+            origins["home"],
+            key="home.partition_on",
+            hint="name the integer, date or timestamp column to split by, e.g. `partition_on: id`",
+        )
+    if options.ranges is not None and "partition_on" not in home_fields:
+        raise source.error(
+            f"ranges: split a column's values, but {home.type_name} home '{home.name}' has "
+            "no columns to range (it splits by files)",
+            where,
+            key="options.ranges",
+            hint="use `partitions: N` or `partitions: auto`",
+        )
 
 
 _ABILITY = {

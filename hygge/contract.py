@@ -27,8 +27,10 @@ Optional abilities are mixins, checked when flows.yml is validated:
   (`incremental_definition`, `resume`, `checkpoint`); required by `incremental: true`.
 - `StatefulStore`: keeps that incremental state with the data, committed atomically with it
   (`read_state`, `stage_state`, `reset_state`); required by `incremental: true`.
-- `MultiPartStore`: declared for partitioned flows (several processes stage parts, one commit
-  publishes them all); no built-in store implements it yet.
+- `SplittableHome`: can split its data into partitions (`plan_parts`, `part`); required by
+  `partitions:` (see hygge/partitions.py and docs/partitions.md).
+- `MultiPartStore`: takes parts staged by several processes and publishes them in one commit
+  (the parquet, CSV and SQL stores); required by `partitions:`.
 
 Errors: raise `HomeError` / `StoreError` (subclasses of HyggeError) with a message saying what
 is wrong and what to do, for a permanent fault: it fails the flow at once. For a fault that may
@@ -344,21 +346,58 @@ class StatefulStore:
         raise NotImplementedError(f"{type(self).__name__} must implement reset_state()")
 
 
+class SplittableHome:
+    """Ability of a Home: split what it reads into partitions that can be read concurrently.
+
+    `plan_parts(count, ranges)` returns one small JSON-able descriptor per partition (it may
+    query the source, e.g. min/max of `partition_on`); `part(descriptor)` is a Home reading
+    exactly that share. Together the parts read every row exactly once. An incremental home
+    plans inside its resumed window, and `merge_checkpoints` folds the parts' checkpoints
+    into the one state committed with the data.
+    """
+
+    async def plan_parts(
+        self, count: int | str | None, ranges: list[list[Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} must implement plan_parts()")
+
+    def part(self, descriptor: dict[str, Any]) -> Home[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement part()")
+
+    def merge_checkpoints(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        """The state after every part has been read (incremental homes)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement merge_checkpoints()")
+
+
 class MultiPartStore:
-    """Ability of a Store (declared for partitioned flows; no built-in implements it yet):
-    several processes each stage one part, then one process publishes every part at once.
+    """Ability of a Store: several processes each stage one part, then one process publishes
+    every part at once (parquet and CSV datasets, SQL tables).
 
     A part is staged by `open_part(part)`, `write(df)` per batch and `seal_part(part)`, which
     makes it durable and returns a small JSON-able description (files, rows) that travels to
-    the committing process. `commit_parts(descriptions)` publishes all parts atomically (or
-    none); `abort_parts(descriptions)` discards them. Parts must not see each other's staging.
+    the committing process. Part names are "<flow run>.<part>": the parts of one run share a
+    staging area that the committing process can reach. `parts_rows(descriptions)` counts the
+    rows staged from what was written; `commit_parts(descriptions)` publishes all parts
+    atomically (with any state given to `stage_state`), or none, and is idempotent: the
+    parts stay until `abort_parts(descriptions)` discards them (after a failure, or to clean
+    up after the commit; a description may be just `{"part": name}`). Parts never see each
+    other's staging.
     """
+
+    @classmethod
+    def parts_problem(cls, settings: Any) -> str | None:
+        """Why a store with these settings cannot take parts (checked at validation), or
+        None when it can."""
+        return None
 
     async def open_part(self, part: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement open_part()")
 
     async def seal_part(self, part: str) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement seal_part()")
+
+    async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
+        return None
 
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement commit_parts()")
@@ -377,3 +416,15 @@ def keeps_state(store: type | object) -> bool:
     """True when the store (class or instance) keeps incremental state with its data."""
     cls = store if isinstance(store, type) else type(store)
     return issubclass(cls, StatefulStore)
+
+
+def can_split(home: type | object) -> bool:
+    """True when the home (class or instance) can split into partitions."""
+    cls = home if isinstance(home, type) else type(home)
+    return issubclass(cls, SplittableHome)
+
+
+def takes_parts(store: type | object) -> bool:
+    """True when the store (class or instance) can publish parts staged by several processes."""
+    cls = store if isinstance(store, type) else type(store)
+    return issubclass(cls, MultiPartStore)

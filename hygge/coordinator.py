@@ -173,6 +173,8 @@ class Coordinator:
     async def _run_flow(self, name: str) -> FlowReport:
         flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
         flow.wait_for_lock = self.wait_for_lock
+        if hasattr(flow, "parallel"):  # a partitioned flow: its parts share --concurrency
+            flow.parallel = min(flow.parallel, self.concurrency)
         started = time.perf_counter()
         try:
             return await flow.start()

@@ -149,36 +149,11 @@ class Flow:
             raise _first_cause(group_error) from None
 
     async def _resume(self) -> None:
-        """Point the home at what is new since the state committed with the data."""
-        if not isinstance(self.home, IncrementalHome):
-            raise FlowError(
-                f"flow '{self.name}': home '{self.home.name}' ({self.home.type_name}) "
-                "cannot load incrementally",
-                hint="remove `incremental: true`, or use a home that supports it",
-            )
-        if not isinstance(self.store, StatefulStore):
-            raise FlowError(
-                f"flow '{self.name}': store '{self.store.name}' ({self.store.type_name}) "
-                "cannot keep incremental state",
-                hint="remove `incremental: true`, or use a store that supports it",
-            )
-        saved = None if self.full_refresh else await self.store.read_state(self.name)
-        if saved is not None and saved.get("definition") != self.home.incremental_definition():
-            raise FlowError(
-                f"flow '{self.name}': its saved state was made by a different definition "
-                f"({saved.get('definition')}), not {self.home.incremental_definition()}",
-                hint="run once with --full-refresh to reload everything under the new definition",
-            )
-        self.home.resume(saved["state"] if saved else None)
+        await resume_home(self.name, self.home, self.store, self.full_refresh)
 
     def _state_record(self) -> dict[str, Any]:
         assert isinstance(self.home, IncrementalHome)
-        return {
-            "definition": self.home.incremental_definition(),
-            "state": self.home.checkpoint(),
-            "rows": self._rows,
-            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        return state_record(self.home, self.home.checkpoint(), self._rows)
 
     async def _estimate(self) -> int | None:
         """The home's row estimate for the progress bar; a home that fails to estimate just
@@ -252,3 +227,41 @@ def _first_cause(group: BaseExceptionGroup) -> BaseException:
         if not isinstance(exc, asyncio.CancelledError):
             return exc
     return group.exceptions[0]
+
+
+async def resume_home(
+    name: str, home: Home[Any], store: Store[Any], full_refresh: bool
+) -> dict[str, Any] | None:
+    """Point an incremental home at what is new since the state committed with the data;
+    returns the state it resumed from (None: everything)."""
+    if not isinstance(home, IncrementalHome):
+        raise FlowError(
+            f"flow '{name}': home '{home.name}' ({home.type_name}) cannot load incrementally",
+            hint="remove `incremental: true`, or use a home that supports it",
+        )
+    if not isinstance(store, StatefulStore):
+        raise FlowError(
+            f"flow '{name}': store '{store.name}' ({store.type_name}) "
+            "cannot keep incremental state",
+            hint="remove `incremental: true`, or use a store that supports it",
+        )
+    saved = None if full_refresh else await store.read_state(name)
+    if saved is not None and saved.get("definition") != home.incremental_definition():
+        raise FlowError(
+            f"flow '{name}': its saved state was made by a different definition "
+            f"({saved.get('definition')}), not {home.incremental_definition()}",
+            hint="run once with --full-refresh to reload everything under the new definition",
+        )
+    state = saved["state"] if saved else None
+    home.resume(state)
+    return state
+
+
+def state_record(home: IncrementalHome, state: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The incremental state a store commits with the data: what it depends on, the mark."""
+    return {
+        "definition": home.incremental_definition(),
+        "state": state,
+        "rows": rows,
+        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

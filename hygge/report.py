@@ -27,6 +27,8 @@ class FlowReport:
     error: str | None = None  # why it failed or was skipped (None while fine)
     exception: BaseException | None = field(default=None, repr=False, compare=False)
     total_rows: int | None = None  # an estimate of the rows to move, for a progress bar
+    parts_done: int = 0  # partitioned flows: partitions staged so far, of `parts_total`
+    parts_total: int = 0
 
     @property
     def ok(self) -> bool:

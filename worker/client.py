@@ -22,10 +22,12 @@ from pathlib import Path
 import redis
 
 from hygge import config as config_module
+from hygge.config import FlowOptions
 from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
+from hygge.partitions import partition_count
 from hygge.secrets import mask_url
-from worker.contract import FlowJob, Settings
+from worker.contract import FlowJob, Settings, partition_name
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -60,8 +62,9 @@ def enqueue(
     records = Runs(connect(settings.result_backend, "result backend", nothing))
     run_id = uuid.uuid4().hex[:12]
     base_dir = str(Path(path).resolve().parent)
-    jobs = [
-        FlowJob(
+    jobs: list[FlowJob] = []
+    for name in order:
+        job = FlowJob(
             run_id=run_id,
             flow=name,
             raw=config.flows[name].raw,
@@ -70,8 +73,8 @@ def enqueue(
             depends_on=[d for d in config.flows[name].options.depends_on if d in selected],
             full_refresh=full_refresh,
         )
-        for name in order
-    ]
+        jobs += partition_jobs(job, config.flows[name].options)
+
     roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
     from worker.app import dispatch
 
@@ -84,6 +87,29 @@ def enqueue(
         settings.flower_url,
         notes,
     )
+
+
+def partition_jobs(job: FlowJob, options: FlowOptions) -> list[FlowJob]:
+    """A flow as its jobs: itself, or one task per partition and the commit step, which
+    keeps the flow's name (flows depending on it wait for the commit) and depends on every
+    partition. `partitions: auto` is the cores of the machine that enqueues."""
+    if not options.partitioned:
+        return [job]
+    count = len(options.ranges) if options.ranges else partition_count(options.partitions)
+    parts = [
+        job.model_copy(
+            update={
+                "flow": partition_name(job.flow, i, count),
+                "of": job.flow,
+                "part": i,
+                "parts": count,
+                "task_id": str(uuid.uuid4()),
+            }
+        )
+        for i in range(count)
+    ]
+    commit = job.model_copy(update={"parts": count, "depends_on": [p.flow for p in parts]})
+    return [*parts, commit]
 
 
 def status(run_id: str, settings: Settings | None = None) -> RunStatus:

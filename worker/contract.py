@@ -42,6 +42,16 @@ class FlowJob(BaseModel):
     depends_on: list[str] = []
     full_refresh: bool = False  # incremental flows: forget their state, reload everything
     generation: int = 1  # bumped when a flow is re-sent after its worker died; older copies drop
+    # Partitioned flows: a partition task has `part` (0-based) of `parts`; the flow's commit
+    # step has `parts` and no `part`, and runs once every partition has ended.
+    part: int | None = None
+    parts: int = 0
+    of: str = ""  # a partition's flow (its config is the flow's); "" for whole flows
+
+    @property
+    def config_name(self) -> str:
+        """The flow in flows.yml this job runs (a partition runs a share of its flow)."""
+        return self.of or self.flow
 
     @property
     def destination(self) -> str:
@@ -50,12 +60,24 @@ class FlowJob(BaseModel):
         runs of an incremental flow would otherwise both load the same new rows)."""
         where = json.dumps(
             [self.base_dir, self.flow, self.raw.get("store")], sort_keys=True, default=str
-        )
+        )  # a partition's `flow` is its own name: partitions of a flow run side by side
         return hashlib.sha1(where.encode()).hexdigest()[:20]
 
     def describe(self) -> tuple[str, str]:
         """What Flower shows as the task's args and kwargs: names, never configuration."""
         return repr((self.flow,)), repr({"run_id": self.run_id})
+
+    @property
+    def parts_key(self) -> str:
+        """The name every partition of this flow run stages under (MultiPartStore parts are
+        "<key>.p<index>"), the same on every worker."""
+        seed = f"{self.run_id}:{self.config_name}"
+        return hashlib.sha1(seed.encode()).hexdigest()[:16]
+
+
+def partition_name(flow: str, index: int, count: int) -> str:
+    """A partition task's flow name in the run records and in Flower: `lineitem#3/8`."""
+    return f"{flow}#{index + 1}/{count}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,15 @@ class Keys:
 
     def flow(self, name: str) -> str:
         return f"{PREFIX}:run:{self.run_id}:flow:{name}"
+
+    def plan(self, flow: str) -> str:
+        """A partitioned flow's plan (its parts' descriptors), written once by the first
+        partition that starts, read by the others: every partition splits the same way."""
+        return f"{PREFIX}:run:{self.run_id}:plan:{flow}"
+
+    def sealed(self, flow: str) -> str:
+        """Hash of a partitioned flow's sealed parts: index -> description, rows, checkpoint."""
+        return f"{PREFIX}:run:{self.run_id}:sealed:{flow}"
 
     @property
     def sender(self) -> str:

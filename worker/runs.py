@@ -127,6 +127,9 @@ class Runs:
                     "depends_on": ",".join(job.depends_on),
                     "lock": Keys.lock(job.destination),
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
+                    # a partitioned flow's commit step: it runs once its partitions ended,
+                    # also after a failure (to discard every partition's staging)
+                    "collects": int(job.parts > 0 and job.part is None),
                     "updated": now,
                     **({} if job.depends_on else {"submitted": now}),
                 },
@@ -258,13 +261,17 @@ class Runs:
         deps: dict[str, list[str]] = json.loads(text(meta[1]) or "{}")
         pipe = self.r.pipeline(transaction=False)
         for name in names:
-            pipe.hget(keys.flow(name), "state")
-        states = {n: text(v) for n, v in zip(names, pipe.execute(), strict=True)}
+            pipe.hmget(keys.flow(name), ["state", "collects"])
+        found = dict(zip(names, pipe.execute(), strict=True))
+        states = {n: text(v[0]) for n, v in found.items()}
+        collects = {n: text(v[1]) == "1" for n, v in found.items()}
         ready: list[str] = []
         skipped: list[str] = []
         for name in (n for wave in waves(deps) for n in wave):  # so skips cascade in one pass
             if states[name] == PENDING:
-                outcome = self._decide(run_id, name, deps[name], [states[d] for d in deps[name]])
+                outcome = self._decide(
+                    run_id, name, deps[name], [states[d] for d in deps[name]], collects[name]
+                )
                 if outcome == QUEUED:
                     ready.append(name)
                 elif outcome == SKIPPED:
@@ -287,8 +294,8 @@ class Runs:
             if name in seen:
                 continue
             seen.add(name)
-            state, deps_raw, next_raw = self.r.hmget(
-                keys.flow(name), ["state", "depends_on", "dependants"]
+            state, deps_raw, next_raw, collects = self.r.hmget(
+                keys.flow(name), ["state", "depends_on", "dependants", "collects"]
             )
             if text(state) != PENDING:
                 continue
@@ -296,7 +303,9 @@ class Runs:
             pipe = self.r.pipeline(transaction=False)
             for dep in deps:
                 pipe.hget(keys.flow(dep), "state")
-            outcome = self._decide(run_id, name, deps, [text(v) for v in pipe.execute()])
+            outcome = self._decide(
+                run_id, name, deps, [text(v) for v in pipe.execute()], text(collects) == "1"
+            )
             if outcome == QUEUED:
                 ready.append(name)
             elif outcome == SKIPPED:
@@ -306,10 +315,18 @@ class Runs:
             self._count_ends(run_id, skipped)
         return [self.job(run_id, n) for n in ready]
 
-    def _decide(self, run_id: str, name: str, deps: list[str], states: list[str]) -> str | None:
+    def _decide(
+        self, run_id: str, name: str, deps: list[str], states: list[str], collects: bool = False
+    ) -> str | None:
         """A pending flow: skipped if a dependency failed, claimed for sending (once; QUEUED is
-        returned, the flow is marked so by `sent`) if all succeeded, else still pending."""
+        returned, the flow is marked so by `sent`) if all succeeded, else still pending. A
+        commit step (`collects`) is sent once all its partitions ended, however they ended."""
         blocked = [d for d, st in zip(deps, states, strict=True) if st in (FAILED, SKIPPED)]
+        if collects:
+            if not all(st in TERMINAL_STATES for st in states):
+                return None
+            blocked = []
+            states = [SUCCESS] * len(states)
         if blocked:
             self.update(
                 run_id,

@@ -121,11 +121,21 @@ class FlowRun:
     def _move(self) -> FlowReport:
         try:
             spec = parse_flow(
-                self.job.flow, self.job.raw, base_dir=self.job.base_dir, env=os.environ
+                self.job.config_name, self.job.raw, base_dir=self.job.base_dir, env=os.environ
             )
         except ConfigError as exc:  # e.g. a ${VAR} this worker's environment lacks
             raise ConfigError(f"on worker {self.hostname}: {exc.message}", hint=exc.hint) from None
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
+        assert self._lease is not None
+        if self.job.parts:  # a partitioned flow: one partition, or the commit of them all
+            from worker import parts
+
+            r = self.runs.r
+            if self.job.part is not None:
+                step = parts.run_partition(self.job, spec, r, self._progress, self._lease.fence)
+            else:
+                step = parts.commit_partitions(self.job, spec, r, self._lease.fence)
+            return asyncio.run(step)
         flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
         flow.retries = 0  # retries are Celery's here, so Flower shows them
         assert self._lease is not None

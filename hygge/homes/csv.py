@@ -51,7 +51,8 @@ class CsvHome(FileHome):
     def file_rows(self, path: Path) -> int | None:
         return rows_from_size(path, header_lines=1 if self.settings.has_header else 0)
 
-    def read_file(self, path: Path) -> Iterator[pa.Table]:
+    def read_file(self, path: Path, row_groups: list[int] | None = None) -> Iterator[pa.Table]:
+        # row_groups: parquet's split of one file; line formats split by files only
         return rebatch(self.numbered(path, lambda: self._open(path)), self.batch_size)
 
     def parse_error(self, path: Path, rows_before: int, exc: pa.ArrowInvalid) -> HomeError:

@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import polars as pl
 import pyarrow as pa
 
+from hygge import partitions
 from hygge.batching import iterate_in_thread
-from hygge.contract import Home, HomeSettings, IncrementalHome, PathSetting, default_path
+from hygge.contract import (
+    Home,
+    HomeSettings,
+    IncrementalHome,
+    PathSetting,
+    SplittableHome,
+    default_path,
+)
 from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
 from hygge.storage import is_object_url
@@ -31,7 +39,7 @@ class FileHomeSettings(HomeSettings):
     storage_options: dict[str, str] | None = None
 
 
-class FileHome(IncrementalHome, Home[FileHomeSettings]):
+class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
     """A home over one file, every matching file in a folder, or a glob."""
 
     abstract = True
@@ -40,6 +48,7 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
 
     _loaded: dict[str, list[int]] | None = None  # incremental: files already loaded
     _snapshot: dict[str, list[int]] | None = None
+    _share: list[tuple[Path, list[int] | None]] | None = None  # a partition: files (row groups)
 
     _remote: RemoteFiles | None = None
 
@@ -90,9 +99,68 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
             return self._remote.stamp(path)
         return _stamp(path)
 
-    def read_file(self, path: Path) -> Iterator[pa.Table | pa.RecordBatch]:
-        """Yield one file's data in batches of `batch_size` rows."""
+    def read_file(
+        self, path: Path, row_groups: list[int] | None = None
+    ) -> Iterator[pa.Table | pa.RecordBatch]:
+        """Yield one file's data (or only `row_groups` of it) in batches of `batch_size` rows."""
         raise NotImplementedError
+
+    def row_groups(self, path: Path) -> list[int] | None:
+        """Rows per row group of one file, where the format has them (parquet), else None."""
+        return None
+
+    # -- partitions: groups of files, and row groups of big files ------------------------
+    async def plan_parts(
+        self, count: int | str | None, ranges: list[list[Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._plan_parts_sync, count)
+
+    def _plan_parts_sync(self, count: int | str | None) -> list[dict[str, Any]]:
+        self.schema()  # conflicting or unreadable files fail here, before any part runs
+        files = self._files_to_read()
+        stamps = {str(f): self._stamp(f) for f in files}
+        wanted = partitions.partition_count(count)
+        # (file, row groups or None, weight): whole files, or, when there are fewer files than
+        # partitions, the row groups of each file, so one big parquet file still splits.
+        units: list[tuple[str, list[int] | None, int]] = []
+        for f in files:
+            groups = self.row_groups(f) if len(files) < wanted else None
+            if groups and len(groups) > 1:
+                units += [(str(f), [i], rows) for i, rows in enumerate(groups)]
+            else:
+                units.append((str(f), None, stamps[str(f)][0]))
+        if not units:
+            return [{"files": []}]
+        plan = partitions.group_units([u[2] for u in units], wanted)
+        return [
+            {"files": [[units[i][0], units[i][1], stamps[units[i][0]]] for i in group]}
+            for group in plan
+        ]
+
+    def part(self, descriptor: dict[str, Any]) -> FileHome:
+        home = type(self)(self.name, self.settings)
+        remote = is_object_url(self.settings.path)
+        if remote:  # object keys stay text; the part opens them through its own client
+            from hygge.homes.remote_files import RemoteFiles
+
+            home._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
+        share: list[tuple[Path, list[int] | None]] = []
+        for name, groups, _ in descriptor["files"]:
+            path = name if remote else Path(name)
+            if share and groups and share[-1][0] == path and share[-1][1]:
+                share[-1][1].extend(groups)  # neighbouring row groups of one file: one read
+            else:
+                share.append((path, list(groups) if groups else None))
+        home._share = share
+        home._loaded = dict(self._loaded or {}) if self._loaded is not None else None
+        home._snapshot = {path: stamp for path, _g, stamp in descriptor["files"]}
+        return home
+
+    def merge_checkpoints(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        files: dict[str, list[int]] = dict(self._loaded or {})
+        for state in states:
+            files.update(state.get("files", {}))
+        return {"files": files}
 
     def opened(self, path: Path, open_reader: Callable[[], R]) -> R:
         """`open_reader()`, whose parse error (streaming readers parse a first block when
@@ -183,8 +251,11 @@ class FileHome(IncrementalHome, Home[FileHomeSettings]):
             yield batch
 
     def _all_batches(self) -> Iterator[pl.DataFrame]:
-        for path in self._files_to_read():
-            batches = self.read_file(path)
+        share = self._share
+        if share is None:
+            share = [(path, None) for path in self._files_to_read()]
+        for path, groups in share:
+            batches = self.read_file(path, groups) if groups else self.read_file(path)
             while True:
                 batch = self._safe(path, lambda b=batches: next(b, None))
                 if batch is None:

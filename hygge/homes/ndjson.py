@@ -45,7 +45,8 @@ class NdjsonHome(FileHome):
     def file_rows(self, path: Path) -> int | None:
         return rows_from_size(path)
 
-    def read_file(self, path: Path) -> Iterator[pa.Table]:
+    def read_file(self, path: Path, row_groups: list[int] | None = None) -> Iterator[pa.Table]:
+        # row_groups: parquet's split of one file; line formats split by files only
         batches = self.numbered(path, lambda: self._open(path))
         if self.settings.columns:
             batches = (b.select(self.settings.columns) for b in batches)

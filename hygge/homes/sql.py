@@ -11,13 +11,15 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, model_validator
 
+from hygge import partitions
 from hygge.batching import iterate_in_thread, rebatch
-from hygge.contract import Home, HomeSettings, IncrementalHome
+from hygge.contract import Home, HomeSettings, IncrementalHome, SplittableHome
 from hygge.errors import HomeError, HyggeError
 from hygge.sql import faults
 from hygge.sql.base import Session, user_query
 from hygge.sql.connect import connect
-from hygge.sql.cursor import Cursor, parse_lag
+from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
+from hygge.sql.types import family
 from hygge.sql.url import SqlUrl, parse_url
 
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
@@ -40,6 +42,9 @@ class SQLHomeSettings(HomeSettings):
         None, description="Incremental: re-read this far below the mark (10m, 2h, 1d; or an int)."
     )
     initial: Any = Field(None, description="Incremental: the first run starts at this value.")
+    partition_on: str | None = Field(
+        None, description="Partitioned flows: the integer, date or timestamp column to range."
+    )
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SQLHomeSettings:
@@ -53,7 +58,7 @@ class SQLHomeSettings(HomeSettings):
         return self
 
 
-class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
+class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
     """Rows of a database table or query; PostgreSQL streams through binary COPY (ADBC).
 
     `SQLHome("users", connection=url)` reads table `users`; the URL defaults to $DATABASE_URL.
@@ -74,6 +79,9 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
 
     # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
     _cursor: Cursor | None = None
+    _saved: dict[str, Any] | None = None  # the state resumed from (every read starts there)
+    _range: partitions.Range | None = None  # a partition: only rows of this range
+    _range_kind: str = "int"
 
     def incremental_definition(self) -> dict[str, Any]:
         s = self.settings
@@ -89,6 +97,7 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                 f"home '{self.name}': an incremental SQL home needs `cursor: COLUMN`",
                 hint="name the column that grows with new and changed rows, e.g. updated_at",
             )
+        self._saved = state
         self._cursor = Cursor(self.name, s.cursor, parse_lag(s.lag), s.initial)
         self._cursor.resume(state)
 
@@ -120,6 +129,8 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
                     self._cursor_select(session, sql, columns)
                 finally:
                     self._cursor = saved
+            if self.settings.partition_on:
+                self._partition_kind(session, sql, columns)
         finally:
             session.close()
 
@@ -142,6 +153,90 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
             return None
         finally:
             session.close()
+
+    # -- partitions: ranges of `partition_on`, see hygge/partitions.py -------------------
+    async def plan_parts(
+        self, count: int | str | None, ranges: list[list[Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._plan_parts_sync, count, ranges)
+
+    def _plan_parts_sync(
+        self, count: int | str | None, ranges: list[list[Any]] | None
+    ) -> list[dict[str, Any]]:
+        session = self._connect()
+        try:
+            sql, columns = self._select(session)
+            if self._cursor is not None:  # incremental: partition the window, not the table
+                self._cursor.resume(self._saved)
+                sql = self._cursor_select(session, sql, columns)
+            kind = self._partition_kind(session, sql, columns)
+            if ranges:
+                try:
+                    planned = partitions.explicit_ranges(ranges, lambda v: coerce(v, kind))
+                except (TypeError, ValueError) as exc:
+                    raise HomeError(
+                        f"home '{self.name}': ranges {ranges} are not {kind} values for "
+                        f"partition_on column '{self.settings.partition_on}'",
+                        hint="give ranges of the column's type, e.g. [[0, 1000], [1000, 2000]]",
+                    ) from exc
+            else:
+                column = session.quote(self.settings.partition_on or "")
+                bounds = f"SELECT min({column}), max({column}) FROM ({sql}) AS hygge_bounds"
+                try:
+                    low, high = session.query(bounds)[0]
+                except Exception as exc:
+                    raise self._query_error(exc) from exc
+                low, high = (None if v is None else coerce(v, kind) for v in (low, high))
+                planned = partitions.split_range(low, high, partitions.partition_count(count), kind)
+        finally:
+            session.close()
+        return [
+            {"kind": kind, "low": to_json(r.low), "high": to_json(r.high), "nulls": r.nulls}
+            for r in planned
+        ]
+
+    def part(self, descriptor: dict[str, Any]) -> SQLHome:
+        home = SQLHome(self.name, self.settings)
+        kind = descriptor["kind"]
+        home._range = partitions.Range(
+            from_json(descriptor["low"], kind),
+            from_json(descriptor["high"], kind),
+            bool(descriptor["nulls"]),
+        )
+        home._range_kind = kind
+        if self._cursor is not None:
+            home.resume(self._saved)
+        return home
+
+    def merge_checkpoints(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        """The highest mark of any part; the lag window's hashes of every part (each part's
+        window starts at or below the overall one, so together they cover it)."""
+        assert self._cursor is not None, "merge_checkpoints() before resume()"
+        base = self._cursor.checkpoint()  # the resumed mark: where parts with no rows stand
+        kind = next((s["type"] for s in states if s.get("type")), base.get("type"))
+        marks = [from_json(s.get("mark"), kind) for s in [base, *states]]
+        marks = [m for m in marks if m is not None]
+        window = sorted({h for s in states for h in s.get("window", [])})
+        return {
+            **base,
+            "type": kind,
+            "mark": to_json(max(marks)) if marks else None,
+            "window": window,
+        }
+
+    def _partition_kind(self, session: Session, sql: str, columns: list[Any] | None) -> str:
+        """The family of `partition_on` (int, date, timestamp), or a HomeError saying why the
+        column cannot be ranged."""
+        name = self.settings.partition_on or ""
+        arrow_type, where = self._column_type(session, sql, columns, name, "partition_on")
+        kind = family(arrow_type) if arrow_type is not None else "int"
+        if kind not in partitions.RANGE_FAMILIES:
+            raise HomeError(
+                f"home '{self.name}': partition_on column '{name}' of {where} is {kind} "
+                f"({arrow_type}), which cannot be split into ranges",
+                hint="partition on an integer, date or timestamp column (e.g. the id)",
+            )
+        return kind
 
     async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
         async for df in iterate_in_thread(self._batches()):
@@ -181,7 +276,13 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
         try:
             sql, columns = self._select(session)
             if self._cursor is not None:
+                self._cursor.resume(self._saved)  # a retried read starts from the saved state
                 sql = self._cursor_select(session, sql, columns)
+            if self._range is not None:
+                column = session.quote(self.settings.partition_on or "")
+                kind = self._range_kind
+                cond = self._range.predicate(column, lambda v: sql_literal(v, kind, session))
+                sql = f"SELECT * FROM ({sql}) AS hygge_part WHERE {cond}"
             stream = session.stream(sql, self.batch_size, columns)
             for table in rebatch(_batches_of(self._guard(stream)), self.batch_size):
                 if table.num_rows:
@@ -196,36 +297,42 @@ class SQLHome(IncrementalHome, Home[SQLHomeSettings]):
     def _cursor_select(self, session: Session, sql: str, columns: list[Any] | None) -> str:
         """Check the cursor column, then push `cursor >= mark - lag` into the SELECT."""
         assert self._cursor is not None
+        arrow_type, where = self._column_type(
+            session, sql, columns, self.settings.cursor or "", "cursor"
+        )
+        self._cursor.bind(arrow_type, where)
+        return self._cursor.filter(session, sql, is_query=columns is None)
+
+    def _column_type(
+        self, session: Session, sql: str, columns: list[Any] | None, name: str, key: str
+    ) -> tuple[pa.DataType | None, str]:
+        """The Arrow type of column `name` of the table or query (None: an empty query), and
+        how to name where it was looked for; a HomeError naming `key` if it is not there."""
         s = self.settings
-        name = self._cursor.column
         if columns is not None:
             where = f"table {s.db_schema + '.' if s.db_schema else ''}{s.table}"
             found = next((c for c in columns if c.name == name), None)
             if found is None:
                 raise HomeError(
-                    f"home '{self.name}': cursor column '{name}' is not in {where}",
+                    f"home '{self.name}': {key} column '{name}' is not in {where}",
                     hint=f"available columns: {', '.join(c.name for c in columns)}",
                 )
-            arrow_type = found.type
-        else:
-            where = "the query"
-            probe = (
-                f"SELECT {session.quote(name)} FROM ({sql}) AS hygge_probe "
-                f"WHERE {session.quote(name)} IS NOT NULL LIMIT 1"
-            )
-            try:
-                first = next(iter(session.stream(probe, 1, None)), None)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    session.rollback()
-                raise HomeError(
-                    f"home '{self.name}': cursor column '{name}' cannot be read from the query: "
-                    f"{faults.detail(self.url, exc)}",
-                    hint="select the cursor column in `query` (names are case-sensitive)",
-                ) from exc
-            arrow_type = first.schema.field(0).type if first is not None else None
-        self._cursor.bind(arrow_type, where)
-        return self._cursor.filter(session, sql, is_query=columns is None)
+            return found.type, where
+        probe = (
+            f"SELECT {session.quote(name)} FROM ({sql}) AS hygge_probe "
+            f"WHERE {session.quote(name)} IS NOT NULL LIMIT 1"
+        )
+        try:
+            first = next(iter(session.stream(probe, 1, None)), None)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                session.rollback()
+            raise HomeError(
+                f"home '{self.name}': {key} column '{name}' cannot be read from the query: "
+                f"{faults.detail(self.url, exc)}",
+                hint=f"select the {key} column in `query` (names are case-sensitive)",
+            ) from exc
+        return (first.schema.field(0).type if first is not None else None), "the query"
 
     def _guard(self, stream: Iterator[pa.Table]) -> Iterator[pa.Table]:
         """The driver's errors as HomeErrors naming the home (and never the password)."""

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 from pathlib import Path
 
 STAGING_MARK = ".hygge-staging-"
@@ -81,3 +82,20 @@ def _owner_gone(lock: Path) -> bool:
     finally:
         os.close(fd)  # closing drops the lock we may have taken
     return True
+
+
+def sweep_abandoned_parts(target: Path, mark: str, max_age_seconds: float) -> list[Path]:
+    """Delete the parts folders of partitioned runs of `target` untouched for longer than
+    `max_age_seconds`: runs whose commit never came (every worker gone). A live run's parts
+    folder changes while its partitions stage, and its commit comes within the run."""
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    now = time.time()
+    swept = []
+    for folder in parent.glob(f".{target.name}{mark}*"):
+        newest = max((p.stat().st_mtime for p in [folder, *folder.iterdir()]), default=now)
+        if folder.is_dir() and now - newest > max_age_seconds:
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    return swept

@@ -10,6 +10,11 @@ folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbi
 - replace: the staged folder is swapped in for the dataset in one atomic rename.
 - append: the staged files are listed in a journal inside `path/_hygge/`, then renamed into
   the dataset; a run that dies midway is rolled forward by the next run from that journal.
+- parts (partitioned flows): each part stages in its own folder under the flow run's hidden
+  `.NAME.hygge-parts-RUN/`; the commit hard-links every part's files into one staging folder
+  and publishes that as above. The parts stay until `abort_parts` removes them, so a commit
+  that died midway (or whose end was not recorded) is simply done again: the same files
+  under the same names, no duplicates even in append mode.
 """
 
 from __future__ import annotations
@@ -31,17 +36,26 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings, default_path
+from hygge.contract import (
+    MultiPartStore,
+    PathSetting,
+    StatefulStore,
+    Store,
+    StoreSettings,
+    default_path,
+)
 from hygge.errors import StoreError
 from hygge.locks import file_name
 from hygge.storage import is_object_url
 from hygge.stores._atomic import recover, replace_dir
-from hygge.stores._staging import StagingLock, staging_path, sweep_dead
+from hygge.stores._staging import StagingLock, staging_path, sweep_abandoned_parts, sweep_dead
 
 if TYPE_CHECKING:
     from hygge.stores.object_dataset import ObjectDataset
 
 META_DIR = "_hygge"
+PARTS_MARK = ".hygge-parts-"
+ABANDONED_PARTS_SECONDS = 7 * 24 * 3600  # a partitioned run's parts no commit came for
 T = TypeVar("T")
 _DISK_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
@@ -59,7 +73,7 @@ class FileStoreSettings(StoreSettings):
     storage_options: dict[str, str] | None = None
 
 
-class FileStore(StatefulStore, Store[FileStoreSettings]):
+class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
     """A folder of data files, written through a staging folder and published atomically."""
 
     abstract = True
@@ -150,6 +164,7 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
         try:
             self.staging.parent.mkdir(parents=True, exist_ok=True)
             sweep_dead(self.target)  # leftovers of runs that were killed
+            sweep_abandoned_parts(self.target, PARTS_MARK, ABANDONED_PARTS_SECONDS)
             self._lock.acquire()
             self.staging.mkdir()
         except PermissionError as exc:
@@ -315,6 +330,87 @@ class FileStore(StatefulStore, Store[FileStoreSettings]):
             shutil.rmtree(self.staging, ignore_errors=True)
         self._lock.release()
         self._opened = False
+
+    # -- parts of a partitioned flow (MultiPartStore) -------------------------------------
+    @classmethod
+    def parts_problem(cls, settings: Any) -> str | None:
+        if is_object_url(settings.path):
+            return "takes parts on a local or shared volume only, not yet on object storage"
+        return None
+
+    def parts_root(self, part: str) -> Path:
+        """Where every part of the flow run `part` belongs to stages (a shared volume when
+        parts run on several machines)."""
+        run = part.split(".", 1)[0]
+        return self.target.with_name(f".{self.target.name}{PARTS_MARK}{run}")
+
+    async def open_part(self, part: str) -> None:
+        await asyncio.to_thread(self._open_part_sync, part)
+
+    def _open_part_sync(self, part: str) -> None:
+        self._reset()
+        self._check_target()
+        # Each attempt of a part stages in a folder of its own: a re-run part (its worker was
+        # killed) never mixes with what the dead attempt left, which the commit ignores.
+        self.staging = self.parts_root(part) / f"{part.split('.', 1)[-1]}-{self.run_id}"
+        try:
+            self.staging.mkdir(parents=True)
+        except PermissionError as exc:
+            raise self._unwritable(self._existing_parent()) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
+
+    async def seal_part(self, part: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._seal_part_sync, part)
+
+    def _seal_part_sync(self, part: str) -> dict[str, Any]:
+        self._close_writer()
+        for f in self._files:
+            _fsync(f)
+        _fsync(self.staging)
+        rows = self._staged_rows_sync()
+        return {"part": part, "files": [str(f) for f in self._files], "rows": rows}
+
+    async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
+        return await asyncio.to_thread(self._parts_rows_sync, parts)
+
+    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int | None:
+        counts = [self.count_rows(Path(f)) for p in parts for f in p.get("files", [])]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
+    async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._commit_parts_sync, parts)
+
+    def _commit_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        states = self._states  # given to stage_state before this commit
+        self._open_sync()  # recover, roll journals forward, sweep, a locked staging folder
+        self._states = states
+        try:
+            for description in parts:
+                for name in description.get("files", []):
+                    source = Path(name)
+                    if not source.is_file():
+                        raise StoreError(
+                            f"part {description['part']} of {self.target}: staged file "
+                            f"{source} is missing; nothing was committed",
+                            hint="parts must stage where the committing process can read "
+                            "them (a shared volume); run the flow again",
+                        )
+                    # A link, not a move: the parts stay whole until the publish is done.
+                    os.link(source, self.staging / source.name)
+                    self._files.append(self.staging / source.name)
+            _fsync(self.staging)
+            self._commit_sync()
+        except BaseException:
+            self._abort_sync()
+            raise
+
+    async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._remove_parts, parts)
+
+    def _remove_parts(self, parts: list[dict[str, Any]]) -> None:
+        for root in {self.parts_root(p["part"]) for p in parts}:
+            shutil.rmtree(root, ignore_errors=True)
 
     # -- helpers ------------------------------------------------------------------------
     def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:

@@ -17,7 +17,9 @@ on its Session (hygge/sql/base.py and the dialect modules); this module only ord
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 import re
 import uuid
@@ -29,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from hygge.contract import StatefulStore, Store, StoreSettings
+from hygge.contract import MultiPartStore, StatefulStore, Store, StoreSettings
 from hygge.errors import HyggeError, StoreError
 from hygge.locks import RunLock
 from hygge.sql import faults, state_table
@@ -86,9 +88,10 @@ class _Run:
     loader: Loader | None = None
     staging_created: bool = False
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # flow -> state record
+    batch_schema: pa.Schema | None = None  # the first batch's, as given (a sealed part's)
 
 
-class SQLStore(StatefulStore, Store[SQLStoreSettings]):
+class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     """Writes a database table; `SQLStore("users", connection=url)` targets table `users`."""
 
     type_name = "sql"
@@ -104,6 +107,7 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
         self.run_id = uuid.uuid4().hex[:10]
         self.attempts = 0  # open() calls: each attempt stages in a table of its own
         self.run: _Run | None = None
+        self._pending_states: dict[str, dict[str, Any]] = {}
 
     # -- naming -----------------------------------------------------------------------------
     @property
@@ -199,6 +203,8 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
 
     def _write_sync(self, table: pa.Table) -> None:
         run, s = self._open_run(), self.settings
+        if run.batch_schema is None:
+            run.batch_schema = table.schema
         table = normalize(table)
         if run.plan is None:
             run.plan = self._db(
@@ -275,9 +281,106 @@ class SQLStore(StatefulStore, Store[SQLStoreSettings]):
         run.staging_created = False
         self._close()
 
+    # -- parts of a partitioned flow (MultiPartStore) ---------------------------------------
+    # Each part (each attempt of it) loads a table of its own, `_hygge_part_<table>_<hash>`,
+    # on its own connection, committed when sealed (the staging sweep, keyed on
+    # `_hygge_stage_`, leaves it alone). Its name follows from the part's name alone, so a
+    # re-run of the part replaces what a dead attempt left, and the commit step (or an
+    # abort) finds every part's table. The commit step copies every part into one staging
+    # table and publishes it exactly as a single run would, in one transaction.
+
+    def _part_table(self, session: Session, part: str) -> str:
+        digest = hashlib.sha1(part.encode()).hexdigest()[:12]  # the same in every process
+        room = session.max_identifier - len("_hygge_part__") - len(digest)
+        base = re.sub(r"\W", "_", self.settings.table)[:room]
+        return f"_hygge_part_{base}_{digest}"
+
+    async def open_part(self, part: str) -> None:
+        await asyncio.to_thread(self._open_part_sync, part)
+
+    def _open_part_sync(self, part: str) -> None:
+        self._open_sync()
+        run = self._open_run()
+        run.staging = self._part_table(run.session, part)
+        schema = self.settings.db_schema
+        self._db("drop a dead attempt's part", lambda: run.session.drop(run.staging, schema))
+
+    async def seal_part(self, part: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._seal_part_sync, part)
+
+    def _seal_part_sync(self, part: str) -> dict[str, Any]:
+        run = self._open_run()
+        rows = self._staged_rows_sync()
+        self._db("commit the part's table", run.session.commit)
+        sealed: dict[str, Any] = {"part": part, "rows": rows, "table": None}
+        if run.staging_created and run.plan is not None:
+            sealed["table"] = run.staging
+            sealed["arrow_schema"] = base64.b64encode(
+                run.batch_schema.serialize().to_pybytes()  # type: ignore[union-attr]
+            ).decode()
+        run.staging_created = False  # sealed: the part's table outlives this connection
+        self._close()
+        return sealed
+
+    async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
+        return await asyncio.to_thread(self._parts_rows_sync, parts)
+
+    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int:
+        tables = [p["table"] for p in parts if p.get("table")]
+        schema = self.settings.db_schema
+        return self._with_session(
+            "count the staged rows", lambda db: sum(db.count(t, schema) for t in tables)
+        )
+
+    async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._commit_parts_sync, parts)
+
+    def _commit_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        states = {**self._pending_states, **(self.run.states if self.run else {})}
+        self._pending_states = {}
+        self._close()
+        self._open_sync()
+        run, schema = self._open_run(), self.settings.db_schema
+        run.states = states
+        try:
+            tables = [p for p in parts if p.get("table")]
+            if tables:
+                first = pa.ipc.read_schema(
+                    pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"]))
+                )
+                self._write_sync(first.empty_table())  # the plan and the staging table
+                self._db("finish the staging table", run.loader.finish)  # type: ignore[union-attr]
+                run.loader = None
+                plan = run.plan
+                assert plan is not None
+                copies = [
+                    run.session.insert_sql(run.staging, p["table"], schema, plan.names)
+                    for p in tables
+                ]
+                self._db("gather the parts", lambda: run.session.transaction(copies))
+            self._commit_sync()
+        except BaseException:
+            self._abort_sync()
+            raise
+
+    async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._abort_parts_sync, parts)
+
+    def _abort_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        schema = self.settings.db_schema
+
+        def drop_all(db: Session) -> None:
+            for p in parts:
+                db.drop(self._part_table(db, p["part"]), schema)
+
+        self._with_session("drop the parts' tables", drop_all)
+
     # -- incremental state: a row of `_hygge_state`, see hygge/sql/state_table.py --------
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
+        if self.run is None:  # a partitioned flow's commit: kept until commit_parts opens
+            self._pending_states[self._state_key(flow)] = state
+            return
         self._open_run().states[self._state_key(flow)] = state
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
