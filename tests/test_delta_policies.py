@@ -109,7 +109,9 @@ def test_two_writers_at_once_both_commit(scheme, emulators, tmp_path):
         project = tmp_path / f"p{n}"
         drop(project / "in", "a.parquet", range(n * 10_000, (n + 1) * 10_000))
         (project / "flows.yml").write_text(
-            f"flows:\n  f:\n    home: in\n    store: {{type: delta, path: '{uri}', mode: append}}\n"
+            # two flows: a second run of the *same* flow is refused by the run lock instead
+            f"flows:\n  f{n}:\n    home: in\n"
+            f"    store: {{type: delta, path: '{uri}', mode: append}}\n"
         )
     for n in range(2):
         procs.append(

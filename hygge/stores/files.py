@@ -359,6 +359,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             raise self._unwritable(self._existing_parent()) from exc
         except OSError as exc:
             raise StoreError(f"cannot create {self.staging}: {exc.strerror}") from exc
+        self._opened = True
 
     async def seal_part(self, part: str) -> dict[str, Any]:
         return await asyncio.to_thread(self._seal_part_sync, part)
