@@ -43,6 +43,7 @@ STATE_KEY = "hygge.state."
 APP_PREFIX = "hygge:"
 STAGE_ROWS_PER_FILE = 1_000_000
 DATA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{32,36}-c\d{3}(\.\w+)?\.parquet")
+LOG_DIR = "_delta_log"  # present (maybe still without a version) once a first commit starts
 
 
 class DeltaStoreSettings(StoreSettings):
@@ -121,16 +122,22 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         return None
 
     def _holds_data(self) -> bool:
-        """Anything but Delta-style data files (`part-00000-<uuid>-c000...parquet`: a first
-        commit being written by another run, or left by a killed one) is a foreign dataset."""
+        """Anything but Delta-style data files (`part-00000-<uuid>-c000...parquet`) and a
+        `_delta_log` without its first version yet (a first commit being written by another
+        run, or left by a killed one) is a foreign dataset."""
         if not self.remote:
             p = Path(self.uri)
-            return p.is_dir() and any(not DATA_FILE.fullmatch(f.name) for f in p.iterdir())
+            return p.is_dir() and any(
+                f.name != LOG_DIR and not DATA_FILE.fullmatch(f.name) for f in p.iterdir()
+            )
         try:
             storage = ObjectStorage.for_url(self.uri, self._options)
             storage.check_bucket()
-            names = (e.url.rsplit("/", 1)[1] for e in storage.list(self.uri))
-            return any(not DATA_FILE.fullmatch(n) for n in names)
+            urls = [e.url for e in storage.list(self.uri)]
+            return any(
+                f"/{LOG_DIR}/" not in url and not DATA_FILE.fullmatch(url.rsplit("/", 1)[-1])
+                for url in urls
+            )
         except StorageError as exc:
             raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
 
