@@ -23,6 +23,7 @@ import polars as pl
 from hygge.contract import Home, IncrementalHome, MultiPartStore, SplittableHome, Store
 from hygge.errors import FlowError
 from hygge.flow import Flow, _first_cause, resume_home, state_record
+from hygge.locks import NoLock, RunLock
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
 
@@ -55,6 +56,10 @@ class PartStore(Store[Any]):
 
     async def abort(self) -> None:
         await self.store.abort()
+
+    def lock(self, flow: str) -> RunLock:
+        """None: a part runs under the lock its whole flow holds (PartitionedFlow.start)."""
+        return NoLock(flow, self.describe())
 
 
 class PartitionedFlow:
@@ -89,6 +94,7 @@ class PartitionedFlow:
         self.incremental, self.full_refresh = incremental, full_refresh
         self.on_progress = on_progress
         self.before_commit = before_commit
+        self.wait_for_lock = False  # set by the Coordinator (`hygge run --wait-for-lock`)
         self._reports: dict[int, FlowReport] = {}
         self._total = 0
         self._started = 0.0
@@ -99,8 +105,15 @@ class PartitionedFlow:
     async def start(self) -> FlowReport:
         self._started = time.perf_counter()
         self._emit(FlowState.RUNNING)
+        # The whole flow holds the run lock (its parts take none): a second run of it is
+        # refused, or waits, for as long as this one may still publish.
+        lock = self.store.lock(self.name)
         try:
-            rows = await self._run()
+            await lock.acquire(wait=self.wait_for_lock)
+            try:
+                rows = await self._run()
+            finally:
+                await asyncio.shield(asyncio.to_thread(lock.release))
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise

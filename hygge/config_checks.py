@@ -1,0 +1,199 @@
+"""The checks of flows.yml that look across flows or at a connector's abilities: dependencies
+(`depends_on`), two flows writing one destination, a chained home without `depends_on`,
+incremental and partitioned flows on connectors that can do them. Each raises a ConfigError
+naming the file, line, flow and key (through `Source`). Kept apart from `hygge.config`, which
+parses; these only judge what it parsed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hygge import contract, registry
+from hygge.config_source import Source, choices_hint
+from hygge.contract import Store
+from hygge.plan import find_cycle
+from hygge.shorthand import upstream_of
+
+if TYPE_CHECKING:
+    from hygge.config import ConnectorSpec, FlowOptions, FlowSpec
+
+
+def check_upstream_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
+    """A flow that reads what another flow writes must run after it: say so, not race it."""
+    for name, spec in flows.items():
+        upstream = upstream_of(source, getattr(spec.home.settings, "path", None) or "")
+        if upstream is None or upstream[0] == name:
+            continue
+        pending, seen = list(spec.options.depends_on), set()
+        while pending and upstream[0] not in seen:
+            dep = pending.pop()
+            if dep not in seen and dep in flows:
+                seen.add(dep)
+                pending.extend(flows[dep].options.depends_on)
+        if upstream[0] not in seen:
+            source.flow = name
+            raise source.error(
+                f"the home reads what flow '{upstream[0]}' writes, but does not depend on it",
+                ("flows", name),
+                key="options.depends_on",
+                hint=f"add `depends_on: {upstream[0]}` under the flow's `options:` (it runs after)",
+            )
+
+
+def check_partitions(
+    source: Source,
+    options: FlowOptions,
+    home: ConnectorSpec,
+    store: ConnectorSpec,
+    origins: dict[str, tuple[Any, ...]],
+    flow_path: tuple[Any, ...],
+) -> None:
+    """`partitions:` needs a home that can split and a store that takes parts; `ranges:` and
+    `partition_on` go together. Said at validate time, before anything is enqueued or read."""
+    partition_on = getattr(home.settings, "partition_on", None)
+    if not options.partitioned:
+        if partition_on:
+            raise source.error(
+                "partition_on is set but the flow has no `partitions:`",
+                (*origins["home"], "partition_on"),
+                key="home.partition_on",
+                hint="add `options: {partitions: 8}` (or `auto`, or `ranges:`) to the flow, "
+                "or remove partition_on",
+            )
+        return
+    where = (*flow_path, "options") if flow_path else ()
+    if (
+        options.ranges is not None
+        and isinstance(options.partitions, int)
+        and options.partitions != len(options.ranges)
+    ):
+        raise source.error(
+            f"partitions: {options.partitions} but {len(options.ranges)} ranges are given",
+            where,
+            key="options.partitions",
+            hint="give one of them (the ranges are the partitions)",
+        )
+    for spec, able, problem in (
+        (home, contract.can_split, "cannot split into partitions"),
+        (store, contract.takes_parts, "cannot take parts staged by several processes"),
+    ):
+        if able(registry.lookup(spec.kind, spec.type_name)):
+            continue
+        choices = sorted(n for n, cls in registry.all_classes(spec.kind).items() if able(cls))
+        raise source.error(
+            f"partitions are set, but {spec.kind} type '{spec.type_name}' {problem}",
+            origins[spec.kind],
+            key=f"{spec.kind}.type",
+            hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove "
+            "`partitions:`/`ranges:`",
+        )
+    store_cls = registry.lookup(store.kind, store.type_name)
+    problem = store_cls.parts_problem(store.settings)  # type: ignore[union-attr]
+    if problem:
+        raise source.error(
+            f"partitions are set, but {store.type_name} store '{store.name}' {problem}",
+            origins["store"],
+            key="store.path",
+            hint="write the partitioned flow to a local or shared path (or a SQL table)",
+        )
+    home_fields = type(home.settings).model_fields
+    if "partition_on" in home_fields and not partition_on:
+        raise source.error(
+            f"partitions are set, but {home.type_name} home '{home.name}' has no partition_on",
+            origins["home"],
+            key="home.partition_on",
+            hint="name the integer, date or timestamp column to split by, e.g. `partition_on: id`",
+        )
+    if options.ranges is not None and "partition_on" not in home_fields:
+        raise source.error(
+            f"ranges: split a column's values, but {home.type_name} home '{home.name}' has "
+            "no columns to range (it splits by files)",
+            where,
+            key="options.ranges",
+            hint="use `partitions: N` or `partitions: auto`",
+        )
+
+
+ABILITY = {
+    "home": (contract.can_resume, "cannot load incrementally (it cannot resume)"),
+    "store": (contract.keeps_state, "cannot keep incremental state with its data"),
+}
+
+
+def check_incremental(source: Source, spec: ConnectorSpec, origin: tuple[Any, ...]) -> None:
+    """`incremental: true` needs a home that can resume and a store that keeps state: say so
+    at validate time, not halfway through a run."""
+    able, problem = ABILITY[spec.kind]
+    if able(registry.lookup(spec.kind, spec.type_name)):
+        return
+    choices = sorted(n for n, cls in registry.all_classes(spec.kind).items() if able(cls))
+    raise source.error(
+        f"incremental: true, but {spec.kind} type '{spec.type_name}' {problem}",
+        origin,
+        key=spec.kind,
+        hint=f"use a {spec.kind} that can ({', '.join(choices)}), or remove `incremental: true`",
+    )
+
+
+def check_dependencies(
+    source: Source, flows: dict[str, FlowSpec], groups: list[str] | None = None
+) -> None:
+    for name, spec in flows.items():
+        source.flow = name
+        for dep in spec.options.depends_on:
+            if dep not in flows:
+                raise source.error(
+                    f"depends on unknown flow '{dep}'",
+                    ("flows", name, "options", "depends_on"),
+                    key="depends_on",
+                    hint=choices_hint(dep, [*flows, *(groups or [])], "flows"),
+                )
+    source.flow = None
+    cycle = find_cycle({n: s.options.depends_on for n, s in flows.items()})
+    if cycle:
+        raise source.error(
+            f"depends_on forms a cycle: {' -> '.join(cycle)}",
+            ("flows", cycle[0]),
+            hint="remove one of these dependencies",
+        )
+
+
+def check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
+    """Two flows writing one place would replace each other's data (and race to create it):
+    refused unless every one of them adds to it by design (`mode: append`, or `merge`)."""
+    writers: dict[str, list[str]] = {}
+    for name, spec in flows.items():
+        try:
+            store = spec.store.build()
+        except Exception:  # a store that cannot be built fails later, with its own error
+            continue
+        where = store.destination() if isinstance(store, Store) else None
+        if where is not None:
+            writers.setdefault(where, []).append(name)
+    for names in writers.values():
+        if len(names) < 2 or all(adds_by_design(flows[n]) for n in names):
+            continue
+        first, second = names[0], names[1]
+        lines = [source.located.line(("flows", n)) if source.located else None for n in names]
+        places = ", ".join(
+            f"'{n}'" + (f" (line {line})" if line else "")
+            for n, line in zip(names, lines, strict=True)
+        )
+        source.flow = second
+        store = flows[second].store.build()
+        raise source.error(
+            f"flows {places} all write {store.describe()}; each run would replace the "
+            f"data of the other (flow '{first}')",
+            ("flows", second),
+            key="store",
+            hint="give each flow its own store, or set `mode: append` on every one of them "
+            "if they add to one destination by design",
+        )
+
+
+def adds_by_design(spec: FlowSpec) -> bool:
+    settings = spec.store.settings
+    mode = getattr(settings, "mode", None)
+    cls = registry.lookup("store", spec.store.type_name)
+    shared = getattr(cls, "shared_modes", ("append",))
+    return "mode" in settings.model_fields_set and mode in shared
