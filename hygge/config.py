@@ -12,6 +12,10 @@ environment; `parse_flow` turns it into a spec where it runs.
 Helpers: `hygge/shorthand.py` infers types from paths and URLs; `hygge/config_source.py`
 turns every problem into a ConfigError naming the file and line; `hygge/entities/` expands a
 definition with entities into flows `<flow>.<entity>` between parsing and validation.
+
+Over 400 lines: the one parse of flows.yml (forms, named refs, options, entity
+expansion, the queue's raw form) reads top to bottom in one place; cross-flow checks live in
+`hygge/config_checks.py`, shorthand in `hygge/shorthand.py`.
 """
 
 from __future__ import annotations

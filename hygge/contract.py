@@ -38,6 +38,9 @@ heal by itself (a dropped connection, a timeout, a deadlock) raise `TransientErr
 HyggeError with `transient=True`: the flow is retried with backoff up to `retries` times.
 Plain `ConnectionError`, `TimeoutError` and network `OSError`s count as transient too (see
 `hygge.retry.is_transient`); anything else is permanent.
+
+Over 400 lines on purpose: the whole contract a plugin author implements, with its
+documentation, in one module (the house rule: one place to read it).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ steps are in worker.scripts, the lease in worker.lease):
 - `reclaim` is how a dead worker's flow comes back: its lease expired (or the worker holding
   its message stopped beating), so the flow's generation is bumped and a new message is sent;
   any older copy of the message that Redis redelivers later sees it is stale and drops.
+
+Over 400 lines: the run record in Redis is one object (create, update, follow,
+recover); its Lua scripts are in `worker/scripts.py`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ This runs between parsing and validation: each entity's flow is a plain raw flow
 homes/stores inlined, `${VAR}` unresolved), so validation, the plan, `hygge run`, `hygge
 enqueue` (one task per entity), state, retries and the summary all treat an entity as a flow
 of its own. Discovery resolves variables (the connection, the path) only for looking.
+
+Over 400 lines: one definition's expansion (discovery, per-entity overrides,
+cursors, targets, their errors) kept together so each error sits beside the rule it checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""MySQL/MariaDB through PyMySQL: LOAD DATA LOCAL INFILE in, a streaming cursor out."""
+"""MySQL/MariaDB through PyMySQL: LOAD DATA LOCAL INFILE in, a streaming cursor out.
+
+Over 400 lines: MySQL/MariaDB's whole dialect (SQL spellings, LOAD DATA, the
+PyMySQL read path and its type conversions) in its one session module.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ an application transaction (`txn`, app id `hygge:FLOW`, version = run number) an
 itself in the commit's metadata. A reader of the table sees the version before or after it,
 never part of it; two writers are resolved by Delta's optimistic concurrency control (S3:
 conditional writes, no lock table).
+
+Over 400 lines: one Delta commit's lifecycle (modes, schema policy, state in the
+log, direct or staged files); the data-file writer is `hygge/stores/_delta_files.py`.
 """
 
 from __future__ import annotations

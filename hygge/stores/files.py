@@ -15,6 +15,10 @@ folder (`.NAME.hygge-staging-RUN`), never inside the dataset, so a reader globbi
   and publishes that as above. The parts stay until `abort_parts` removes them, so a commit
   that died midway (or whose end was not recorded) is simply done again: the same files
   under the same names, no duplicates even in append mode.
+
+Over 400 lines: one store lifecycle (stage, roll files, verify, commit, abort, parts,
+state) shared by parquet and CSV, local and object storage; the atomic swap, staging and the
+object-store journal are their own modules.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ COPY through ADBC; MySQL/MariaDB: LOAD DATA LOCAL INFILE; others: SQLAlchemy exe
 
 What lands how is hygge/sql/load_plan.py (pure); the SQL each database spells its own way is
 on its Session (hygge/sql/base.py and the dialect modules); this module only orders the steps.
+
+Over 400 lines: the SQL store's lifecycle (open, stage, verify, publish, parts,
+state, locks) in order; all dialect SQL is on the sessions in `hygge/sql/`, the load plan is
+the pure `hygge/sql/load_plan.py`.
 """
 
 from __future__ import annotations
