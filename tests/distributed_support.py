@@ -15,11 +15,12 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+import pytest
 import redis
 
 from tests.conftest import ROOT, run_cli
@@ -319,3 +320,28 @@ def event_log(broker_url: str) -> Iterator[EventLog]:
         yield log
     finally:
         log.stop()
+
+
+# -- fixtures shared by the distributed test modules (import them by name) ------------------
+
+
+@pytest.fixture
+def db(redis_url: str) -> Iterator[str]:
+    url = claim_db(redis_url)
+    yield url
+    flush(url)
+
+
+@pytest.fixture
+def make_cluster(db: str, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    clusters: list[Cluster] = []
+
+    def make(**env: str) -> Cluster:
+        c = Cluster(db, tmp_path / f"cluster{len(clusters)}", env)
+        c.workdir.mkdir()
+        clusters.append(c)
+        return c
+
+    yield make
+    for c in clusters:
+        c.stop()

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,40 +15,20 @@ import redis
 
 from tests.checks import count_and_sum
 from tests.conftest import ROOT, run_cli
-from tests.distributed_support import (
+from tests.distributed_support import (  # noqa: F401  (fixtures)
     SECRET,
     SECRET_URL,
     Cluster,
     claim_db,
+    db,
     decoded_message,
     flush,
+    make_cluster,
     parse_enqueue,
 )
 from tests.helpers import wait_for, write_flows
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def db(redis_url: str) -> Iterator[str]:
-    url = claim_db(redis_url)
-    yield url
-    flush(url)
-
-
-@pytest.fixture
-def make_cluster(db: str, tmp_path: Path) -> Iterator[callable]:
-    clusters: list[Cluster] = []
-
-    def make(**env: str) -> Cluster:
-        c = Cluster(db, tmp_path / f"cluster{len(clusters)}", env)
-        c.workdir.mkdir()
-        clusters.append(c)
-        return c
-
-    yield make
-    for c in clusters:
-        c.stop()
 
 
 def slow(name: str, out: Path, rows: int, batch: int, delay: float) -> str:

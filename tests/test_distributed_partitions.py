@@ -4,39 +4,24 @@ whose worker is SIGKILLed is the only one run again; a failing partition publish
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import (  # noqa: F401  (fixtures)
+    Cluster,
+    claim_db,
+    db,
+    flush,
+    make_cluster,
+    parse_enqueue,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
 FAST_RECLAIM = {"HYGGE_LEASE_SECONDS": "4", "HYGGE_SWEEP_SECONDS": "1"}
-
-
-@pytest.fixture
-def db(redis_url: str) -> Iterator[str]:
-    url = claim_db(redis_url)
-    yield url
-    flush(url)
-
-
-@pytest.fixture
-def make_cluster(db: str, tmp_path: Path) -> Iterator[callable]:
-    clusters: list[Cluster] = []
-
-    def make(**env: str) -> Cluster:
-        c = Cluster(db, tmp_path / f"cluster{len(clusters)}", env)
-        c.workdir.mkdir()
-        clusters.append(c)
-        return c
-
-    yield make
-    for c in clusters:
-        c.stop()
 
 
 def pieces_flow(tmp: Path, parts: int, rows: int, delay: float, **extra: object) -> Path:
