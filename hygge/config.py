@@ -142,33 +142,31 @@ class FlowSpec:
                 mode = "append"
             if mode is not None:
                 store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
+        # What a plain and a partitioned flow take alike.
+        common: dict[str, Any] = {
+            "name": self.name,
+            "queue_size": self.options.queue_size,
+            "retries": self.options.retries,
+            "retry_delay": self.options.retry_delay,
+            "incremental": self.options.incremental,
+            "full_refresh": full_refresh,
+            "on_progress": on_progress,
+        }
         if self.options.partitioned:
             from hygge.partitioned import PartitionedFlow
 
             return PartitionedFlow(
                 self.home.build(),  # type: ignore[arg-type]
                 store.build,  # type: ignore[arg-type]
-                name=self.name,
                 partitions=self.options.partitions,
                 ranges=self.options.ranges,
                 parallel=self.options.parallel,
-                queue_size=self.options.queue_size,
-                retries=self.options.retries,
-                retry_delay=self.options.retry_delay,
-                incremental=self.options.incremental,
-                full_refresh=full_refresh,
-                on_progress=on_progress,
+                **common,
             )
         return Flow(
             self.home.build(),  # type: ignore[arg-type]
             store.build(),  # type: ignore[arg-type]
-            name=self.name,
-            queue_size=self.options.queue_size,
-            retries=self.options.retries,
-            retry_delay=self.options.retry_delay,
-            incremental=self.options.incremental,
-            full_refresh=full_refresh,
-            on_progress=on_progress,
+            **common,
         )
 
 
