@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from hygge.errors import HyggeError
+from hygge.secrets import mask_logs, mask_url
 
 if TYPE_CHECKING:
     from hygge.coordinator import Coordinator
@@ -59,8 +60,8 @@ def user_errors(verbose: bool) -> Iterator[None]:
         yield
     except HyggeError as exc:
         if verbose:
-            err_console.print_exception()
-        fail(str(exc))
+            _print_traceback(exc)
+        fail(mask_url(str(exc)))
 
 
 def setup_logging(verbose: bool) -> None:
@@ -69,6 +70,7 @@ def setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    mask_logs()
 
 
 @app.command()
@@ -339,18 +341,21 @@ def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
     for name, exc in problems.items():
         if verbose:
             _print_traceback(exc)
-        err_console.print(f"[bold red]error:[/] flow '{name}': {exc}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/] flow '{name}': {mask_url(str(exc))}", highlight=False
+        )
     raise typer.Exit(1)
 
 
 def _report_failure(flow: str, message: str | None) -> None:
-    err_console.print(f"[red]{flow}[/]: {message}", highlight=False)
+    err_console.print(f"[red]{flow}[/]: {mask_url(str(message))}", highlight=False)
 
 
 def _print_traceback(exc: BaseException) -> None:
     import traceback
 
-    err_console.print("".join(traceback.format_exception(exc)), highlight=False)
+    # a driver's exception down the chain may quote the URL it was given, password and all
+    err_console.print(mask_url("".join(traceback.format_exception(exc))), highlight=False)
 
 
 def main() -> None:

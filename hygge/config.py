@@ -450,8 +450,8 @@ def _parse_flow(
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
     )
-    options_raw = _resolve(source, options_raw, flow_path)
-    options = validate(source, FlowOptions, options_raw, flow_path, "flow option")
+    resolved_options = _resolve(source, options_raw, flow_path)
+    options = validate(source, FlowOptions, resolved_options, flow_path, "flow option", options_raw)
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
     store = _parse_connector(source, "store", name, raw["store"], origins["store"], options)
     if options.incremental:
@@ -485,6 +485,7 @@ def _parse_connector(
     cls_names = registry.names(kind)
     settings_raw = _merge_options(source, spec, origin, None, kind)
     resolved = _resolve(source, settings_raw, origin)
+    raw_settings = dict(settings_raw)
     if type_name is None:
         type_name = infer_type(source, kind, resolved, origin)
     cls = registry.lookup(kind, str(type_name))
@@ -501,7 +502,7 @@ def _parse_connector(
         and options.batch_size
     ):
         resolved["batch_size"] = options.batch_size
-    settings = validate(source, cls.Settings, resolved, origin, kind)
+    settings = validate(source, cls.Settings, resolved, origin, kind, raw_settings)
     return ConnectorSpec(
         kind, flow if origin[0] == "flows" else str(origin[-1]), str(type_name), settings
     )

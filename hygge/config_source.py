@@ -3,6 +3,8 @@ valid choice. Pydantic's errors are translated here, so every message has the sa
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from hygge import registry, yamlpos
+from hygge import registry, secrets, yamlpos
 from hygge.errors import ConfigError
 
 
@@ -45,7 +47,10 @@ def validate(
     data: dict[str, Any],
     origin: tuple[Any, ...],
     what: str,
+    raw: dict[str, Any] | None = None,
 ) -> Any:
+    """`data` as `model`, or a ConfigError in the shape of all others. `raw` is `data` as
+    written (`${VAR}` unresolved): what an error echoes back, so a resolved secret never is."""
     try:
         return model.model_validate(data, context={"base_dir": str(source.base_dir)})
     except PydanticValidationError as exc:
@@ -84,9 +89,32 @@ def validate(
                 if c
             ]
             hint = choices_hint(err["input"], choices, "values")
-        raise source.error(
-            f"{err['msg']} (got {err.get('input')!r})", path, key=f"{what}.{key}", hint=hint
-        ) from None
+        message = err["msg"].removeprefix("Value error, ")
+        if loc:  # a model's own check gets the whole mapping: no use echoing it back
+            echoed = _at(raw, loc, err.get("input"))
+            message += f" (got {secrets.shown(echoed, loc)})"
+        message = secrets.mask_values(message, used_variables(source, raw))
+        raise source.error(message, path, key=f"{what}.{key}" if key else what, hint=hint) from None
+
+
+def _at(value: Any, loc: tuple[Any, ...], otherwise: Any) -> Any:
+    """The value at `loc` in nested mappings and lists (`otherwise` where there is none)."""
+    if value is None:
+        return otherwise
+    for part in loc:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return otherwise
+    return value
+
+
+def used_variables(source: Source, raw: Any) -> dict[str, str]:
+    """Name -> value of every variable `raw` refers to that the environment sets."""
+    if source.env is None or raw is None:
+        return {}
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", json.dumps(raw, default=str)))
+    return {n: source.env[n] for n in names if source.env.get(n)}
 
 
 def field_hint(model: type[BaseModel], name: str) -> str | None:

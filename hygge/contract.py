@@ -58,6 +58,7 @@ from pydantic.functional_validators import AfterValidator
 from hygge import registry
 from hygge.errors import ConfigError
 from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
+from hygge.secrets import mask_url
 from hygge.storage.location import is_object_url
 
 DEFAULT_BATCH_SIZE = 100_000
@@ -176,7 +177,9 @@ class Connector(Generic[S]):
             except PydanticValidationError as exc:
                 first = exc.errors()[0]
                 key = ".".join(str(p) for p in first["loc"])
-                raise ConfigError(first["msg"], key=f"{self.kind} '{name}' -> {key}") from exc
+                # pydantic's own text echoes the input (a password too): not chained, masked
+                message = mask_url(first["msg"].removeprefix("Value error, "))
+                raise ConfigError(message, key=f"{self.kind} '{name}' -> {key}") from None
         elif values:
             settings = settings.model_copy(update=values)
         assert settings is not None

@@ -126,9 +126,10 @@ class Cluster:
             start_new_session=True,  # its own process group: kill the worker and its children
         )
 
-    def start_worker(self, name: str, concurrency: int = 2) -> str:
+    def start_worker(self, name: str, concurrency: int = 2, loglevel: str | None = None) -> str:
         node = f"{name}@test"
-        self._spawn(name, ["worker", "-n", node, "-c", str(concurrency)], self.env)
+        level = ["--loglevel", loglevel] if loglevel else []
+        self._spawn(name, ["worker", "-n", node, "-c", str(concurrency), *level], self.env)
         wait_for(
             lambda: self.redis.exists(f"hygge:worker:{node}") or self._died(name),
             60,

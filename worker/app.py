@@ -18,7 +18,9 @@ import time
 from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
+from hygge.secrets import mask_logs
 from worker.contract import TASK_NAME, FlowJob, Settings
 from worker.runs import Runs, connect
 
@@ -45,6 +47,13 @@ app.conf.update(
     worker_hijack_root_logger=True,
     imports=("worker.tasks", "worker.sweeper"),
 )
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _mask_logs(logger: Any, **_: Any) -> None:
+    """Every line a worker logs passes the password masking (tracebacks included)."""
+    mask_logs(logger)
 
 
 def send(job: FlowJob, countdown: float | None = None) -> Any:

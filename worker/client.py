@@ -24,9 +24,9 @@ import redis
 from hygge import config as config_module
 from hygge.config import FlowOptions
 from hygge.entities import manifest
-from hygge.errors import BrokerUnreachable, RunLost
+from hygge.errors import BrokerUnreachable, ConfigError, RunLost
 from hygge.partitions import partition_count
-from hygge.secrets import mask_url
+from hygge.secrets import literal_secrets, mask_url
 from worker.contract import FlowJob, Settings, partition_name
 from worker.runs import Runs, RunStatus, connect
 
@@ -57,6 +57,7 @@ def enqueue(
     # entity flows is fixed from here on (a table added meanwhile waits for the next run).
     sets = [s for s in config.entity_sets.values() if set(s.flows) & set(selected)]
     notes = [note for s in sets for note in (*s.notes, *manifest.gone(s))]
+    refuse_literal_secrets(config, order)
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
@@ -87,6 +88,22 @@ def enqueue(
         settings.flower_url,
         notes,
     )
+
+
+def refuse_literal_secrets(config: config_module.FlowsFile, names: list[str]) -> None:
+    """A password written out in flows.yml would lie in clear text in Redis and Flower (the
+    message carries the flow as written): refuse it before anything is sent."""
+    for name in names:
+        found = literal_secrets(config.flows[name].raw)
+        if found:
+            raise ConfigError(
+                f"{found[0]} holds a password or secret written out; enqueued, it would be "
+                "stored in clear text in Redis; nothing was enqueued",
+                file=str(config.path),
+                flow=name,
+                hint="put it in an environment variable the workers have and write "
+                "${VAR} in its place, e.g. connection: ${PG_URL}",
+            )
 
 
 def partition_jobs(job: FlowJob, options: FlowOptions) -> list[FlowJob]:
