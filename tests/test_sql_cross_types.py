@@ -149,3 +149,47 @@ def test_values_without_an_exact_match_are_refused_with_what_to_do(
     # MariaDB's TIME is a duration of up to 838 hours: it arrives exactly, as a duration
     (t,) = pq.read_table(tmp_path / "lake" / "h").column("t").to_pylist()
     assert t == dt.timedelta(hours=838, minutes=59, seconds=59)
+
+
+def test_postgres_infinity_is_refused_naming_column_and_value(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """'infinity' has no timestamp or date outside PostgreSQL: it used to arrive as
+    290279-12-22 BC (5877612 BC for a date), exit 0."""
+    import duckdb
+
+    table = unique("xinf")
+    mapped = (
+        f"SELECT id, CASE WHEN isfinite(ts) THEN ts END AS ts,"
+        f" CASE WHEN isfinite(d) THEN d END AS d FROM {table}"
+    )
+    (tmp_path / "inf.yml").write_text(
+        f'flows:\n  ts: {{home: {{type: sql, connection: "{postgres_url}",'
+        f' query: "SELECT id, ts FROM {table}"}}, store: lake/ts}}\n'
+        f'  tz: {{home: {{type: sql, connection: "{postgres_url}",'
+        f' query: "SELECT id, tz FROM {table}"}}, store: lake/tz}}\n'
+        f'  d: {{home: {{type: sql, connection: "{postgres_url}",'
+        f' query: "SELECT id, d FROM {table}"}}, store: lake/d}}\n'
+        f'  mapped: {{home: {{type: sql, connection: "{postgres_url}",'
+        f' query: "{mapped}"}}, store: lake/mapped}}\n'
+    )
+    with database(postgres_url, table) as pg:
+        pg.run(f"CREATE TABLE {table} (id int, ts timestamp, tz timestamptz, d date)")
+        pg.run(
+            f"INSERT INTO {table} VALUES (1, '2020-01-01', '2020-01-01', '2020-01-01'),"
+            " (2, 'infinity', '-infinity', '-infinity'), (3, NULL, NULL, 'infinity')"
+        )
+        expected = {"ts": "'infinity'", "tz": "'-infinity'", "d": "'infinity' and '-infinity'"}
+        for flow, value in expected.items():
+            result = run_cli("run", "inf.yml", "--flow", flow, cwd=tmp_path)
+            out = result.stdout + result.stderr
+            assert result.returncode == 1 and "Traceback" not in out, out
+            assert f"column '{flow}' holds {value}" in out and "isfinite" in out, out
+            assert not list(tmp_path.glob(f"lake/{flow}/*.parquet"))  # nothing written
+        # the documented mapping (a query) moves the rest exactly
+        result = run_cli("run", "inf.yml", "--flow", "mapped", cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    got = duckdb.sql(
+        f"SELECT id, ts::text, d::text FROM '{tmp_path}/lake/mapped/*.parquet' ORDER BY id"
+    ).fetchall()
+    assert got == [(1, "2020-01-01 00:00:00", "2020-01-01"), (2, None, None), (3, None, None)]

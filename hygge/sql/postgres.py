@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from hygge.errors import HyggeError
+from hygge.errors import HomeError, HyggeError
 from hygge.sql.base import SYSTEM_SCHEMAS, CatalogTable, Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
@@ -252,6 +252,9 @@ def _pg_fix(table: pa.Table, decimals: dict[str, pa.DataType]) -> pa.Table:
             new = pa.chunked_array([uuid_bytes_to_text(c) for c in column.chunks], type=UUID)
         elif tag(field.type) == "json":
             new = as_extension(column, JSON) if field.type != JSON else column
+        elif pa.types.is_timestamp(field.type) or pa.types.is_date32(field.type):
+            _refuse_infinity(field, column)
+            continue
         elif getattr(field.type, "vendor_name", None) == "PostgreSQL":  # wire bytes only
             raise HyggeError(
                 f"column '{field.name}': PostgreSQL type {field.type.type_name} arrives only in "
@@ -262,3 +265,36 @@ def _pg_fix(table: pa.Table, decimals: dict[str, pa.DataType]) -> pa.Table:
             continue
         table = table.set_column(i, pa.field(field.name, new.type), new)
     return table.replace_schema_metadata(None)
+
+
+# PostgreSQL's `infinity` and `-infinity` have no Arrow value: ADBC hands over the server's
+# sentinel (int64 / int32 min and max) shifted from 2000-01-01 to 1970-01-01, which wraps round
+# to a date near year 290,000 BC (5.8 million BC for a date). PostgreSQL's earliest finite
+# value is 4713 BC, so anything before it is one of those two; the exact sentinels say which.
+_PG_EPOCH_US, _PG_EPOCH_DAYS = 946_684_800_000_000, 10_957
+_EARLIEST_US, _EARLIEST_DAYS = -210_866_803_200_000_000, -2_440_588  # 4713-11-24 BC
+_INFINITE = {
+    "us": {-(2**63) + _PG_EPOCH_US - 1: "infinity", -(2**63) + _PG_EPOCH_US: "-infinity"},
+    "day": {-(2**31) + _PG_EPOCH_DAYS - 1: "infinity", -(2**31) + _PG_EPOCH_DAYS: "-infinity"},
+}
+
+
+def _refuse_infinity(field: pa.Field, column: pa.ChunkedArray) -> None:
+    """A silent change of 'infinity' into a real (absurd) date is refused, naming the value."""
+    import pyarrow.compute as pc
+
+    date = pa.types.is_date32(field.type)
+    numbers = column.cast(pa.int32() if date else pa.int64())
+    earliest = pc.min(numbers).as_py()
+    if earliest is None or earliest >= (_EARLIEST_DAYS if date else _EARLIEST_US):
+        return
+    sentinels = _INFINITE["day" if date else "us"]
+    found = [v for k, v in sentinels.items() if pc.any(pc.equal(numbers, k)).as_py()]
+    value = " and ".join(f"'{v}'" for v in found) or "'infinity' or '-infinity'"
+    kind = "date" if date else "timestamp"
+    raise HomeError(
+        f"column '{field.name}' holds {value}, which a {kind} outside PostgreSQL has no "
+        "value for; nothing was written",
+        hint=f'map it in a query, e.g. CASE WHEN isfinite("{field.name}") THEN '
+        f'"{field.name}" END AS "{field.name}" (NULL), or a date of your choosing',
+    )
