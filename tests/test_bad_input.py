@@ -200,3 +200,30 @@ def test_a_live_runs_staging_is_not_swept(tmp_path: Path):
     assert sweep_dead(target) == [dead]
     assert live.is_dir()
     lock.release()
+
+
+@pytest.mark.parametrize("block_size", [None, 4096])
+def test_csv_quote_never_closed_names_file_and_line(project: Path, block_size: int | None):
+    """An open quote near the end swallowed the rest of the file into one text value (exit
+    0, a numeric column turned to text); in an earlier block it was pyarrow's 'out of sync'."""
+    rows = ["id,name,amount", *(f"{i},n{i},{i}" for i in range(1, 2000))]
+    rows[1500] = '1500,x,"55'  # line 1,501
+    (project / "open.csv").write_text("\n".join(rows) + "\n")
+    extra = f", block_size: {block_size}" if block_size else ""
+    err = run_bad(
+        project, f"flows: {{f: {{home: {{type: csv, path: open.csv{extra}}}, store: out}}}}"
+    )
+    assert f"{project / 'open.csv'}, line 1,501: a quoted field is never closed" in err, err
+
+
+def test_csv_field_larger_than_the_block_names_the_setting(project: Path):
+    big = "x" * 300_000
+    (project / "wide.csv").write_text(f"id,v\n1,a\n2,{big}\n3,c\n")
+    flows = "flows: {{f: {{home: {{type: csv, path: wide.csv, block_size: {}}}, store: {}}}}}"
+    err = run_bad(project, flows.format(65536, "out"))
+    assert "wide.csv" in err and "`block_size`" in err and "65,536" in err, err
+    # raising it as the message says moves the row, exactly
+    (project / "flows.yml").write_text(flows.format(1 << 20, "wide_out"))
+    assert run_cli("run", "flows.yml", cwd=project).returncode == 0
+    got = pl.read_parquet(project / "wide_out" / "*.parquet").sort("id")
+    assert got["v"].to_list() == ["a", big, "c"]
