@@ -287,6 +287,7 @@ def parse(
     # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
     sets = _expand_entities(source, inlined, os.environ if env is None else env)
     flows: dict[str, FlowSpec] = {}
+    made_by: dict[str, tuple[str, str]] = {}  # an entity's flow -> (definition, entity)
     for name, (raw, origins) in inlined.items():
         source.flow = name
         if name not in sets:
@@ -304,6 +305,16 @@ def parse(
                     ("flows", entity.flow),
                     hint="rename one of them",
                 )
+            if entity.flow in made_by:  # `crm` + table `a.b` and `crm.a` + table `b`
+                other, other_entity = made_by[entity.flow]
+                raise source.error(
+                    f"entity '{entity.name}' makes a flow named '{entity.flow}', and so does "
+                    f"entity '{other_entity}' of definition '{other}'; one of them would never "
+                    "be moved",
+                    ("flows", name),
+                    hint="rename one of the definitions, or exclude the entity from one",
+                )
+            made_by[entity.flow] = (name, entity.name)
             at = ("flows", name)
             flows[entity.flow] = _parse_flow(source, entity.flow, entity.raw, origins, at)
     source.flow = None

@@ -175,3 +175,30 @@ def test_two_schemas_with_one_table_name(tmp_path: Path, postgres_url: str) -> N
                 *sorted((first, second))  # discovery lists tables sorted by schema
             ),
         )
+
+
+def test_two_definitions_making_one_flow_name_are_refused_naming_both(tmp_path: Path) -> None:
+    """`crm` with entity `a.b` and `crm.a` with entity `b` both make `crm.a.b`: one of the
+    two was dropped silently (validate reported one flow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for folder, name in (("d1", "a.b"), ("d2", "b")):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.table({"id": [1]}), tmp_path / folder / f"{name}.parquet")
+    body = (
+        "flows:\n"
+        "  crm:\n"
+        '    home: "d1/{entity}.parquet"\n'
+        '    store: "lake/one/{entity}"\n'
+        "  crm.a:\n"
+        '    home: "d2/{entity}.parquet"\n'
+        '    store: "lake/two/{entity}"\n'
+    )
+    refused(
+        tmp_path,
+        body,
+        "flows.yml:5: flow 'crm.a'",
+        "entity 'b' makes a flow named 'crm.a.b'",
+        "entity 'a.b' of definition 'crm'",
+    )
