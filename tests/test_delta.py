@@ -114,3 +114,41 @@ flows:
     first.load_as_version(0)
     assert first.to_pyarrow_table().num_rows == 1_000
     assert duckdb_rows(first, tmp_path / "v0", emu) == expected(range(0, 1_000))
+
+
+@pytest.mark.parametrize(
+    ("second", "expected_text"),
+    [
+        ({"id": [4, 5], "v": ["x", "y"]}, "(id=4) 2 times"),  # id 4 in both batches
+        ({"id": [None, 5], "v": ["x", "y"]}, "1 row(s) have a NULL merge key (id)"),
+    ],
+)
+def test_merge_refuses_duplicate_and_null_keys(tmp_path: Path, second, expected_text) -> None:
+    """They were stored (exit 0) as they came: two rows for id 4, a row with a NULL id."""
+    drop(tmp_path / "src", "a.parquet", range(1, 5))  # ids 1..4, the first batch
+    lake = tmp_path / "lake"
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  m:\n    home: {tmp_path / 'src'}\n"
+        f"    store: {{type: delta, path: {lake}, mode: merge, key: [id]}}\n"
+    )
+    run(tmp_path, {})  # the first run creates the table: ids 1..4
+    before = DeltaTable(str(lake)).version()
+    pl.DataFrame(second, schema={"id": pl.Int64, "v": pl.String}).write_parquet(
+        tmp_path / "src" / "b.parquet"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert expected_text in out and "merge" in out, out
+    dt = DeltaTable(str(lake))
+    assert dt.version() == before  # nothing committed
+    assert duckdb_rows(dt, tmp_path) == expected(range(1, 5))
+    # a first run (no table yet) is checked the same way
+    fresh = tmp_path / "fresh"
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  m:\n    home: {tmp_path / 'src'}\n"
+        f"    store: {{type: delta, path: {fresh}, mode: merge, key: id}}\n"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    assert done.returncode == 1 and expected_text in done.stderr, done.stderr
+    assert not (fresh / "_delta_log").exists()

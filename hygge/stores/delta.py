@@ -343,6 +343,8 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         else:  # replace with no rows empties the table; or an empty commit with the state
             schema = pa.schema(table.schema().to_arrow())
         self._check_schema(table, schema)
+        if self.settings.mode == "merge":
+            self._check_keys(schema)
         data = pads.dataset([str(f) for f in self._files], schema=schema, format="parquet")
         reader = data.scanner(batch_size=64_000).to_reader()
         props = self._commit_properties(table)
@@ -374,6 +376,38 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
             storage_options=self._delta_options(),
             commit_properties=props,
         )
+
+    def _check_keys(self, schema: pa.Schema) -> None:
+        """Merge needs one row per key and no NULL key, across every batch of the flow (as
+        the SQL stores refuse): otherwise duplicates are stored, or a row matches nothing."""
+        key = self.settings.key or []
+        missing = [k for k in key if k not in schema.names]
+        if missing:
+            raise StoreError(
+                f"{self.where}: the merge key column(s) {', '.join(missing)} are not in the data",
+                hint=f"the data has: {', '.join(schema.names)}",
+            )
+        if not self._files:
+            return
+        rows = pl.scan_parquet([str(f) for f in self._files]).select(key)
+        nulls = rows.filter(pl.any_horizontal(pl.col(k).is_null() for k in key))
+        null_count = nulls.select(pl.len()).collect().item()
+        if null_count:
+            raise StoreError(
+                f"{self.where}: {null_count:,} row(s) have a NULL merge key ({', '.join(key)})",
+                hint="merge matches rows on the key; fill or filter NULL keys in the source",
+            )
+        dups = rows.group_by(key).len().filter(pl.col("len") > 1).sort("len", descending=True)
+        sample = dups.head(3).collect()
+        if sample.height:
+            shown = "; ".join(
+                "(" + ", ".join(f"{k}={r[k]!r}" for k in key) + f") {r['len']} times"
+                for r in sample.iter_rows(named=True)
+            )
+            raise StoreError(
+                f"{self.where}: duplicate merge key ({', '.join(key)}) in the data: {shown}",
+                hint="merge needs one row per key; de-duplicate in the source",
+            )
 
     def _check_schema(self, table: Any, incoming: pa.Schema) -> None:
         if table is None or self.settings.schema_policy != "freeze":
