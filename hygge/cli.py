@@ -110,6 +110,7 @@ def run(
             _show_entities(coordinator, each=False)
             _show_plan(coordinator)
             _check_or_fail(coordinator, verbose)
+            _show_part_notes(coordinator)
             console.print("[green]dry run: everything checks out; nothing was moved.[/]")
             return
         with LiveProgress(console) as live:
@@ -136,6 +137,7 @@ def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
         coordinator = Coordinator(flows_file)
         _show_entities(coordinator, each=True)
         _check_or_fail(coordinator, verbose)
+        _show_part_notes(coordinator)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
 
@@ -307,6 +309,16 @@ def _what(coordinator: Coordinator, name: str) -> str:
         parts = len(options.ranges) if options.ranges else options.partitions
         how.append(f"in {parts} partitions")
     return f"{home.describe()} -> {store.describe()}" + (f" ({', '.join(how)})" if how else "")
+
+
+def _show_part_notes(coordinator: Coordinator) -> None:
+    """How partitioned flows read, where it is less than one snapshot (e.g. MariaDB)."""
+    for name in coordinator.selected:
+        spec = coordinator.config.flows[name]
+        if spec.options.partitioned:
+            note = getattr(spec.home.build(), "parts_note", lambda: None)()
+            if note:
+                console.print(f"[yellow]note:[/] flow '{name}': {note}", highlight=False)
 
 
 def _show_entities(coordinator: Coordinator, each: bool) -> None:

@@ -46,7 +46,7 @@ documentation, in one module (the house rule: one place to read it).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
@@ -360,6 +360,12 @@ class SplittableHome:
     exactly that share. Together the parts read every row exactly once. An incremental home
     plans inside its resumed window, and `merge_checkpoints` folds the parts' checkpoints
     into the one state committed with the data.
+
+    All parts read one snapshot where the source can share one: what `plan_parts` holds for
+    that (a database transaction) lasts until `release_parts(descriptors)`, which the runner
+    calls once no part will read any more (`until`: a check polled in the background, for a
+    runner whose parts run elsewhere). `parts_note()`: what `validate` says when the parts
+    cannot share a snapshot (None: nothing to say).
     """
 
     async def plan_parts(
@@ -373,6 +379,15 @@ class SplittableHome:
     def merge_checkpoints(self, states: list[dict[str, Any]]) -> dict[str, Any]:
         """The state after every part has been read (incremental homes)."""
         raise NotImplementedError(f"{type(self).__name__} must implement merge_checkpoints()")
+
+    def release_parts(
+        self, descriptors: list[dict[str, Any]], until: Callable[[], bool] | None = None
+    ) -> None:
+        """Let go of what `plan_parts` held for the parts (now, or once `until()` is true)."""
+
+    def parts_note(self) -> str | None:
+        """A note for `validate` on how the parts read (e.g. not from one snapshot)."""
+        return None
 
 
 class MultiPartStore:

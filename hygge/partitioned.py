@@ -166,6 +166,7 @@ class PartitionedFlow:
                 await self.before_commit()
             await store.commit_parts(sealed)
         finally:  # after a failure: discard every part; after the commit: clean up
+            self.home.release_parts(descriptors)  # e.g. the snapshot every part read
             await asyncio.shield(store.abort_parts([{"part": n} for n in names]))
         return read
 

@@ -26,7 +26,7 @@ from hygge.config import FlowSpec
 from hygge.errors import FlowError
 from hygge.flow import Flow, resume_home, state_record
 from hygge.partitioned import PartitionedFlow, PartStore, check_rows
-from hygge.progress import FlowState
+from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.report import FlowReport, ProgressCallback
 from worker.contract import FlowJob, Keys, partition_name, text
 
@@ -47,12 +47,27 @@ async def _plan(job: FlowJob, flow: PartitionedFlow, r: redis.Redis) -> dict[str
         if flow.incremental:
             state = await resume_home(job.config_name, flow.home, flow.store, flow.full_refresh)
         parts = await flow.home.plan_parts(job.parts, flow.ranges)
-        r.set(key, json.dumps({"parts": parts, "state": state}), nx=True, ex=PLAN_TTL)
+        won = r.set(key, json.dumps({"parts": parts, "state": state}), nx=True, ex=PLAN_TTL)
+        # What the plan holds for its parts (PostgreSQL: the snapshot they all read) stays
+        # in this process until every partition has ended; a losing plan's, not at all.
+        flow.home.release_parts(parts, until=_all_ended(job, r) if won else None)
         raw = r.get(key)
     plan = json.loads(text(raw))
     if flow.incremental:
         flow.home.resume(plan["state"])  # type: ignore[attr-defined]
     return plan
+
+
+def _all_ended(job: FlowJob, r: redis.Redis) -> Callable[[], bool]:
+    """A check: has every partition of the flow ended (its run record in a final state)?"""
+    keys = Keys(job.run_id)
+    names = [partition_name(job.config_name, i, job.parts) for i in range(job.parts)]
+
+    def ended() -> bool:
+        states = [text(r.hget(keys.flow(name), "state")) for name in names]
+        return all(s in TERMINAL_STATES for s in states)
+
+    return ended
 
 
 async def run_partition(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import polars as pl
@@ -15,9 +15,9 @@ from hygge import partitions
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.contract import Home, HomeSettings, IncrementalHome, SplittableHome
 from hygge.errors import HomeError, HyggeError
-from hygge.sql import faults
+from hygge.sql import faults, snapshot
 from hygge.sql.base import Session, user_query
-from hygge.sql.connect import connect
+from hygge.sql.connect import connect, session_class
 from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
 from hygge.sql.types import family
 from hygge.sql.url import SqlUrl, parse_url
@@ -82,6 +82,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
     _saved: dict[str, Any] | None = None  # the state resumed from (every read starts there)
     _range: partitions.Range | None = None  # a partition: only rows of this range
     _range_kind: str = "int"
+    _snapshot: str | None = None  # a partition: the planner's snapshot, read by every part
 
     def incremental_definition(self) -> dict[str, Any]:
         s = self.settings
@@ -164,6 +165,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         self, count: int | str | None, ranges: list[list[Any]] | None
     ) -> list[dict[str, Any]]:
         session = self._connect()
+        shared: str | None = None
         try:
             sql, columns = self._select(session)
             if self._cursor is not None:  # incremental: partition the window, not the table
@@ -179,21 +181,48 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                         f"partition_on column '{self.settings.partition_on}'",
                         hint="give ranges of the column's type, e.g. [[0, 1000], [1000, 2000]]",
                     ) from exc
-            else:
+            # From here on the planner's session holds the snapshot every part reads (the
+            # bounds are found in it too): hygge/sql/snapshot.py.
+            shared = self._export(session)
+            if not ranges:
                 column = session.quote(self.settings.partition_on or "")
                 bounds = f"SELECT min({column}), max({column}) FROM ({sql}) AS hygge_bounds"
                 try:
                     low, high = session.query(bounds)[0]
                 except Exception as exc:
+                    snapshot.release(shared)
                     raise self._query_error(exc) from exc
                 low, high = (None if v is None else coerce(v, kind) for v in (low, high))
                 planned = partitions.split_range(low, high, partitions.partition_count(count), kind)
         finally:
-            session.close()
+            if shared is None:
+                session.close()
         return [
-            {"kind": kind, "low": to_json(r.low), "high": to_json(r.high), "nulls": r.nulls}
+            {
+                "kind": kind,
+                "low": to_json(r.low),
+                "high": to_json(r.high),
+                "nulls": r.nulls,
+                "snapshot": shared,
+            }
             for r in planned
         ]
+
+    def _export(self, session: Session) -> str | None:
+        try:
+            return snapshot.hold(session)
+        except Exception as exc:
+            raise self._query_error(exc) from exc
+
+    def release_parts(
+        self, descriptors: list[dict[str, Any]], until: Callable[[], bool] | None = None
+    ) -> None:
+        for shared in {d.get("snapshot") for d in descriptors if d.get("snapshot")}:
+            snapshot.release(shared, until)
+
+    def parts_note(self) -> str | None:
+        note = session_class(self.url).snapshot_note
+        return f"{self.url.dialect}: partitions {note}" if note else None
 
     def part(self, descriptor: dict[str, Any]) -> SQLHome:
         home = SQLHome(self.name, self.settings)
@@ -204,6 +233,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
             bool(descriptor["nulls"]),
         )
         home._range_kind = kind
+        home._snapshot = descriptor.get("snapshot")
         if self._cursor is not None:
             home.resume(self._saved)
         return home
@@ -283,6 +313,8 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 kind = self._range_kind
                 cond = self._range.predicate(column, lambda v: sql_literal(v, kind, session))
                 sql = f"SELECT * FROM ({sql}) AS hygge_part WHERE {cond}"
+            if self._snapshot is not None:
+                session.import_snapshot(self._snapshot)
             stream = session.stream(sql, self.batch_size, columns)
             for table in rebatch(_batches_of(self._guard(stream)), self.batch_size):
                 if table.num_rows:

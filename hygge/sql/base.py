@@ -97,6 +97,22 @@ class Session:
         with contextlib.suppress(Exception):
             self.conn.close()
 
+    # -- one snapshot for many readers (hygge/sql/snapshot.py) -------------------------------
+    # What `validate` says of a partitioned read when the database cannot share a snapshot.
+    snapshot_note: ClassVar[str] = (
+        "cannot share one snapshot between connections: each partition reads the table as "
+        "it is when that partition starts (rows changed meanwhile may be missed or read twice)"
+    )
+
+    def export_snapshot(self) -> str | None:
+        """Begin a transaction whose snapshot other sessions can import; its id, or None
+        where the database cannot share one."""
+        return None
+
+    def import_snapshot(self, snapshot: str) -> None:
+        """Begin a transaction reading `snapshot` (from `export_snapshot`)."""
+        raise NotImplementedError
+
     def transaction(self, steps: list[str]) -> None:
         """Run `steps` in one transaction: all of them commit, or none."""
         self.begin()

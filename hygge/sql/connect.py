@@ -11,8 +11,8 @@ from hygge.sql.postgres import PostgresSession
 from hygge.sql.url import SqlUrl
 
 
-def connect(url: SqlUrl, error: type[HyggeError], what: str) -> Session:
-    """A session for `url`; a failure says where it tried, and is transient when it may heal."""
+def session_class(url: SqlUrl) -> type[Session]:
+    """The Session class that talks to `url` (what it can do is known before connecting)."""
     cls: type[Session] = {
         "postgresql": PostgresSession,
         "mysql": MySqlSession,
@@ -20,6 +20,12 @@ def connect(url: SqlUrl, error: type[HyggeError], what: str) -> Session:
     }.get(url.dialect, AlchemySession)
     if url.driver and url.dialect == "postgresql" and url.driver not in ("adbc", "psycopg"):
         cls = AlchemyPostgresSession  # the user named a driver: honour it through SQLAlchemy
+    return cls
+
+
+def connect(url: SqlUrl, error: type[HyggeError], what: str) -> Session:
+    """A session for `url`; a failure says where it tried, and is transient when it may heal."""
+    cls = session_class(url)
     try:
         return cls(url)
     except ImportError as exc:

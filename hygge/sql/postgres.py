@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -89,6 +89,28 @@ class PostgresSession(PostgresSql):
 
     def execute(self, sql: str) -> None:
         self.cur.execute(sql)
+
+    # ADBC opens a transaction after every commit and rollback, so SET TRANSACTION right
+    # after a rollback is the first statement of a fresh one, as PostgreSQL requires.
+    snapshot_note: ClassVar[str] = ""  # shares one: every partition reads the same snapshot
+
+    def export_snapshot(self) -> str | None:
+        self.rollback()
+        self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return str(self.query("SELECT pg_export_snapshot()")[0][0])
+
+    def import_snapshot(self, snapshot: str) -> None:
+        self.rollback()
+        self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            self.execute(f"SET TRANSACTION SNAPSHOT {literal(snapshot)}")
+        except Exception as exc:
+            raise HomeError(
+                f"the snapshot {snapshot} this partitioned read was planned in is gone (the "
+                "process that planned it stopped, or held it longer than allowed); the "
+                "partitions could not all read the same data",
+                hint="run the flow again; nothing of this run is published",
+            ) from exc
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         self.cur.execute(sql)
