@@ -465,3 +465,43 @@ def test_a_tinyint1_that_is_not_a_boolean_is_an_error(mysql_url: str, read_path:
         query = f"SELECT id, CAST(flag AS SIGNED) AS flag FROM {table}"
         Flow(SQLHome("q", query=query, connection=mysql_url), sink).run()
         assert sink.rows() == [(1, 1), (2, 5)]
+
+
+def test_a_row_over_max_allowed_packet_is_read_or_named_never_retried(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """A 20 MB row (two 10 MB columns; the server's packet limit is 16 MB) failed as "lost
+    connection" and was retried 3 times. First in the read, PyMySQL reads it, exactly; after
+    rows already read, it is a permanent error saying what it is."""
+    from tests.conftest import run_cli
+
+    first, later = unique("bigrow"), unique("bigrow")
+    with database(mysql_url, first, later) as my:
+        for table, big_id in ((first, 1), (later, 300_000)):  # later: after 200,000 rows
+            my.run(f"CREATE TABLE {table} (id int, a longtext, b longtext)")
+            small = "seq_2_to_2" if big_id == 1 else "seq_1_to_200000"
+            my.run(f"INSERT INTO {table} SELECT seq, 's', 't' FROM {small}")
+            my.run(
+                f"INSERT INTO {table} SELECT {big_id}, repeat('x', 10485760), repeat('y', 10485760)"
+            )
+        (tmp_path / "flows.yml").write_text(
+            "flows:\n"
+            f'  first: {{home: {{type: sql, connection: "{mysql_url}", '
+            f'query: "SELECT * FROM {first} ORDER BY id", batch_size: 1}}, store: lake/first}}\n'
+            f'  later: {{home: {{type: sql, connection: "{mysql_url}", '
+            f'query: "SELECT * FROM {later} ORDER BY id", batch_size: 1000}}, store: lake/later}}\n'
+        )
+        result = run_cli("run", "flows.yml", "--flow", "first", cwd=tmp_path, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        got = pq.read_table(tmp_path / "lake" / "first").sort_by("id").to_pylist()
+        assert [(r["id"], len(r["a"]), len(r["b"])) for r in got] == [
+            (1, 10485760, 10485760),
+            (2, 1, 1),
+        ]
+        assert set(got[0]["a"]) == {"x"} and set(got[0]["b"]) == {"y"}
+        result = run_cli("run", "flows.yml", "--flow", "later", cwd=tmp_path, timeout=600)
+        out = result.stdout + result.stderr
+        assert result.returncode == 1 and "Traceback" not in out, out
+        assert "larger than max_allowed_packet" in out and "not retried" in out, out
+        assert "retry" not in out.replace("not retried", ""), out  # tried once
+        assert not (tmp_path / "lake" / "later").exists()

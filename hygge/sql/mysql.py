@@ -196,10 +196,20 @@ class MySqlSession(Session):
                 return
             except mysql_arrow.ReadError as exc:
                 # connectorx's own connection failed where this session's succeeded (seen
-                # right after a server restart): nothing was read, so PyMySQL reads it all
-                if read_any or not exc.connecting:
+                # right after a server restart), or a row is over its client's packet limit,
+                # which PyMySQL does not have: nothing was read, so PyMySQL reads it all
+                if exc.too_large and read_any:
+                    raise HyggeError(
+                        f"{exc}; rows were read already, so it cannot switch to the PyMySQL "
+                        "path (which reads rows of any size) midway. Not a lost connection: "
+                        "it is not retried",
+                        hint="raise max_allowed_packet on the server (e.g. SET GLOBAL "
+                        "max_allowed_packet = 1073741824), or read the large column(s) in a "
+                        "flow of their own",
+                    ) from None
+                if read_any or not (exc.connecting or exc.too_large):
                     raise
-                log.warning("connectorx could not connect (%s); reading through PyMySQL", exc)
+                log.warning("connectorx could not read (%s); reading through PyMySQL", exc)
         log.info("reading %s through PyMySQL (the fallback path): %s", self.url.where(), read)
         yield from self.stream_rows(sql, batch_size, known)
 

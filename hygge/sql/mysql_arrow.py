@@ -128,11 +128,13 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
 
 class ReadError(Exception):
     """A connectorx failure as an ordinary exception (a panic is a BaseException);
-    `connecting`: its connection pool never got a connection (no row was read)."""
+    `connecting`: its connection pool never got a connection (no row was read);
+    `too_large`: a row larger than its client takes (max_allowed_packet)."""
 
-    def __init__(self, message: str, connecting: bool = False) -> None:
+    def __init__(self, message: str, connecting: bool = False, too_large: bool = False) -> None:
         super().__init__(message)
         self.connecting = connecting
+        self.too_large = too_large  # a row over the client's packet limit: permanent
 
 
 def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
@@ -148,6 +150,12 @@ def _error(message: str, columns: list[Column], url: SqlUrl) -> Exception:
             "'0000-00-00' has no date or timestamp value",
             hint="fix those rows, or read them with a `query` that selects "
             f"NULLIF(`{first}`, '0000-00-00') (or a CASE) for the date columns",
+        )
+    if "max_allowed_packet" in text:  # the client's limit; the server sent the row fine
+        return ReadError(
+            "a row is larger than max_allowed_packet, the most connectorx's client reads in "
+            "one packet (it takes the server's value)",
+            too_large=True,
         )
     if "waiting for connection" in text:  # r2d2's pool: connectorx never connected
         return ReadError(f"lost connection to the server while connecting: {text}", True)
