@@ -152,3 +152,25 @@ def test_merge_refuses_duplicate_and_null_keys(tmp_path: Path, second, expected_
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and expected_text in done.stderr, done.stderr
     assert not (fresh / "_delta_log").exists()
+
+
+def test_partition_by_refuses_an_empty_string_it_would_store_as_null(tmp_path: Path) -> None:
+    """'' in a partition column read back as NULL (exit 0): refused, naming the column."""
+    src = tmp_path / "src"
+    src.mkdir()
+    pl.DataFrame({"id": [1, 2, 3], "p": ["a", "", None]}).write_parquet(src / "a.parquet")
+    lake = tmp_path / "lake"
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  d:\n    home: {src}\n"
+        f"    store: {{type: delta, path: {lake}, partition_by: [p]}}\n"
+    )
+    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert "partition_by column 'p' holds ''" in out, out
+    assert not (lake / "_delta_log").exists()
+    # without the empty string, NULL and 'a' arrive as they are
+    pl.DataFrame({"id": [1, 3], "p": ["a", None]}).write_parquet(src / "a.parquet")
+    run(tmp_path, {})
+    got = sorted(DeltaTable(str(lake)).to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
+    assert got == [{"id": 1, "p": "a"}, {"id": 3, "p": None}]

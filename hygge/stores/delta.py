@@ -182,6 +182,7 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
     def _stage(self, table: pa.Table) -> None:
         if not self._decided:
             self._decide(table.schema)
+        self._refuse_empty_partition_values(table)
         if self._direct is not None:
             try:
                 return self._direct.write(table)
@@ -209,6 +210,24 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
             self._rows_in_file = 0
         self._writer.write_table(table)
         self._rows_in_file += table.num_rows
+
+    def _refuse_empty_partition_values(self, table: pa.Table) -> None:
+        """Delta keeps a partition value as text, where '' means NULL: an empty string in a
+        `partition_by` column would read back as NULL. Refused rather than changed."""
+        import pyarrow.compute as pc
+
+        for name in self.settings.partition_by or []:
+            if name not in table.column_names:
+                continue  # delta-rs names the missing column at the commit
+            column = table.column(name)
+            text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            if text and pc.any(pc.equal(column, "")).as_py():
+                raise StoreError(
+                    f"{self.where}: partition_by column '{name}' holds '' (an empty "
+                    "string), which a Delta table stores as NULL; nothing was written",
+                    hint=f"map it in the source (e.g. NULLIF({name}, '') or a value of "
+                    "your own), or partition by another column",
+                )
 
     def _close_writer(self) -> None:
         if self._writer is not None:
