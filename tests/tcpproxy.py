@@ -45,10 +45,26 @@ class TcpProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def drop_answer_to(self, *markers: bytes) -> threading.Event:
+        """The next request holding every one of `markers` reaches the server, but its answer
+        never comes back: that connection drops as the answer arrives (a write that landed,
+        unheard). The event is set once it happened."""
+        self._markers, self._dropped = markers, threading.Event()
+        return self._dropped
+
+    _markers: tuple[bytes, ...] = ()
+    _doomed: socket.socket | None = None  # the server side whose next answer is dropped
+    _dropped = threading.Event()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                if src is self._doomed:  # the answer: drop it and the connection
+                    self._doomed, self._markers = None, ()
+                    self._dropped.set()
+                    break
+                if self._markers and all(m in data for m in self._markers):
+                    self._doomed, self._markers = dst, ()
                 dst.sendall(data)
         for s in (src, dst):
             with contextlib.suppress(OSError):

@@ -174,3 +174,41 @@ def test_partition_by_refuses_an_empty_string_it_would_store_as_null(tmp_path: P
     run(tmp_path, {})
     got = sorted(DeltaTable(str(lake)).to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
     assert got == [{"id": 1, "p": "a"}, {"id": 3, "p": None}]
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_a_commit_that_landed_but_went_unheard_is_a_success_once(
+    emulators, tmp_path: Path, mode: str
+) -> None:
+    """The PUT of the next log version reaches S3 and its answer is lost: the client tries
+    again, finds the version taken (by itself) and delta-rs reported a failed "concurrent
+    transaction" although the rows were committed. One commit, reported as done."""
+    from urllib.parse import urlparse
+
+    from tests.tcpproxy import TcpProxy
+
+    emu = emulators["s3"]
+    up = urlparse(emu.endpoint)
+    proxy = TcpProxy(up.hostname or "127.0.0.1", up.port or 80)
+    env = {**emu.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}
+    uri = f"{emu.new_bucket()}/lake/t"
+    key = ", key: id" if mode == "merge" else ""
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  t:\n    home: {tmp_path / 'in'}\n"
+        f"    store: {{type: delta, path: '{uri}', mode: {mode}{key}}}\n"
+        "    options: {retries: 0}\n"
+    )
+    try:
+        drop(tmp_path / "in", "a.parquet", range(0, 1_000))
+        run(tmp_path, env)  # version 0
+        drop(tmp_path / "in", "a.parquet", range(1_000, 2_000), tag="b")
+        dropped = proxy.drop_answer_to(b"PUT ", b"_delta_log/00000000000000000001.json")
+        done = run_cli("run", "flows.yml", cwd=tmp_path, env=env)
+        assert dropped.is_set(), "the commit's answer was never dropped"
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        proxy.close()
+    dt = table(uri, emu.env)
+    assert dt.version() == 1  # one commit, not two
+    rows = pl.from_arrow(dt.to_pyarrow_table()).sort("id")
+    assert rows.height == 2_000 and rows["id"].n_unique() == 2_000

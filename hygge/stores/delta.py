@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +44,8 @@ from hygge.storage.objects import StorageError, storage_error
 from hygge.stores._delta_files import DataFiles, delta_schema, same_columns
 
 STATE_KEY = "hygge.state."
+COMMIT_ATTEMPTS = 15  # tries of one commit against other writers (delta-rs' own default)
+COMMIT_KEY = "hygge.commit"  # each commit's own id, to find it in the log (`_landed`)
 APP_PREFIX = "hygge:"
 STAGE_ROWS_PER_FILE = 1_000_000
 DATA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{32,36}-c\d{3}(\.\w+)?\.parquet")
@@ -90,6 +93,7 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         self._files: list[Path] = []
         self._rows_in_file = 0
         self._states: dict[str, dict[str, Any]] = {}
+        self._commit_id = ""
 
     @property
     def where(self) -> str:
@@ -289,33 +293,57 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
 
     def _commit_sync(self) -> None:
         self._close_writer()
+        self._commit_id = uuid.uuid4().hex
         try:
-            if self._direct is not None:
-                self._commit_files(self._direct)
-            else:
-                self._publish()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise self._error("commit to", exc) from exc
+            # delta-rs itself would retry a commit whose version was taken, even by this very
+            # commit (its answer lost, the PUT retried): an append then lands twice. So it
+            # tries once (max_commit_retries=0) and the log decides: ours is there (done), or
+            # another writer's (try again on top of it).
+            for attempt in range(1, COMMIT_ATTEMPTS + 1):
+                try:
+                    if self._direct is not None:
+                        self._commit_files(self._direct)
+                    else:
+                        self._publish()
+                    return
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    if self._landed():
+                        return  # the commit is in the log; only its answer was lost
+                    if attempt == COMMIT_ATTEMPTS or not _version_taken(exc):
+                        raise self._error("commit to", exc) from exc
         finally:
             # Data files are kept even if the commit failed: it may have reached the log
             # before the error (a timeout), and deleting them would break the table. Files
             # the log does not list are invisible; VACUUM removes them.
             self._cleanup()
 
+    def _landed(self) -> bool:
+        """Is this commit in the log after all? A commit whose answer was lost (a cut
+        connection) is retried by the object store client, finds its own version taken, and
+        delta-rs reports a concurrent transaction: the log, not the error, says what happened."""
+        try:
+            table = self._load()
+            history = table.history(50) if table is not None else []
+        except Exception:
+            return False
+        return any(c.get(COMMIT_KEY) == self._commit_id for c in history)
+
     def _commit_properties(self, table: Any) -> Any:
         """The flow's state in the commit: a txn per flow plus the state in its metadata."""
         from deltalake import CommitProperties, Transaction
 
         transactions = []
-        metadata: dict[str, str] = {}
+        metadata: dict[str, str] = {COMMIT_KEY: self._commit_id}
         for flow, state in self._states.items():
             previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
             transactions.append(Transaction(APP_PREFIX + flow, (previous or 0) + 1, _now_ms()))
             metadata[STATE_KEY + flow] = json.dumps(state, default=str)
         return CommitProperties(
-            custom_metadata=metadata or None, app_transactions=transactions or None
+            custom_metadata=metadata,
+            app_transactions=transactions or None,
+            max_commit_retries=0,  # see _commit_sync
         )
 
     def _commit_files(self, files: DataFiles) -> None:
@@ -339,6 +367,8 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
                 )
                 return
             except Exception:
+                if self._landed():
+                    return  # our own create is in the log; only its answer was lost
                 table = self._load()  # created by a concurrent writer: commit onto it
                 if table is None:
                     raise
@@ -472,6 +502,16 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
     if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
         return (a.tz is None) == (b.tz is None)
     return a == b
+
+
+def _version_taken(exc: BaseException) -> bool:
+    """Did the commit fail because another commit took its version (try again on top)?"""
+    from deltalake.exceptions import CommitFailedError
+
+    text = str(exc).lower()
+    return isinstance(exc, CommitFailedError) or any(
+        w in text for w in ("concurrent", "conflict", "already exists")
+    )
 
 
 def _quote(column: str) -> str:
