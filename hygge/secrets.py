@@ -107,7 +107,11 @@ def _written_password(text: str) -> bool:
     for m in _URL_PASSWORD.finditer(text):
         if m["pw"] and not _VARIABLE.match(m["pw"]):
             return True
-    return any(m["value"] and not _VARIABLE.match(m["value"]) for m in _QUERY_SECRET.finditer(text))
+    # the query pattern leaves a closing `}` to the text around it: `${X` is a variable too
+    return any(
+        m["value"] and not _VARIABLE.match(m["value"] + "}") and not _VARIABLE.match(m["value"])
+        for m in _QUERY_SECRET.finditer(text)
+    )
 
 
 # -- logs --------------------------------------------------------------------------------------
@@ -118,8 +122,11 @@ class MaskingFilter(logging.Filter):
     driver's exception may quote the URL it was given)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_url(record.getMessage())
-        record.args = None
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it, unmasked text aside
+            message = str(record.msg)
+        record.msg, record.args = mask_url(message), None
         if record.exc_info and record.exc_info[1] is not None:
             import traceback
 
