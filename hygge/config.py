@@ -125,10 +125,24 @@ class ConnectorSpec:
     type_name: str
     settings: ConnectorSettings
 
+    @property
+    def cls(self) -> type[Connector[Any]]:
+        found = registry.lookup(self.kind, self.type_name)
+        assert found is not None
+        return found
+
+    @property
+    def path(self) -> str | None:
+        """The file path or URL it reads or writes (the connector says: `path_of`)."""
+        return self.cls.path_of(self.settings)
+
+    @property
+    def mode(self) -> str | None:
+        """How a store writes (the connector says: `mode_of`)."""
+        return self.cls.mode_of(self.settings)
+
     def build(self) -> Connector:
-        cls = registry.lookup(self.kind, self.type_name)
-        assert cls is not None
-        return cls(self.name, self.settings)
+        return self.cls(self.name, self.settings)
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ class FlowSpec:
             context = RunContext(on_progress=on_progress)
         store = self.store
         if self.options.incremental:
-            mode = getattr(store.settings, "mode", None)
+            mode = store.mode
             if full_refresh:
                 mode = "replace"
             elif mode == "replace":
@@ -319,7 +333,7 @@ def parse(
         source.flow = name
         if name not in sets:
             flows[name] = spec = _parse_flow(source, name, raw, origins)
-            if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+            if upstream_of(source, spec.home.path or ""):
                 # The queue form carries the type: a worker parses one flow, without the others.
                 home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
                 raw["home"] = {"type": spec.home.type_name, **home}
@@ -404,8 +418,8 @@ def _produced_paths(
             )
         except ConfigError:
             continue
-        path = getattr(store.settings, "path", None)
-        if isinstance(path, str) and "://" not in path:
+        path = store.path
+        if path and "://" not in path:
             produced[absolute(source, path)] = (name, store.type_name)
     return produced
 
@@ -488,7 +502,7 @@ def _parse_flow(
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set
-        and getattr(store.settings, "mode", None) == "replace"
+        and store.mode == "replace"
     ):
         raise source.error(
             "an incremental flow cannot replace its store on every run",

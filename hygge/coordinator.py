@@ -118,7 +118,7 @@ class Coordinator:
 
     def _upstream(self, name: str) -> str | None:
         """The flow this one depends on whose store writes what it reads (absent until then)."""
-        source = getattr(self.config.flows[name].home.settings, "path", None)
+        source = self.config.flows[name].home.path
         if not source:
             return None
         pending, seen = list(self.config.flows[name].options.depends_on), set()
@@ -127,7 +127,7 @@ class Coordinator:
             if dep in seen or dep not in self.config.flows:
                 continue
             seen.add(dep)
-            target = getattr(self.config.flows[dep].store.settings, "path", None)
+            target = self.config.flows[dep].store.path
             if target and (source == target or source.startswith(target.rstrip("/") + "/")):
                 return dep
             pending.extend(self.config.flows[dep].options.depends_on)

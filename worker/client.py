@@ -23,6 +23,7 @@ import redis
 
 from hygge import config as config_module
 from hygge.config import FlowSpec
+from hygge.config_checks import check_for_workers
 from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
 from hygge.run.steps import StepKind, compile_flow
@@ -52,6 +53,7 @@ def enqueue(
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
+    check_for_workers(config, selected)  # before Redis is even asked: nothing is sent
     order = [name for wave in config.waves(selected) for name in wave]
     # Entities were discovered just now, here, with this environment: the run's list of
     # entity flows is fixed from here on (a table added meanwhile waits for the next run).

@@ -139,7 +139,7 @@ class PartitionedFlow:
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise
-        return self._emit(FlowState.SUCCESS, rows=report.rows)
+        return self._emit(FlowState.SUCCESS, done=report)
 
     async def _stage_all_then_commit(self) -> FlowReport:
         key = uuid.uuid4().hex[:12]
@@ -192,7 +192,7 @@ class PartitionedFlow:
                 store,
                 name=name,
                 queue_size=self.queue_size,
-                retries=self.retries if self.context.own_retries else 0,
+                retries=self.retries,  # 0 where the queue retries (FlowSpec.build)
                 retry_delay=self.retry_delay,
                 on_progress=on_progress or self.context.on_progress,
                 before_commit=self.context.fence,
@@ -208,6 +208,8 @@ class PartitionedFlow:
         record = {
             "sealed": store.sealed,
             "rows": report.rows,
+            "batches": report.batches,
+            "memory_bytes": report.memory_bytes,
             "checkpoint": checkpoint,
             "worker": self.context.worker,
         }
@@ -230,15 +232,17 @@ class PartitionedFlow:
         try:
             await lock.acquire(wait=self.context.wait_for_lock)
             try:
-                rows = await self._commit(key, count, failed)
+                records = await self._commit(key, count, failed)
             finally:
                 await asyncio.shield(asyncio.to_thread(lock.release))
         finally:  # after a failure: discard every part; after the commit: clean up
             await asyncio.shield(self.discard(key, count))
-        return FlowReport(
+        return FlowReport(  # the whole flow's numbers, whichever runner staged the parts
             self.name,
             FlowState.SUCCESS,
-            rows=rows,
+            rows=sum(int(r["rows"]) for r in records),
+            batches=sum(int(r.get("batches", 0)) for r in records),
+            memory_bytes=sum(int(r.get("memory_bytes", 0)) for r in records),
             seconds=time.perf_counter() - started,
             parts_done=count,
             parts_total=count,
@@ -247,7 +251,9 @@ class PartitionedFlow:
     async def discard(self, key: str, count: int) -> None:
         await self.store.abort_parts([{"part": part_name(key, i)} for i in range(count)])
 
-    async def _commit(self, key: str, count: int, failed: Sequence[tuple[str, str]]) -> int:
+    async def _commit(
+        self, key: str, count: int, failed: Sequence[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
         if failed:
             raise FlowError(
                 f"flow '{self.name}': {len(failed)} of its {count} partitions failed "
@@ -278,7 +284,7 @@ class PartitionedFlow:
             await self.context.fence()
         with unreachable_parts(self.name, records):
             await self.store.commit_parts(sealed)
-        return read
+        return records
 
     # -- helpers ----------------------------------------------------------------------------
     def _lock(self) -> RunLock:
@@ -291,18 +297,22 @@ class PartitionedFlow:
         if report.state in (FlowState.RUNNING, FlowState.RETRYING):
             self._emit(FlowState.RUNNING)
 
-    def _emit(self, state: FlowState, message: str = "", rows: int | None = None) -> FlowReport:
-        reports = list(self._reports.values())
-        done = sum(r.state == FlowState.SUCCESS for r in reports)
+    def _emit(
+        self, state: FlowState, message: str = "", done: FlowReport | None = None
+    ) -> FlowReport:
+        """The whole flow's report: summed over its parts while they run; once committed,
+        the commit step's numbers (the report a worker's commit step gives too)."""
+        reports = list(self._reports.values()) if done is None else [done]
+        finished = sum(r.state == FlowState.SUCCESS for r in self._reports.values())
         report = FlowReport(
             self.name,
             state,
-            rows=sum(r.rows for r in reports) if rows is None else rows,
+            rows=sum(r.rows for r in reports),
             batches=sum(r.batches for r in reports),
             memory_bytes=sum(r.memory_bytes for r in reports),
             seconds=time.perf_counter() - self._started,
-            message=message or (f"partitions {done}/{self._total}" if self._total else ""),
-            parts_done=done,
+            message=message or (f"partitions {finished}/{self._total}" if self._total else ""),
+            parts_done=finished,
             parts_total=self._total,
         )
         if self.context.on_progress is not None:
