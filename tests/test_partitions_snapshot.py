@@ -56,7 +56,7 @@ class Gate:
             "flows:\n  snap:\n"
             f'    home: {{type: sql, connection: "{self.url}", query: "{query}", '
             "partition_on: id, batch_size: 1000}\n"
-            f"    store: {lake}\n"
+            f"    store: {{path: {lake}, shared_volume: true}}\n"  # one machine's workers
             "    options: {ranges: [[1, 10001], [10001, 20001]], parallel: 1}\n"
         )
         return path
