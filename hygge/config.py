@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import config_checks as checks
-from hygge import entities, partitions, registry, yamlpos
+from hygge import config_quality, entities, partitions, registry, yamlpos
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import Connector, ConnectorSettings, OptionsConflict, fold_options
 from hygge.errors import ConfigError
@@ -40,10 +41,15 @@ from hygge.plan import waves
 from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 from hygge.storage.location import is_object_url
 
+if TYPE_CHECKING:
+    from hygge.gate import Quality
+
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 # A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
 FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
+# A flow's shape and checks (hygge/config_quality.py parses them).
+QUALITY_KEYS = ("shape", "checks", "on_check_failure", "quarantine", "secret_columns")
 
 
 class FlowOptions(BaseModel):
@@ -127,10 +133,14 @@ class FlowSpec:
     store: ConnectorSpec
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
+    quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
 
-    def build(self, on_progress: Any = None, full_refresh: bool = False) -> Any:
+    def build(
+        self, on_progress: Any = None, full_refresh: bool = False, run_id: str | None = None
+    ) -> Any:
         """The runnable Flow. An incremental flow appends (or merges) what is new; with
-        `full_refresh` it forgets its state and replaces the destination."""
+        `full_refresh` it forgets its state and replaces the destination. `run_id` is what
+        a `run` audit column holds (default: a new id)."""
         from hygge.flow import Flow
 
         store = self.store
@@ -152,6 +162,11 @@ class FlowSpec:
             "full_refresh": full_refresh,
             "on_progress": on_progress,
         }
+        quality = None
+        if self.quality is not None:
+            from hygge.shape import AuditValues
+
+            quality = replace(self.quality, audit=AuditValues.now(run_id or uuid.uuid4().hex[:12]))
         if self.options.partitioned:
             from hygge.partitioned import PartitionedFlow
 
@@ -161,11 +176,13 @@ class FlowSpec:
                 partitions=self.options.partitions,
                 ranges=self.options.ranges,
                 parallel=self.options.parallel,
+                quality=quality,
                 **common,
             )
         return Flow(
             self.home.build(),  # type: ignore[arg-type]
             store.build(),  # type: ignore[arg-type]
+            gate=quality.gate() if quality is not None else None,
             **common,
         )
 
@@ -337,7 +354,7 @@ def _expand_entities(
                 name,
                 raw,
                 env=env,
-                option_keys=set(FlowOptions.model_fields),
+                option_keys={*FlowOptions.model_fields, *QUALITY_KEYS},
                 upstream=sets,
             )
     return {name: sets[name] for name in inlined if name in sets}
@@ -450,6 +467,7 @@ def _parse_flow(
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
     )
+    quality_raw = {k: options_raw.pop(k) for k in QUALITY_KEYS if k in options_raw}
     options_raw = _resolve(source, options_raw, flow_path)
     options = validate(source, FlowOptions, options_raw, flow_path, "flow option")
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
@@ -470,7 +488,19 @@ def _parse_flow(
             "use --full-refresh to reload everything once",
         )
     checks.check_partitions(source, options, home, store, origins, flow_path)
-    return FlowSpec(name, home, store, options, raw)
+    quality = None
+    if quality_raw:
+        quality_raw = _resolve(source, quality_raw, flow_path)
+        quarantine = quality_raw.get("quarantine")
+        quarantine_spec = None
+        if quarantine is not None:
+            quarantine_spec = _parse_connector(
+                source, "store", name, quarantine, (*flow_path, "quarantine"), options
+            )
+        quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
+        if quarantine_spec is not None:
+            quality = replace(quality, quarantine=quarantine_spec.build)
+    return FlowSpec(name, home, store, options, raw, quality)
 
 
 def _parse_connector(
@@ -530,7 +560,7 @@ def _merge_options(
         ) from None
     if allowed is not None:
         for key in spec:
-            if key not in allowed and key not in FLOW_KEYS:
+            if key not in allowed and key not in FLOW_KEYS and key not in QUALITY_KEYS:
                 raise source.error(
                     f"unknown key '{key}'",
                     (*origin, key),

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hygge import config as config_module
+from hygge import config_quality
 from hygge.config import FlowsFile
 from hygge.entities import EntitySet, manifest
 from hygge.errors import HomeError
@@ -84,7 +85,13 @@ class Coordinator:
             try:
                 upstream = self._upstream(name)
                 if upstream is None:
-                    await spec.home.build().check()
+                    home = spec.home.build()
+                    await home.check()
+                    if spec.quality is not None and hasattr(home, "schema"):
+                        # shape and checks against the columns the home reads (file homes)
+                        schema = await asyncio.to_thread(home.schema)
+                        names = list(schema.names)
+                        config_quality.check_against(name, spec.quality, names)
                 else:
                     self._check_columns_upstream(name, upstream)
                 await spec.store.build().check()
@@ -171,7 +178,9 @@ class Coordinator:
         return result
 
     async def _run_flow(self, name: str) -> FlowReport:
-        flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
+        flow = self.config.flows[name].build(
+            self.on_progress, full_refresh=self.full_refresh, run_id=self.run_id
+        )
         flow.wait_for_lock = self.wait_for_lock
         if hasattr(flow, "parallel"):  # a partitioned flow: its parts share --concurrency
             flow.parallel = min(flow.parallel, self.concurrency)

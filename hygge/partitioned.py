@@ -23,6 +23,7 @@ import polars as pl
 from hygge.contract import Home, IncrementalHome, MultiPartStore, SplittableHome, Store
 from hygge.errors import FlowError
 from hygge.flow import Flow, _first_cause, resume_home, state_record
+from hygge.gate import Quality
 from hygge.locks import NoLock, RunLock
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
@@ -81,6 +82,7 @@ class PartitionedFlow:
         full_refresh: bool = False,
         on_progress: ProgressCallback | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
+        quality: Quality | None = None,
     ) -> None:
         assert isinstance(home, SplittableHome)
         self.home = home
@@ -94,10 +96,12 @@ class PartitionedFlow:
         self.incremental, self.full_refresh = incremental, full_refresh
         self.on_progress = on_progress
         self.before_commit = before_commit
+        self.quality = quality  # shape per part; checks merged from the parts, judged once
         self.wait_for_lock = False  # set by the Coordinator (`hygge run --wait-for-lock`)
         self._reports: dict[int, FlowReport] = {}
         self._total = 0
         self._started = 0.0
+        self._checks = ""
 
     def run(self) -> FlowReport:
         return asyncio.run(self.start())
@@ -137,6 +141,7 @@ class PartitionedFlow:
                 retries=self.retries,
                 retry_delay=self.retry_delay,
                 on_progress=functools.partial(self._part_progress, i),
+                gate=self.quality.gate(decides=False) if self.quality else None,
             )
             for i, d in enumerate(descriptors)
         ]
@@ -162,6 +167,8 @@ class PartitionedFlow:
                 store.stage_state(  # type: ignore[attr-defined]
                     self.name, state_record(self.home, self.home.merge_checkpoints(states), read)
                 )
+            if self.quality is not None:  # duplicates across parts count: nothing published
+                self._checks = self.quality.judge_parts([f.gate.acc for f in flows])  # type: ignore[union-attr]
             if self.before_commit is not None:
                 await self.before_commit()
             await store.commit_parts(sealed)
@@ -187,6 +194,7 @@ class PartitionedFlow:
             message=message or (f"partitions {done}/{self._total}" if self._total else ""),
             parts_done=done,
             parts_total=self._total,
+            checks=self._checks,
         )
         if self.on_progress is not None:
             self.on_progress(report)

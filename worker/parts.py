@@ -27,6 +27,7 @@ from hygge.errors import FlowError
 from hygge.flow import Flow, resume_home, state_record
 from hygge.partitioned import PartitionedFlow, PartStore, check_rows
 from hygge.progress import FlowState
+from hygge.quality import CheckAccumulator
 from hygge.report import FlowReport, ProgressCallback
 from worker.contract import FlowJob, Keys, partition_name, text
 
@@ -64,9 +65,10 @@ async def run_partition(
 ) -> FlowReport:
     """Stage one partition and record its sealed description for the commit step."""
     assert job.part is not None
-    whole = spec.build(full_refresh=job.full_refresh)
+    whole = spec.build(full_refresh=job.full_refresh, run_id=job.run_id)
     assert isinstance(whole, PartitionedFlow)
     plan = await _plan(job, whole, r)
+    gate = whole.quality.gate(decides=False) if whole.quality else None
     store = PartStore(whole.new_store(), _part_name(job, job.part))
     checkpoint = None
     if job.part < len(plan["parts"]):
@@ -78,6 +80,7 @@ async def run_partition(
             queue_size=spec.options.queue_size,
             on_progress=on_progress,
             before_commit=fence,
+            gate=gate,
         )
         report = await flow.start()
         if whole.incremental:
@@ -87,6 +90,8 @@ async def run_partition(
         await store.commit()
         report = FlowReport(job.flow, FlowState.SUCCESS)
     sealed = {"sealed": store.sealed, "rows": report.rows, "checkpoint": checkpoint}
+    if gate is not None:  # the part's checks, merged and judged by the commit step
+        sealed["checks"] = gate.acc.to_json()
     key = Keys(job.run_id).sealed(job.config_name)
     r.hset(key, str(job.part), json.dumps(sealed))
     r.expire(key, PLAN_TTL)
@@ -137,6 +142,12 @@ async def commit_partitions(
             whole.home.resume(plan["state"])  # type: ignore[attr-defined]
             merged = whole.home.merge_checkpoints([p["checkpoint"] for p in parts])
             store.stage_state(job.flow, state_record(whole.home, merged, read))  # type: ignore[attr-defined,arg-type]
+        checks = ""
+        if whole.quality is not None:  # duplicates across workers count: nothing published
+            q = whole.quality
+            checks = q.judge_parts(
+                [CheckAccumulator.from_json(list(q.checks), p["checks"], q.secret) for p in parts]
+            )
         await fence()
         await store.commit_parts(sealed)  # type: ignore[attr-defined]
     except FlowError:
@@ -145,5 +156,10 @@ async def commit_partitions(
     # clean up the parts
     await store.abort_parts(everything)  # type: ignore[attr-defined]
     return FlowReport(
-        job.flow, FlowState.SUCCESS, rows=read, parts_done=job.parts, parts_total=job.parts
+        job.flow,
+        FlowState.SUCCESS,
+        rows=read,
+        parts_done=job.parts,
+        parts_total=job.parts,
+        checks=checks,
     )

@@ -136,7 +136,9 @@ class FlowRun:
             else:
                 step = parts.commit_partitions(self.job, spec, r, self._lease.fence)
             return asyncio.run(step)
-        flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
+        flow = spec.build(
+            on_progress=self._progress, full_refresh=self.job.full_refresh, run_id=self.job.run_id
+        )
         flow.retries = 0  # retries are Celery's here, so Flower shows them
         assert self._lease is not None
         flow.before_commit = self._lease.fence  # a lost lease commits nothing
@@ -167,6 +169,7 @@ class FlowRun:
             "memory_bytes": result.memory_bytes,
             "seconds": round(result.seconds, 3),
             "summary": result.summary(),
+            "checks": result.checks,
         }
 
     def _failed(self, exc: Exception) -> None:
