@@ -103,10 +103,9 @@ def describe(report: CheckReport) -> str:
 
 
 def _log(flow: str, report: CheckReport) -> None:
-    """One log line per decision; `checks` (extra) holds every outcome for JSON logs."""
-    level = logging.INFO if report.passed else logging.WARNING
-    log.log(
-        level,
+    """One log line per decision (INFO: the CLI prints the outcome itself); `checks` (extra)
+    holds every outcome for a JSON log formatter."""
+    log.info(
         "flow %s: %s",
         flow,
         describe(report),

@@ -135,6 +135,12 @@ def _parse_one(entry: Any) -> list[Check]:
         for column, values in value.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"accepted_values of '{column}' must be a non-empty list")
+            kinds = {type(v) for v in values if v is not None}
+            if bool in kinds and len(kinds) > 1:  # YAML reads NO, yes, off... as booleans
+                raise ValueError(
+                    f"accepted_values of '{column}' mixes text and true/false: YAML reads "
+                    'NO, Yes, off... as booleans; quote them, e.g. [DK, SE, "NO"]'
+                )
             checks.append(Check(kind, (str(column),), values=tuple(values)))
         return checks
     if kind == "range":
