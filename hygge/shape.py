@@ -170,7 +170,14 @@ class Shaper:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self.plan(list(df.columns))
-        return df.select(plan)
+        try:
+            return df.select(plan)
+        except pl.exceptions.InvalidOperationError as exc:  # a value `cast` cannot convert
+            first = str(exc).strip().splitlines()[0]
+            raise ShapeError(
+                f"flow '{self.flow}': shape.cast failed: {first}",
+                hint="fix the value at the source, or cast to a type that holds it",
+            ) from None
 
     def columns(self, source: list[str]) -> list[str]:
         """The columns a batch with `source` columns has after shaping (for validate)."""

@@ -235,3 +235,8 @@ def test_quality_judges_by_policy() -> None:
     acc = CheckAccumulator(list(checks))
     with pytest.raises(ChecksFailed, match=r"row_count\(min 1\).*no rows to quarantine"):
         Quality("f", None, checks, "quarantine").judge(acc.decide())
+
+
+def test_a_value_cast_cannot_convert_is_a_shape_error() -> None:
+    with pytest.raises(ShapeError, match=r"shape\.cast failed"):
+        shaper(cast={"id": "int64"}).apply(pl.DataFrame({"id": ["1", "x"]}))
