@@ -64,7 +64,16 @@ class Quality:
         return Gate(self, decides)
 
     def accumulator(self) -> CheckAccumulator:
-        return CheckAccumulator(list(self.checks), self.secret)
+        hashed = {}
+        if self.shape is not None and self.shape.hash_key is not None:
+            key = self.shape.hash_key
+            hashed[tuple(key.columns)] = key.name  # unique on the hash key's columns: reuse it
+        return CheckAccumulator(
+            list(self.checks),
+            self.secret,
+            eager=self.on_failure == "quarantine",
+            hashed=hashed,
+        )
 
     def judge(self, report: CheckReport) -> CheckReport:
         """Apply `on_check_failure` to the decided checks: raise, or return the report."""
@@ -88,6 +97,7 @@ class Quality:
         for part in parts:
             whole.merge(part)
             part.close()
+        log.debug("flow %s: the checks held %s", self.flow, whole.describe())
         try:
             return describe(self.judge(whole.decide()))
         finally:
@@ -160,6 +170,7 @@ class Gate:
         """Decide (unless a part), set failing rows aside for good; raises ChecksFailed."""
         if not self.decides or not self.quality.checks:
             return ""
+        log.debug("flow %s: the checks held %s", self.quality.flow, self.acc.describe())
         report = self.quality.judge(self.acc.decide())
         self.acc.close()
         if self._quarantine is not None:

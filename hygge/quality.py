@@ -29,6 +29,7 @@ from hygge.shape import hash_expr
 
 EXAMPLES = 5  # failing rows kept per check, to show what is wrong
 SPILL_KEYS = 32_000_000  # distinct `unique` keys held in memory (256 MB) before spilling
+COMPACT_ROWS = 1_000_000  # `unique` keys pending (hash and key values) before a compaction
 MASK = "***"
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -251,10 +252,17 @@ class CheckAccumulator:
         checks: list[Check],
         secret: tuple[str, ...] = (),
         spill_keys: int = SPILL_KEYS,
+        *,
+        eager: bool = False,
+        hashed: dict[tuple[str, ...], str] | None = None,
     ) -> None:
         self.checks = checks
         self.secret = set(secret)
         self.spill_keys = spill_keys
+        # eager: find repeated keys batch by batch (quarantine needs them before the write)
+        self.eager = eager
+        # columns -> a column already holding their hash (the shape's hash_key): not hashed twice
+        self.hashed = hashed or {}
         self.rows = 0
         self.failing = [0] * len(checks)
         self.examples: list[list[dict[str, Any]]] = [[] for _ in checks]
@@ -271,7 +279,7 @@ class CheckAccumulator:
             if check.per_row:
                 masks.append((check.label, df.select(check.failing()).to_series()))
             elif check.kind == "unique":
-                masks.append((check.label, self.keys[i].peek(_hashes(df, check.columns))))
+                masks.append((check.label, self.keys[i].peek(self._hashes(df, check.columns))))
         if not any(m.any() for _, m in masks):
             return None
         reasons = pl.DataFrame(
@@ -296,8 +304,9 @@ class CheckAccumulator:
                 mask = df.select(check.failing()).to_series()
                 self._count(i, df, mask)
             elif check.kind == "unique":
-                mask = self.keys[i].add(_hashes(df, check.columns))
-                self._count(i, df, mask)
+                keys = self.keys[i]
+                found = keys.add(self._hashes(df, check.columns), df.select(check.columns))
+                self._repeats(i, keys.compact() if self.eager else found)
             elif check.kind == "freshness":
                 newest = df.get_column(check.columns[0]).max()
                 if newest is not None:
@@ -314,11 +323,31 @@ class CheckAccumulator:
             rows = df.filter(mask).head(room).select(shown).to_dicts()
             self.examples[i] += [self._masked(r) for r in rows]
 
+    def _repeats(self, i: int, found: tuple[int, pl.DataFrame] | None) -> None:
+        """Count what a unique check's compaction found repeated, keep a few examples."""
+        if found is None or not found[0]:
+            return
+        self.failing[i] += found[0]
+        room = EXAMPLES - len(self.examples[i])
+        self.examples[i] += [self._masked(r) for r in found[1].head(max(room, 0)).to_dicts()]
+
+    def _compact(self) -> None:
+        for i, keys in self.keys.items():
+            self._repeats(i, keys.compact())
+
+    def _hashes(self, df: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
+        known = self.hashed.get(columns)
+        if known is not None and known in df.columns:
+            return df.get_column(known).reinterpret(signed=False)
+        return df.select(hash_expr(list(columns))).to_series()
+
     def _masked(self, row: dict[str, Any]) -> dict[str, Any]:
         return {k: MASK if k in self.secret else _plain(v) for k, v in row.items()}
 
     def merge(self, other: CheckAccumulator) -> None:
         """Fold in what another part of the same flow saw (duplicates across parts count)."""
+        self._compact()
+        other._compact()
         self.rows += other.rows
         for i in range(len(self.checks)):
             self.failing[i] += other.failing[i]
@@ -336,6 +365,7 @@ class CheckAccumulator:
 
     def decide(self, now: datetime | None = None) -> CheckReport:
         now = now or datetime.now(UTC)
+        self._compact()
         outcomes = []
         for i, check in enumerate(self.checks):
             outcome = CheckOutcome(check.label, True)
@@ -376,6 +406,7 @@ class CheckAccumulator:
     def to_json(self) -> dict[str, Any]:
         """This state as JSON (a worker's part sends it through the Redis board): counts,
         examples, newest values, and each unique check's key hashes, compressed."""
+        self._compact()
         return {
             "rows": self.rows,
             "failing": self.failing,
@@ -399,94 +430,112 @@ class CheckAccumulator:
         return acc
 
 
-def _hashes(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
-    return df.select(hash_expr(list(columns))).to_series()
-
-
 class KeySet:
-    """A set of 64-bit key hashes in sorted, disjoint runs (merged as they grow, so a batch is
-    probed against few arrays), spilled to memory-mapped Arrow files once past `spill_keys`."""
+    """A set of 64-bit key hashes: one sorted run of distinct hashes, and the batches added
+    since it was last compacted (their hashes and key values, for examples).
 
-    def __init__(self, spill_keys: int = SPILL_KEYS) -> None:
+    Adding a batch only keeps its hashes; every `compact_rows` rows (and before a decision)
+    the pending hashes are sorted and merged into the run in one linear pass, which finds the
+    repeats. So a batch costs a hash, and the whole flow about one sort of its keys. Past
+    `spill_keys` the run lives in a memory-mapped Arrow file in a temporary folder.
+    """
+
+    def __init__(self, spill_keys: int = SPILL_KEYS, compact_rows: int = COMPACT_ROWS) -> None:
         self.spill_keys = spill_keys
-        self.runs: list[pl.Series] = []
+        self.compact_rows = compact_rows
+        self.run = pl.Series("h", [], dtype=pl.UInt64)
+        self.pending: list[pl.DataFrame] = []  # h, then the key columns
+        self.pending_rows = 0
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._spilled = 0
 
     def __len__(self) -> int:
-        return sum(len(r) for r in self.runs)
-
-    def _seen(self, hashes: pl.Series) -> pl.Series:
-        seen = pl.Series([False] * len(hashes), dtype=pl.Boolean)
-        for run in self.runs:
-            at = run.search_sorted(hashes).clip(0, len(run) - 1)
-            seen = seen | (run.gather(at) == hashes)
-        return seen
+        return len(self.run) + self.pending_rows
 
     def peek(self, hashes: pl.Series) -> pl.Series:
-        """Which of these keys repeat (seen before, or earlier in this batch); adds nothing."""
-        return ~hashes.is_first_distinct() | self._seen(hashes)
+        """Which of these keys repeat (in the run, or earlier in this batch); adds nothing.
+        (Quarantine compacts after every batch, so nothing is pending here.)"""
+        first = hashes.is_first_distinct()
+        if not len(self.run):
+            return ~first
+        at = self.run.search_sorted(hashes).clip(0, len(self.run) - 1)
+        return ~first | (self.run.gather(at) == hashes)
 
-    def add(self, hashes: pl.Series) -> pl.Series:
-        """Add a batch's keys; True where a key repeats (so the row is a duplicate)."""
-        repeats = self.peek(hashes)
-        new = hashes.filter(~repeats).sort()
-        if len(new):
-            self._push(new)
-        return repeats
+    def add(self, hashes: pl.Series, keys: pl.DataFrame) -> tuple[int, pl.DataFrame] | None:
+        """Keep a batch's keys; when enough are pending, compact (see `compact`)."""
+        self.pending.append(keys.with_columns(hashes.alias("h")).select("h", *keys.columns))
+        self.pending_rows += len(hashes)
+        return self.compact() if self.pending_rows >= self.compact_rows else None
 
-    def _push(self, run: pl.Series) -> None:
-        self.runs.append(run)
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-            b, a = self.runs.pop(), self.runs.pop()
-            self.runs.append(self._maybe_spill(a.append(b).sort().rechunk()))
+    def compact(self) -> tuple[int, pl.DataFrame] | None:
+        """Merge the pending keys into the run: (how many repeated a key, a few of the rows
+        holding a repeated key), or None when nothing is pending."""
+        if not self.pending:
+            return None
+        pending = pl.concat(self.pending, how="vertical_relaxed")
+        self.pending, self.pending_rows = [], 0
+        fresh = pending.select(pl.col("h").sort())
+        merged = self.run.to_frame().merge_sorted(fresh, "h").get_column("h")
+        repeated = (merged == merged.shift(1)).fill_null(False)
+        count = int(repeated.sum() or 0)
+        examples = pending.clear()
+        if count:
+            culprits = merged.filter(repeated).head(EXAMPLES)
+            examples = (  # one row per repeated key
+                pending.filter(pl.col("h").is_in(culprits.implode()))
+                .unique("h", keep="first", maintain_order=True)
+                .head(EXAMPLES)
+            )
+            merged = merged.filter(~repeated)
+        self.run = self._maybe_spill(merged.rechunk())
+        return count, examples.drop("h")
 
     def _maybe_spill(self, run: pl.Series) -> pl.Series:
         if len(run) < self.spill_keys:
             return run
+        import pyarrow as pa
+
         if self._folder is None:
             self._folder = tempfile.TemporaryDirectory(prefix="hygge-unique-")
         self._spilled += 1
         path = Path(self._folder.name) / f"run{self._spilled}.arrow"
         run.to_frame("h").write_ipc(path, compression="uncompressed")
-        import pyarrow as pa
-
         # zero-copy: the keys stay in the file's pages (its buffers keep the mapping open)
         table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
         return pl.Series("h", table.column("h").combine_chunks())
 
     def merge(self, other: KeySet) -> int:
-        """Fold in another part's keys; returns how many of them this set already held."""
-        if not other.runs:
+        """Fold in another part's keys (both compacted); how many of them this set held."""
+        self.compact()
+        other.compact()
+        if not len(other.run):
             return 0
-        theirs = pl.concat(other.runs).unique().sort()
-        shared = self._seen(theirs)
-        new = theirs.filter(~shared)
-        if len(new):
-            self._push(new)
-        return int(shared.sum() or 0)
+        merged = self.run.to_frame().merge_sorted(other.run.to_frame(), "h").get_column("h")
+        repeated = (merged == merged.shift(1)).fill_null(False)
+        self.run = self._maybe_spill(merged.filter(~repeated).rechunk())
+        return int(repeated.sum() or 0)
 
     def describe(self) -> str:
         n = len(self)
         spilled = f", spilled to {self._folder.name}" if self._folder is not None else ""
-        return f"{n:,} distinct key hashes ({n * 8 / 2**20:.0f} MB{spilled})"
+        return f"{n:,} key hashes ({n * 8 / 2**20:.0f} MB{spilled})"
 
     def to_text(self) -> str:
-        keys = pl.concat(self.runs) if self.runs else pl.Series("h", [], dtype=pl.UInt64)
+        """The (compacted) run as compressed text, for the Redis board."""
         buffer = io.BytesIO()
-        keys.to_frame("h").write_ipc(buffer, compression="uncompressed")
+        self.run.to_frame("h").write_ipc(buffer, compression="uncompressed")
         return base64.b64encode(zlib.compress(buffer.getvalue(), 1)).decode()
 
     @classmethod
     def from_text(cls, text: str, spill_keys: int = SPILL_KEYS) -> KeySet:
         keys = KeySet(spill_keys)
         data = pl.read_ipc(io.BytesIO(zlib.decompress(base64.b64decode(text)))).to_series()
-        if len(data):
-            keys.runs = [data.sort()]
+        keys.run = keys._maybe_spill(data.sort().rename("h"))
         return keys
 
     def close(self) -> None:
-        self.runs = []
+        self.run = pl.Series("h", [], dtype=pl.UInt64)
+        self.pending, self.pending_rows = [], 0
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None

@@ -211,15 +211,20 @@ def test_duplicates_across_parts_fail_after_merge_even_through_json() -> None:
 
 
 def test_key_set_spills_and_still_finds_repeats() -> None:
-    keys = KeySet(spill_keys=1000)
-    seen = 0
+    keys = KeySet(spill_keys=1000, compact_rows=700)
+    found = 0
     for start in range(0, 5000, 500):
-        repeats = keys.add(pl.Series(range(start, start + 500), dtype=pl.UInt64))
-        seen += int(repeats.sum())
-    assert seen == 0 and len(keys) == 5000
+        ids = pl.Series("id", range(start, start + 500), dtype=pl.UInt64)
+        result = keys.add(ids, ids.to_frame())
+        found += result[0] if result else 0
+    assert (keys.compact() or (0, None))[0] == 0 and found == 0 and len(keys) == 5000
     assert "spilled" in keys.describe()
-    repeats = keys.add(pl.Series([42, 4999, 5000, 5000], dtype=pl.UInt64))
-    assert repeats.to_list() == [True, True, False, True]
+    ids = pl.Series("id", [42, 4999, 5000, 5000, 7], dtype=pl.UInt64)
+    keys.add(ids, ids.to_frame())
+    count, examples = keys.compact() or (0, pl.DataFrame())
+    assert count == 4  # 42, 4999 and 7 were there; 5000 twice in the batch
+    assert sorted(examples["id"].to_list()) == [7, 42, 4999, 5000]
+    assert keys.peek(pl.Series([1, 6000, 6000], dtype=pl.UInt64)).to_list() == [True, False, True]
     keys.close()
 
 
