@@ -25,8 +25,8 @@ def parse(
     home: Any,
 ) -> Any:
     """The flow's Quality (its `quarantine` store is filled in by the caller)."""
+    from hygge.check_spec import CheckSpecError, parse_checks
     from hygge.gate import Quality
-    from hygge.quality import CheckSpecError, parse_checks
     from hygge.shape import ShapeSpec
 
     shape = None
@@ -104,7 +104,7 @@ def parse(
 
 def _entry(raw: dict[str, Any], index: int) -> int:
     """The `checks:` entry of the index-th check (one entry may hold several columns)."""
-    from hygge.quality import parse_checks
+    from hygge.check_spec import parse_checks
 
     count = 0
     for i, entry in enumerate(raw.get("checks") or []):

@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 import polars as pl
 
+from hygge.check_spec import Check
 from hygge.contract import Home, Store
 from hygge.errors import FlowError
-from hygge.quality import Check, CheckAccumulator, CheckReport
+from hygge.quality import CheckAccumulator, CheckReport
 from hygge.shape import AuditValues, Shaper, ShapeSpec
 
 log = logging.getLogger("hygge.checks")

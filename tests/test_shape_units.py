@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from hygge.check_spec import CheckSpecError, parse_age, parse_checks
 from hygge.gate import ChecksFailed, Quality
-from hygge.quality import CheckAccumulator, CheckSpecError, KeySet, parse_age, parse_checks
+from hygge.keyset import KeySet
+from hygge.quality import CheckAccumulator
 from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, hash_expr, normalise
 
 AUDIT = AuditValues("run42", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
