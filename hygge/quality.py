@@ -43,7 +43,7 @@ class CheckOutcome:
             return f"{self.check}: passed"
         text = f"{self.check}: FAILED"
         if self.failing:
-            text += f", {self.failing:,} failing rows"
+            text += f", {_count(self.failing, 'failing row')}"
         if self.detail:
             text += f" ({self.detail})"
         if self.examples:
@@ -72,7 +72,7 @@ class CheckReport:
     def summary(self) -> str:
         """One line: '7 checks passed' or '2 of 7 checks failed: unique(id), ...'."""
         if self.passed:
-            return f"{len(self.outcomes)} checks passed"
+            return f"{_count(len(self.outcomes), 'check')} passed"
         names = ", ".join(o.check for o in self.failed)
         return f"{len(self.failed)} of {len(self.outcomes)} checks failed: {names}"
 
@@ -267,6 +267,10 @@ class CheckAccumulator:
         for i, text in data["keys"].items():
             acc.keys[int(i)] = KeySet.from_text(text, acc.spill_keys)
         return acc
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _plain(value: Any) -> Any:

@@ -36,7 +36,7 @@ def test_distributed_failing_check_publishes_nothing(make_cluster, tmp_path: Pat
     run_id, _ = parse_enqueue(done.stdout)
     status = cluster.status(run_id)["customers"]
     assert status["state"] == "failed"
-    assert "unique(customer_id): FAILED, 1 failing rows" in status["message"], status
+    assert "unique(customer_id): FAILED, 1 failing row" in status["message"], status
     assert "c9@example.com" not in status["message"]
     assert all(cluster.status(run_id)[f"customers#{i}/2"]["state"] == "success" for i in (1, 2))
     out = tmp_path / "out"

@@ -117,11 +117,11 @@ def test_shape_read_back_with_duckdb(tmp_path: Path) -> None:
 
 # one bad row (or a bad whole) for each check, on the shaped column names
 FAILURES = {
-    "not_null": ({"Email": {3: None}}, r"not_null\(customer_id, email\): FAILED, 1 failing rows"),
+    "not_null": ({"Email": {3: None}}, r"not_null\(customer_id, email\): FAILED, 1 failing row"),
     "unique": ({"Cust No": {4: 1, 5: 1}}, r"unique\(customer_id\): FAILED, 2 failing rows"),
     "accepted_values": ({"Country": {2: "US"}}, r"accepted_values\(country\): FAILED, 1 fail"),
-    "range": ({"Age": {1: 151}}, r"range\(age\): FAILED, 1 failing rows"),
-    "expression": ({"Price": {0: -1.0}}, r"expression\(price >= 0\): FAILED, 1 failing rows"),
+    "range": ({"Age": {1: 151}}, r"range\(age\): FAILED, 1 failing row"),
+    "expression": ({"Price": {0: -1.0}}, r"expression\(price >= 0\): FAILED, 1 failing row"),
     "freshness": (
         {"Updated At": {i: NOW - timedelta(days=3) for i in range(12)}},
         r"freshness\(updated_at\): FAILED \(newest updated_at is .* 3 days",
@@ -162,7 +162,7 @@ def test_secret_columns_are_masked_in_examples(tmp_path: Path) -> None:
     done = run(tmp_path)
     assert done.returncode == 1
     message = " ".join(done.stderr.split())
-    assert "expression(age < 60): FAILED, 1 failing rows; e.g. age=99" in message
+    assert "expression(age < 60): FAILED, 1 failing row; e.g. age=99" in message
     quality = QUALITY.replace("- not_null: [customer_id, email]", "- not_null: [customer_id]")
     quality = quality.replace('- expression: "price >= 0"', "- expression: \"email = 'x'\"")
     write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
@@ -214,7 +214,7 @@ def test_partitioned_duplicates_in_different_partitions_fail_unique(tmp_path: Pa
     done = run(tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     message = " ".join(done.stderr.split())
-    assert "unique(customer_id): FAILED, 1 failing rows" in message, message
+    assert "unique(customer_id): FAILED, 1 failing row" in message, message
     assert "repeat in another partition" in message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
     drop(tmp_path / "in", "b.parquet", customers(10, start=10))
