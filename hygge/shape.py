@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import polars as pl
-import polars_hash as plh
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge.errors import FlowError
@@ -280,5 +279,7 @@ class Shaper:
 
 
 def _hash_of(columns: list[pl.Expr]) -> pl.Expr:
+    import polars_hash as plh  # a plugin: loaded by the flows that hash, not by `import hygge`
+
     parts = [c.cast(pl.String).fill_null(_NULL) for c in columns]
     return plh.concat_str(parts, separator=_SEP).nchash.xxhash64()
