@@ -247,3 +247,19 @@ def test_quality_judges_by_policy() -> None:
 def test_a_value_cast_cannot_convert_is_a_shape_error() -> None:
     with pytest.raises(ShapeError, match=r"shape\.cast failed"):
         shaper(cast={"id": "int64"}).apply(pl.DataFrame({"id": ["1", "x"]}))
+
+
+def test_each_decision_is_one_log_record_with_every_outcome(caplog) -> None:
+    checks = tuple(parse_checks([{"not_null": ["id"]}, {"unique": ["id"]}]))
+    acc = CheckAccumulator(list(checks), secret=("id",))
+    acc.update(pl.DataFrame({"id": [1, 1]}))
+    with caplog.at_level("INFO", logger="hygge.checks"):
+        Quality("orders", None, checks, "warn").judge(acc.decide())
+    (record,) = caplog.records
+    assert record.flow == "orders"  # type: ignore[attr-defined]
+    outcomes = json.loads(json.dumps(record.checks))  # type: ignore[attr-defined]
+    assert [(o["check"], o["passed"], o["failing"]) for o in outcomes] == [
+        ("not_null(id)", True, 0),
+        ("unique(id)", False, 1),
+    ]
+    assert outcomes[1]["examples"] == [{"id": "***"}]
