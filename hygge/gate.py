@@ -27,7 +27,7 @@ from hygge.check_spec import Check
 from hygge.contract import Home, Store
 from hygge.errors import FlowError
 from hygge.quality import CheckAccumulator, CheckReport
-from hygge.shape import AuditValues, Shaper, ShapeSpec
+from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec
 
 log = logging.getLogger("hygge.checks")
 
@@ -135,6 +135,7 @@ class Gate:
         self.acc = quality.accumulator()
         self.quarantined = 0
         self._quarantine: Store[Any] | None = None
+        self._verified: list[str] = []  # the columns the checks were last verified against
 
     async def open(self, home: Home[Any]) -> None:
         """Start an attempt: fresh counts; a file home marks each row's file if asked."""
@@ -153,6 +154,8 @@ class Gate:
             df = self.shaper.apply(df)
         if not self.quality.checks:
             return df
+        if df.columns != self._verified:
+            self._verify(df)
         if self._quarantine is not None:
             split = self.acc.failing_rows(df)
             self.acc.update(df)
@@ -166,6 +169,26 @@ class Gate:
             return df
         self.acc.update(df)
         return df
+
+    def _verify(self, df: pl.DataFrame) -> None:
+        """The checks' columns exist (after shaping), and freshness's is a date or time."""
+        flow = self.quality.flow
+        for check in self.quality.checks:
+            for column in check.columns:
+                if column not in df.columns:
+                    raise ShapeError(
+                        f"flow '{flow}': check {check.label} names column '{column}', which "
+                        f"the data does not have (after shaping); available: "
+                        f"{', '.join(df.columns)}",
+                        hint="use one of the available names",
+                    )
+            if check.kind == "freshness" and not df.schema[check.columns[0]].is_temporal():
+                raise ShapeError(
+                    f"flow '{flow}': check {check.label} needs a date or timestamp column; "
+                    f"'{check.columns[0]}' is {df.schema[check.columns[0]]}",
+                    hint="cast it under `shape.cast` (e.g. timestamp), or check another column",
+                )
+        self._verified = list(df.columns)
 
     async def before_commit(self) -> str:
         """Decide (unless a part), set failing rows aside for good; raises ChecksFailed."""

@@ -263,3 +263,19 @@ def test_each_decision_is_one_log_record_with_every_outcome(caplog) -> None:
         ("unique(id)", False, 1),
     ]
     assert outcomes[1]["examples"] == [{"id": "***"}]
+
+
+def test_gate_names_a_missing_check_column_and_a_bad_freshness_column() -> None:
+    import asyncio
+
+    def batch(checks: list[object], df: pl.DataFrame) -> None:
+        gate = Quality("orders", None, tuple(parse_checks(checks))).gate()
+        asyncio.run(gate.batch(df))
+
+    df = pl.DataFrame({"id": [1], "when": ["2026-01-01"]})
+    with pytest.raises(
+        ShapeError, match=r"not_null\(nope\) names column 'nope'.*available: id, when"
+    ):
+        batch([{"not_null": ["nope"]}], df)
+    with pytest.raises(ShapeError, match="needs a date or timestamp column; 'when' is String"):
+        batch([{"freshness": {"column": "when", "max_age": "1d"}}], df)
