@@ -87,11 +87,11 @@ class Coordinator:
                 if upstream is None:
                     home = spec.home.build()
                     await home.check()
-                    if spec.quality is not None and hasattr(home, "schema"):
-                        # shape and checks against the columns the home reads (file homes)
-                        schema = await asyncio.to_thread(home.schema)
-                        names = list(schema.names)
-                        config_quality.check_against(name, spec.quality, names)
+                    if spec.quality is not None:
+                        # shape and checks against the columns the home reads, where known
+                        names = await asyncio.to_thread(_columns_of, home)
+                        if names is not None:
+                            config_quality.check_against(name, spec.quality, names)
                 else:
                     self._check_columns_upstream(name, upstream)
                 await spec.store.build().check()
@@ -206,3 +206,14 @@ if __name__ == "__main__":  # `python -m hygge.coordinator flows.yml`: the CLI d
     from hygge.cli import app  # module, never the other way round
 
     app(args=["run", *sys.argv[1:]], prog_name="python -m hygge.coordinator")
+
+
+def _columns_of(home: object) -> list[str] | None:
+    """The columns a home yields, where it can tell without reading: a file home's schema, a
+    SQL table's columns."""
+    if hasattr(home, "schema"):
+        return list(home.schema().names)
+    if hasattr(home, "column_names"):
+        names = home.column_names()
+        return list(names) if names is not None else None
+    return None

@@ -350,3 +350,28 @@ def test_yaml_booleans_in_accepted_values_are_refused(tmp_path: Path) -> None:
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
     assert done.returncode == 1 and "flows.yml:6" in done.stderr
     assert 'quote them, e.g. [DK, SE, "NO"]' in done.stderr
+
+
+def test_validate_checks_shape_against_a_sql_table(postgres_url: str, tmp_path: Path) -> None:
+    db, table = Db(postgres_url), unique("shape_src")
+    db.run(f'CREATE TABLE {db.q(table)} ("CustNo" integer, "Customer Name" text)')
+    try:
+        home = f"{{type: sql, connection: '{postgres_url}', table: {table}}}"
+        quality = (
+            "    shape: {naming: snake_case, cast: {cust_id: int64}}\n"
+            "    checks: [{unique: [cust_no]}]\n"
+        )
+        write_flows(tmp_path, flows(home, f"{tmp_path / 'out'}", quality=quality))
+        done = run_cli("validate", "flows.yml", cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        message = " ".join(done.stderr.split())
+        assert "shape.cast names column 'cust_id'" in message
+        assert "available: cust_no, customer_name" in message
+        write_flows(
+            tmp_path,
+            flows(home, f"{tmp_path / 'out'}", quality=quality.replace("cust_id", "cust_no")),
+        )
+        done = run_cli("validate", "flows.yml", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        db.run(f"DROP TABLE IF EXISTS {db.q(table)}")
