@@ -26,7 +26,12 @@ def test_distributed_failing_check_publishes_nothing(make_cluster, tmp_path: Pat
     quality = QUALITY.replace(", source_file: file", "")
     extra = "    options: {partitions: 2, retries: 0}\n"
     (tmp_path / "flows.yml").write_text(
-        flows(str(tmp_path / "in"), str(tmp_path / "out"), extra, quality=quality)
+        flows(
+            str(tmp_path / "in"),
+            f"{{path: {tmp_path / 'out'}, shared_volume: true}}",  # the workers share this disk
+            extra,
+            quality=quality,
+        )
     )
     cluster = make_cluster()
     cluster.start_worker("w1", concurrency=1)
