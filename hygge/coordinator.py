@@ -83,11 +83,17 @@ class Coordinator:
             spec = self.config.flows[name]
             try:
                 upstream = self._upstream(name)
+                home = spec.home.build()
                 if upstream is None:
-                    await spec.home.build().check()
+                    await home.check()
                 else:
                     self._check_columns_upstream(name, upstream)
-                await spec.store.build().check()
+                store = spec.store.build()
+                await store.check()
+                # A store that needs columns of what it receives (keys) checks them here.
+                check_home = getattr(store, "check_home", None)
+                if upstream is None and check_home is not None:
+                    await check_home(home)
             except Exception as exc:
                 problems[name] = exc
         return problems
