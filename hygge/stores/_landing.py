@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from hygge.errors import StoreError
+from hygge.errors import HyggeError, StoreError
 from hygge.secrets import mask_url
 
 METADATA = "_metadata.json"
@@ -178,9 +178,7 @@ class Tree:
         try:
             self.fs.move(self.path(src), self.path(dst))
         except (NotImplementedError, OSError) as exc:
-            if "not supported" not in str(exc).lower() and not isinstance(
-                exc, NotImplementedError
-            ):
+            if "not supported" not in str(exc).lower() and not isinstance(exc, NotImplementedError):
                 raise self._error((src,), "rename", exc) from exc
             self._call((src,), "copy", lambda: self.fs.copy_file(self.path(src), self.path(dst)))
             self.delete_file(src)
@@ -194,6 +192,16 @@ class Tree:
             return
         with contextlib.suppress(FileNotFoundError):
             self._call(parts, "delete", lambda: self.fs.delete_dir(self.path(*parts)))
+
+    def remove_if_empty(self, *parts: str) -> bool:
+        """Remove a folder with nothing in it (hygge's hidden area after a run); True if it
+        is gone."""
+        if self.kind(*parts) != pafs.FileType.Directory:
+            return True
+        if self.listing(*parts):
+            return False
+        self.delete_dir(*parts)
+        return True
 
     def sync(self, *parts: str) -> None:
         """Local files reach the disk before they become visible (no-op elsewhere)."""
@@ -221,7 +229,7 @@ class Tree:
                 ) from exc
             raise self._error(parts, what, exc) from exc
 
-    def _error(self, parts: Any, what: str, exc: BaseException) -> StoreError:
+    def _error(self, parts: Any, what: str, exc: BaseException) -> HyggeError:
         from hygge.storage.objects import storage_error
 
         return storage_error(self.where(*parts), what, exc)
@@ -287,3 +295,13 @@ def apply_journal(tree: Tree, journal: str) -> None:
         tree.delete_file(rel)
     tree.delete_dir(plan["staging"])
     tree.delete_file(journal)
+    tidy(tree, os.path.dirname(journal))
+
+
+def tidy(tree: Tree, folder: str) -> None:
+    """Remove hygge's staging folders at the landing zone's root once empty, up to `_hygge`
+    itself: between runs the landing zone holds only what the replicator reads."""
+    while folder and folder.split("/", 1)[0] == HIDDEN:
+        if not tree.remove_if_empty(folder):
+            return
+        folder = os.path.dirname(folder)

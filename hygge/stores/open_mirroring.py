@@ -66,7 +66,9 @@ class OpenMirroringSettings(StoreSettings):
         None, alias="schema", description="Put the table in a `<schema>.schema` folder."
     )
     key: list[str] | None = Field(
-        None, description="The key columns: `keyColumns` of _metadata.json, never changed."
+        None,
+        validate_default=True,  # a missing key is refused where flows.yml is read
+        description="The key columns: `keyColumns` of _metadata.json, never changed.",
     )
     soft_delete: str | None = Field(
         None, description="A column whose true (or non-null) value marks a deleted row."
@@ -86,7 +88,7 @@ class OpenMirroringSettings(StoreSettings):
 
     @field_validator("key")
     @classmethod
-    def _key_given(cls, value: list[str] | None) -> list[str]:
+    def _key_given(cls, value: list[str] | None) -> list[str] | None:
         if not value:
             raise ValueError(
                 "open_mirroring needs `key`: the column(s) that identify a row "
@@ -428,8 +430,7 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
             "reset": reset,
             "metadata": {"keyColumns": self.key},
             "moves": [
-                [src, f"{self.table}/{lz.data_file_name(first + i)}"]
-                for i, src in enumerate(files)
+                [src, f"{self.table}/{lz.data_file_name(first + i)}"] for i, src in enumerate(files)
             ],
             "json": {
                 f"{hidden}/state/{file_name(flow)}.json": state
@@ -556,6 +557,7 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
         else:
             with contextlib.suppress(Exception):
                 tree.delete_dir(self.staging)
+                lz.tidy(tree, self.staging_root)
         self._opened = False
 
 
