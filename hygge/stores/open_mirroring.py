@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings, default_path
-from hygge.errors import ConfigError, StoreError
+from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.locks import file_name
 from hygge.storage.location import is_object_url
 from hygge.storage.onelake import is_onelake, onelake_url
@@ -210,7 +210,18 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
 
             storage = getattr(tree, "storage", None)
             if isinstance(storage, ObjectStorage):
-                storage.check_bucket()
+                try:
+                    storage.check_bucket()
+                except HyggeError as exc:
+                    if not is_onelake(path):
+                        raise
+                    raise StoreError(
+                        f"cannot reach the landing zone {tree.where()}: {exc}",
+                        hint="sign in to Microsoft Entra: az login, a managed identity, or a "
+                        "service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+                        "AZURE_CLIENT_SECRET) with access to the workspace",
+                        transient=exc.transient,
+                    ) from exc
         kind = tree.kind()
         if kind == lz.pafs.FileType.File:
             raise StoreError(
@@ -522,6 +533,13 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
         return (self.table, lz.HIDDEN, "state", f"{file_name(flow)}.json")
 
     async def read_state(self, flow: str) -> dict[str, Any] | None:
+        if self.settings.mode == "snapshot":  # asked by incremental flows only
+            raise StoreError(
+                f"store '{self.name}': an incremental flow reads only what changed, so "
+                "`mode: snapshot` would delete every other row",
+                hint="use mode: append (the default of incremental flows), with soft_delete "
+                "for deletes",
+            )
         state = await asyncio.to_thread(self.tree.read_json, *self._state_file(flow))
         return state if isinstance(state, dict) else None
 
