@@ -293,6 +293,8 @@ def apply_journal(tree: Tree, journal: str) -> None:
             tree.move(src, dst)
     for rel in plan.get("delete", []):
         tree.delete_file(rel)
+    if tree.local:  # the renames reach the disk before the journal goes
+        fsync_dir(tree.path(table))
     tree.delete_dir(plan["staging"])
     tree.delete_file(journal)
     tidy(tree, os.path.dirname(journal))
