@@ -83,8 +83,9 @@ class Coordinator:
             spec = self.config.flows[name]
             try:
                 upstream = self._upstream(name)
-                home = spec.home.build()
+                home = None
                 if upstream is None:
+                    home = spec.home.build()
                     await home.check()
                 else:
                     self._check_columns_upstream(name, upstream)
@@ -92,7 +93,7 @@ class Coordinator:
                 await store.check()
                 # A store that needs columns of what it receives (keys) checks them here.
                 check_home = getattr(store, "check_home", None)
-                if upstream is None and check_home is not None:
+                if home is not None and check_home is not None:
                     await check_home(home)
             except Exception as exc:
                 problems[name] = exc
