@@ -402,3 +402,14 @@ def test_snapshot_deletes_bucket_by_bucket(tmp_path: Path, monkeypatch):
     assert key == ["a", "b"]
     assert rows == set(second.iter_rows())
     assert not (tmp_path / "LandingZone" / "_hygge").exists()  # staging tidied away
+
+
+def test_two_flows_into_one_table_are_refused(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: append}"
+    body = flows(source, store)
+    body += body.split("flows:\n", 1)[1].replace("  erp:", "  erp2:")
+    project = write_flows(tmp_path, body).parent
+    done = run_cli("validate", "flows.yml", cwd=project, timeout=300)
+    assert done.returncode != 0
+    assert "erp2" in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "LandingZone").exists()
