@@ -81,3 +81,16 @@ def test_data_file_names_are_twenty_digits():
     assert lz.data_file_name(1) == "00000000000000000001.parquet"
     assert lz.DATA_FILE.match(lz.data_file_name(12345678901234567890))
     assert not lz.DATA_FILE.match("1.parquet")
+
+
+def test_every_store_reaches_onelake_through_the_same_filesystem(monkeypatch):
+    """hygge.storage gives any file store a OneLake filesystem for an abfss:// OneLake URL;
+    an Azure account key in the environment (another account's) is not sent to OneLake."""
+    from hygge.storage.objects import ObjectStorage
+
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "a-key-of-another-account")
+    storage = ObjectStorage.for_url(ABFSS)
+    assert isinstance(storage.fs, pafs.AzureFileSystem)
+    assert (storage.location.bucket, storage.location.account) == ("Sales", "onelake")
+    with pytest.raises(ConfigError, match="not an account key"):
+        onelake.storage(ABFSS, {"account_key": "k"})

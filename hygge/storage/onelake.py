@@ -111,16 +111,21 @@ def filesystem_kwargs(url: str, options: Mapping[str, Any] | None) -> dict[str, 
     return kwargs
 
 
-def storage(url: str, options: Mapping[str, Any] | None = None) -> Any:
-    """An `ObjectStorage` over OneLake for `url` (either form)."""
+def filesystem(url: str, options: Mapping[str, Any] | None) -> Any:
+    """pyarrow's Azure filesystem for OneLake (what `hygge.storage.filesystems` gives every
+    store for a OneLake URL). Only a service principal is taken from the options: an account
+    key in the environment belongs to another Azure account."""
     import pyarrow.fs as pafs
 
-    from hygge.storage.location import Location
+    principal = {k: v for k, v in (options or {}).items() if str(k).lower() in _PRINCIPAL}
+    return pafs.AzureFileSystem(**filesystem_kwargs(url, principal))
+
+
+def storage(url: str, options: Mapping[str, Any] | None = None) -> Any:
+    """An `ObjectStorage` over OneLake for `url` (either form); an account key in the store's
+    own `storage_options` is refused (OneLake takes Entra credentials only)."""
     from hygge.storage.objects import ObjectStorage
 
     abfss = onelake_url(url)
-    store = ObjectStorage.__new__(ObjectStorage)
-    store.location = Location.parse(abfss)
-    store.options = {}
-    store.fs = pafs.AzureFileSystem(**filesystem_kwargs(abfss, options))
-    return store
+    filesystem_kwargs(abfss, options)  # refuses what OneLake cannot take, clearly
+    return ObjectStorage.for_url(abfss, options)
