@@ -413,3 +413,15 @@ def test_two_flows_into_one_table_are_refused(tmp_path: Path, source: Source):
     assert done.returncode != 0
     assert "erp2" in done.stdout + done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "LandingZone").exists()
+
+
+def test_an_incremental_flow_cannot_snapshot(tmp_path: Path, source: Source):
+    """An incremental read sees only what changed: as a snapshot it would delete the rest."""
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: snapshot}"
+    body = flows(source, store, "{incremental: true}", home=", cursor: updated_at")
+    project = write_flows(tmp_path, body).parent
+    done = run_cli("run", "flows.yml", cwd=project, timeout=300)
+    assert done.returncode != 0
+    assert "would delete every other row" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list((tmp_path / "LandingZone").rglob("*.parquet"))
