@@ -244,6 +244,40 @@ def fsync_dir(path: str) -> None:
             os.close(fd)
 
 
+def check_landing_zone(tree: Tree) -> None:
+    """Refuse a path that is not a landing zone: a file, a table folder (it holds
+    `_metadata.json` or numbered files), a folder of data files. A missing or empty folder
+    is a new landing zone."""
+    kind = tree.kind()
+    if kind == pafs.FileType.File:
+        raise StoreError(
+            f"{tree.where()} is a file, not a landing zone folder",
+            hint="point `path` at the landing zone folder",
+        )
+    if kind != pafs.FileType.Directory:
+        return
+    entries = tree.listing()
+    names = {n for n, _ in entries}
+    stray = [n for n, d in entries if not d and DATA_FILE.match(n)]
+    if METADATA in names or stray:
+        raise StoreError(
+            f"{tree.where()} is a table folder (it holds "
+            f"{METADATA if METADATA in names else stray[0]}), not a landing zone",
+            hint="point `path` at the landing zone itself; the table goes in `table`",
+        )
+    foreign = [
+        n
+        for n, d in entries
+        if not d and not n.startswith(("_", ".")) and n.endswith((".parquet", ".csv"))
+    ]
+    if foreign:
+        raise StoreError(
+            f"{tree.where()} holds data files ({foreign[0]}), so it is not a landing "
+            "zone (which holds table folders)",
+            hint="point `path` at an empty folder or a mirrored database's landing zone",
+        )
+
+
 def last_number(tree: Tree, table: str) -> int:
     """The highest data file number of a table folder (0: none yet), counting the files the
     replicator moved to its processed folders."""

@@ -18,14 +18,16 @@ renamed one by one, each complete, the state and keys after them. A killed run i
 by the next one from the journal, so the sequence never has a gap, a number twice or half a
 file. Two runs of one flow are serialised by the run lock; two flows on one table are
 refused by `validate`.
+
+Over 400 lines: one store's lifecycle (checks, stage, commit, state, abort) and its settings
+read best together; the landing-zone format and journal (`_landing.py`) and the snapshot's
+delete detection (`_mirror_deletes.py`) are their own modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
@@ -43,6 +45,7 @@ from hygge.locks import file_name
 from hygge.storage.location import is_object_url
 from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
+from hygge.stores import _mirror_deletes as deletes
 
 KEYS_FILE = "keys.parquet"
 KEYS_PER_BUCKET = 2_000_000  # keys compared at once in a snapshot's delete detection
@@ -222,33 +225,7 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
                         "AZURE_CLIENT_SECRET) with access to the workspace",
                         transient=exc.transient,
                     ) from exc
-        kind = tree.kind()
-        if kind == lz.pafs.FileType.File:
-            raise StoreError(
-                f"{tree.where()} is a file, not a landing zone folder",
-                hint="point `path` at the landing zone folder",
-            )
-        if kind == lz.pafs.FileType.Directory:
-            entries = tree.listing()
-            names = {n for n, _ in entries}
-            stray = [n for n, d in entries if not d and lz.DATA_FILE.match(n)]
-            if lz.METADATA in names or stray:
-                raise StoreError(
-                    f"{tree.where()} is a table folder (it holds "
-                    f"{lz.METADATA if lz.METADATA in names else stray[0]}), not a landing zone",
-                    hint="point `path` at the landing zone itself; the table goes in `table`",
-                )
-            foreign = [
-                n
-                for n, d in entries
-                if not d and not n.startswith(("_", ".")) and n.endswith((".parquet", ".csv"))
-            ]
-            if foreign:
-                raise StoreError(
-                    f"{tree.where()} holds data files ({foreign[0]}), so it is not a landing "
-                    "zone (which holds table folders)",
-                    hint="point `path` at an empty folder or a mirrored database's landing zone",
-                )
+        lz.check_landing_zone(tree)
         self._check_table()
 
     def _check_table(self) -> None:
@@ -467,62 +444,19 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
 
     # -- deletes of a snapshot ------------------------------------------------------------
     def _stage_deletes(self) -> str | None:
-        """Write a file of delete markers for the keys the last run saw and this one did not;
-        its name, or None when no key disappeared. Bucket by bucket: memory follows
-        KEYS_PER_BUCKET, not the table."""
-        tree = self.tree
-        previous = f"{self.table}/{lz.HIDDEN}/{KEYS_FILE}"
-        current = f"{self.staging}/{KEYS_FILE}"
-        if not tree.exists(previous):
-            return None
-        before, now = _parquet(tree, previous), _parquet(tree, current)
-        if before is None or before.metadata.num_rows == 0:
-            return None
-        rows = max(before.metadata.num_rows, now.metadata.num_rows if now else 0)
-        buckets = max(1, math.ceil(rows / KEYS_PER_BUCKET))
+        """A file of delete markers for the keys the last run saw and this one did not (its
+        name), or None when no key disappeared."""
         target = f"{self.staging}/part-{len(self._files):06d}.parquet"
-        writer: pq.ParquetWriter | None = None
-        stream: Any = None
-        try:
-            with tempfile.TemporaryDirectory(prefix="hygge-keys-") as spill:
-                old = _split(before, self.key, buckets, Path(spill) / "old")
-                new = _split(now, self.key, buckets, Path(spill) / "new") if now else {}
-                for bucket in range(buckets):
-                    gone = _read(old.get(bucket))
-                    if gone is None or gone.is_empty():
-                        continue
-                    seen = _read(new.get(bucket))
-                    if seen is not None and not seen.is_empty():
-                        gone = gone.join(seen, on=self.key, how="anti", nulls_equal=True)
-                    if gone.is_empty():
-                        continue
-                    table = self._delete_rows(gone)
-                    if writer is None:
-                        stream = tree.open_output(target)
-                        writer = pq.ParquetWriter(stream, table.schema)
-                    writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-            if stream is not None:
-                stream.close()
-        return target if writer is not None else None
-
-    def _delete_rows(self, keys: pl.DataFrame) -> pa.Table:
-        """Delete markers: the key columns, the others null (Fabric needs only the keys)."""
-        marker = pa.array([lz.DELETE] * keys.height, pa.int32())
-        table = keys.to_arrow(compat_level=pl.CompatLevel.oldest())
-        if self._schema is None:
-            return table.append_column(lz.MARKER, marker)
-        columns = []
-        for field in self._schema:
-            if field.name == lz.MARKER:
-                columns.append(marker)
-            elif field.name in keys.columns:
-                columns.append(table.column(field.name).cast(field.type))
-            else:
-                columns.append(pa.nulls(keys.height, field.type))
-        return pa.Table.from_arrays(columns, schema=self._schema)
+        found = deletes.stage(
+            self.tree,
+            previous=f"{self.table}/{lz.HIDDEN}/{KEYS_FILE}",
+            current=f"{self.staging}/{KEYS_FILE}",
+            key=self.key,
+            schema=self._schema,
+            target=target,
+            per_bucket=KEYS_PER_BUCKET,
+        )
+        return target if found else None
 
     def _write_keys(self, table: pa.Table, rel: str) -> None:
         with self.tree.open_output(rel) as out:
@@ -600,45 +534,6 @@ def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
     tree = lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
     tree.storage = storage  # type: ignore[attr-defined]
     return tree
-
-
-def _parquet(tree: lz.Tree, rel: str) -> pq.ParquetFile | None:
-    if not tree.exists(rel):
-        return None
-    return pq.ParquetFile(tree.fs.open_input_file(tree.path(rel)))
-
-
-def _split(
-    source: pq.ParquetFile, key: list[str], buckets: int, spill: Path
-) -> dict[int, list[Path]]:
-    """The keys of a file, split by hash into bucket files (one file per row group and
-    bucket); with one bucket, the row groups as they are."""
-    spill.mkdir(parents=True, exist_ok=True)
-    out: dict[int, list[Path]] = {}
-    for group in range(source.metadata.num_row_groups):
-        frame = pl.from_arrow(source.read_row_group(group, columns=key))
-        assert isinstance(frame, pl.DataFrame)
-        if buckets == 1:
-            parts = {0: frame}
-        else:
-            bucketed = frame.with_columns(
-                (pl.struct(key).hash(seed=0) % buckets).alias("__bucket__")
-            )
-            parts = {
-                int(b[0]): f.drop("__bucket__")
-                for b, f in bucketed.partition_by("__bucket__", as_dict=True).items()
-            }
-        for bucket, part in parts.items():
-            file = spill / f"{bucket}-{group}.parquet"
-            part.write_parquet(file)
-            out.setdefault(bucket, []).append(file)
-    return out
-
-
-def _read(files: list[Path] | None) -> pl.DataFrame | None:
-    if not files:
-        return None
-    return pl.concat([pl.read_parquet(f) for f in files])
 
 
 def _home_columns(home: Any) -> list[str] | None:
