@@ -425,3 +425,21 @@ def test_an_incremental_flow_cannot_snapshot(tmp_path: Path, source: Source):
     assert "would delete every other row" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert not list((tmp_path / "LandingZone").rglob("*.parquet"))
+
+
+def test_partitioned_flow_commits_every_part_in_one_sequence(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], " + (
+        "mode: snapshot, max_rows_per_file: 10}"
+    )
+    body = flows(source, store, "{partitions: 3}", home=", partition_on: id")
+    project = write_flows(tmp_path, body).parent
+    table = tmp_path / "LandingZone" / "orders"
+    run(project)
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+    source.change()
+    run(project)
+    _, rows = replay(table, COLUMNS)  # names checked: one continuous sequence
+    assert rows == source.rows()
+    assert markers(table)[-1] == [2]
+    assert not (tmp_path / "LandingZone" / "_hygge").exists()  # the parts are cleaned up

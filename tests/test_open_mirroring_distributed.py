@@ -94,3 +94,55 @@ flows:
     finally:
         db.run(f"DROP SCHEMA {schema} CASCADE")
         db.close()
+
+
+def test_a_partitioned_flow_through_two_workers(
+    cluster: Cluster, emulators, postgres_url: str, tmp_path: Path
+):
+    """Parts staged by two workers under the landing zone's hidden area, one commit: one
+    continuous sequence that replays to the source table."""
+    emu = emulators["az"]
+    url = f"{emu.new_bucket()}/erp/Files/LandingZone"
+    db = Db(postgres_url)
+    table = unique("omp")
+    db.run(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+    try:
+        db.run(f"INSERT INTO {table} SELECT i, 'v' || i FROM generate_series(1, 3000) i")
+        project = tmp_path / "enqueuer"
+        project.mkdir()
+        flows = project / "flows.yml"
+        flows.write_text(
+            f"""
+flows:
+  big:
+    home: {{type: sql, connection: "{postgres_url}", table: {table}, partition_on: id,
+            batch_size: 200}}
+    store: {{type: open_mirroring, path: "{url}", table: big, key: [id], mode: snapshot,
+             max_rows_per_file: 400}}
+    options: {{partitions: 4}}
+"""
+        )
+        cluster.start_worker("w1", concurrency=1)
+        cluster.start_worker("w2", concurrency=1)
+        done = cluster.cli("enqueue", str(flows), "--wait")
+        assert done.returncode == 0, (done.stdout, done.stderr, cluster.log("w1"))
+        fs = emu.filesystem()
+        folder = f"{url.split('://', 1)[1]}/big"
+        files = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
+        names = check_names([i.base_name for i in files if i.type == pafs.FileType.File])
+        local = tmp_path / "download"
+        local.mkdir()
+        for n in names:
+            with fs.open_input_stream(f"{folder}/{n}") as f:
+                (local / n).write_bytes(f.read())
+        rows = replay_files([local / n for n in names], ["id"], ["id", "v"])
+        assert set(rows.values()) == set(db.run(f"SELECT id, v FROM {table}"))
+        hidden = f"{url.split('://', 1)[1]}/_hygge"
+        assert fs.get_file_info(hidden).type == pafs.FileType.NotFound or not [
+            i
+            for i in fs.get_file_info(pafs.FileSelector(hidden, recursive=True))
+            if i.type == pafs.FileType.File
+        ]
+    finally:
+        db.drop(table)
+        db.close()

@@ -39,7 +39,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings, default_path
+from hygge.contract import (
+    MultiPartStore,
+    PathSetting,
+    StatefulStore,
+    Store,
+    StoreSettings,
+    default_path,
+)
 from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.locks import file_name
 from hygge.storage.location import is_object_url
@@ -126,7 +133,7 @@ def _key_required(settings: OpenMirroringSettings) -> list[str]:
     return settings.key
 
 
-class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
+class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSettings]):
     """One table of a Fabric mirrored database's landing zone."""
 
     type_name = "open_mirroring"
@@ -172,6 +179,7 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
         self._schema: pa.Schema | None = None
         self._states: dict[str, dict[str, Any]] = {}
         self._checked_columns = False
+        self._parts_run: str | None = None
         self._aborted = False
         self._opened = False
 
@@ -421,8 +429,15 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
                 [src, f"{self.table}/{lz.data_file_name(first + i)}"] for i, src in enumerate(files)
             ],
             "json": {
-                f"{hidden}/state/{file_name(flow)}.json": state
-                for flow, state in self._states.items()
+                **{
+                    f"{hidden}/state/{file_name(flow)}.json": state
+                    for flow, state in self._states.items()
+                },
+                **(
+                    {f"{hidden}/parts-run.json": {"run": self._parts_run}}
+                    if self._parts_run
+                    else {}
+                ),
             },
             "replace": replace,
             "delete": delete,
@@ -461,6 +476,100 @@ class OpenMirroringStore(StatefulStore, Store[OpenMirroringSettings]):
     def _write_keys(self, table: pa.Table, rel: str) -> None:
         with self.tree.open_output(rel) as out:
             pq.write_table(table, out)
+
+    # -- parts of a partitioned flow (MultiPartStore) -------------------------------------
+    # Each part stages under `_hygge/<table>/parts-<flow run>/` (on object storage every
+    # worker reaches it); the commit numbers every part's files in part order through the
+    # same journal, and records the flow run, so a commit done again is a no-op.
+    def _parts_root(self, part: str) -> str:
+        return f"{self.staging_root}/parts-{part.split('.', 1)[0]}"
+
+    async def open_part(self, part: str) -> None:
+        await asyncio.to_thread(self._open_part_sync, part)
+
+    def _open_part_sync(self, part: str) -> None:
+        with self._io:
+            self._reset()
+        self._check_sync()
+        self.staging = f"{self._parts_root(part)}/{part.split('.', 1)[-1]}-{self.run_id}"
+        self.tree.mkdir(self.staging)
+        self._opened = True
+
+    async def seal_part(self, part: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._seal_part_sync, part)
+
+    def _seal_part_sync(self, part: str) -> dict[str, Any]:
+        rows = self._staged_rows_sync()
+        keys = f"{self.staging}/{KEYS_FILE}"
+        has_keys = self.tree.exists(keys)
+        self._opened = False
+        return {
+            "part": part,
+            "files": self._files,
+            "keys": keys if has_keys else None,
+            "rows": rows,
+        }
+
+    async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
+        return await asyncio.to_thread(
+            lambda: sum(self._file_rows(f) for p in parts for f in p.get("files", []))
+        )
+
+    async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._commit_parts_sync, parts)
+
+    def _commit_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        states = self._states
+        self._open_sync()  # checks, finishes a dead commit's journal, a fresh staging folder
+        self._states = states
+        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
+        done = self.tree.read_json(self.table, lz.HIDDEN, "parts-run.json")
+        if isinstance(done, dict) and done.get("run") == run:
+            self._abort_sync()  # committed already: its end was not recorded
+            return
+        try:
+            for description in parts:
+                for name in description.get("files", []):
+                    if not self.tree.exists(name):
+                        raise StoreError(
+                            f"part {description['part']} of {self.describe()}: staged file "
+                            f"{name} is missing; nothing was committed",
+                            hint="run the flow again",
+                        )
+                    self._files.append(name)
+            if self._files:
+                with self.tree.fs.open_input_file(self.tree.path(self._files[0])) as f:
+                    self._schema = pq.ParquetFile(f).schema_arrow
+            if self._full_read:
+                self._gather_keys([p["keys"] for p in parts if p.get("keys")])
+            self._parts_run = run
+            self._commit_sync()
+        except BaseException:
+            self._abort_sync()
+            raise
+
+    def _gather_keys(self, files: list[str]) -> None:
+        """The parts' keys as this run's one keys file."""
+        writer: pq.ParquetWriter | None = None
+        with contextlib.ExitStack() as stack:
+            for name in files:
+                source = pq.ParquetFile(
+                    stack.enter_context(self.tree.fs.open_input_file(self.tree.path(name)))
+                )
+                for group in range(source.metadata.num_row_groups):
+                    table = source.read_row_group(group)
+                    if writer is None:
+                        out = stack.enter_context(self.tree.open_output(self.staging, KEYS_FILE))
+                        writer = stack.enter_context(pq.ParquetWriter(out, table.schema))
+                    writer.write_table(table)
+
+    async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
+        def remove() -> None:
+            for root in {self._parts_root(p["part"]) for p in parts}:
+                self.tree.delete_dir(root)
+            lz.tidy(self.tree, self.staging_root)
+
+        await asyncio.to_thread(remove)
 
     # -- state (StatefulStore) ------------------------------------------------------------
     def _state_file(self, flow: str) -> tuple[str, ...]:
