@@ -19,7 +19,7 @@ by the next one from the journal, so the sequence never has a gap, a number twic
 file. Two runs of one flow are serialised by the run lock; two flows on one table are
 refused by `validate`.
 
-Over 400 lines: one store's lifecycle (checks, stage, commit, state, abort) and its settings
+Over 400 lines: one store's lifecycle (checks, stage, commit, parts, state, abort) and its settings
 read best together; the landing-zone format and journal (`_landing.py`) and the snapshot's
 delete detection (`_mirror_deletes.py`) are their own modules.
 """
