@@ -12,6 +12,7 @@ a run that is gone afterwards (a Redis without persistence) is reported as lost 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -27,7 +28,8 @@ from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
 from hygge.partitions import partition_count
 from hygge.secrets import mask_url
-from worker.contract import FlowJob, Settings, partition_name
+from worker import history
+from worker.contract import FlowJob, Keys, Settings, partition_name
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -47,8 +49,12 @@ def enqueue(
     flows: list[str] | None = None,
     settings: Settings | None = None,
     full_refresh: bool = False,
+    run_id: str | None = None,
+    trigger: str = "manual",
 ) -> EnqueuedRun:
-    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't."""
+    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
+    `run_id`: the id to use (the scheduler claims one before it sends); `trigger` is what the
+    history says started the run."""
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
@@ -60,7 +66,7 @@ def enqueue(
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     base_dir = str(Path(path).resolve().parent)
     jobs: list[FlowJob] = []
     for name in order:
@@ -76,9 +82,13 @@ def enqueue(
         jobs += partition_jobs(job, config.flows[name].options)
 
     roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
+    if trigger != "manual":
+        records.r.hset(Keys(run_id).run, "trigger", trigger)
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)
+    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
+        history.trim(records.r)
     notes += [n for n in (manifest.record(s) for s in sets) if n]
     return EnqueuedRun(
         run_id,

@@ -28,6 +28,7 @@ from typing import Any
 import redis
 
 from hygge.errors import BrokerUnreachable, HyggeError, RunLost
+from hygge.history.records import HistorySettings
 from hygge.plan import waves
 from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.secrets import mask_url
@@ -38,7 +39,8 @@ from worker.lease import Lease
 PENDING, QUEUED, SUCCESS = FlowState.PENDING, FlowState.QUEUED, FlowState.SUCCESS
 FAILED, SKIPPED = FlowState.FAILED, FlowState.SKIPPED
 
-FINISHED_RUN_TTL = 7 * 24 * 3600  # seconds a finished run stays readable by `hygge status`
+# seconds a finished run stays readable by `hygge status` and `hygge runs`
+FINISHED_RUN_TTL = HistorySettings.from_env().keep_seconds
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Runs:
             )
         pipe.set(keys.sender, 1, px=max(1000, int(sending_seconds * 1000)))
         pipe.sadd(Keys.ACTIVE_RUNS, run_id)
+        pipe.zadd(Keys.HISTORY, {run_id: now})
         pipe.execute()
         return roots
 
@@ -163,7 +166,8 @@ class Runs:
             raise RunLost(
                 f"no run with id '{run_id}'",
                 hint="use the run id `hygge enqueue` printed; finished runs are kept "
-                f"{FINISHED_RUN_TTL // 86400} days (unless Redis restarted without "
+                f"{FINISHED_RUN_TTL / 86400:g} days, HYGGE_HISTORY_KEEP_DAYS (unless Redis "
+                "restarted without "
                 "persistence, which loses every run)",
             )
         names = json.loads(meta[b"flows"])
