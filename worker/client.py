@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from hygge.errors import BrokerUnreachable, RunLost
 from hygge.partitions import partition_count
 from hygge.secrets import mask_url
 from worker import history
-from worker.contract import FlowJob, Keys, Settings, partition_name
+from worker.contract import FlowJob, Settings, partition_name
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -50,11 +50,11 @@ def enqueue(
     settings: Settings | None = None,
     full_refresh: bool = False,
     run_id: str | None = None,
-    trigger: str = "manual",
+    meta: Mapping[str, str] | None = None,
 ) -> EnqueuedRun:
     """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
-    `run_id`: the id to use (the scheduler claims one before it sends); `trigger` is what the
-    history says started the run."""
+    `run_id`: the id to use (the scheduler claims one before it sends); `meta`: fields kept
+    with the run from its first moment (the scheduler's `trigger` and `slot`)."""
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
@@ -81,9 +81,7 @@ def enqueue(
         )
         jobs += partition_jobs(job, config.flows[name].options)
 
-    roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
-    if trigger != "manual":
-        records.r.hset(Keys(run_id).run, "trigger", trigger)
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)

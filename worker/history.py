@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -112,7 +113,12 @@ def _delete(client: redis.Redis, run_id: str) -> None:
 
 
 def record_skipped(
-    client: redis.Redis, run_id: str, file: str, flows: list[str], reason: str, trigger: str
+    client: redis.Redis,
+    run_id: str,
+    file: str,
+    flows: list[str],
+    reason: str,
+    meta: Mapping[str, str],
 ) -> None:
     """A run none of whose flows was sent, each skipped for `reason`: kept like any other."""
     keys = Keys(run_id)
@@ -128,7 +134,7 @@ def record_skipped(
             "deps": json.dumps({f: [] for f in flows}),
             "total": len(flows),
             "ended": len(flows),
-            "trigger": trigger,
+            **{k: str(v) for k, v in meta.items()},
         },
     )
     for flow in flows:

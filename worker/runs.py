@@ -102,10 +102,16 @@ class Runs:
 
     # -- planning (enqueue) ---------------------------------------------------------------
     def create(
-        self, run_id: str, file: str, jobs: list[FlowJob], sending_seconds: float = 20
+        self,
+        run_id: str,
+        file: str,
+        jobs: list[FlowJob],
+        sending_seconds: float = 20,
+        meta: Mapping[str, str] | None = None,
     ) -> list[FlowJob]:
         """Store the plan of a run in one transaction; returns the jobs to send now (claimed
-        for sending, still `pending` until `sent` says their message is on the broker)."""
+        for sending, still `pending` until `sent` says their message is on the broker).
+        `meta`: more fields of the run's hash (e.g. `trigger: schedule`, for the history)."""
         keys = Keys(run_id)
         now = time.time()
         roots = [j for j in jobs if not j.depends_on]
@@ -119,6 +125,7 @@ class Runs:
                 "deps": json.dumps({j.flow: j.depends_on for j in jobs}),
                 "total": len(jobs),
                 "ended": 0,
+                **_wire(meta or {}),
             },
         )
         pipe.hset(keys.jobs, mapping={j.flow: j.model_dump_json() for j in jobs})

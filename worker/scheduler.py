@@ -257,9 +257,13 @@ class Scheduler:
                 f"scheduled time {when(slot)}"
             )
             history.record_skipped(
-                self.r, run_id, str(self.path), list(flow.with_dependants), reason, "schedule"
+                self.r,
+                run_id,
+                str(self.path),
+                list(flow.with_dependants),
+                reason,
+                {"trigger": "schedule", "slot": repr(slot)},
             )
-            self.r.hset(Keys(run_id).run, "slot", repr(slot))
             log.warning("flow %s: %s (run %s)", flow.flow, reason, run_id)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
             return
@@ -271,7 +275,7 @@ class Scheduler:
                 list(flow.with_dependants),
                 settings=self.settings,
                 run_id=run_id,
-                trigger="schedule",
+                meta={"trigger": "schedule", "slot": repr(slot)},
             )
         except BrokerUnreachable:
             raise  # the claim stays pending: sent once Redis is back
@@ -279,7 +283,6 @@ class Scheduler:
             log.error("flow %s: not sent at %s: %s", flow.flow, when(slot), exc)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
             return
-        self.r.hset(Keys(run_id).run, "slot", repr(slot))  # which due time this run is
         log.info("flow %s: sent as run %s (due %s)", flow.flow, run_id, when(slot))
         self._sent(flow, run_id)
 
