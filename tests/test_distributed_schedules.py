@@ -107,6 +107,27 @@ def test_schedule_slots() -> None:
     assert Schedule(cron="*/15 * * * *").next_after(900) == 1800
 
 
+def test_the_stack_runs_one_scheduler() -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    scheduler = compose["services"]["scheduler"]
+    assert scheduler["command"][:2] == ["hygge", "scheduler"]  # exec form: PID 1 gets SIGTERM
+    assert "container_name" not in scheduler and "ports" not in scheduler  # a standby scales
+    base = ROOT / "deploy" / "kubernetes" / "base"
+    deployment = yaml.safe_load((base / "scheduler.yaml").read_text())
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][:2] == [
+        "hygge",
+        "scheduler",
+    ]
+    assert (
+        "scheduler.yaml" in yaml.safe_load((base / "kustomization.yaml").read_text())["resources"]
+    )
+
+
 # -- the run history of `hygge run` (local) -------------------------------------------------
 
 

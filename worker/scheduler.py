@@ -25,7 +25,9 @@ Here each one is a step in Redis, in this module:
 
 A flow's schedule sends it together with the flows that depend on it (they run after it, in
 the same run); a flow that depends on another cannot have a schedule (hygge.config_checks).
-flows.yml is read again when it changes (a broken edit is logged; the old schedule stays).
+flows.yml is read again when it changes (a broken edit is logged; the old schedule stays); a
+file without any schedule is waited on, not an error (the compose stack starts a scheduler
+on a file that may have none yet).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pathlib import Path
 import redis
 
 from hygge import config as config_module
-from hygge.errors import BrokerUnreachable, ConfigError, HyggeError
+from hygge.errors import BrokerUnreachable, HyggeError
 from hygge.schedule import Schedule, when
 from hygge.secrets import mask_url
 from worker import history
@@ -155,12 +157,11 @@ class Scheduler:
         env_lease = os.environ.get("HYGGE_SCHEDULER_LEASE_SECONDS")
         self.lease_seconds = lease_seconds or float(env_lease or 15)
         self.flows = scheduled_flows(self.path)
-        if not self.flows:
-            raise ConfigError(
-                "no flow has a schedule, so the scheduler would never send anything",
-                file=str(self.path),
-                hint='add `schedule: "*/15 * * * *"` (cron, UTC) or `every: 10m` under a '
-                "flow's `options:`",
+        if not self.flows:  # a stack's scheduler idles until its flows.yml gets a schedule
+            log.warning(
+                '%s: no flow has a schedule (add `schedule: "*/15 * * * *"` or `every: 10m` '
+                "under a flow's `options:`); waiting for the file to change",
+                self.path,
             )
         self._mtime = self.path.stat().st_mtime
         self.records = Runs(connect(self.settings.result_backend, "result backend"))
@@ -217,7 +218,7 @@ class Scheduler:
             if mtime == self._mtime:
                 return
             self._mtime = mtime
-            self.flows = scheduled_flows(self.path) or self.flows
+            self.flows = scheduled_flows(self.path)
             log.info("re-read %s: %d scheduled flow(s)", self.path, len(self.flows))
         except (HyggeError, OSError) as exc:
             log.error("%s changed but cannot be used; keeping the schedule: %s", self.path, exc)
