@@ -18,7 +18,7 @@ import pytest
 
 from tests.checks import fingerprint
 from tests.conftest import run_cli
-from tests.distributed_support import Cluster, db, make_cluster  # noqa: F401
+from tests.distributed_support import Cluster, db, make_cluster, parse_enqueue  # noqa: F401
 from tests.helpers import parquet_file, wait_for, write_flows
 
 pytestmark = pytest.mark.slow
@@ -105,6 +105,38 @@ def test_schedule_slots() -> None:
     cron = Schedule(cron="@hourly")
     assert cron.next_after(3600 * 5 + 1) == 3600 * 6
     assert Schedule(cron="*/15 * * * *").next_after(900) == 1800
+
+
+def test_a_definition_with_entities_is_scheduled_once_with_its_dependants(
+    tmp_path: Path,
+) -> None:
+    from worker.scheduler import scheduled_flows
+
+    (tmp_path / "in").mkdir()
+    for name in ("orders", "users"):
+        parquet_file(tmp_path / "in", name, {"id": [1, 2]})
+    flows = write_flows(
+        tmp_path,
+        """flows:
+  crm:
+    home: "in/{entity}.parquet"
+    store: {type: parquet, path: "lake/crm/{entity}"}
+    options: {every: 1h}
+  mart:
+    home: {type: parquet, path: "lake/crm/{entity}"}
+    store: {type: parquet, path: "mart/{entity}"}
+    depends_on: [crm]
+  other:
+    home: in/orders.parquet
+    store: lake/other
+""",
+    )
+    found = scheduled_flows(flows)
+    assert list(found) == ["crm"]
+    crm = found["crm"]
+    assert crm.select == ("crm", "mart.orders", "mart.users")
+    assert set(crm.flows) == {"crm.orders", "crm.users", "mart.orders", "mart.users"}
+    assert crm.schedule.interval == 3600
 
 
 def test_the_stack_runs_one_scheduler() -> None:
@@ -334,7 +366,7 @@ def test_hygge_runs_lists_embedded_and_distributed_runs(make_cluster: Any, tmp_p
     assert embedded.returncode == 0, embedded.stderr
     sent = cluster.cli("enqueue", str(flows), "--wait", **env)
     assert sent.returncode == 1
-    run_id = next(x.split(":")[1].strip() for x in sent.stdout.splitlines() if "run id:" in x)
+    run_id = parse_enqueue(sent.stdout)[0]
     listed = json.loads(cluster.cli("runs", "--json", **env).stdout)
     assert [r["runner"] for r in listed] == ["distributed", "embedded"]
     dist, emb = listed
@@ -367,3 +399,24 @@ def test_hygge_runs_lists_embedded_and_distributed_runs(make_cluster: Any, tmp_p
     local = json.loads(cluster.cli("runs", "--json", "--local", **env).stdout)
     assert {r["run_id"] for r in local} >= {run_id, emb["run_id"]}
     assert fingerprint(tmp_path / "lake" / "fine")[0] == 250
+
+
+def test_distributed_history_is_bounded_by_count(make_cluster: Any, tmp_path: Path) -> None:
+    cluster: Cluster = make_cluster(HYGGE_HISTORY_KEEP_RUNS="2", HYGGE_HISTORY="off")
+    cluster.start_worker("w1")
+    flows = _slow_flow(tmp_path, "1h", 0.0, rows=20)
+    ids = []
+    for _ in range(3):
+        sent = cluster.cli("enqueue", str(flows), "--wait")
+        assert sent.returncode == 0, sent.stderr
+        ids.append(
+            next(x.split(":")[1].strip() for x in sent.stdout.splitlines() if "run id:" in x)
+        )
+    kept = [i.decode() for i in cluster.redis.zrange("hygge:runs:history", 0, -1)]
+    assert kept == ids[1:]  # the oldest run went, index and records alike
+    assert not cluster.redis.exists(f"hygge:run:{ids[0]}", f"hygge:run:{ids[0]}:flow:ticker")
+    listed = json.loads(cluster.cli("runs", "--json").stdout)
+    assert [r["run_id"] for r in listed] == ids[:0:-1]
+    assert all(r["state"] == "success" and r["rows"] == 20 for r in listed)
+    gone = cluster.cli("runs", ids[0])
+    assert gone.returncode == 1 and f"no run with id '{ids[0]}'" in gone.stderr

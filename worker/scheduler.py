@@ -78,30 +78,37 @@ return 0
 
 @dataclass(frozen=True)
 class ScheduledFlow:
-    flow: str
+    flow: str  # a flow, or a definition with entities (all its entities go in one run)
     schedule: Schedule
-    with_dependants: tuple[str, ...]  # the flow, then the flows that depend on it
+    select: tuple[str, ...]  # what the run sends: the flow (or definition), then its dependants
+    flows: tuple[str, ...]  # the flows that makes, as they stand now (a skipped run lists them)
 
 
 def scheduled_flows(path: str | os.PathLike[str]) -> dict[str, ScheduledFlow]:
-    """The scheduled flows of a flows.yml (variables left unresolved, as enqueue does)."""
+    """The scheduled flows of a flows.yml (variables left unresolved, as enqueue does). A
+    definition with entities is scheduled once, as a whole: its entities are discovered
+    again for every run, so a new table joins at the next slot."""
     config = config_module.load(path, resolve=False)
     dependants: dict[str, list[str]] = {name: [] for name in config.flows}
     for name, spec in config.flows.items():
         for dep in spec.options.depends_on:
             dependants.setdefault(dep, []).append(name)
+    owner = {f: d for d, entity_set in config.entity_sets.items() for f in entity_set.flows}
     out: dict[str, ScheduledFlow] = {}
     for name, spec in config.flows.items():
         schedule = spec.options.scheduled
-        if schedule is None:
+        unit = owner.get(name, name)
+        if schedule is None or unit in out:
             continue
-        chain, todo = [name], list(dependants[name])
+        members = config.entity_sets[unit].flows if unit in owner.values() else [name]
+        chain, todo = list(members), [d for m in members for d in dependants[m]]
         while todo:
             nxt = todo.pop(0)
             if nxt not in chain:
                 chain.append(nxt)
                 todo += dependants.get(nxt, [])
-        out[name] = ScheduledFlow(name, schedule, tuple(chain))
+        extra = tuple(f for f in chain if f not in members)
+        out[unit] = ScheduledFlow(unit, schedule, (unit, *extra), tuple(chain))
     return out
 
 
@@ -261,7 +268,7 @@ class Scheduler:
                 self.r,
                 run_id,
                 str(self.path),
-                list(flow.with_dependants),
+                list(flow.flows),
                 reason,
                 {"trigger": "schedule", "slot": repr(slot)},
             )
@@ -273,7 +280,7 @@ class Scheduler:
         try:
             client.enqueue(
                 self.path,
-                list(flow.with_dependants),
+                list(flow.select),
                 settings=self.settings,
                 run_id=run_id,
                 meta={"trigger": "schedule", "slot": repr(slot)},
