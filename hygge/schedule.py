@@ -1,10 +1,11 @@
 """When a scheduled flow is due: cron expressions and intervals, parsed, checked and stepped.
 
-A flow says `schedule: "*/15 * * * *"` (cron, five fields, in UTC; `@hourly`, `@daily`,
-`@weekly`, `@monthly`, `@yearly` too) or `every: 10m` (an interval: `90s`, `10m`, `1h30m`,
-`2d`). Cron expressions are read by cronsim (small, no dependencies, kept by the author of
-healthchecks.io). Interval slots are counted from the Unix epoch, so every scheduler replica
-computes the same slots: the slot is what a scheduler claims in Redis, once (worker.scheduler).
+A flow says `schedule: "*/15 * * * *"` (cron, five fields, in UTC unless it starts with
+`CRON_TZ=<IANA zone> `; `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` too) or
+`every: 10m` (an interval: `90s`, `10m`, `1h30m`, `2d`). Cron expressions are read by
+cronsim (small, no dependencies, kept by the author of healthchecks.io). Interval slots are
+counted from the Unix epoch, so every scheduler replica computes the same slots: the slot is
+what a scheduler claims in Redis, once (worker.scheduler).
 
 Pure: no I/O, no clock of its own (callers pass `now`), so it is tested directly.
 """
@@ -16,7 +17,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 MACROS = {
@@ -28,7 +29,10 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-CRON_EXAMPLE = 'schedule: "*/15 * * * *" (minute hour day-of-month month day-of-week, UTC)'
+CRON_EXAMPLE = (
+    'schedule: "*/15 * * * *" (minute hour day-of-month month day-of-week, in UTC; '
+    '"CRON_TZ=Europe/Copenhagen 0 2 * * *" for a time zone)'
+)
 EVERY_EXAMPLE = "every: 10m (or 90s, 1h30m, 2d)"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -54,13 +58,15 @@ class Schedule:
         from cronsim import CronSim
 
         assert self.cron is not None
-        start = datetime.fromtimestamp(math.floor(when), UTC)
-        return next(CronSim(_expand(self.cron), start)).timestamp()
+        zone, expression = split_zone(self.cron)
+        start = datetime.fromtimestamp(math.floor(when), _zone(zone))
+        return next(CronSim(_expand(expression), start)).timestamp()
 
     def describe(self) -> str:
         if self.interval is not None:
             return f"every {human_interval(self.interval)}"
-        return f"cron '{self.cron}' (UTC)"
+        zone, expression = split_zone(self.cron or "")
+        return f"cron '{expression}' ({zone or 'UTC'})"
 
 
 def parse_every(text: str) -> float:
@@ -83,8 +89,17 @@ def check_cron(expression: str) -> str:
     """The expression, checked; ValueError naming what is wrong, with an example."""
     from cronsim import CronSim, CronSimError
 
+    zone, bare = split_zone(expression)
+    if zone:
+        try:
+            _zone(zone)
+        except (ValueError, KeyError, OSError):
+            raise ValueError(
+                f"unknown time zone '{zone}' in '{expression}'; write it as "
+                'schedule: "CRON_TZ=Europe/Copenhagen 0 2 * * *" (an IANA zone name)'
+            ) from None
     try:
-        CronSim(_expand(expression), datetime(2000, 1, 1, tzinfo=UTC))
+        CronSim(_expand(bare), datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
         raise ValueError(
             f"'{expression}' is not a cron expression ({exc}); write it as {CRON_EXAMPLE}, "
@@ -108,6 +123,28 @@ def human_interval(seconds: float) -> str:
 def when(epoch: float) -> str:
     """An epoch time as people read it in logs and tables: 2026-12-06 15:15:00 UTC."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def split_zone(expression: str) -> tuple[str | None, str]:
+    """`CRON_TZ=Europe/Copenhagen 0 2 * * *` (or `TZ=...`, as cronie and others spell it):
+    the zone and the bare expression; (None, expression) without one (UTC)."""
+    text = expression.strip()
+    for prefix in ("CRON_TZ=", "TZ="):
+        if text.startswith(prefix):
+            zone, _, rest = text[len(prefix) :].partition(" ")
+            return zone, rest.strip()
+    return None, text
+
+
+def _zone(name: str | None) -> tzinfo:
+    if name is None:
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        raise ValueError(name) from None
 
 
 def _expand(expression: str) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def _project(tmp_path: Path, options: str, extra: str = "") -> Path:
         ('      schedule: "61 * * * *"', 6, ["not a cron expression", "every: 10m"]),
         ("      every: ten minutes", 6, ["not an interval", "every: 10m"]),
         ("      every: 0s", 6, ["at least 1s"]),
+        ('      schedule: "CRON_TZ=Mars/Base 0 2 * * *"', 6, ["unknown time zone 'Mars/Base'"]),
         ('      every: 1h\n      schedule: "0 * * * *"', 7, ["either `schedule:`", "not both"]),
     ],
 )
@@ -105,6 +107,13 @@ def test_schedule_slots() -> None:
     cron = Schedule(cron="@hourly")
     assert cron.next_after(3600 * 5 + 1) == 3600 * 6
     assert Schedule(cron="*/15 * * * *").next_after(900) == 1800
+    # 02:00 in Copenhagen: 01:00 UTC in winter, 00:00 UTC in summer (the DST switch is kept)
+    nightly = Schedule(cron="CRON_TZ=Europe/Copenhagen 0 2 * * *")
+    winter = datetime(2026, 1, 10, 12, tzinfo=UTC).timestamp()
+    summer = datetime(2026, 7, 10, 12, tzinfo=UTC).timestamp()
+    assert nightly.next_after(winter) == datetime(2026, 1, 11, 1, tzinfo=UTC).timestamp()
+    assert nightly.next_after(summer) == datetime(2026, 7, 11, 0, tzinfo=UTC).timestamp()
+    assert nightly.describe() == "cron '0 2 * * *' (Europe/Copenhagen)"
 
 
 def test_a_definition_with_entities_is_scheduled_once_with_its_dependants(

@@ -251,7 +251,11 @@ class Scheduler:
 
     def _recover(self, flow: ScheduledFlow, run_id: str) -> None:
         """A claim left by a scheduler that stopped before it finished sending."""
-        if self.r.exists(Keys(run_id).run):
+        made = self.r.hmget(Keys(run_id).run, ["created", "skipped"])
+        if made[1]:  # a skipped slot: the run still going is the one to wait for
+            self.r.hdel(self.key(flow.flow), "pending", "pending_at")
+            return
+        if made[0]:
             self._sent(flow, run_id)
             return
         log.warning("flow %s: run %s was claimed but never sent; sending it", flow.flow, run_id)
@@ -270,7 +274,7 @@ class Scheduler:
                 str(self.path),
                 list(flow.flows),
                 reason,
-                {"trigger": "schedule", "slot": repr(slot)},
+                {"trigger": "schedule", "slot": repr(slot), "skipped": "1"},
             )
             log.warning("flow %s: %s (run %s)", flow.flow, reason, run_id)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
