@@ -429,3 +429,31 @@ def test_distributed_history_is_bounded_by_count(make_cluster: Any, tmp_path: Pa
     assert all(r["state"] == "success" and r["rows"] == 20 for r in listed)
     gone = cluster.cli("runs", ids[0])
     assert gone.returncode == 1 and f"no run with id '{ids[0]}'" in gone.stderr
+
+
+def test_the_history_forgets_runs_older_than_its_days(db: str, tmp_path: Path) -> None:
+    import redis
+
+    from hygge.history import FlowRecord, HistorySettings, LocalHistory, RunRecord
+    from worker import history
+
+    local = LocalHistory(tmp_path / "h.sqlite", keep_runs=100, keep_days=30)
+    day = 86400.0
+    now = time.time()
+    for run_id, age in (("old", 40 * day), ("recent", 2 * day)):
+        flows = (FlowRecord("f", "success", rows=5, seconds=1.0),)
+        local.save(RunRecord(run_id, "embedded", now - age, 1.0, flows, "flows.yml"))
+    assert [r.run_id for r in local.runs()] == ["recent"]
+    recent = local.run("recent")
+    assert local.run("old") is None and recent is not None and recent.rows == 5
+
+    client = redis.Redis.from_url(db)
+    meta = {"trigger": "schedule"}
+    for run_id in ("r-old", "r-new"):
+        history.record_skipped(client, run_id, "flows.yml", ["f"], "skipped: test", meta)
+    client.zadd("hygge:runs:history", {"r-old": now - 40 * day})
+    settings = HistorySettings(path=None, keep_runs=100, keep_days=30)
+    assert history.trim(client, settings) == 1
+    assert [m.decode() for m in client.zrange("hygge:runs:history", 0, -1)] == ["r-new"]
+    assert not client.exists("hygge:run:r-old", "hygge:run:r-old:flow:f")
+    assert client.hget("hygge:run:r-new:flow:f", "state") == b"skipped"
