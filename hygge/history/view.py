@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from rich import box
 from rich.table import Table
 
 from hygge.history.records import RunRecord
@@ -18,29 +19,48 @@ _STYLE = {
 }
 
 
-def started(epoch: float) -> str:
-    """Local time, to the second: what an operator compares with a clock."""
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+def started(epoch: float, seconds: bool = True) -> str:
+    """Local time: what an operator compares with a clock."""
+    return (
+        datetime.fromtimestamp(epoch)
+        .astimezone()
+        .strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    )
+
+
+def by(run: RunRecord) -> str:
+    """Who started a run: `hygge run`, `hygge enqueue`, or the scheduler."""
+    if run.trigger == "schedule":
+        return "scheduler"
+    return "run" if run.runner == "embedded" else "enqueue"
 
 
 def runs_table(runs: Iterable[RunRecord]) -> Table:
-    table = Table(title="runs, newest first", title_justify="left")
-    for name in ("run id", "started", "duration", "state", "ok", "failed", "skipped", "rows"):
-        numeric = name in ("duration", "ok", "failed", "skipped", "rows")
+    """A line per run; fits 80 columns."""
+    zone = datetime.now().astimezone().strftime("%Z")
+    table = Table(
+        title=f"runs, newest first (times in {zone})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
+    for name in ("run id", "started", "took", "state", "ok", "fail", "skip", "rows", "by"):
+        numeric = name in ("took", "ok", "fail", "skip", "rows")
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
-    table.add_column("runner")
     for run in runs:
         state = run.state
         table.add_row(
             run.run_id,
-            started(run.started),
+            started(run.started, seconds=False),
             human_seconds(run.seconds),
             f"[{_STYLE.get(state, '')}]{state}[/]",
             str(run.count(FlowState.SUCCESS)),
             str(run.count(FlowState.FAILED)),
             str(run.count(FlowState.SKIPPED)),
             f"{run.rows:,}",
-            run.runner + (" (scheduled)" if run.trigger == "schedule" else ""),
+            by(run),
         )
     return table
 
@@ -48,9 +68,8 @@ def runs_table(runs: Iterable[RunRecord]) -> Table:
 def run_table(run: RunRecord, flows: list[str] | None = None) -> Table:
     """One run, a line per flow: state, rows, time, retries, error."""
     title = (
-        f"run {run.run_id}: {run.state}, {run.runner}"
-        + (" (scheduled)" if run.trigger == "schedule" else "")
-        + f", started {started(run.started)}, {human_seconds(run.seconds)}"
+        f"run {run.run_id}: {run.state}, {run.runner} (hygge {by(run)}), "
+        f"started {started(run.started)}, took {human_seconds(run.seconds)}"
         + (f", {run.file}" if run.file else "")
     )
     table = Table(title=title, title_justify="left")
@@ -68,6 +87,6 @@ def run_table(run: RunRecord, flows: list[str] | None = None) -> Table:
             f"{flow.rows:,}",
             f"{flow.seconds:.1f} s",
             str(flow.retries),
-            flow.error,
+            flow.error.split("\n  hint:")[0],  # the hint is for when it happens
         )
     return table
