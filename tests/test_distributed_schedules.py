@@ -350,6 +350,38 @@ def test_two_schedulers_never_both_send(make_cluster: Any, tmp_path: Path) -> No
     _assert_never_two_at_once(runs)
 
 
+def test_a_scheduled_flow_is_sent_with_the_flows_that_depend_on_it(
+    make_cluster: Any, tmp_path: Path
+) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_worker("w1")
+    flows = write_flows(
+        tmp_path,
+        f"""flows:
+  ticker:
+    home: {{type: slow, rows: 50, batch_size: 10}}
+    store: {{type: parquet, path: {tmp_path / "lake" / "ticker"}}}
+    options: {{every: 2s}}
+  report:
+    home: {{type: parquet, path: {tmp_path / "lake" / "ticker"}}}
+    store: {{type: parquet, path: {tmp_path / "lake" / "report"}}}
+    options: {{depends_on: ticker}}
+""",
+    )
+    cluster.start_scheduler("scheduler", flows)
+
+    def chained() -> list[dict[str, Any]]:
+        return [r for r in _ended(cluster) if r["flows"] == '["ticker", "report"]']
+
+    wait_for(lambda: len(chained()) >= 2, 300, "two scheduled runs of the chain")
+    _stop(cluster, "scheduler")
+    for run in chained()[:2]:
+        report = cluster.status(run["run_id"])["report"]
+        assert report["state"] == "success", report
+        assert float(report["started"]) >= float(run["ticker"]["finished"])  # after, as always
+    assert fingerprint(tmp_path / "lake" / "report")[0] == 50
+
+
 def test_hygge_runs_lists_embedded_and_distributed_runs(make_cluster: Any, tmp_path: Path) -> None:
     cluster: Cluster = make_cluster()
     cluster.start_worker("w1")
