@@ -350,6 +350,39 @@ def test_two_schedulers_never_both_send(make_cluster: Any, tmp_path: Path) -> No
     _assert_never_two_at_once(runs)
 
 
+def test_a_claim_left_by_a_killed_scheduler_is_sent_once_by_the_next(
+    make_cluster: Any, tmp_path: Path
+) -> None:
+    """A scheduler killed between claiming a slot and sending it leaves the claim in Redis (as
+    written here): the next active scheduler sends that very run, once."""
+    cluster: Cluster = make_cluster()
+    cluster.start_worker("w1")
+    flows = _slow_flow(tmp_path, "1h", 0.0, rows=40)
+    slot = time.time() - 60
+    cluster.redis.hset(
+        "hygge:scheduler:flows:flow:ticker",
+        mapping={
+            "expression": "every 3600s",
+            "next": repr(slot + 3600),
+            "pending": "claimed0001",
+            "pending_at": repr(slot),
+            "slot": repr(slot),
+        },
+    )
+    cluster.start_scheduler("second", flows, HYGGE_SCHEDULER_LEASE_SECONDS="3")
+    wait_for(lambda: _ended(cluster), 300, "the claimed run to be sent and to end")
+    _stop(cluster, "second")
+    cluster.start_scheduler("third", flows, HYGGE_SCHEDULER_LEASE_SECONDS="3")
+    wait_for(lambda: "this scheduler is active" in cluster.log("third"), 120, "a third scheduler")
+    _stop(cluster, "third")
+    runs = _runs(cluster)
+    assert [r["run_id"] for r in runs] == ["claimed0001"]
+    assert runs[0]["ticker"]["state"] == "success" and runs[0]["ticker"]["rows"] == "40"
+    assert float(runs[0]["slot"]) == slot
+    assert "was claimed but never sent; sending it" in cluster.log("second")
+    assert not cluster.redis.hget("hygge:scheduler:flows:flow:ticker", "pending")
+
+
 def test_a_scheduled_flow_is_sent_with_the_flows_that_depend_on_it(
     make_cluster: Any, tmp_path: Path
 ) -> None:
