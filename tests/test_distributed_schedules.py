@@ -96,6 +96,16 @@ def test_validate_prints_each_scheduled_flows_next_run(tmp_path: Path) -> None:
     assert minute % 15 == 0
 
 
+def test_the_scheduler_without_redis_says_so_without_the_password(tmp_path: Path) -> None:
+    flows = _project(tmp_path, "      every: 10m")
+    done = run_cli(
+        "scheduler", str(flows), env={"HYGGE_BROKER_URL": "redis://:Pa55word@127.0.0.1:1/0"}
+    )
+    assert done.returncode == 1
+    assert "cannot reach the result backend at redis://:***@127.0.0.1:1/0" in done.stderr
+    assert "Pa55word" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_schedule_slots() -> None:
     from hygge.schedule import Schedule, parse_every
 
