@@ -278,6 +278,7 @@ class Scheduler:
             )
             log.warning("flow %s: %s (run %s)", flow.flow, reason, run_id)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
+            history.trim(self.r)  # skipped runs count against the retention too
             return
         from worker import client
 
