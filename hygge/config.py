@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import config_checks as checks
-from hygge import entities, partitions, registry, yamlpos
+from hygge import config_quality, entities, partitions, registry, yamlpos
+from hygge import schedule as schedules
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import (
     Connector,
@@ -48,6 +50,7 @@ from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 from hygge.storage.location import is_object_url
 
 if TYPE_CHECKING:
+    from hygge.gate import Quality
     from hygge.report import ProgressCallback
     from hygge.run.context import RunContext
     from hygge.run.move import Flow
@@ -57,6 +60,8 @@ TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 # A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
 FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
+# A flow's shape and checks (hygge/config_quality.py parses them).
+QUALITY_KEYS = ("shape", "checks", "on_check_failure", "quarantine", "secret_columns")
 
 
 class FlowOptions(BaseModel):
@@ -83,6 +88,33 @@ class FlowOptions(BaseModel):
     parallel: int | None = Field(
         None, gt=0, description="Partitions of this flow read at once (default: cores)."
     )
+    schedule: str | None = Field(
+        None, description='`hygge scheduler`: when to send it, cron in UTC ("*/15 * * * *").'
+    )
+    every: str | None = Field(
+        None, description="`hygge scheduler`: send it at this interval (10m, 1h30m, 90s)."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else schedules.check_cron(value)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if value is not None:
+            schedules.parse_every(value)
+        return None if value is None else str(value)
+
+    @property
+    def scheduled(self) -> schedules.Schedule | None:
+        """When `hygge scheduler` sends this flow (None: only when someone runs it)."""
+        if self.schedule is not None:
+            return schedules.Schedule(cron=self.schedule)
+        if self.every is not None:
+            return schedules.Schedule(interval=schedules.parse_every(self.every))
+        return None
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -154,6 +186,7 @@ class FlowSpec:
     store: ConnectorSpec
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
+    quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
 
     def build(
         self,
@@ -183,6 +216,12 @@ class FlowSpec:
                 store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
         home = cast(Home[Any], self.home.build())
         new_store = cast(Callable[[], Store[Any]], store.build)
+        quality = None
+        if self.quality is not None:  # audit columns: this run's id and start time
+            from hygge.shape import AuditValues
+
+            run_id = context.run_id or uuid.uuid4().hex[:12]
+            quality = replace(self.quality, audit=AuditValues.now(run_id))
         # What a plain and a partitioned flow take alike.
         common: dict[str, Any] = {
             "name": self.name,
@@ -200,6 +239,7 @@ class FlowSpec:
                 ranges=self.options.ranges,
                 parallel=self.options.parallel,
                 context=context,
+                quality=quality,
                 **common,
             )
         return Flow(
@@ -208,6 +248,7 @@ class FlowSpec:
             on_progress=context.on_progress,
             before_commit=context.fence,
             wait_for_lock=context.wait_for_lock,
+            gate=quality.gate() if quality is not None else None,
             **common,
         )
 
@@ -390,7 +431,7 @@ def _expand_entities(
                 name,
                 raw,
                 env=env,
-                option_keys=set(FlowOptions.model_fields),
+                option_keys={*FlowOptions.model_fields, *QUALITY_KEYS},
                 upstream=sets,
             )
     return {name: sets[name] for name in inlined if name in sets}
@@ -503,6 +544,7 @@ def _parse_flow(
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
     )
+    quality_raw = {k: options_raw.pop(k) for k in QUALITY_KEYS if k in options_raw}
     resolved_options = _resolve(source, options_raw, flow_path)
     options = validate(source, FlowOptions, resolved_options, flow_path, "flow option", options_raw)
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
@@ -523,7 +565,20 @@ def _parse_flow(
             "use --full-refresh to reload everything once",
         )
     checks.check_partitions(source, options, home, store, origins, flow_path)
-    return FlowSpec(name, home, store, options, raw)
+    checks.check_schedule(source, options, flow_path)
+    quality = None
+    if quality_raw:
+        quality_raw = _resolve(source, quality_raw, flow_path)
+        quarantine = quality_raw.get("quarantine")
+        quarantine_spec = None
+        if quarantine is not None:
+            quarantine_spec = _parse_connector(
+                source, "store", name, quarantine, (*flow_path, "quarantine"), options
+            )
+        quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
+        if quarantine_spec is not None:
+            quality = replace(quality, quarantine=quarantine_spec.build)
+    return FlowSpec(name, home, store, options, raw, quality)
 
 
 def _parse_connector(
@@ -584,7 +639,7 @@ def _merge_options(
         ) from None
     if allowed is not None:
         for key in spec:
-            if key not in allowed and key not in FLOW_KEYS:
+            if key not in allowed and key not in FLOW_KEYS and key not in QUALITY_KEYS:
                 raise source.error(
                     f"unknown key '{key}'",
                     (*origin, key),
