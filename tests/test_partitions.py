@@ -466,10 +466,6 @@ PG = "postgresql://u@h/db"
             "{home: in.parquet, store: out, options: {ranges: [[0, 10], [10, 20]]}}",
             "splits by files",
         ),
-        (
-            "{home: in.parquet, store: 's3://lake/out', options: {partitions: 2}}",
-            "not yet on object storage",
-        ),
     ],
 )
 def test_bad_partition_settings_are_config_errors(flow: str, says: str) -> None:
