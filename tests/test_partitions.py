@@ -466,6 +466,11 @@ PG = "postgresql://u@h/db"
             "{home: in.parquet, store: out, options: {ranges: [[0, 10], [10, 20]]}}",
             "splits by files",
         ),
+        (
+            "{home: in.parquet, store: {type: delta, path: d, mode: merge, key: id}, "
+            "options: {partitions: 2}}",
+            "takes parts in mode replace or append only",
+        ),
     ],
 )
 def test_bad_partition_settings_are_config_errors(flow: str, says: str) -> None:
@@ -487,7 +492,7 @@ def test_a_store_that_cannot_take_parts_is_refused_naming_those_that_can() -> No
         )
     message = str(caught.value)
     assert "store type 'test_single' cannot take parts staged by several processes" in message
-    assert "csv, parquet, sql" in message and "'s'" in message, message
+    assert "csv, delta, parquet, sql" in message and "'s'" in message, message
 
 
 def test_a_home_that_cannot_split_is_refused_naming_the_splitting_homes() -> None:

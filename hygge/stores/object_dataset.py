@@ -182,6 +182,13 @@ class ObjectDataset(Dataset):
                 self.storage.delete_prefix(self.staging)
 
     def remove_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Delete the parts, but never under a journal still to apply: its moves copy from
+        them. When that journal cannot be completed now, the parts stay (the next run
+        completes it; abandoned parts are swept after a week)."""
+        try:
+            self.roll_forward()
+        except (StorageError, OSError):
+            return
         for root in {self.parts_root(p["part"]) for p in parts}:
             self._guard(lambda root=root: self.storage.delete_prefix(root))  # type: ignore[misc]
 
