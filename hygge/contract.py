@@ -312,7 +312,10 @@ class Store(Connector[S]):
             from hygge.storage.lock import ObjectLock
 
             options = getattr(self.settings, "storage_options", None)
-            return ObjectLock(flow, self.describe(), path, options)
+            # The run's commit key (a worker sets it to its job's run): a re-delivery of the
+            # same run takes over the lock its dead predecessor left.
+            owner = getattr(self, "commit_key", None)
+            return ObjectLock(flow, self.describe(), path, options, owner)
         if not path or is_object_url(path):
             return NoLock(flow, self.describe())
         target = Path(path)  # resolved: two spellings of one folder share one lock

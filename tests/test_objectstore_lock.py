@@ -54,9 +54,17 @@ def test_locked_message(emulators, cloud_env):
     dataset = f"{emu.new_bucket()}/lake/t"
     holder = ObjectLock("f", "parquet:" + dataset, dataset, None)
     assert holder.try_acquire()
-    with pytest.raises(FlowLocked, match="already running into"):
+    with pytest.raises(FlowLocked, match="already running into") as refused:
         asyncio.run(ObjectLock("f", "parquet:" + dataset, dataset, None).acquire())
+    assert "held by" in str(refused.value) and "HYGGE_OBJECT_LOCK_SECONDS" in str(refused.value)
     holder.release()
+    # The same run (a worker re-delivery whose predecessor died) takes it over at once.
+    mine = ObjectLock("f", "t", dataset, None, owner="run1.f")
+    assert mine.try_acquire()
+    mine._stop.set()  # its worker dies
+    again = ObjectLock("f", "t", dataset, None, owner="run1.f")
+    assert again.try_acquire() and not ObjectLock("f", "t", dataset, None, owner="x").try_acquire()
+    again.release()
 
 
 def test_a_second_hygge_run_into_one_s3_dataset_is_refused(emulators, cloud_env, tmp_path: Path):

@@ -144,13 +144,14 @@ def test_s3_parquet_home_to_s3_parquet_in_parts(emulators, cloud_env, tmp_path: 
 
 
 def test_killed_mid_commit_then_rerun_is_exact(
-    source, emulators, cloud_env, tmp_path: Path
+    source, emulators, cloud_env, tmp_path: Path, monkeypatch
 ) -> None:
     """SIGKILL once the parts' commit journal exists: the dataset is completed by the rerun
     (which rolls the journal forward before its own commit), published once, nothing left."""
     db, table = source
     emu = emulators["s3"]
     cloud_env(emu)
+    monkeypatch.setenv("HYGGE_OBJECT_LOCK_SECONDS", "1")  # the killed run's lock expires soon
     bucket = emu.new_bucket()
     url = f"{bucket}/lake/big"
     flows(tmp_path, db, table, f"{{path: '{url}', max_rows_per_file: 200}}")
@@ -160,7 +161,7 @@ def test_killed_mid_commit_then_rerun_is_exact(
 
     kill_run_when(tmp_path, journal_written, timeout=300)
     assert journal_written(), "the kill came after the commit finished: nothing tested"
-    done = run_cli("run", "flows.yml", cwd=tmp_path, timeout=600)
+    done = run_cli("run", "flows.yml", "--wait-for-lock", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert rows_of_parquet(emu, url, tmp_path / "out") == rows_of_db(db, table)
     assert not journal_written()
@@ -184,3 +185,23 @@ def test_postgres_to_local_delta_in_parts(source, tmp_path: Path) -> None:
             tuple(r.values()) for r in t.to_pyarrow_table().select(["id", "v", "x"]).to_pylist()
         )
         assert got == rows_of_db(db, table)
+
+
+def test_the_partitioned_sample_into_s3(emulators, cloud_env, tmp_path: Path) -> None:
+    """samples/partitioned.yml as the compose stack runs it (its lake on S3): exact."""
+    emu = emulators["s3"]
+    env = cloud_env(emu)
+    lake = f"{emu.new_bucket()}/samples"
+    root = Path(__file__).resolve().parent.parent
+    done = run_cli(
+        "run", str(root / "samples" / "partitioned.yml"), env={**env, "HYGGE_SAMPLES_LAKE": lake}
+    )
+    assert done.returncode == 0, done.stderr
+    source = f"read_csv_auto('{root / 'samples' / 'data' / 'orders.csv'}')"
+    want = sorted(duckdb.sql(f"FROM {source}").fetchall())
+    got = download(emu, f"{lake}/orders_in_parts", tmp_path / "parts")
+    assert sorted(duckdb.sql(f"FROM read_parquet('{got}/*.parquet')").fetchall()) == want
+    table = delta(emu, f"{lake}/orders_delta")
+    rows = table.to_pyarrow_table()
+    assert table.version() == 0 and rows.num_rows == len(want)
+    assert sorted(duckdb.sql("FROM rows").fetchall()) == want

@@ -140,8 +140,9 @@ class FlowRun:
         flow.retries = 0  # retries are Celery's here, so Flower shows them
         assert self._lease is not None
         flow.before_commit = self._lease.fence  # a lost lease commits nothing
-        if hasattr(flow.store, "commit_key"):  # every delivery of this run commits once
-            flow.store.commit_key = f"{self.job.run_id}.{self.job.flow}"
+        # Every delivery of this run commits once, and takes over the run lock its dead
+        # predecessor left on object storage (see hygge.stores.files, hygge.storage.lock).
+        flow.store.commit_key = f"{self.job.run_id}.{self.job.flow}"
         return asyncio.run(flow.start())
 
     def _progress(self, progress: FlowReport) -> None:
