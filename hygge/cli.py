@@ -125,13 +125,25 @@ def run(
 
 
 @app.command()
-def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
+def validate(
+    flows_file: FlowsArg,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers", help="Also apply what `hygge enqueue` requires (no unshared disk)."
+        ),
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Check flows.yml and every home and store it names; move nothing."""
+    from hygge.config_checks import check_for_workers
     from hygge.coordinator import Coordinator
 
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(flows_file)
+        if workers:
+            check_for_workers(coordinator.config, coordinator.selected)
         _show_entities(coordinator, each=True)
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
@@ -295,7 +307,7 @@ def _what(coordinator: Coordinator, name: str) -> str:
     """What one flow moves, from where to where, and how."""
     spec = coordinator.config.flows[name]
     home, store = spec.home.build(), spec.store.build()
-    mode = getattr(store.settings, "mode", "")
+    mode = spec.store.mode or ""
     how = [mode] if mode and not spec.options.incremental else []
     if spec.options.incremental:
         cursor = getattr(home.settings, "cursor", None)

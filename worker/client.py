@@ -22,12 +22,13 @@ from pathlib import Path
 import redis
 
 from hygge import config as config_module
-from hygge.config import FlowOptions
+from hygge.config import FlowSpec
+from hygge.config_checks import check_for_workers
 from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
-from hygge.partitions import partition_count
+from hygge.run.steps import StepKind, compile_flow
 from hygge.secrets import mask_url
-from worker.contract import FlowJob, Settings, partition_name
+from worker.contract import FlowJob, Settings
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -52,6 +53,7 @@ def enqueue(
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
+    check_for_workers(config, selected)  # before Redis is even asked: nothing is sent
     order = [name for wave in config.waves(selected) for name in wave]
     # Entities were discovered just now, here, with this environment: the run's list of
     # entity flows is fixed from here on (a table added meanwhile waits for the next run).
@@ -73,7 +75,7 @@ def enqueue(
             depends_on=[d for d in config.flows[name].options.depends_on if d in selected],
             full_refresh=full_refresh,
         )
-        jobs += partition_jobs(job, config.flows[name].options)
+        jobs += flow_jobs(job, config.flows[name])
 
     roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
     from worker.app import dispatch
@@ -89,27 +91,22 @@ def enqueue(
     )
 
 
-def partition_jobs(job: FlowJob, options: FlowOptions) -> list[FlowJob]:
-    """A flow as its jobs: itself, or one task per partition and the commit step, which
-    keeps the flow's name (flows depending on it wait for the commit) and depends on every
-    partition. `partitions: auto` is the cores of the machine that enqueues."""
-    if not options.partitioned:
-        return [job]
-    count = len(options.ranges) if options.ranges else partition_count(options.partitions)
-    parts = [
-        job.model_copy(
-            update={
-                "flow": partition_name(job.flow, i, count),
-                "of": job.flow,
-                "part": i,
-                "parts": count,
-                "task_id": str(uuid.uuid4()),
-            }
-        )
-        for i in range(count)
-    ]
-    commit = job.model_copy(update={"parts": count, "depends_on": [p.flow for p in parts]})
-    return [*parts, commit]
+def flow_jobs(job: FlowJob, spec: FlowSpec) -> list[FlowJob]:
+    """A flow's steps (hygge.run.steps.compile_flow) as jobs: the flow itself, or one task
+    per partition and the commit step, which keeps the flow's name (flows depending on it
+    wait for the commit) and depends on every partition. `partitions: auto` is the cores of
+    the machine that enqueues."""
+    jobs = []
+    for step in compile_flow(spec, job.depends_on):
+        if step.kind == StepKind.MOVE:
+            jobs.append(job)
+            continue
+        update: dict[str, object] = {"parts": step.parts, "depends_on": list(step.depends_on)}
+        if step.kind == StepKind.STAGE:
+            update |= {"flow": step.name, "of": job.flow, "part": step.part}
+            update["task_id"] = str(uuid.uuid4())
+        jobs.append(job.model_copy(update=update))
+    return jobs
 
 
 def status(run_id: str, settings: Settings | None = None) -> RunStatus:

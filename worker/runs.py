@@ -30,6 +30,7 @@ import redis
 from hygge.errors import BrokerUnreachable, HyggeError, RunLost
 from hygge.plan import waves
 from hygge.progress import TERMINAL_STATES, FlowState
+from hygge.run.steps import Decision, blocked_by, decide, skip_message
 from hygge.secrets import mask_url
 from worker import scripts
 from worker.contract import FlowJob, FlowStatus, Keys, text
@@ -128,7 +129,7 @@ class Runs:
                     "task_id": job.task_id,
                     "generation": job.generation,
                     "depends_on": ",".join(job.depends_on),
-                    "lock": Keys.lock(job.destination),
+                    "lock": Keys.lock(job.lease_key),
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     # a partitioned flow's commit step: it runs once its partitions ended,
                     # also after a failure (to discard every partition's staging)
@@ -235,7 +236,7 @@ class Runs:
         now = time.time()
         fields = {"state": state, "updated": now, **({"finished": now} if final else {}), **values}
         ended, total, dependants = self._end(
-            keys=[keys.flow(flow), Keys.lock(job.destination), keys.run],
+            keys=[keys.flow(flow), Keys.lock(job.lease_key), keys.run],
             args=[lease.token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
         )
         lease.release()
@@ -321,25 +322,21 @@ class Runs:
     def _decide(
         self, run_id: str, name: str, deps: list[str], states: list[str], collects: bool = False
     ) -> str | None:
-        """A pending flow: skipped if a dependency failed, claimed for sending (once; QUEUED is
-        returned, the flow is marked so by `sent`) if all succeeded, else still pending. A
-        commit step (`collects`) is sent once all its partitions ended, however they ended."""
-        blocked = [d for d, st in zip(deps, states, strict=True) if st in (FAILED, SKIPPED)]
-        if collects:
-            if not all(st in TERMINAL_STATES for st in states):
-                return None
-            blocked = []
-            states = [SUCCESS] * len(states)
-        if blocked:
+        """A pending flow, by the one skip rule (hygge.run.steps.decide): skipped if a
+        dependency failed, claimed for sending (once; QUEUED is returned, the flow is marked
+        so by `sent`) if all succeeded, else still pending. A commit step (`collects`) is sent
+        once all its partitions ended, however they ended."""
+        decision = decide(states, collects)
+        if decision == Decision.SKIP:
             self.update(
                 run_id,
                 name,
                 state=SKIPPED,
-                message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
+                message=skip_message(blocked_by(deps, states)),
                 finished=time.time(),
             )
             return SKIPPED
-        if all(st == SUCCESS for st in states) and self.r.hsetnx(
+        if decision == Decision.RUN and self.r.hsetnx(
             Keys(run_id).flow(name), "submitted", time.time()
         ):
             return QUEUED
