@@ -88,11 +88,18 @@ class Coordinator:
             spec = self.config.flows[name]
             try:
                 upstream = self._upstream(name)
+                home = None
                 if upstream is None:
-                    await spec.home.build().check()
+                    home = spec.home.build()
+                    await home.check()
                 else:
                     self._check_columns_upstream(name, upstream)
-                await spec.store.build().check()
+                store = spec.store.build()
+                await store.check()
+                # A store that needs columns of what it receives (keys) checks them here.
+                check_home = getattr(store, "check_home", None)
+                if home is not None and check_home is not None:
+                    await check_home(home)
             except Exception as exc:
                 problems[name] = exc
         return problems

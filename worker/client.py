@@ -12,10 +12,11 @@ a run that is gone afterwards (a Redis without persistence) is reported as lost 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
 from hygge.run.steps import StepKind, compile_flow
 from hygge.secrets import mask_url
+from worker import history
 from worker.contract import FlowJob, Settings
 from worker.runs import Runs, RunStatus, connect
 
@@ -48,8 +50,12 @@ def enqueue(
     flows: list[str] | None = None,
     settings: Settings | None = None,
     full_refresh: bool = False,
+    run_id: str | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> EnqueuedRun:
-    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't."""
+    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
+    `run_id`: the id to use (the scheduler claims one before it sends); `meta`: fields kept
+    with the run from its first moment (the scheduler's `trigger` and `slot`)."""
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
@@ -62,7 +68,7 @@ def enqueue(
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     base_dir = str(Path(path).resolve().parent)
     jobs: list[FlowJob] = []
     for name in order:
@@ -77,10 +83,12 @@ def enqueue(
         )
         jobs += flow_jobs(job, config.flows[name])
 
-    roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)
+    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
+        history.trim(records.r)
     notes += [n for n in (manifest.record(s) for s in sets) if n]
     return EnqueuedRun(
         run_id,
