@@ -9,25 +9,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
+import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from hygge import exit_codes, logs
 from hygge.errors import HyggeError
 
 if TYPE_CHECKING:
     from hygge.coordinator import Coordinator
+    from hygge.report import FlowReport
 
 app = typer.Typer(
     help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 ok; 1 a flow failed or was skipped; 2 the command line or flows.yml "
+    "is wrong; 3 a destination is locked by another run; 130 interrupted (Ctrl-C).",
 )
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
@@ -43,32 +48,85 @@ PartitionsOpt = Annotated[
     bool, typer.Option("--partitions", help="Partitioned flows: a line for each partition too.")
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
+    bool,
+    typer.Option("--verbose", "-v", help="Say what each flow and connector does; show tracebacks."),
 ]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only errors (and the exit status).")
+]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one JSON object per line for log collectors "
+        f"(default: ${logs.ENV_VAR}, else text).",
+        show_default=False,
+    ),
+]
+_json_errors = False  # --log-format json: errors are JSON lines too
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+def fail(message: str, code: int = exit_codes.FAILED) -> NoReturn:
+    if _json_errors:
+        print(
+            json.dumps(
+                {"time": logs.now_iso(), "event": "error", "message": message, "exit_code": code}
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
 
 @contextlib.contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
-    """Show a HyggeError as a clear message (a traceback only with --verbose)."""
+    """Show a HyggeError as a clear message (a traceback only with --verbose), and exit with
+    its code (hygge/exit_codes.py): 2 for a wrong flows.yml, 3 for a destination locked."""
     try:
         yield
     except HyggeError as exc:
         if verbose:
             err_console.print_exception()
-        fail(str(exc))
+        fail(str(exc), exit_codes.for_error(exc))
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(
+    verbose: bool, quiet: bool = False, log_format: str | None = None
+) -> logs.LogFormat:
+    """Logging for this command; returns the log format (text or json) it chose."""
+    global _json_errors
+    try:
+        fmt = logs.log_format(log_format, os.environ)
+    except HyggeError as exc:
+        fail(str(exc), exit_codes.USAGE)
+    _json_errors = fmt == "json"
+    logs.setup(verbose=verbose, quiet=quiet, fmt=fmt)
+    return fmt
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"hygge {version('hygge')}", highlight=False)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            console.print("hygge (version unknown: not installed)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print hygge's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of `hygge` itself (before the command)."""
 
 
 @app.command()
@@ -90,12 +148,14 @@ def run(
         ),
     ] = False,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
     from hygge.coordinator import Coordinator
-    from hygge.display import LiveProgress, summary_table
+    from hygge.display import LiveProgress, print_summary, progress_interval, summary_table
 
-    setup_logging(verbose)
+    fmt = setup_logging(verbose, quiet, log_format)
     with user_errors(verbose):
         coordinator = Coordinator(
             flows_file,
@@ -110,18 +170,113 @@ def run(
             _check_or_fail(coordinator, verbose)
             console.print("[green]dry run: everything checks out; nothing was moved.[/]")
             return
-        with LiveProgress(console) as live:
-            coordinator.on_progress = live
-            result = coordinator.run()
-    console.print(summary_table(result.results.values(), _destinations(coordinator)))
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for failed in result.failed:
-        _report_failure(failed.flow, failed.error)
-        if verbose and failed.exception is not None:
-            _print_traceback(failed.exception)
-    if not result.ok:
-        raise typer.Exit(1)
+        progress: LiveProgress | logs.JsonProgress = (
+            logs.JsonProgress(interval=progress_interval())
+            if fmt == "json"
+            else LiveProgress(console, quiet=quiet)
+        )
+        started = time.perf_counter()
+        try:
+            with progress:
+                coordinator.on_progress = _narrated(coordinator, progress) if verbose else progress
+                result = coordinator.run()
+        except KeyboardInterrupt:
+            _interrupted(coordinator, progress, time.perf_counter() - started, fmt, quiet)
+    where = flow_places(flows_file)
+    failed = result.failed
+    code = exit_codes.OK if result.ok else exit_codes.for_failures(f.exception for f in failed)
+    if fmt == "json":
+        assert isinstance(progress, logs.JsonProgress)
+        _json_summary(progress, result.results.values(), result.seconds, code, where)
+    elif not quiet:
+        table = summary_table(
+            result.results.values(), _destinations(coordinator), total_seconds=result.seconds
+        )
+        print_summary(console, table)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for report in failed:
+        _report_failure(report.flow, report.error, where.get(report.flow))
+        if verbose and report.exception is not None:
+            _print_traceback(report.exception)
+    if code != exit_codes.OK:
+        raise typer.Exit(code)
+
+
+def _narrated(
+    coordinator: Coordinator, progress: Callable[[FlowReport], None]
+) -> Callable[[FlowReport], None]:
+    """-v: each flow's state changes in the log, with what it moves from where to where."""
+    import logging
+
+    log = logging.getLogger("hygge.run")
+    states: dict[str, str] = {}
+
+    def narrate(report: FlowReport) -> None:
+        if states.get(report.flow) != report.state:
+            states[report.flow] = report.state
+            what = ""
+            if report.state == "running":
+                with contextlib.suppress(Exception):
+                    what = ": " + _what(coordinator, report.flow.split("#", 1)[0])
+            note = f" ({report.message})" if report.message else ""
+            log.debug("flow '%s' %s%s%s", report.flow, report.state, what, note)
+        progress(report)
+
+    return narrate
+
+
+def _interrupted(
+    coordinator: Coordinator,
+    progress: object,
+    seconds: float,
+    fmt: logs.LogFormat,
+    quiet: bool,
+) -> NoReturn:
+    """Ctrl-C: what each flow got to (an unfinished flow committed nothing), then exit 130."""
+    from hygge.display import print_summary, summary_table
+
+    latest: dict[str, Any] = getattr(progress, "latest", {})
+    reports = [latest[n] for n in coordinator.selected if n in latest]
+    done = [r.flow for r in reports if r.ok]
+    message = "interrupted (Ctrl-C): flows that had not finished committed nothing" + (
+        f"; committed before: {', '.join(done)}" if done else ""
+    )
+    if fmt == "json" and isinstance(progress, logs.JsonProgress):
+        _json_summary(progress, reports, seconds, exit_codes.INTERRUPTED, {}, interrupted=True)
+    elif not quiet:
+        table = summary_table(
+            reports, _destinations(coordinator), total_seconds=seconds, interrupted=True
+        )
+        print_summary(console, table)
+    fail(message, exit_codes.INTERRUPTED)
+
+
+def _json_summary(
+    progress: logs.JsonProgress,
+    reports: Iterable[FlowReport],
+    seconds: float,
+    code: int,
+    where: dict[str, str],
+    interrupted: bool = False,
+) -> None:
+    """--log-format json: the run's end as one object, with each flow's outcome."""
+    flows = []
+    for r in reports:
+        entry = logs.report_fields(r)
+        if not r.ok and where.get(r.flow):
+            entry["defined_at"] = where[r.flow]
+        flows.append(entry)
+    progress.write(
+        {
+            "event": "run_interrupted" if interrupted else "run_finished",
+            "ok": code == exit_codes.OK,
+            "exit_code": code,
+            "seconds": round(seconds, 3),
+            "rows": sum(f["rows"] for f in flows),
+            "flows": flows,
+        }
+    )
 
 
 @app.command()
@@ -343,8 +498,52 @@ def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
     raise typer.Exit(1)
 
 
-def _report_failure(flow: str, message: str | None) -> None:
-    err_console.print(f"[red]{flow}[/]: {message}", highlight=False)
+def _report_failure(flow: str, message: str | None, where: str | None = None) -> None:
+    """A failed flow's message, led by where the flow is defined (flows.yml:LINE) when known,
+    so a run-time error points at the line to look at, as config errors do. A password in a
+    URL the message quotes is masked."""
+    from hygge.secrets import mask_url
+
+    message = mask_url(message) if message else message
+    if _json_errors:
+        entry = {"time": logs.now_iso(), "event": "flow_error", "flow": flow, "message": message}
+        if where:
+            entry["defined_at"] = where
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+        return
+    at = f" ({where})" if where else ""
+    err_console.print(f"[red]{flow}[/]{at}: {message}", highlight=False)
+
+
+def flow_places(flows_file: Path) -> dict[str, str]:
+    """`flows.yml:LINE` of each flow's definition (an entity flow `def.entity`: its
+    definition's), for messages about errors found at run time. Empty if unreadable."""
+    from hygge import yamlpos
+
+    try:
+        located = yamlpos.load(flows_file.read_text(encoding="utf-8"))
+    except Exception:  # the run already read it; a message is no place to fail
+        return {}
+    names = located.data.get("flows") if isinstance(located.data, dict) else None
+    if not isinstance(names, dict):
+        return {}
+    places = {}
+    for name in names:
+        line = located.line(("flows", name))
+        if line:
+            places[str(name)] = f"{flows_file}:{line}"
+    return _Places(places)
+
+
+class _Places(dict[str, str]):
+    """Flow -> place; an entity flow (`definition.entity`) or partition (`flow#i/n`) falls
+    back to its definition's place."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for candidate in (key, key.split("#", 1)[0], key.split(".", 1)[0]):
+            if candidate in self:
+                return self[candidate]
+        return default
 
 
 def _print_traceback(exc: BaseException) -> None:
