@@ -333,24 +333,20 @@ def enqueue(
     full_refresh: FullRefreshOpt = False,
     partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
     from worker import client
 
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
     with user_errors(verbose):
         run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
     for note in run.notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
-    console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
-    for name, task_id in run.task_ids.items():
-        note = "" if name in run.sent else "  (sent when its dependencies succeed)"
-        console.print(f"  {name}: task {task_id}{note}", highlight=False)
-    console.print(
-        f"Flower: {run.flower_url}   status: hygge status {run.run_id} --watch", highlight=False
-    )
+    if not quiet:
+        _show_enqueued(run)
     if wait:
-        _follow(run.run_id, verbose, partitions)
+        _follow(run.run_id, verbose, partitions, quiet=quiet)
 
 
 @app.command()
@@ -377,29 +373,49 @@ def status(
         raise typer.Exit(1)
 
 
-def _follow(run_id: str, verbose: bool, partitions: bool = False) -> None:
+def _show_enqueued(run: Any) -> None:
+    """The run id, each flow's task id, and where to watch (Flower only if one answers)."""
+    from worker.watch import flower_answers
+
+    console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
+    for name, task_id in run.task_ids.items():
+        note = "" if name in run.sent else "  (sent when its dependencies succeed)"
+        console.print(f"  {name}: task {task_id}{note}", highlight=False)
+    flower = f"Flower: {run.flower_url}   " if flower_answers(run.flower_url) else ""
+    console.print(f"{flower}status: hygge status {run.run_id} --watch", highlight=False)
+
+
+def _follow(run_id: str, verbose: bool, partitions: bool = False, quiet: bool = False) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped, or the
-    run was lost. A Redis restart meanwhile is one line on stderr, not the end."""
-    from hygge.display import LiveProgress
+    run was lost. A Redis restart meanwhile is one line on stderr, not the end; so is a run
+    that no worker has taken after a while (with how to start one)."""
+    from hygge.display import LiveProgress, print_summary
     from hygge.progress import FlowState
     from worker import client
+    from worker.contract import Settings
     from worker.display import flow_lines, status_table
+    from worker.runs import connect
+    from worker.watch import IdleWatch
 
     def notice(message: str) -> None:
         err_console.print(f"[yellow]note:[/] {message}", highlight=False)
 
-    with user_errors(verbose), LiveProgress(console) as live:
+    with user_errors(verbose), LiveProgress(console, quiet=quiet) as live:
+        idle = IdleWatch(connect(Settings.from_env().result_backend, "result backend"))
 
         def show(run: client.RunStatus) -> None:
             for flow in flow_lines(run, partitions):
                 live(flow.as_report())
+            if said := idle.check(run):
+                notice(said)
 
         final = client.follow(run_id, show, on_notice=notice)
-    console.print(status_table(final, partitions))
+    if not quiet:
+        print_summary(console, status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
     if not final.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_codes.FAILED)
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}

@@ -43,7 +43,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     result_expires=7 * 24 * 3600,
     worker_hijack_root_logger=True,
-    imports=("worker.tasks", "worker.sweeper"),
+    imports=("worker.tasks", "worker.sweeper", "worker.flower_view"),
 )
 
 
