@@ -334,19 +334,24 @@ def enqueue(
     partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
     from worker import client
 
-    setup_logging(verbose, quiet)
+    fmt = setup_logging(verbose, quiet, log_format)
     with user_errors(verbose):
         run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
     for note in run.notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
-    if not quiet:
+    if fmt == "json":
+        logs.JsonProgress().write(
+            {"event": "run_enqueued", "run_id": run.run_id, "tasks": run.task_ids}
+        )
+    elif not quiet:
         _show_enqueued(run)
     if wait:
-        _follow(run.run_id, verbose, partitions, quiet=quiet)
+        _follow(run.run_id, verbose, partitions, quiet=quiet, fmt=fmt)
 
 
 @app.command()
@@ -357,14 +362,15 @@ def status(
     ] = False,
     partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Show each flow of an enqueued run: state, rows, rate, retries."""
     from worker import client
     from worker.display import status_table
 
-    setup_logging(verbose)
+    fmt = setup_logging(verbose, log_format=log_format)
     if watch:
-        _follow(run_id, verbose, partitions)
+        _follow(run_id, verbose, partitions, fmt=fmt)
         return
     with user_errors(verbose):
         current = client.status(run_id)
@@ -385,7 +391,13 @@ def _show_enqueued(run: Any) -> None:
     console.print(f"{flower}status: hygge status {run.run_id} --watch", highlight=False)
 
 
-def _follow(run_id: str, verbose: bool, partitions: bool = False, quiet: bool = False) -> None:
+def _follow(
+    run_id: str,
+    verbose: bool,
+    partitions: bool = False,
+    quiet: bool = False,
+    fmt: logs.LogFormat = "text",
+) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped, or the
     run was lost. A Redis restart meanwhile is one line on stderr, not the end; so is a run
     that no worker has taken after a while (with how to start one)."""
@@ -398,9 +410,16 @@ def _follow(run_id: str, verbose: bool, partitions: bool = False, quiet: bool = 
     from worker.watch import IdleWatch
 
     def notice(message: str) -> None:
-        err_console.print(f"[yellow]note:[/] {message}", highlight=False)
+        if fmt == "json":
+            entry = {"time": logs.now_iso(), "event": "notice", "message": message}
+            print(json.dumps(entry), file=sys.stderr, flush=True)
+        else:
+            err_console.print(f"[yellow]note:[/] {message}", highlight=False)
 
-    with user_errors(verbose), LiveProgress(console, quiet=quiet) as live:
+    live: LiveProgress | logs.JsonProgress = (
+        logs.JsonProgress() if fmt == "json" else LiveProgress(console, quiet=quiet)
+    )
+    with user_errors(verbose), live:
         idle = IdleWatch(connect(Settings.from_env().result_backend, "result backend"))
 
         def show(run: client.RunStatus) -> None:
@@ -410,7 +429,10 @@ def _follow(run_id: str, verbose: bool, partitions: bool = False, quiet: bool = 
                 notice(said)
 
         final = client.follow(run_id, show, on_notice=notice)
-    if not quiet:
+    if isinstance(live, logs.JsonProgress):
+        flows = [logs.report_fields(f.as_report()) for f in flow_lines(final, partitions)]
+        live.write({"event": "run_finished", "run_id": run_id, "ok": final.ok, "flows": flows})
+    elif not quiet:
         print_summary(console, status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)

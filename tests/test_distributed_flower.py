@@ -215,3 +215,28 @@ def test_flower_help_prints_help() -> None:
     assert done.returncode == 0, done.stderr
     assert "Usage: hygge flower" in done.stdout and "--basic-auth" in done.stdout
     assert "refusing" not in done.stdout + done.stderr
+
+
+def test_worker_logs_are_json_lines_with_hygge_log_format(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.env["HYGGE_LOG_FORMAT"] = "json"
+    cluster.start_worker("w1")
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        "flows:\n  broken:\n"
+        "    home: {type: slow, fail_loudly: true, connection: 'postgresql://u:s3cret@db/x'}\n"
+        f"    store: {tmp_path / 'o'}\n"
+    )
+    done = cluster.cli("enqueue", str(flows), "--wait", "--log-format", "json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # the client's, too
+    assert events[0]["event"] == "run_enqueued" and events[-1]["event"] == "run_finished"
+    assert events[-1]["flows"][0]["state"] == "failed" and not events[-1]["ok"]
+    wait_for(lambda: "broken failed" in cluster.log("w1", tail=100_000), 60, "the failure logged")
+    log = cluster.log("w1", tail=100_000)
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    failed = [e for e in entries if "flow broken failed" in e["message"]]
+    assert failed and failed[0]["level"] == "error" and failed[0]["logger"] == "hygge.worker"
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    # every log record is JSON (only Celery's start-up banner, printed before logging, is not)
+    assert not re.search(r"^\[\d{4}-\d\d-\d\d [\d:,]+: (INFO|WARNING|ERROR)", log, re.M), log
+    assert "s3cret" not in log

@@ -214,3 +214,60 @@ def _env() -> dict[str, Any]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+
+
+def _schema() -> dict[str, Any]:
+    done = run_cli("schema")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def shipped_flows_files() -> list[Path]:
+    found = [
+        p
+        for folder in ("samples", "docs", "deploy")
+        for p in sorted((ROOT / folder).rglob("*.y*ml"))
+        if re.search(r"^flows:", p.read_text(), re.M)
+    ]
+    assert len(found) >= 3, found
+    return found
+
+
+def test_every_shipped_flows_file_validates_against_hygge_schema() -> None:
+    import jsonschema
+    import yaml
+
+    from hygge import config
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    for path in shipped_flows_files():
+        data = yaml.safe_load(path.read_text())
+        problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
+        assert not problems, f"{path}: {problems}"
+        config.load(path, resolve=False)  # and hygge reads it (no database needed for that)
+
+
+def test_the_schema_refuses_what_hygge_refuses(tmp_path: Path) -> None:
+    import jsonschema
+    import yaml
+
+    from hygge import config
+    from hygge.errors import ConfigError
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    base = "flows:\n  f:\n    home: {type: parquet, path: in.parquet%s}\n    store: out\n%s"
+    for home_extra, options in (
+        (", colums: [a]", ""),  # a misspelt setting
+        ("", "    options: {depends_on: 3}\n"),  # a number is no flow name
+        ("", "    options: {retries: -1}\n"),
+    ):
+        text = base % (home_extra, options)
+        assert list(validator.iter_errors(yaml.safe_load(text))), text
+        path = write_flows(tmp_path, text)
+        try:
+            config.load(path, resolve=False)
+        except ConfigError:
+            continue
+        raise AssertionError(f"hygge accepted what the schema refuses:\n{text}")
+    one = base % ("", "    options: {depends_on: g}\n") + "  g: {home: in.parquet, store: o2}\n"
+    assert not list(validator.iter_errors(yaml.safe_load(one)))

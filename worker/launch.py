@@ -24,9 +24,10 @@ _TRUE = ("1", "true", "yes", "on")
 
 def run_worker(args: list[str]) -> None:
     """Run a Celery worker in this process (so it is PID 1 in a container and gets SIGTERM)."""
-    from hygge import registry
+    from hygge import logs, registry
     from worker.app import app
 
+    logs.log_format(None, os.environ)  # a wrong HYGGE_LOG_FORMAT fails here, clearly
     registry.load_plugins()  # a wrong HYGGE_PLUGINS fails here, not in the first task
     argv = ["worker", *args]
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
