@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hygge import exit_codes, logs
 from hygge.errors import HyggeError
@@ -34,8 +35,9 @@ app = typer.Typer(
     epilog="Exit codes: 0 ok; 1 a flow failed or was skipped; 2 the command line or flows.yml "
     "is wrong; 3 a destination is locked by another run; 130 interrupted (Ctrl-C).",
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
+# No emoji codes: a message quoting `snowflake://` must not turn into a snowflake.
+console = Console(emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)  # messages stay greppable
 
 FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_default=False)]
 FlowOpt = Annotated[
@@ -76,7 +78,7 @@ def fail(message: str, code: int = exit_codes.FAILED) -> NoReturn:
             flush=True,
         )
     else:
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -323,7 +325,16 @@ def schema() -> None:
     console.print_json(json.dumps(flows_json_schema()))
 
 
-@app.command()
+ENQUEUE_HELP = (
+    "Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL).\n\n"
+    "It checks flows.yml as `validate` does (every flow, its settings, names and "
+    "dependencies) but does NOT connect to homes and stores: the workers do, with their own "
+    "environment and network. --check connects to each from here first, as `validate` does, "
+    "and sends nothing if one fails."
+)
+
+
+@app.command(help=ENQUEUE_HELP)
 def enqueue(
     flows_file: FlowsArg,
     flow: FlowOpt = None,
@@ -332,14 +343,27 @@ def enqueue(
     ] = False,
     full_refresh: FullRefreshOpt = False,
     partitions: PartitionsOpt = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Before sending, also check that every home and store can be reached from "
+            "here, as `validate` does (with this machine's environment).",
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = None,
 ) -> None:
-    """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
+    """Send one task per flow to Celery workers through Redis (see ENQUEUE_HELP)."""
     from worker import client
 
     fmt = setup_logging(verbose, quiet, log_format)
+    if check:
+        from hygge.coordinator import Coordinator
+
+        with user_errors(verbose):
+            _check_or_fail(Coordinator(flows_file, flows=flow), verbose)
     with user_errors(verbose):
         run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
     for note in run.notes:
@@ -414,7 +438,7 @@ def _follow(
             entry = {"time": logs.now_iso(), "event": "notice", "message": message}
             print(json.dumps(entry), file=sys.stderr, flush=True)
         else:
-            err_console.print(f"[yellow]note:[/] {message}", highlight=False)
+            err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
     live: LiveProgress | logs.JsonProgress = (
         logs.JsonProgress() if fmt == "json" else LiveProgress(console, quiet=quiet)
@@ -526,14 +550,20 @@ def _show_entities(coordinator: Coordinator, each: bool) -> None:
 
 
 def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
+    """Every selected flow's home and store checked; each problem led by the flow's line."""
     problems = asyncio.run(coordinator.check())
     if not problems:
         return
+    where = flow_places(coordinator.config.path)
     for name, exc in problems.items():
         if verbose:
             _print_traceback(exc)
-        err_console.print(f"[bold red]error:[/] flow '{name}': {exc}", highlight=False)
-    raise typer.Exit(1)
+        at = f"{where.get(name)}: " if where.get(name) else ""
+        err_console.print(
+            f"[bold red]error:[/] {escape(at)}flow '{escape(name)}': {escape(str(exc))}",
+            highlight=False,
+        )
+    raise typer.Exit(exit_codes.for_failures(problems.values()))
 
 
 def _report_failure(flow: str, message: str | None, where: str | None = None) -> None:
@@ -550,7 +580,9 @@ def _report_failure(flow: str, message: str | None, where: str | None = None) ->
         print(json.dumps(entry), file=sys.stderr, flush=True)
         return
     at = f" ({where})" if where else ""
-    err_console.print(f"[red]{flow}[/]{at}: {message}", highlight=False)
+    err_console.print(
+        f"[red]{escape(flow)}[/]{escape(at)}: {escape(message or '')}", highlight=False
+    )
 
 
 def flow_places(flows_file: Path) -> dict[str, str]:
@@ -587,7 +619,7 @@ class _Places(dict[str, str]):
 def _print_traceback(exc: BaseException) -> None:
     import traceback
 
-    err_console.print("".join(traceback.format_exception(exc)), highlight=False)
+    err_console.print(escape("".join(traceback.format_exception(exc))), highlight=False)
 
 
 def main() -> None:

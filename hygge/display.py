@@ -101,6 +101,8 @@ class LiveProgress:
         if self._worth_a_line(previous, progress):
             self._last_line[progress.flow] = now
             note = f": {progress.message}" if progress.message else ""
+            if progress.state == FlowState.FAILED:
+                note = " (its error is printed at the end)"  # once, with flows.yml:LINE
             if _cancelled(progress):
                 note = f": {INTERRUPTED}"
             elif progress.state == FlowState.SUCCESS:
@@ -139,7 +141,7 @@ class LiveProgress:
             )
         for p in self.latest.values():
             table.add_row(
-                p.flow,
+                Text(p.flow),
                 f"[{STYLES[p.state]}]{p.state}[/]",
                 f"{p.rows:,}",
                 f"{p.batches:,}",
@@ -218,13 +220,13 @@ def summary_table(
         size += r.memory_bytes
         stopped = interrupted and not r.ok
         table.add_row(
-            r.flow,
+            Text(r.flow),
             f"[red]{INTERRUPTED}[/]" if stopped else f"[{STYLES[r.state]}]{r.state}[/]",
             f"{r.rows:,}",
             human_bytes(r.memory_bytes),
             f"{r.seconds:.2f}",
             human_rate(r.rows_per_second),
-            *([destinations.get(r.flow, "")] if destinations else []),
+            *([Text(destinations.get(r.flow, ""))] if destinations else []),
         )
     table.add_section()
     wall = "" if total_seconds is None else f"{total_seconds:.2f}"

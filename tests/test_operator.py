@@ -271,3 +271,95 @@ def test_the_schema_refuses_what_hygge_refuses(tmp_path: Path) -> None:
         raise AssertionError(f"hygge accepted what the schema refuses:\n{text}")
     one = base % ("", "    options: {depends_on: g}\n") + "  g: {home: in.parquet, store: o2}\n"
     assert not list(validator.iter_errors(yaml.safe_load(one)))
+
+
+# -- errors: each one a message an operator can act on, with its exit code ----------------
+
+
+def test_every_config_error_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
+    body = (
+        "flows:\n"
+        "  a:\n    home: {type: parquet, path: x.parquet, colums: [a]}\n    store: out/a\n"
+        "  b:\n    home: {type: nope}\n    store: out/b\n"
+        "  c:\n    home: x.parquet\n    store: out/c\n    options: {retries: -1}\n"
+        "  d:\n    home: x.parquet\n    store: out/d\n"
+    )
+    flows = write_flows(tmp_path, body)
+    for command in ("validate", "run"):
+        done = run_cli(command, str(flows), cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        err = done.stderr
+        assert f"3 problems in {flows}" in err, err
+        assert "flows.yml:3: flow 'a'" in err and "did you mean 'columns'" in err, err
+        assert "flows.yml:6: flow 'b'" in err and "unknown home type 'nope'" in err, err
+        assert "flows.yml:11: flow 'c'" in err and "retries" in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_config_errors_are_bounded(tmp_path: Path) -> None:
+    body = "flows:\n" + "".join(
+        f"  f{i}:\n    home: {{type: nope}}\n    store: out/{i}\n" for i in range(30)
+    )
+    done = run_cli("validate", str(write_flows(tmp_path, body)), cwd=tmp_path)
+    assert done.returncode == 2 and "30 problems in" in done.stderr
+    assert done.stderr.count("unknown home type") == 20 and "and 10 more problem(s)" in done.stderr
+
+
+def test_a_missing_input_is_printed_once_with_its_line(tmp_path: Path) -> None:
+    flows = write_flows(tmp_path, "flows:\n  m:\n    home: nothing.parquet\n    store: out/m\n")
+    done = run_cli("run", str(flows), cwd=tmp_path)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert out.count("input not found") == 1, out
+    assert f"m ({flows}:2): input not found: {tmp_path / 'nothing.parquet'}" in done.stderr
+
+
+def test_a_wrong_csv_column_lists_the_available_ones(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("a,b\n1,2\n")
+    body = "flows:\n  c:\n    home: {type: csv, path: in.csv, columns: [a, c]}\n    store: out/c\n"
+    flows = write_flows(tmp_path, body)
+    for command in ("validate", "run"):
+        done = run_cli(command, str(flows), cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "column(s) c not found" in done.stderr and "available columns: a, b" in done.stderr
+        assert "valid, complete csv" not in done.stderr and "include_columns" not in done.stderr
+    assert not (tmp_path / "out" / "c").exists()
+
+
+def test_unsupported_database_urls_say_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    body = (
+        "flows:\n"
+        "  ms:\n    home: in.csv\n"
+        "    store: {type: sql, connection: 'mssql://u:pw1@127.0.0.1:1/db', table: t}\n"
+        "  snow:\n    home: in.csv\n"
+        "    store: {type: sql, connection: 'snowflake://u:pw2@acct/db', table: t}\n"
+    )
+    done = run_cli("validate", str(write_flows(tmp_path, body)), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    err = done.stderr
+    assert "the driver for mssql is not installed (pyodbc)" in err, err
+    assert "pip install pyodbc" in err and "ODBC Driver 18" in err
+    assert "snowflake:// is not supported by hygge out of the box" in err
+    assert "pip install snowflake-sqlalchemy" in err
+    assert "server runs" not in err and "pip install 'hygge'" not in err
+    assert "pw1" not in err and "pw2" not in err
+
+
+def test_a_connection_error_says_connect_first_then_where(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    body = (
+        "flows:\n  down:\n    home: in.csv\n"
+        "    store: {type: sql, connection: 'postgresql://u:pw3@127.0.0.1:1/db', table: t}\n"
+        "    options: {retries: 0}\n"
+    )
+    flows = write_flows(tmp_path, body)
+    done = run_cli("run", str(flows), cwd=tmp_path)
+    assert done.returncode == 1
+    line = next(ln for ln in done.stderr.splitlines() if ln.startswith("down"))
+    assert line.startswith(f"down ({flows}:2): cannot connect to postgresql at host 127.0.0.1")
+    assert "for flow 'down' (to take its run lock)" in line and "pw3" not in done.stderr
+    checked = run_cli("validate", str(flows), cwd=tmp_path)
+    assert checked.returncode == 1
+    assert f"{flows}:2: flow 'down': cannot connect to postgresql" in checked.stderr
