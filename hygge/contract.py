@@ -45,6 +45,7 @@ documentation, in one module (the house rule: one place to read it).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -99,7 +100,8 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
         )
     base = (info.context or {}).get("base_dir")
     if base and "://" not in value and not Path(value).is_absolute():
-        return str(Path(base) / value)
+        # normalized, so messages say /x/lake/users, not /x/samples/sql/../lake/users
+        return os.path.normpath(Path(base) / value)
     return value
 
 
