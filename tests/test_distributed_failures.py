@@ -176,7 +176,7 @@ def test_invalid_file_enqueues_nothing(db: str, tmp_path: Path) -> None:
         f"  bad:\n    home: {{type: parqet, path: x.parquet}}\n    store: {tmp_path / 'b'}\n"
     )
     result = enqueue(db, str(write_flows(tmp_path, body)))
-    assert result.returncode == 1
+    assert result.returncode == 2  # flows.yml is wrong
     assert "flows.yml:6" in result.stderr and "parqet" in result.stderr
     assert "did you mean 'parquet'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -185,7 +185,7 @@ def test_invalid_file_enqueues_nothing(db: str, tmp_path: Path) -> None:
 
 def test_unknown_flow_enqueues_nothing(db: str) -> None:
     result = enqueue(db, SAMPLES, "--flow", "users_to_parquet", "--flow", "user_to_parquet")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no flow named 'user_to_parquet'" in result.stderr
     assert "did you mean 'users_to_parquet'" in result.stderr
     untouched(db)
