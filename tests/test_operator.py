@@ -363,3 +363,22 @@ def test_a_connection_error_says_connect_first_then_where(tmp_path: Path) -> Non
     checked = run_cli("validate", str(flows), cwd=tmp_path)
     assert checked.returncode == 1
     assert f"{flows}:2: flow 'down': cannot connect to postgresql" in checked.stderr
+
+
+def test_the_readme_python_snippet_defines_every_name_it_uses() -> None:
+    import ast
+    import builtins
+
+    readme = (ROOT / "README.md").read_text()
+    for block in re.findall(r"```python\n(.*?)```", readme, re.S):
+        tree = ast.parse(block)
+        bound = set(dir(builtins))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                bound.add(node.id)
+            elif isinstance(node, ast.arg | ast.FunctionDef | ast.ClassDef):
+                bound.add(node.arg if isinstance(node, ast.arg) else node.name)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert used <= bound, f"README snippet uses undefined {used - bound}:\n{block}"
