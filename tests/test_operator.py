@@ -382,3 +382,26 @@ def test_the_readme_python_snippet_defines_every_name_it_uses() -> None:
                 bound.add(node.arg if isinstance(node, ast.arg) else node.name)
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         assert used <= bound, f"README snippet uses undefined {used - bound}:\n{block}"
+
+
+def test_the_live_table_shows_the_retry_count_and_reason(tmp_path: Path) -> None:
+    """On a terminal: the retrying flow's line says which retry and why; no log line is
+    printed over the table (it would leave copies of the table on screen)."""
+    import io
+
+    from rich.console import Console
+
+    from hygge import Flow, ParquetStore
+    from hygge.display import LiveProgress
+    from tests.distributed_plugins import FlakyHome
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=200, color_system=None)
+    home = FlakyHome("flaky", rows=10, fail_times=1, counter=str(tmp_path / "reads"))
+    with LiveProgress(console) as live:
+        store = ParquetStore("o", path=str(tmp_path / "o"))
+        Flow(home, store, name="flaky", retries=3, retry_delay=0.5, on_progress=live).run()
+    text = out.getvalue()
+    assert re.search(r"flaky\s+retrying .*retry 1/3 in \d+s: .*Connection reset by peer", text)
+    assert "transient failure" not in text and "WARNING" not in text
+    assert count_and_sum(tmp_path / "o") == (10, 10, 45)
