@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from hygge.errors import HyggeError
 from hygge.sql.alchemy import AlchemyPostgresSession, AlchemySession, SqliteSession
 from hygge.sql.base import Session
@@ -9,6 +11,8 @@ from hygge.sql.faults import connection_error
 from hygge.sql.mysql import MySqlSession
 from hygge.sql.postgres import PostgresSession
 from hygge.sql.url import SqlUrl
+
+log = logging.getLogger("hygge.sql")
 
 
 def connect(url: SqlUrl, error: type[HyggeError], what: str) -> Session:
@@ -20,6 +24,7 @@ def connect(url: SqlUrl, error: type[HyggeError], what: str) -> Session:
     }.get(url.dialect, AlchemySession)
     if url.driver and url.dialect == "postgresql" and url.driver not in ("adbc", "psycopg"):
         cls = AlchemyPostgresSession  # the user named a driver: honour it through SQLAlchemy
+    log.debug("%s: connecting to %s at %s through %s", what, url.dialect, url.where(), cls.__name__)
     try:
         return cls(url)
     except ImportError as exc:
