@@ -191,6 +191,23 @@ def test_unknown_flow_enqueues_nothing(db: str) -> None:
     untouched(db)
 
 
+def test_enqueue_check_connects_as_validate_does_and_sends_nothing_on_failure(
+    db: str, tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    body = (
+        "flows:\n  down:\n    home: in.csv\n"
+        "    store: {type: sql, connection: 'postgresql://u:pw4@127.0.0.1:1/db', table: t}\n"
+    )
+    flows = str(write_flows(tmp_path, body))
+    result = enqueue(db, flows, "--check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "flows.yml:2: flow 'down': cannot connect to postgresql" in result.stderr
+    assert "pw4" not in result.stderr and "Traceback" not in result.stderr
+    untouched(db)
+    assert "does NOT connect to homes and stores" in run_cli("enqueue", "--help").stdout
+
+
 def test_the_queue_carries_names_and_unresolved_variables_only(db: str, tmp_path: Path) -> None:
     body = (
         "flows:\n  secretive:\n"
