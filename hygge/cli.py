@@ -2,7 +2,11 @@
 
 The commands that start or talk to workers (`enqueue`, `status`, `worker`, `flower`) import the
 distributed engine (`worker`, Celery, redis) when they are called, never before: `import hygge`
-and `hygge run` stay light."""
+and `hygge run` stay light.
+
+Over 400 lines: every command's options and their help live here, in one place a user's
+`--help` mirrors; what is printed is built elsewhere (hygge/display.py the tables and lines,
+hygge/logs.py JSON, hygge/outcome.py where flows are defined, hygge/exit_codes.py the codes)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -20,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hygge import exit_codes, logs
+from hygge import exit_codes, logs, outcome
 from hygge.errors import HyggeError
 
 if TYPE_CHECKING:
@@ -184,12 +188,12 @@ def run(
                 result = coordinator.run()
         except KeyboardInterrupt:
             _interrupted(coordinator, progress, time.perf_counter() - started, fmt, quiet)
-    where = flow_places(flows_file)
+    where = outcome.flow_places(flows_file)
     failed = result.failed
     code = exit_codes.OK if result.ok else exit_codes.for_failures(f.exception for f in failed)
     if fmt == "json":
         assert isinstance(progress, logs.JsonProgress)
-        _json_summary(progress, result.results.values(), result.seconds, code, where)
+        outcome.json_summary(progress, result.results.values(), result.seconds, code, where)
     elif not quiet:
         table = summary_table(
             result.results.values(), _destinations(coordinator), total_seconds=result.seconds
@@ -245,40 +249,15 @@ def _interrupted(
         f"; committed before: {', '.join(done)}" if done else ""
     )
     if fmt == "json" and isinstance(progress, logs.JsonProgress):
-        _json_summary(progress, reports, seconds, exit_codes.INTERRUPTED, {}, interrupted=True)
+        outcome.json_summary(
+            progress, reports, seconds, exit_codes.INTERRUPTED, {}, interrupted=True
+        )
     elif not quiet:
         table = summary_table(
             reports, _destinations(coordinator), total_seconds=seconds, interrupted=True
         )
         print_summary(console, table)
     fail(message, exit_codes.INTERRUPTED)
-
-
-def _json_summary(
-    progress: logs.JsonProgress,
-    reports: Iterable[FlowReport],
-    seconds: float,
-    code: int,
-    where: dict[str, str],
-    interrupted: bool = False,
-) -> None:
-    """--log-format json: the run's end as one object, with each flow's outcome."""
-    flows = []
-    for r in reports:
-        entry = logs.report_fields(r)
-        if not r.ok and where.get(r.flow):
-            entry["defined_at"] = where[r.flow]
-        flows.append(entry)
-    progress.write(
-        {
-            "event": "run_interrupted" if interrupted else "run_finished",
-            "ok": code == exit_codes.OK,
-            "exit_code": code,
-            "seconds": round(seconds, 3),
-            "rows": sum(f["rows"] for f in flows),
-            "flows": flows,
-        }
-    )
 
 
 @app.command()
@@ -554,7 +533,7 @@ def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
     problems = asyncio.run(coordinator.check())
     if not problems:
         return
-    where = flow_places(coordinator.config.path)
+    where = outcome.flow_places(coordinator.config.path)
     for name, exc in problems.items():
         if verbose:
             _print_traceback(exc)
@@ -583,37 +562,6 @@ def _report_failure(flow: str, message: str | None, where: str | None = None) ->
     err_console.print(
         f"[red]{escape(flow)}[/]{escape(at)}: {escape(message or '')}", highlight=False
     )
-
-
-def flow_places(flows_file: Path) -> dict[str, str]:
-    """`flows.yml:LINE` of each flow's definition (an entity flow `def.entity`: its
-    definition's), for messages about errors found at run time. Empty if unreadable."""
-    from hygge import yamlpos
-
-    try:
-        located = yamlpos.load(flows_file.read_text(encoding="utf-8"))
-    except Exception:  # the run already read it; a message is no place to fail
-        return {}
-    names = located.data.get("flows") if isinstance(located.data, dict) else None
-    if not isinstance(names, dict):
-        return {}
-    places = {}
-    for name in names:
-        line = located.line(("flows", name))
-        if line:
-            places[str(name)] = f"{flows_file}:{line}"
-    return _Places(places)
-
-
-class _Places(dict[str, str]):
-    """Flow -> place; an entity flow (`definition.entity`) or partition (`flow#i/n`) falls
-    back to its definition's place."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        for candidate in (key, key.split("#", 1)[0], key.split(".", 1)[0]):
-            if candidate in self:
-                return self[candidate]
-        return default
 
 
 def _print_traceback(exc: BaseException) -> None:
