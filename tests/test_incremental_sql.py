@@ -483,7 +483,7 @@ def test_incremental_sql_home_needs_a_cursor(
 ):
     _odd_flow(tmp_path, postgres_url, odd_source[1], "")
     done = run_cli("run", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 2 and "needs `cursor: COLUMN`" in done.stderr, done.stderr
+    assert done.returncode == 1 and "needs `cursor: COLUMN`" in done.stderr, done.stderr
     assert not (tmp_path / "lake" / "out").exists()
     _odd_flow(tmp_path, postgres_url, odd_source[1], ", lag: 10m")
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
