@@ -66,7 +66,8 @@ def bench_workers(scale: int, work: Path, repeat: int, url: str) -> list[tuple[s
     out = work / "out"
     flows = work / "flows_a.yml"
     flows.write_text(
-        f"flows:\n  lineitem:\n    home: {source}\n    store: {out}\n"
+        f"flows:\n  lineitem:\n    home: {source}\n"
+        f"    store: {{path: {out}, shared_volume: true}}\n"
         "    options: {partitions: 2}\n"
     )
     best: dict[int, float] = {}
@@ -153,7 +154,8 @@ def bench_dispatch(work: Path, repeat: int, url: str) -> list[tuple[str, ...]]:
     pq.write_table(pa.table({"id": list(range(64))}), tiny, row_group_size=1)
     flows = work / "flows_c.yml"
     flows.write_text(
-        f"flows:\n  tiny:\n    home: {tiny}\n    store: {work / 'tiny_out'}\n"
+        f"flows:\n  tiny:\n    home: {tiny}\n"
+        f"    store: {{path: {work / 'tiny_out'}, shared_volume: true}}\n"
         "    options: {partitions: 64}\n"
     )
     noop = parts = float("inf")

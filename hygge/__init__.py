@@ -26,10 +26,10 @@ from hygge.errors import (
     StoreError,
     TransientError,
 )
-from hygge.flow import Flow
 from hygge.homes import CsvHome, NdjsonHome, ParquetHome
 from hygge.progress import FlowState
 from hygge.report import FlowReport
+from hygge.run.move import Flow
 from hygge.stores import CsvStore, ParquetStore
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers

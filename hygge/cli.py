@@ -188,6 +188,7 @@ def run(
                 result = coordinator.run()
         except KeyboardInterrupt:
             _interrupted(coordinator, progress, time.perf_counter() - started, fmt, quiet)
+    _record_history(coordinator, result)
     where = outcome.flow_places(flows_file)
     failed = result.failed
     code = exit_codes.OK if result.ok else exit_codes.for_failures(f.exception for f in failed)
@@ -261,17 +262,33 @@ def _interrupted(
 
 
 @app.command()
-def validate(flows_file: FlowsArg, verbose: VerboseOpt = False) -> None:
+def validate(
+    flows_file: FlowsArg,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers", help="Also apply what `hygge enqueue` requires (no unshared disk)."
+        ),
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Check flows.yml and every home and store it names; move nothing."""
+    from hygge.config_checks import check_for_workers
     from hygge.coordinator import Coordinator
 
     setup_logging(verbose)
     with user_errors(verbose):
         coordinator = Coordinator(flows_file)
+        if workers:
+            check_for_workers(coordinator.config, coordinator.selected)
         _show_entities(coordinator, each=True)
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
+    from hygge.schedule import upcoming
+
+    for line in upcoming({n: coordinator.config.flows[n].options for n in names}):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -432,6 +449,7 @@ def _follow(
                 notice(said)
 
         final = client.follow(run_id, show, on_notice=notice)
+    _record_distributed(final)
     if isinstance(live, logs.JsonProgress):
         flows = [logs.report_fields(f.as_report()) for f in flow_lines(final, partitions)]
         live.write({"event": "run_finished", "run_id": run_id, "ok": final.ok, "flows": flows})
@@ -466,6 +484,98 @@ def flower(ctx: typer.Context) -> None:
         launch.run_flower(list(ctx.args))
 
 
+@app.command()
+def scheduler(
+    flows_file: FlowsArg,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Schedulers of one name elect one active (default: the file's name).",
+        ),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Send each scheduled flow (`schedule:` cron, or `every:`) to the workers when it is due;
+    run several for standby: one is active at a time. See docs/schedules.md."""
+    import logging
+
+    from worker.scheduler import run_scheduler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    with user_errors(verbose):
+        run_scheduler(str(flows_file), name=name)
+
+
+@app.command()
+def runs(
+    run_id: Annotated[
+        str | None, typer.Argument(help="One run: each flow's rows, time, retries, error.")
+    ] = None,
+    flow: FlowOpt = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", "-s", help="Only runs in this state (success, failed, ...)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    local: Annotated[
+        bool, typer.Option("--local", help="Only the local history (no Redis).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """The history of past runs, newest first: `hygge run` (local file, HYGGE_HISTORY) and
+    distributed runs (Redis, when it answers)."""
+    from hygge.history import query, view
+    from hygge.history.records import RUN_STATES
+
+    if state is not None and state not in RUN_STATES:
+        fail(f"unknown state '{state}'; use one of: {', '.join(RUN_STATES)}")
+    if run_id is not None:
+        found = query.find_run(run_id, local_only=local)
+    else:
+        found = query.find_runs(flow, state, limit, local_only=local)
+    for note in found.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if run_id is not None and not found.runs:
+        fail(f"no run with id '{run_id}' in the history (see `hygge runs` for the recent ones)")
+    if as_json:
+        payload = [r.as_json(with_flows=run_id is not None) for r in found.runs]
+        print(json.dumps(payload[0] if run_id is not None else payload, indent=2))
+    elif run_id is not None:
+        console.print(view.run_table(found.runs[0], flow))
+    else:
+        console.print(view.runs_table(found.runs))
+
+
+def _record_history(coordinator: Coordinator, result: object) -> None:
+    """Keep a `hygge run` in the local history (a failure to do so is a warning)."""
+    from hygge.history import from_run, record_local
+
+    run = from_run(
+        coordinator.run_id,
+        getattr(result, "results", {}).values(),
+        getattr(result, "seconds", 0.0),
+        file=str(coordinator.config.path),
+    )
+    warning = record_local(run)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _record_distributed(final: object) -> None:
+    """A run followed to its end (`enqueue --wait`, `status --watch`) into the local history."""
+    from hygge.history import record_local
+    from worker import history
+
+    warning = record_local(history.record(final))  # type: ignore[arg-type]
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
 def _destinations(coordinator: Coordinator) -> dict[str, str]:
     """Where each flow's data went: its store's secret-free description."""
     places = {}
@@ -491,7 +601,7 @@ def _what(coordinator: Coordinator, name: str) -> str:
     """What one flow moves, from where to where, and how."""
     spec = coordinator.config.flows[name]
     home, store = spec.home.build(), spec.store.build()
-    mode = getattr(store.settings, "mode", "")
+    mode = spec.store.mode or ""
     how = [mode] if mode and not spec.options.incremental else []
     if spec.options.incremental:
         cursor = getattr(home.settings, "cursor", None)

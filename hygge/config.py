@@ -22,23 +22,37 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import config_checks as checks
 from hygge import entities, partitions, registry, yamlpos
+from hygge import schedule as schedules
 from hygge.config_source import Source, choices_hint, validate
-from hygge.contract import Connector, ConnectorSettings, OptionsConflict, fold_options
+from hygge.contract import (
+    Connector,
+    ConnectorSettings,
+    Home,
+    OptionsConflict,
+    Store,
+    fold_options,
+)
 from hygge.errors import ConfigError, ConfigErrors
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import waves
 from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 from hygge.storage.location import is_object_url
+
+if TYPE_CHECKING:
+    from hygge.report import ProgressCallback
+    from hygge.run.context import RunContext
+    from hygge.run.move import Flow
+    from hygge.run.parts import PartitionedFlow
 
 TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 # A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
@@ -70,6 +84,33 @@ class FlowOptions(BaseModel):
     parallel: int | None = Field(
         None, gt=0, description="Partitions of this flow read at once (default: cores)."
     )
+    schedule: str | None = Field(
+        None, description='`hygge scheduler`: when to send it, cron in UTC ("*/15 * * * *").'
+    )
+    every: str | None = Field(
+        None, description="`hygge scheduler`: send it at this interval (10m, 1h30m, 90s)."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else schedules.check_cron(value)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if value is not None:
+            schedules.parse_every(value)
+        return None if value is None else str(value)
+
+    @property
+    def scheduled(self) -> schedules.Schedule | None:
+        """When `hygge scheduler` sends this flow (None: only when someone runs it)."""
+        if self.schedule is not None:
+            return schedules.Schedule(cron=self.schedule)
+        if self.every is not None:
+            return schedules.Schedule(interval=schedules.parse_every(self.every))
+        return None
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -112,10 +153,24 @@ class ConnectorSpec:
     type_name: str
     settings: ConnectorSettings
 
+    @property
+    def cls(self) -> type[Connector[Any]]:
+        found = registry.lookup(self.kind, self.type_name)
+        assert found is not None
+        return found
+
+    @property
+    def path(self) -> str | None:
+        """The file path or URL it reads or writes (the connector says: `path_of`)."""
+        return self.cls.path_of(self.settings)
+
+    @property
+    def mode(self) -> str | None:
+        """How a store writes (the connector says: `mode_of`)."""
+        return self.cls.mode_of(self.settings)
+
     def build(self) -> Connector:
-        cls = registry.lookup(self.kind, self.type_name)
-        assert cls is not None
-        return cls(self.name, self.settings)
+        return self.cls(self.name, self.settings)
 
 
 @dataclass(frozen=True)
@@ -128,44 +183,59 @@ class FlowSpec:
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
 
-    def build(self, on_progress: Any = None, full_refresh: bool = False) -> Any:
-        """The runnable Flow. An incremental flow appends (or merges) what is new; with
-        `full_refresh` it forgets its state and replaces the destination."""
-        from hygge.flow import Flow
+    def build(
+        self,
+        on_progress: ProgressCallback | None = None,
+        full_refresh: bool = False,
+        *,
+        context: RunContext | None = None,
+    ) -> Flow | PartitionedFlow:
+        """The runnable flow, configured for the runner that runs it (`context`: where
+        progress goes, its fence, retries, lock wait, board; `on_progress` alone is a
+        shortcut). An incremental flow appends (or merges) what is new; with `full_refresh`
+        it forgets its state and replaces the destination."""
+        from hygge.run.context import RunContext
+        from hygge.run.move import Flow
+        from hygge.run.parts import PartitionedFlow
 
+        if context is None:
+            context = RunContext(on_progress=on_progress)
         store = self.store
         if self.options.incremental:
-            mode = getattr(store.settings, "mode", None)
+            mode = store.mode
             if full_refresh:
                 mode = "replace"
             elif mode == "replace":
                 mode = "append"
             if mode is not None:
                 store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
+        home = cast(Home[Any], self.home.build())
+        new_store = cast(Callable[[], Store[Any]], store.build)
         # What a plain and a partitioned flow take alike.
         common: dict[str, Any] = {
             "name": self.name,
             "queue_size": self.options.queue_size,
-            "retries": self.options.retries,
+            "retries": self.options.retries if context.own_retries else 0,
             "retry_delay": self.options.retry_delay,
             "incremental": self.options.incremental,
             "full_refresh": full_refresh,
-            "on_progress": on_progress,
         }
         if self.options.partitioned:
-            from hygge.partitioned import PartitionedFlow
-
             return PartitionedFlow(
-                self.home.build(),  # type: ignore[arg-type]
-                store.build,  # type: ignore[arg-type]
+                home,
+                new_store,
                 partitions=self.options.partitions,
                 ranges=self.options.ranges,
                 parallel=self.options.parallel,
+                context=context,
                 **common,
             )
         return Flow(
-            self.home.build(),  # type: ignore[arg-type]
-            store.build(),  # type: ignore[arg-type]
+            home,
+            new_store(),
+            on_progress=context.on_progress,
+            before_commit=context.fence,
+            wait_for_lock=context.wait_for_lock,
             **common,
         )
 
@@ -301,7 +371,7 @@ def parse(
             except ConfigError as exc:
                 problems.append(exc)
                 continue
-            if upstream_of(source, getattr(spec.home.settings, "path", None) or ""):
+            if upstream_of(source, spec.home.path or ""):
                 # The queue form carries the type: a worker parses one flow, without the others.
                 home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
                 raw["home"] = {"type": spec.home.type_name, **home}
@@ -388,8 +458,8 @@ def _produced_paths(
             )
         except ConfigError:
             continue
-        path = getattr(store.settings, "path", None)
-        if isinstance(path, str) and "://" not in path:
+        path = store.path
+        if path and "://" not in path:
             produced[absolute(source, path)] = (name, store.type_name)
     return produced
 
@@ -472,7 +542,7 @@ def _parse_flow(
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set
-        and getattr(store.settings, "mode", None) == "replace"
+        and store.mode == "replace"
     ):
         raise source.error(
             "an incremental flow cannot replace its store on every run",
@@ -482,6 +552,7 @@ def _parse_flow(
             "use --full-refresh to reload everything once",
         )
     checks.check_partitions(source, options, home, store, origins, flow_path)
+    checks.check_schedule(source, options, flow_path)
     return FlowSpec(name, home, store, options, raw)
 
 

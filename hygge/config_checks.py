@@ -10,18 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from hygge import contract, registry
 from hygge.config_source import Source, choices_hint
-from hygge.contract import Store
+from hygge.contract import Store, StoreSettings
+from hygge.errors import ConfigError
 from hygge.plan import find_cycle
 from hygge.shorthand import upstream_of
 
 if TYPE_CHECKING:
-    from hygge.config import ConnectorSpec, FlowOptions, FlowSpec
+    from hygge.config import ConnectorSpec, FlowOptions, FlowsFile, FlowSpec
 
 
 def check_upstream_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
     """A flow that reads what another flow writes must run after it: say so, not race it."""
     for name, spec in flows.items():
-        upstream = upstream_of(source, getattr(spec.home.settings, "path", None) or "")
+        upstream = upstream_of(source, spec.home.path or "")
         if upstream is None or upstream[0] == name:
             continue
         pending, seen = list(spec.options.depends_on), set()
@@ -192,8 +193,63 @@ def check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
 
 
 def adds_by_design(spec: FlowSpec) -> bool:
-    settings = spec.store.settings
-    mode = getattr(settings, "mode", None)
-    cls = registry.lookup("store", spec.store.type_name)
-    shared = getattr(cls, "shared_modes", ("append",))
-    return "mode" in settings.model_fields_set and mode in shared
+    shared = getattr(spec.store.cls, "shared_modes", ("append",))
+    return "mode" in spec.store.settings.model_fields_set and spec.store.mode in shared
+
+
+def check_for_workers(file: FlowsFile, names: list[str]) -> None:
+    """What `hygge enqueue` (and `hygge validate --workers`) refuse before sending anything:
+    a partitioned flow whose parts stage on a local path the workers do not share. Each
+    partition may run on another machine, and the commit must read every part; so a local
+    path is accepted only when the store says every worker mounts it (`shared_volume: true`)."""
+    for name in names:
+        spec = file.flows[name]
+        settings = spec.store.settings
+        if not spec.options.partitioned or (
+            isinstance(settings, StoreSettings) and settings.shared_volume
+        ):
+            continue
+        cls = registry.lookup(spec.store.kind, spec.store.type_name)
+        if not isinstance(cls, type) or not issubclass(cls, contract.MultiPartStore):
+            continue
+        path = cls.local_parts_path(settings)
+        if path is None or "${" in path:  # a variable only the workers resolve: they judge
+            continue
+        raise ConfigError(
+            f"partitioned, its parts stage under the local path {path}, which other workers "
+            "cannot read; nothing was enqueued",
+            file=str(file.path),
+            flow=name,
+            key="store.shared_volume",
+            hint="write to object storage (s3://, az://, gs://) or a SQL table, or mount that "
+            "path as one volume on every worker and set `shared_volume: true` on the store "
+            "(or run it in one process with `hygge run`)",
+        )
+
+
+def check_schedule(source: Source, options: FlowOptions, flow_path: tuple[Any, ...]) -> None:
+    """One schedule per flow, and none on a flow that depends on another: a scheduled flow
+    is the start of its chain; the flows that depend on it run after it in the same run
+    (docs/schedules.md)."""
+    if options.schedule is None and options.every is None:
+        return
+    key = "schedule" if options.schedule is not None else "every"
+    at = (*flow_path, "options", key) if source.located else ()
+    if source.located and at not in source.located.lines:
+        at = (*flow_path, key)
+    if options.schedule is not None and options.every is not None:
+        raise source.error(
+            "a flow has either `schedule:` (cron) or `every:` (an interval), not both",
+            at,
+            key=f"options.{key}",
+            hint='keep one, e.g. schedule: "0 * * * *" or every: 1h',
+        )
+    if options.depends_on:
+        raise source.error(
+            f"a flow that depends on another ({', '.join(options.depends_on)}) cannot have "
+            "its own schedule: it runs when what it depends on succeeded",
+            at,
+            key=f"options.{key}",
+            hint="put the schedule on the first flow of the chain; the flows that depend on "
+            "it are sent with it, in the same run, and run after it",
+        )

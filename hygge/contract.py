@@ -87,6 +87,11 @@ class StoreSettings(ConnectorSettings):
     """Settings every store understands."""
 
     mode: Literal["replace", "append"] = "replace"
+    shared_volume: bool = Field(
+        False,
+        description="A store with a local path: that path is one volume every worker mounts "
+        "(`hygge enqueue` of a partitioned flow into a local path needs it).",
+    )
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
@@ -212,9 +217,23 @@ class Connector(Generic[S]):
     async def check(self) -> None:
         """Verify the endpoint is usable without moving data (for validate and --dry-run)."""
 
+    @classmethod
+    def path_of(cls, settings: Any) -> str | None:
+        """The file path or object URL a connector with these settings reads or writes, or
+        None (a database, a plugin's API). What config, planning and the engine ask instead
+        of looking inside settings; the default reads a `path` setting."""
+        path = getattr(settings, "path", None)
+        return path if isinstance(path, str) and path else None
+
+    @classmethod
+    def mode_of(cls, settings: Any) -> str | None:
+        """How a store with these settings writes (`replace`, `append`, ...), or None."""
+        mode = getattr(settings, "mode", None)
+        return mode if isinstance(mode, str) else None
+
     def describe(self) -> str:
         """A one-line, secret-free description for plans and logs."""
-        path = getattr(self.settings, "path", None)
+        path = self.path_of(self.settings)
         return f"{self.type_name}:{path}" if path else self.type_name
 
 
@@ -291,7 +310,7 @@ class Store(Connector[S]):
     def destination(self) -> str | None:
         """Where this store writes, as a key that two stores writing the same place share
         (so flows.yml can refuse two flows overwriting each other); None: unknown."""
-        path = getattr(self.settings, "path", None)
+        path = self.path_of(self.settings)
         if not path:
             return None
         return f"url:{path.rstrip('/')}" if is_object_url(path) else f"path:{Path(path).resolve()}"
@@ -303,7 +322,7 @@ class Store(Connector[S]):
         no path takes none, and neither does one on object storage (which has no lock to
         take: a second run there is not refused). A store kept elsewhere (a database) locks
         there."""
-        path = getattr(self.settings, "path", None)
+        path = self.path_of(self.settings)
         if not path or is_object_url(path):
             return NoLock(flow, self.describe())
         target = Path(path)  # resolved: two spellings of one folder share one lock
@@ -394,6 +413,16 @@ class MultiPartStore:
         """Why a store with these settings cannot take parts (checked at validation), or
         None when it can."""
         return None
+
+    @classmethod
+    def local_parts_path(cls, settings: Any) -> str | None:
+        """The local path parts stage under, which only the machine that staged a part can
+        read unless every worker mounts it (`shared_volume: true`); None when parts stage
+        where every worker reaches them (a database, object storage). The default reads a
+        `path` setting; a store whose parts live elsewhere overrides it."""
+        owner = cls if issubclass(cls, Connector) else Connector  # the store says, or the default
+        path = owner.path_of(settings)
+        return path if path and not is_object_url(path) else None
 
     async def open_part(self, part: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement open_part()")

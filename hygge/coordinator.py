@@ -1,6 +1,8 @@
 """Runs the flows of a flows.yml in-process: concurrently, in `depends_on` order.
 
-A failed flow does not stop the others; the flows that depend on it are skipped and say why.
+A failed flow does not stop the others; the flows that depend on it are skipped and say why
+(the executor is hygge.run.local; each flow runs as a step of hygge.run.steps, the code the
+workers run too).
 `python -m hygge.coordinator flows.yml` is the same as `hygge run flows.yml`.
 """
 
@@ -20,6 +22,9 @@ from hygge.entities import EntitySet, manifest
 from hygge.errors import HomeError
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
+from hygge.run.context import RunContext
+from hygge.run.local import run_graph
+from hygge.run.steps import Step, StepKind, execute
 
 
 @dataclass
@@ -113,7 +118,7 @@ class Coordinator:
 
     def _upstream(self, name: str) -> str | None:
         """The flow this one depends on whose store writes what it reads (absent until then)."""
-        source = getattr(self.config.flows[name].home.settings, "path", None)
+        source = self.config.flows[name].home.path
         if not source:
             return None
         pending, seen = list(self.config.flows[name].options.depends_on), set()
@@ -122,7 +127,7 @@ class Coordinator:
             if dep in seen or dep not in self.config.flows:
                 continue
             seen.add(dep)
-            target = getattr(self.config.flows[dep].store.settings, "path", None)
+            target = self.config.flows[dep].store.path
             if target and (source == target or source.startswith(target.rstrip("/") + "/")):
                 return dep
             pending.extend(self.config.flows[dep].options.depends_on)
@@ -136,33 +141,15 @@ class Coordinator:
         started = time.perf_counter()
         result = RunResult(self.run_id)
         result.warnings = await asyncio.to_thread(self.entity_notes)
-        done = {name: asyncio.Event() for name in self.selected}
-        slots = asyncio.Semaphore(self.concurrency)
-
-        async def run_one(name: str) -> None:
-            spec = self.config.flows[name]
-            deps = [d for d in spec.options.depends_on if d in done]
-            for dep in deps:
-                await done[dep].wait()
-            blocked = [d for d in deps if not result.results[d].ok]
-            try:
-                if blocked:
-                    why = f"skipped: depends on {', '.join(blocked)}, which did not succeed"
-                    skipped = FlowReport(name, FlowState.SKIPPED, message=why, error=why)
-                    result.results[name] = skipped
-                    self._emit(skipped)
-                    return
-                async with slots:
-                    result.results[name] = await self._run_flow(name)
-            finally:
-                done[name].set()
-
         for name in self.selected:
             self._emit(FlowReport(name, FlowState.PENDING))
-        async with asyncio.TaskGroup() as group:
-            for name in self.selected:
-                group.create_task(run_one(name))
-        result.results = {n: result.results[n] for n in self.selected}
+        result.results = await run_graph(
+            self.selected,
+            {n: self.config.flows[n].options.depends_on for n in self.selected},
+            self._run_flow,
+            concurrency=self.concurrency,
+            on_progress=self.on_progress,
+        )
         for entity_set in self.entity_sets():  # the next run compares with these
             note = await asyncio.to_thread(manifest.record, entity_set)
             if note:
@@ -170,14 +157,21 @@ class Coordinator:
         result.seconds = time.perf_counter() - started
         return result
 
+    def context(self) -> RunContext:
+        """How this runner runs a flow: progress to the caller, the lock waited for or
+        refused, a partitioned flow's parts sharing --concurrency, retries done here."""
+        return RunContext(
+            on_progress=self.on_progress,
+            wait_for_lock=self.wait_for_lock,
+            max_parallel=self.concurrency,
+        )
+
     async def _run_flow(self, name: str) -> FlowReport:
-        flow = self.config.flows[name].build(self.on_progress, full_refresh=self.full_refresh)
-        flow.wait_for_lock = self.wait_for_lock
-        if hasattr(flow, "parallel"):  # a partitioned flow: its parts share --concurrency
-            flow.parallel = min(flow.parallel, self.concurrency)
+        spec = self.config.flows[name]
+        step = Step(name, name, StepKind.MOVE)
         started = time.perf_counter()
         try:
-            return await flow.start()
+            return await execute(step, spec, self.context(), full_refresh=self.full_refresh)
         except Exception as exc:
             return FlowReport(
                 name,

@@ -152,6 +152,10 @@ class Cluster:
         self.env["HYGGE_FLOWER_URL"] = url  # `hygge enqueue` names a Flower only if it answers
         return url
 
+    def start_scheduler(self, name: str, flows_file: Path, **env: str) -> None:
+        """`hygge scheduler FLOWS_FILE` as its own process (`env` added to the cluster's)."""
+        self._spawn(name, ["scheduler", str(flows_file)], {**self.env, **env})
+
     def _died(self, name: str) -> bool:
         return self.procs[name].poll() is not None
 

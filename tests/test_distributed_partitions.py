@@ -31,7 +31,8 @@ def pieces_flow(tmp: Path, parts: int, rows: int, delay: float, **extra: object)
         "flows:\n  big:\n"
         f"    home: {{type: pieces, rows: {rows}, batch_size: 100, delay: {delay}, "
         f"log: {tmp / 'reads.log'}{settings}}}\n"
-        f"    store: {tmp / 'lake' / 'big'}\n"
+        # one machine's workers share its disk: the store says so (else enqueue refuses)
+        f"    store: {{path: {tmp / 'lake' / 'big'}, shared_volume: true}}\n"
         f"    options: {{partitions: {parts}, retry_delay: 0.1}}\n"
     )
     return path
@@ -133,7 +134,7 @@ def test_64_partitions_on_8_worker_processes_two_killed(make_cluster, tmp_path: 
     cluster.kill("w0")
     wait_for(lambda: done_parts() >= 24, 60, "more partitions to be done")
     cluster.kill("w1")
-    final = wait_for(lambda: finished(cluster, run_id), 90, "the flow to commit", every=0.2)
+    final = wait_for(lambda: finished(cluster, run_id), 240, "the flow to commit", every=0.2)
     assert final["state"] == "success", final
     assert count_and_sum(tmp_path / "lake" / "big") == (rows, rows, sum(range(rows)))
     assert int(final["rows"]) == rows
@@ -189,7 +190,7 @@ def test_a_partitioned_incremental_flow_on_workers(
         "flows:\n  inc:\n"
         f"    home: {{type: sql, connection: '{postgres_url}', table: {table}, "
         "cursor: updated_at, lag: 1h, partition_on: id}\n"
-        f"    store: {tmp_path / 'lake' / 'inc'}\n"
+        f"    store: {{path: {tmp_path / 'lake' / 'inc'}, shared_volume: true}}\n"
         "    options: {partitions: 3, incremental: true}\n"
     )
     cluster = make_cluster()

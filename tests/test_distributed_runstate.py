@@ -93,7 +93,7 @@ def test_racing_workers_send_a_flow_once(state: Runs) -> None:
 def test_begin_refuses_old_copies_finished_flows_and_a_held_lease(state: Runs) -> None:
     plan(state, {"a": []})
     job = state.job("run1", "a")
-    lock = Keys.lock(job.destination)
+    lock = Keys.lock(job.lease_key)
 
     def begin(j: FlowJob, held: Lease) -> str:
         return state.begin(j, held, "w@test", "x").verdict
@@ -144,7 +144,7 @@ def test_another_run_writing_the_same_destination_makes_a_flow_wait(state: Runs)
     plan(state, {"a": []}, run_id="first")
     plan(state, {"a": []}, run_id="second")
     first, second = state.job("first", "a"), state.job("second", "a")
-    assert first.destination == second.destination
+    assert first.lease_key == second.lease_key
     x, y = lease(state, first), lease(state, second)
     assert state.begin(first, x, "w1@test", "t").verdict == "ok"
     begun = state.begin(second, y, "w2@test", "t")

@@ -12,22 +12,25 @@ a run that is gone afterwards (a Redis without persistence) is reported as lost 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from hygge import config as config_module
-from hygge.config import FlowOptions
+from hygge.config import FlowSpec
+from hygge.config_checks import check_for_workers
 from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, RunLost
-from hygge.partitions import partition_count
+from hygge.run.steps import StepKind, compile_flow
 from hygge.secrets import mask_url
-from worker.contract import FlowJob, Settings, partition_name
+from worker import history
+from worker.contract import FlowJob, Settings
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -47,11 +50,16 @@ def enqueue(
     flows: list[str] | None = None,
     settings: Settings | None = None,
     full_refresh: bool = False,
+    run_id: str | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> EnqueuedRun:
-    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't."""
+    """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
+    `run_id`: the id to use (the scheduler claims one before it sends); `meta`: fields kept
+    with the run from its first moment (the scheduler's `trigger` and `slot`)."""
     settings = settings or Settings.from_env()
     config = config_module.load(path, resolve=False)
     selected = config.select(flows)
+    check_for_workers(config, selected)  # before Redis is even asked: nothing is sent
     order = [name for wave in config.waves(selected) for name in wave]
     # Entities were discovered just now, here, with this environment: the run's list of
     # entity flows is fixed from here on (a table added meanwhile waits for the next run).
@@ -60,7 +68,7 @@ def enqueue(
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     base_dir = str(Path(path).resolve().parent)
     jobs: list[FlowJob] = []
     for name in order:
@@ -73,12 +81,14 @@ def enqueue(
             depends_on=[d for d in config.flows[name].options.depends_on if d in selected],
             full_refresh=full_refresh,
         )
-        jobs += partition_jobs(job, config.flows[name].options)
+        jobs += flow_jobs(job, config.flows[name])
 
-    roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)
+    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
+        history.trim(records.r)
     notes += [n for n in (manifest.record(s) for s in sets) if n]
     return EnqueuedRun(
         run_id,
@@ -89,27 +99,22 @@ def enqueue(
     )
 
 
-def partition_jobs(job: FlowJob, options: FlowOptions) -> list[FlowJob]:
-    """A flow as its jobs: itself, or one task per partition and the commit step, which
-    keeps the flow's name (flows depending on it wait for the commit) and depends on every
-    partition. `partitions: auto` is the cores of the machine that enqueues."""
-    if not options.partitioned:
-        return [job]
-    count = len(options.ranges) if options.ranges else partition_count(options.partitions)
-    parts = [
-        job.model_copy(
-            update={
-                "flow": partition_name(job.flow, i, count),
-                "of": job.flow,
-                "part": i,
-                "parts": count,
-                "task_id": str(uuid.uuid4()),
-            }
-        )
-        for i in range(count)
-    ]
-    commit = job.model_copy(update={"parts": count, "depends_on": [p.flow for p in parts]})
-    return [*parts, commit]
+def flow_jobs(job: FlowJob, spec: FlowSpec) -> list[FlowJob]:
+    """A flow's steps (hygge.run.steps.compile_flow) as jobs: the flow itself, or one task
+    per partition and the commit step, which keeps the flow's name (flows depending on it
+    wait for the commit) and depends on every partition. `partitions: auto` is the cores of
+    the machine that enqueues."""
+    jobs = []
+    for step in compile_flow(spec, job.depends_on):
+        if step.kind == StepKind.MOVE:
+            jobs.append(job)
+            continue
+        update: dict[str, object] = {"parts": step.parts, "depends_on": list(step.depends_on)}
+        if step.kind == StepKind.STAGE:
+            update |= {"flow": step.name, "of": job.flow, "part": step.part}
+            update["task_id"] = str(uuid.uuid4())
+        jobs.append(job.model_copy(update=update))
+    return jobs
 
 
 def status(run_id: str, settings: Settings | None = None) -> RunStatus:

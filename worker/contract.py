@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.report import FlowReport
+from hygge.run.steps import Step, StepKind
 
 TASK_NAME = "hygge.run_flow"
 NOOP_TASK_NAME = "hygge.noop"  # a do-nothing task: the baseline of the dispatch benchmark
@@ -49,15 +50,27 @@ class FlowJob(BaseModel):
     of: str = ""  # a partition's flow (its config is the flow's); "" for whole flows
 
     @property
+    def step(self) -> Step:
+        """The hygge.run step this message asks a worker to execute."""
+        if not self.parts:
+            kind = StepKind.MOVE
+        else:
+            kind = StepKind.COMMIT if self.part is None else StepKind.STAGE
+        deps = tuple(self.depends_on)
+        return Step(self.flow, self.config_name, kind, deps, self.part, self.parts)
+
+    @property
     def config_name(self) -> str:
         """The flow in flows.yml this job runs (a partition runs a share of its flow)."""
         return self.of or self.flow
 
     @property
-    def destination(self) -> str:
-        """This flow wherever it is enqueued from: the same flows.yml folder, flow name and
-        store config. It never runs twice at once, in one run or across overlapping runs (two
-        runs of an incremental flow would otherwise both load the same new rows)."""
+    def lease_key(self) -> str:
+        """What the per-flow lease is taken on: this flow wherever it is enqueued from (the
+        same flows.yml folder, flow name and store config). It never runs twice at once, in
+        one run or across overlapping runs (two runs of an incremental flow would otherwise
+        both load the same new rows). The store's own run lock, which `hygge run` takes too,
+        is taken by the step that publishes (hygge.run)."""
         where = json.dumps(
             [self.base_dir, self.flow, self.raw.get("store")], sort_keys=True, default=str
         )  # a partition's `flow` is its own name: partitions of a flow run side by side
@@ -69,15 +82,11 @@ class FlowJob(BaseModel):
 
     @property
     def parts_key(self) -> str:
-        """The name every partition of this flow run stages under (MultiPartStore parts are
-        "<key>.p<index>"), the same on every worker."""
+        """The key every step of this partitioned flow run shares, the same on every worker:
+        its parts stage as "<key>.p<index>" (hygge.run.parts.part_name), its plan and sealed
+        parts are kept on the board under it (worker.board)."""
         seed = f"{self.run_id}:{self.config_name}"
         return hashlib.sha1(seed.encode()).hexdigest()[:16]
-
-
-def partition_name(flow: str, index: int, count: int) -> str:
-    """A partition task's flow name in the run records and in Flower: `lineitem#3/8`."""
-    return f"{flow}#{index + 1}/{count}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,7 @@ class Keys:
     run_id: str
 
     ACTIVE_RUNS = f"{PREFIX}:runs:active"
+    HISTORY = f"{PREFIX}:runs:history"  # sorted set: run id -> created (worker.history)
 
     @property
     def run(self) -> str:
@@ -99,14 +109,15 @@ class Keys:
     def flow(self, name: str) -> str:
         return f"{PREFIX}:run:{self.run_id}:flow:{name}"
 
-    def plan(self, flow: str) -> str:
+    def plan(self, parts_key: str) -> str:
         """A partitioned flow's plan (its parts' descriptors), written once by the first
         partition that starts, read by the others: every partition splits the same way."""
-        return f"{PREFIX}:run:{self.run_id}:plan:{flow}"
+        return f"{PREFIX}:run:{self.run_id}:plan:{parts_key}"
 
-    def sealed(self, flow: str) -> str:
-        """Hash of a partitioned flow's sealed parts: index -> description, rows, checkpoint."""
-        return f"{PREFIX}:run:{self.run_id}:sealed:{flow}"
+    def sealed(self, parts_key: str) -> str:
+        """Hash of a partitioned flow's sealed parts: index -> description, rows, checkpoint,
+        the worker that staged it."""
+        return f"{PREFIX}:run:{self.run_id}:sealed:{parts_key}"
 
     @property
     def sender(self) -> str:
@@ -115,7 +126,7 @@ class Keys:
 
     @staticmethod
     def lock(destination: str) -> str:
-        """The per-flow lease, by destination (FlowJob.destination): held and extended by the
+        """The per-flow lease (FlowJob.lease_key): held and extended by the
         one worker writing there (worker.lease); its value is "<run id>:<generation>:<random>"."""
         return f"{PREFIX}:lock:{destination}"
 

@@ -42,7 +42,7 @@ class Lease:
 
     def __init__(self, client: redis.Redis, job: FlowJob, ttl_seconds: float) -> None:
         self.r = client
-        self.key = Keys.lock(job.destination)
+        self.key = Keys.lock(job.lease_key)
         self.token = f"{job.run_id}:{job.generation}:{uuid.uuid4().hex}"
         self.ttl_seconds = max(1.0, ttl_seconds)
         self.lost = False

@@ -28,8 +28,10 @@ from typing import Any
 import redis
 
 from hygge.errors import BrokerUnreachable, HyggeError, RunLost
+from hygge.history.records import HistorySettings
 from hygge.plan import waves
 from hygge.progress import TERMINAL_STATES, FlowState
+from hygge.run.steps import Decision, blocked_by, decide, skip_message
 from hygge.secrets import mask_url
 from worker import scripts
 from worker.contract import FlowJob, FlowStatus, Keys, text
@@ -38,7 +40,8 @@ from worker.lease import Lease
 PENDING, QUEUED, SUCCESS = FlowState.PENDING, FlowState.QUEUED, FlowState.SUCCESS
 FAILED, SKIPPED = FlowState.FAILED, FlowState.SKIPPED
 
-FINISHED_RUN_TTL = 7 * 24 * 3600  # seconds a finished run stays readable by `hygge status`
+# seconds a finished run stays readable by `hygge status` and `hygge runs`
+FINISHED_RUN_TTL = HistorySettings.from_env().keep_seconds
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,16 @@ class Runs:
 
     # -- planning (enqueue) ---------------------------------------------------------------
     def create(
-        self, run_id: str, file: str, jobs: list[FlowJob], sending_seconds: float = 20
+        self,
+        run_id: str,
+        file: str,
+        jobs: list[FlowJob],
+        sending_seconds: float = 20,
+        meta: Mapping[str, str] | None = None,
     ) -> list[FlowJob]:
         """Store the plan of a run in one transaction; returns the jobs to send now (claimed
-        for sending, still `pending` until `sent` says their message is on the broker)."""
+        for sending, still `pending` until `sent` says their message is on the broker).
+        `meta`: more fields of the run's hash (e.g. `trigger: schedule`, for the history)."""
         keys = Keys(run_id)
         now = time.time()
         roots = [j for j in jobs if not j.depends_on]
@@ -117,6 +126,7 @@ class Runs:
                 "deps": json.dumps({j.flow: j.depends_on for j in jobs}),
                 "total": len(jobs),
                 "ended": 0,
+                **_wire(meta or {}),
             },
         )
         pipe.hset(keys.jobs, mapping={j.flow: j.model_dump_json() for j in jobs})
@@ -128,7 +138,7 @@ class Runs:
                     "task_id": job.task_id,
                     "generation": job.generation,
                     "depends_on": ",".join(job.depends_on),
-                    "lock": Keys.lock(job.destination),
+                    "lock": Keys.lock(job.lease_key),
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     # a partitioned flow's commit step: it runs once its partitions ended,
                     # also after a failure (to discard every partition's staging)
@@ -139,6 +149,7 @@ class Runs:
             )
         pipe.set(keys.sender, 1, px=max(1000, int(sending_seconds * 1000)))
         pipe.sadd(Keys.ACTIVE_RUNS, run_id)
+        pipe.zadd(Keys.HISTORY, {run_id: now})
         pipe.execute()
         return roots
 
@@ -163,7 +174,8 @@ class Runs:
             raise RunLost(
                 f"no run with id '{run_id}'",
                 hint="use the run id `hygge enqueue` printed; finished runs are kept "
-                f"{FINISHED_RUN_TTL // 86400} days (unless Redis restarted without "
+                f"{FINISHED_RUN_TTL / 86400:g} days, HYGGE_HISTORY_KEEP_DAYS (unless Redis "
+                "restarted without "
                 "persistence, which loses every run)",
             )
         names = json.loads(meta[b"flows"])
@@ -235,7 +247,7 @@ class Runs:
         now = time.time()
         fields = {"state": state, "updated": now, **({"finished": now} if final else {}), **values}
         ended, total, dependants = self._end(
-            keys=[keys.flow(flow), Keys.lock(job.destination), keys.run],
+            keys=[keys.flow(flow), Keys.lock(job.lease_key), keys.run],
             args=[lease.token, int(final), *(x for kv in _wire(fields).items() for x in kv)],
         )
         lease.release()
@@ -321,25 +333,21 @@ class Runs:
     def _decide(
         self, run_id: str, name: str, deps: list[str], states: list[str], collects: bool = False
     ) -> str | None:
-        """A pending flow: skipped if a dependency failed, claimed for sending (once; QUEUED is
-        returned, the flow is marked so by `sent`) if all succeeded, else still pending. A
-        commit step (`collects`) is sent once all its partitions ended, however they ended."""
-        blocked = [d for d, st in zip(deps, states, strict=True) if st in (FAILED, SKIPPED)]
-        if collects:
-            if not all(st in TERMINAL_STATES for st in states):
-                return None
-            blocked = []
-            states = [SUCCESS] * len(states)
-        if blocked:
+        """A pending flow, by the one skip rule (hygge.run.steps.decide): skipped if a
+        dependency failed, claimed for sending (once; QUEUED is returned, the flow is marked
+        so by `sent`) if all succeeded, else still pending. A commit step (`collects`) is sent
+        once all its partitions ended, however they ended."""
+        decision = decide(states, collects)
+        if decision == Decision.SKIP:
             self.update(
                 run_id,
                 name,
                 state=SKIPPED,
-                message=f"skipped: depends on {', '.join(blocked)}, which did not succeed",
+                message=skip_message(blocked_by(deps, states)),
                 finished=time.time(),
             )
             return SKIPPED
-        if all(st == SUCCESS for st in states) and self.r.hsetnx(
+        if decision == Decision.RUN and self.r.hsetnx(
             Keys(run_id).flow(name), "submitted", time.time()
         ):
             return QUEUED

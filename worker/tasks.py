@@ -1,4 +1,5 @@
-"""The flow task: the same Flow as `hygge run`, wrapped in a lease, progress and retries.
+"""The flow task: the same step as `hygge run` (hygge.run), wrapped in a lease, progress and
+retries. A job is one step: a whole flow, one partition of one, or the commit of its parts.
 
 What a worker adds around the Flow, and why:
 - a generation check and the per-flow lease, so a redelivered or duplicated message never
@@ -30,8 +31,11 @@ from hygge.errors import ConfigError, FlowFailed, FlowRetry, LeaseLost
 from hygge.progress import FlowState
 from hygge.report import FlowReport
 from hygge.retry import backoff_delay, is_transient
+from hygge.run.context import RunContext
+from hygge.run.steps import StepKind, execute
 from hygge.secrets import mask_url
 from worker.app import app, dispatch, runs, send, settings
+from worker.board import RedisBoard
 from worker.contract import NOOP_TASK_NAME, TASK_NAME, FlowJob, progress_fields
 from worker.lease import Lease
 
@@ -119,6 +123,9 @@ class FlowRun:
         raise Ignore()
 
     def _move(self) -> FlowReport:
+        """Execute the job's step (hygge.run.steps), the code `hygge run` runs too, with this
+        worker's context: progress to Flower and Redis, the lease as the fence before any
+        commit, retries left to Celery, the board in Redis."""
         try:
             spec = parse_flow(
                 self.job.config_name, self.job.raw, base_dir=self.job.base_dir, env=os.environ
@@ -127,20 +134,33 @@ class FlowRun:
             raise ConfigError(f"on worker {self.hostname}: {exc.message}", hint=exc.hint) from None
         self.retries, self.retry_delay = spec.options.retries, spec.options.retry_delay
         assert self._lease is not None
-        if self.job.parts:  # a partitioned flow: one partition, or the commit of them all
-            from worker import parts
+        context = RunContext(
+            on_progress=self._progress,
+            fence=self._lease.fence,  # a lost lease commits nothing
+            board=RedisBoard(self.runs.r, self.job.run_id),
+            own_retries=False,  # retries are Celery's here, so Flower shows them
+            worker=self.hostname,
+        )
+        step = self.job.step
+        failed = self._failed_partitions() if step.kind == StepKind.COMMIT else []
+        return asyncio.run(
+            execute(
+                step,
+                spec,
+                context,
+                key=self.job.parts_key,
+                full_refresh=self.job.full_refresh,
+                failed=failed,
+            )
+        )
 
-            r = self.runs.r
-            if self.job.part is not None:
-                step = parts.run_partition(self.job, spec, r, self._progress, self._lease.fence)
-            else:
-                step = parts.commit_partitions(self.job, spec, r, self._lease.fence)
-            return asyncio.run(step)
-        flow = spec.build(on_progress=self._progress, full_refresh=self.job.full_refresh)
-        flow.retries = 0  # retries are Celery's here, so Flower shows them
-        assert self._lease is not None
-        flow.before_commit = self._lease.fence  # a lost lease commits nothing
-        return asyncio.run(flow.start())
+    def _failed_partitions(self) -> list[tuple[str, str]]:
+        """The partitions of this commit step that did not succeed, with their messages."""
+        return [
+            (name, status.message)
+            for name in self.job.depends_on
+            if (status := self.runs.flow_status(self.job.run_id, name)).state != FlowState.SUCCESS
+        ]
 
     def _progress(self, progress: FlowReport) -> None:
         assert self._lease is not None

@@ -1,4 +1,11 @@
-"""One move: Home batches -> bounded queue -> Store, then verify and commit (or abort)."""
+"""One move: Home batches -> bounded queue -> Store, then verify and commit (or abort).
+
+Both runners move data through this class: `hygge run` (hygge.run.local) and a Celery worker
+(worker.tasks), and each part of a partitioned flow (hygge.run.parts). Two single places are
+where a move can be extended: `_take(df)`, which every batch passes through on its way to the
+store, and `_publish()`, the one decision right before the store commits (everything staged
+and verified; a raise there publishes nothing).
+"""
 
 from __future__ import annotations
 
@@ -105,15 +112,30 @@ class Flow:
             self._emit(FlowState.RUNNING)  # with its total, before the first batch arrives
             await self._pump()
             await self._verify()
-            if self.incremental:
-                assert isinstance(self.store, StatefulStore)  # checked by _resume
-                self.store.stage_state(self.name, self._state_record())
-            if self.before_commit is not None:
-                await self.before_commit()
-            await self.store.commit()
+            await self._publish()
         except BaseException:
             await asyncio.shield(self.store.abort())
             raise
+
+    async def _take(self, df: pl.DataFrame) -> None:
+        """THE per-batch point: every batch the home yields passes here, in order, on its
+        way to the store (one call per batch)."""
+        await _uncancelled(self.store.write(df))
+        self._rows += df.height
+        self._batches += 1
+        self._memory_bytes += int(df.estimated_size())
+        self._emit(FlowState.RUNNING)
+
+    async def _publish(self) -> None:
+        """THE pre-commit point: every batch is staged and the rows are verified. Stage the
+        incremental state, ask the runner's fence (a worker's lease), then commit; anything
+        raised here aborts the store and publishes nothing."""
+        if self.incremental:
+            assert isinstance(self.store, StatefulStore)  # checked by _resume
+            self.store.stage_state(self.name, self._state_record())
+        if self.before_commit is not None:
+            await self.before_commit()
+        await self.store.commit()
 
     async def _pump(self) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=self.queue_size)
@@ -135,18 +157,14 @@ class Flow:
         async def consume() -> None:
             while (df := await queue.get()) is not _END:
                 assert isinstance(df, pl.DataFrame)
-                await _uncancelled(self.store.write(df))
-                self._rows += df.height
-                self._batches += 1
-                self._memory_bytes += int(df.estimated_size())
-                self._emit(FlowState.RUNNING)
+                await self._take(df)
 
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(produce())
                 group.create_task(consume())
         except BaseExceptionGroup as group_error:
-            raise _first_cause(group_error) from None
+            raise first_cause(group_error) from None
 
     async def _resume(self) -> None:
         await resume_home(self.name, self.home, self.store, self.full_refresh)
@@ -219,11 +237,11 @@ async def _uncancelled(write: Coroutine[Any, Any, None]) -> None:
         raise
 
 
-def _first_cause(group: BaseExceptionGroup) -> BaseException:
+def first_cause(group: BaseExceptionGroup) -> BaseException:
     """The error that started the failure, not the cancellations it caused."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            return _first_cause(exc)
+            return first_cause(exc)
         if not isinstance(exc, asyncio.CancelledError):
             return exc
     return group.exceptions[0]
