@@ -140,7 +140,7 @@ def test_the_task_list_names_flows_and_shows_skipped_ones(cluster: Cluster, tmp_
         f"    store: {{type: parquet, path: {tmp_path / 'users'}}}\n"
         "  big:\n"
         f"    home: {{type: pieces, rows: 400, batch_size: 100, log: {tmp_path / 'reads.log'}}}\n"
-        f"    store: {tmp_path / 'big'}\n"
+        f"    store: {{path: {tmp_path / 'big'}, shared_volume: true}}\n"
         "    options: {partitions: 2}\n"
         "  broken:\n"
         "    home: {type: slow, fail_loudly: true, connection: nowhere}\n"
