@@ -202,6 +202,11 @@ def run(
         print_summary(console, table)
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        for report in result.results.values():
+            if report.checks:  # what the flow's checks decided (hygge/gate.py)
+                console.print(
+                    f"checks of {report.flow}: {escape(str(report.checks))}", highlight=False
+                )
     for report in failed:
         _report_failure(report.flow, report.error, where.get(report.flow))
         if verbose and report.exception is not None:

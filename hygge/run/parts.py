@@ -29,8 +29,10 @@ import polars as pl
 
 from hygge.contract import Home, IncrementalHome, MultiPartStore, SplittableHome, Store
 from hygge.errors import FlowError, HyggeError
+from hygge.gate import Quality
 from hygge.locks import NoLock, RunLock
 from hygge.progress import FlowState
+from hygge.quality import CheckAccumulator
 from hygge.report import FlowReport
 from hygge.run.context import RunContext
 from hygge.run.move import Flow, first_cause, resume_home, state_record
@@ -99,6 +101,7 @@ class PartitionedFlow:
         incremental: bool = False,
         full_refresh: bool = False,
         context: RunContext | None = None,
+        quality: Quality | None = None,
     ) -> None:
         if not isinstance(home, SplittableHome):
             raise FlowError(f"flow '{name}': home '{home.name}' cannot split into partitions")
@@ -116,6 +119,7 @@ class PartitionedFlow:
             self.parallel = min(self.parallel, max(1, self.context.max_parallel))
         self.queue_size, self.retries, self.retry_delay = queue_size, retries, retry_delay
         self.incremental, self.full_refresh = incremental, full_refresh
+        self.quality = quality  # shape per part; checks merged from the parts, judged once
         self._reports: dict[int, FlowReport] = {}
         self._total = 0
         self._started = 0.0
@@ -185,6 +189,7 @@ class PartitionedFlow:
         store = PartStore(self.new_store(), part_name(key, index))
         name = partition_name(self.name, index, count)
         checkpoint = None
+        gate = self.quality.gate(decides=False) if self.quality is not None else None
         if index < len(plan["parts"]):
             home = self.home.part(plan["parts"][index])
             flow = Flow(
@@ -196,6 +201,7 @@ class PartitionedFlow:
                 retry_delay=self.retry_delay,
                 on_progress=on_progress or self.context.on_progress,
                 before_commit=self.context.fence,
+                gate=gate,
             )
             report = await flow.start()
             if self.incremental:
@@ -213,6 +219,8 @@ class PartitionedFlow:
             "checkpoint": checkpoint,
             "worker": self.context.worker,
         }
+        if gate is not None:  # the part's checks (JSON: the board may be Redis), judged at commit
+            record["checks"] = gate.acc.to_json()
         self.context.board.seal(key, index, record)
         return report
 
@@ -232,7 +240,7 @@ class PartitionedFlow:
         try:
             await lock.acquire(wait=self.context.wait_for_lock)
             try:
-                records = await self._commit(key, count, failed)
+                records, checks = await self._commit(key, count, failed)
             finally:
                 await asyncio.shield(asyncio.to_thread(lock.release))
         finally:  # after a failure: discard every part; after the commit: clean up
@@ -246,6 +254,7 @@ class PartitionedFlow:
             seconds=time.perf_counter() - started,
             parts_done=count,
             parts_total=count,
+            checks=checks,
         )
 
     async def discard(self, key: str, count: int) -> None:
@@ -253,7 +262,7 @@ class PartitionedFlow:
 
     async def _commit(
         self, key: str, count: int, failed: Sequence[tuple[str, str]]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str]:
         if failed:
             raise FlowError(
                 f"flow '{self.name}': {len(failed)} of its {count} partitions failed "
@@ -280,11 +289,17 @@ class PartitionedFlow:
             self.home.resume(plan["state"])
             merged = self.home.merge_checkpoints([r["checkpoint"] for r in records])
             self.store.stage_state(self.name, state_record(self.home, merged, read))  # type: ignore[attr-defined]
+        checks = ""
+        if self.quality is not None:  # duplicates across parts (and workers) count
+            q = self.quality
+            checks = q.judge_parts(
+                [CheckAccumulator.from_json(list(q.checks), r["checks"], q.secret) for r in records]
+            )
         if self.context.fence is not None:
             await self.context.fence()
         with unreachable_parts(self.name, records):
             await self.store.commit_parts(sealed)
-        return records
+        return records, checks
 
     # -- helpers ----------------------------------------------------------------------------
     def _lock(self) -> RunLock:
@@ -314,6 +329,7 @@ class PartitionedFlow:
             message=message or (f"partitions {finished}/{self._total}" if self._total else ""),
             parts_done=finished,
             parts_total=self._total,
+            checks=done.checks if done is not None else "",
         )
         if self.context.on_progress is not None:
             self.context.on_progress(report)
