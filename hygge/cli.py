@@ -2,36 +2,47 @@
 
 The commands that start or talk to workers (`enqueue`, `status`, `worker`, `flower`) import the
 distributed engine (`worker`, Celery, redis) when they are called, never before: `import hygge`
-and `hygge run` stay light."""
+and `hygge run` stay light.
+
+Over 400 lines: every command's options and their help live here, in one place a user's
+`--help` mirrors; what is printed is built elsewhere (hygge/display.py the tables and lines,
+hygge/logs.py JSON, hygge/outcome.py where flows are defined, hygge/exit_codes.py the codes)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
+import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from hygge import exit_codes, logs, outcome
 from hygge.errors import HyggeError
 from hygge.secrets import mask_logs, mask_url
 
 if TYPE_CHECKING:
     from hygge.coordinator import Coordinator
+    from hygge.report import FlowReport
 
 app = typer.Typer(
     help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 ok; 1 a flow failed or was skipped; 2 the command line or flows.yml "
+    "is wrong; 3 a destination is locked by another run; 130 interrupted (Ctrl-C).",
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
+# No emoji codes: a message quoting `snowflake://` must not turn into a snowflake.
+console = Console(emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)  # messages stay greppable
 
 FlowsArg = Annotated[Path, typer.Argument(help="The flows.yml file.", show_default=False)]
 FlowOpt = Annotated[
@@ -44,33 +55,86 @@ PartitionsOpt = Annotated[
     bool, typer.Option("--partitions", help="Partitioned flows: a line for each partition too.")
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Log details and show tracebacks.")
+    bool,
+    typer.Option("--verbose", "-v", help="Say what each flow and connector does; show tracebacks."),
 ]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only errors (and the exit status).")
+]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one JSON object per line for log collectors "
+        f"(default: ${logs.ENV_VAR}, else text).",
+        show_default=False,
+    ),
+]
+_json_errors = False  # --log-format json: errors are JSON lines too
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+def fail(message: str, code: int = exit_codes.FAILED) -> NoReturn:
+    if _json_errors:
+        print(
+            json.dumps(
+                {"time": logs.now_iso(), "event": "error", "message": message, "exit_code": code}
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
 @contextlib.contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
-    """Show a HyggeError as a clear message (a traceback only with --verbose)."""
+    """Show a HyggeError as a clear message (a traceback only with --verbose), and exit with
+    its code (hygge/exit_codes.py): 2 for a wrong flows.yml, 3 for a destination locked."""
     try:
         yield
     except HyggeError as exc:
         if verbose:
             _print_traceback(exc)
-        fail(mask_url(str(exc)))
+        fail(mask_url(str(exc)), exit_codes.for_error(exc))
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    mask_logs()
+def setup_logging(
+    verbose: bool, quiet: bool = False, log_format: str | None = None
+) -> logs.LogFormat:
+    """Logging for this command; returns the log format (text or json) it chose."""
+    global _json_errors
+    try:
+        fmt = logs.log_format(log_format, os.environ)
+    except HyggeError as exc:
+        fail(str(exc), exit_codes.USAGE)
+    _json_errors = fmt == "json"
+    logs.setup(verbose=verbose, quiet=quiet, fmt=fmt)
+    mask_logs()  # every line masked, tracebacks included
+    return fmt
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"hygge {version('hygge')}", highlight=False)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            console.print("hygge (version unknown: not installed)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print hygge's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of `hygge` itself (before the command)."""
 
 
 @app.command()
@@ -92,12 +156,14 @@ def run(
         ),
     ] = False,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Move the data of flows.yml in-process (no server needed)."""
     from hygge.coordinator import Coordinator
-    from hygge.display import LiveProgress, summary_table
+    from hygge.display import LiveProgress, print_summary, progress_interval, summary_table
 
-    setup_logging(verbose)
+    fmt = setup_logging(verbose, quiet, log_format)
     with user_errors(verbose):
         coordinator = Coordinator(
             flows_file,
@@ -113,22 +179,94 @@ def run(
             _show_part_notes(coordinator)
             console.print("[green]dry run: everything checks out; nothing was moved.[/]")
             return
-        with LiveProgress(console) as live:
-            coordinator.on_progress = live
-            result = coordinator.run()
+        progress: LiveProgress | logs.JsonProgress = (
+            logs.JsonProgress(interval=progress_interval())
+            if fmt == "json"
+            else LiveProgress(console, quiet=quiet)
+        )
+        started = time.perf_counter()
+        try:
+            with progress:
+                coordinator.on_progress = _narrated(coordinator, progress) if verbose else progress
+                result = coordinator.run()
+        except KeyboardInterrupt:
+            _interrupted(coordinator, progress, time.perf_counter() - started, fmt, quiet)
     _record_history(coordinator, result)
-    console.print(summary_table(result.results.values(), _destinations(coordinator)))
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for report in result.results.values():
-        if report.checks:  # what the flow's checks decided (hygge/gate.py)
-            console.print(f"checks of {report.flow}: {report.checks}", highlight=False)
-    for failed in result.failed:
-        _report_failure(failed.flow, failed.error)
-        if verbose and failed.exception is not None:
-            _print_traceback(failed.exception)
-    if not result.ok:
-        raise typer.Exit(1)
+    where = outcome.flow_places(flows_file)
+    failed = result.failed
+    code = exit_codes.OK if result.ok else exit_codes.for_failures(f.exception for f in failed)
+    if fmt == "json":
+        assert isinstance(progress, logs.JsonProgress)
+        outcome.json_summary(progress, result.results.values(), result.seconds, code, where)
+    elif not quiet:
+        table = summary_table(
+            result.results.values(), _destinations(coordinator), total_seconds=result.seconds
+        )
+        print_summary(console, table)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        for report in result.results.values():
+            if report.checks:  # what the flow's checks decided (hygge/gate.py)
+                console.print(
+                    f"checks of {report.flow}: {escape(str(report.checks))}", highlight=False
+                )
+    for report in failed:
+        _report_failure(report.flow, report.error, where.get(report.flow))
+        if verbose and report.exception is not None:
+            _print_traceback(report.exception)
+    if code != exit_codes.OK:
+        raise typer.Exit(code)
+
+
+def _narrated(
+    coordinator: Coordinator, progress: Callable[[FlowReport], None]
+) -> Callable[[FlowReport], None]:
+    """-v: each flow's state changes in the log, with what it moves from where to where."""
+    import logging
+
+    log = logging.getLogger("hygge.run")
+    states: dict[str, str] = {}
+
+    def narrate(report: FlowReport) -> None:
+        if states.get(report.flow) != report.state:
+            states[report.flow] = report.state
+            what = ""
+            if report.state == "running":
+                with contextlib.suppress(Exception):
+                    what = ": " + _what(coordinator, report.flow.split("#", 1)[0])
+            note = f" ({report.message})" if report.message else ""
+            log.debug("flow '%s' %s%s%s", report.flow, report.state, what, note)
+        progress(report)
+
+    return narrate
+
+
+def _interrupted(
+    coordinator: Coordinator,
+    progress: object,
+    seconds: float,
+    fmt: logs.LogFormat,
+    quiet: bool,
+) -> NoReturn:
+    """Ctrl-C: what each flow got to (an unfinished flow committed nothing), then exit 130."""
+    from hygge.display import print_summary, summary_table
+
+    latest: dict[str, Any] = getattr(progress, "latest", {})
+    reports = [latest[n] for n in coordinator.selected if n in latest]
+    done = [r.flow for r in reports if r.ok]
+    message = "interrupted (Ctrl-C): flows that had not finished committed nothing" + (
+        f"; committed before: {', '.join(done)}" if done else ""
+    )
+    if fmt == "json" and isinstance(progress, logs.JsonProgress):
+        outcome.json_summary(
+            progress, reports, seconds, exit_codes.INTERRUPTED, {}, interrupted=True
+        )
+    elif not quiet:
+        table = summary_table(
+            reports, _destinations(coordinator), total_seconds=seconds, interrupted=True
+        )
+        print_summary(console, table)
+    fail(message, exit_codes.INTERRUPTED)
 
 
 @app.command()
@@ -192,7 +330,16 @@ def schema() -> None:
     console.print_json(json.dumps(flows_json_schema()))
 
 
-@app.command()
+ENQUEUE_HELP = (
+    "Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL).\n\n"
+    "It checks flows.yml as `validate` does (every flow, its settings, names and "
+    "dependencies) but does NOT connect to homes and stores: the workers do, with their own "
+    "environment and network. --check connects to each from here first, as `validate` does, "
+    "and sends nothing if one fails."
+)
+
+
+@app.command(help=ENQUEUE_HELP)
 def enqueue(
     flows_file: FlowsArg,
     flow: FlowOpt = None,
@@ -201,25 +348,39 @@ def enqueue(
     ] = False,
     full_refresh: FullRefreshOpt = False,
     partitions: PartitionsOpt = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Before sending, also check that every home and store can be reached from "
+            "here, as `validate` does (with this machine's environment).",
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
-    """Send one task per flow to Celery workers through Redis (HYGGE_BROKER_URL)."""
+    """Send one task per flow to Celery workers through Redis (see ENQUEUE_HELP)."""
     from worker import client
 
-    setup_logging(verbose)
+    fmt = setup_logging(verbose, quiet, log_format)
+    if check:
+        from hygge.coordinator import Coordinator
+
+        with user_errors(verbose):
+            _check_or_fail(Coordinator(flows_file, flows=flow), verbose)
     with user_errors(verbose):
         run = client.enqueue(flows_file, flow, full_refresh=full_refresh)
     for note in run.notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
-    console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
-    for name, task_id in run.task_ids.items():
-        note = "" if name in run.sent else "  (sent when its dependencies succeed)"
-        console.print(f"  {name}: task {task_id}{note}", highlight=False)
-    console.print(
-        f"Flower: {run.flower_url}   status: hygge status {run.run_id} --watch", highlight=False
-    )
+    if fmt == "json":
+        logs.JsonProgress().write(
+            {"event": "run_enqueued", "run_id": run.run_id, "tasks": run.task_ids}
+        )
+    elif not quiet:
+        _show_enqueued(run)
     if wait:
-        _follow(run.run_id, verbose, partitions)
+        _follow(run.run_id, verbose, partitions, quiet=quiet, fmt=fmt)
 
 
 @app.command()
@@ -230,14 +391,15 @@ def status(
     ] = False,
     partitions: PartitionsOpt = False,
     verbose: VerboseOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Show each flow of an enqueued run: state, rows, rate, retries."""
     from worker import client
     from worker.display import status_table
 
-    setup_logging(verbose)
+    fmt = setup_logging(verbose, log_format=log_format)
     if watch:
-        _follow(run_id, verbose, partitions)
+        _follow(run_id, verbose, partitions, fmt=fmt)
         return
     with user_errors(verbose):
         current = client.status(run_id)
@@ -246,30 +408,66 @@ def status(
         raise typer.Exit(1)
 
 
-def _follow(run_id: str, verbose: bool, partitions: bool = False) -> None:
+def _show_enqueued(run: Any) -> None:
+    """The run id, each flow's task id, and where to watch (Flower only if one answers)."""
+    from worker.watch import flower_answers
+
+    console.print(f"run id: [bold]{run.run_id}[/]", highlight=False)
+    for name, task_id in run.task_ids.items():
+        note = "" if name in run.sent else "  (sent when its dependencies succeed)"
+        console.print(f"  {name}: task {task_id}{note}", highlight=False)
+    flower = f"Flower: {run.flower_url}   " if flower_answers(run.flower_url) else ""
+    console.print(f"{flower}status: hygge status {run.run_id} --watch", highlight=False)
+
+
+def _follow(
+    run_id: str,
+    verbose: bool,
+    partitions: bool = False,
+    quiet: bool = False,
+    fmt: logs.LogFormat = "text",
+) -> None:
     """Live progress of a run until it ends; exit 1 if any flow failed or was skipped, or the
-    run was lost. A Redis restart meanwhile is one line on stderr, not the end."""
-    from hygge.display import LiveProgress
+    run was lost. A Redis restart meanwhile is one line on stderr, not the end; so is a run
+    that no worker has taken after a while (with how to start one)."""
+    from hygge.display import LiveProgress, print_summary
     from hygge.progress import FlowState
     from worker import client
+    from worker.contract import Settings
     from worker.display import flow_lines, status_table
+    from worker.runs import connect
+    from worker.watch import IdleWatch
 
     def notice(message: str) -> None:
-        err_console.print(f"[yellow]note:[/] {message}", highlight=False)
+        if fmt == "json":
+            entry = {"time": logs.now_iso(), "event": "notice", "message": message}
+            print(json.dumps(entry), file=sys.stderr, flush=True)
+        else:
+            err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
-    with user_errors(verbose), LiveProgress(console) as live:
+    live: LiveProgress | logs.JsonProgress = (
+        logs.JsonProgress() if fmt == "json" else LiveProgress(console, quiet=quiet)
+    )
+    with user_errors(verbose), live:
+        idle = IdleWatch(connect(Settings.from_env().result_backend, "result backend"))
 
         def show(run: client.RunStatus) -> None:
             for flow in flow_lines(run, partitions):
                 live(flow.as_report())
+            if said := idle.check(run):
+                notice(said)
 
         final = client.follow(run_id, show, on_notice=notice)
     _record_distributed(final)
-    console.print(status_table(final, partitions))
+    if isinstance(live, logs.JsonProgress):
+        flows = [logs.report_fields(f.as_report()) for f in flow_lines(final, partitions)]
+        live.write({"event": "run_finished", "run_id": run_id, "ok": final.ok, "flows": flows})
+    elif not quiet:
+        print_summary(console, status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
     if not final.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_codes.FAILED)
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -309,6 +507,8 @@ def scheduler(
 ) -> None:
     """Send each scheduled flow (`schedule:` cron, or `every:`) to the workers when it is due;
     run several for standby: one is active at a time. See docs/schedules.md."""
+    import logging
+
     from worker.scheduler import run_scheduler
 
     logging.basicConfig(
@@ -458,27 +658,44 @@ def _show_entities(coordinator: Coordinator, each: bool) -> None:
 
 
 def _check_or_fail(coordinator: Coordinator, verbose: bool) -> None:
+    """Every selected flow's home and store checked; each problem led by the flow's line."""
     problems = asyncio.run(coordinator.check())
     if not problems:
         return
+    where = outcome.flow_places(coordinator.config.path)
     for name, exc in problems.items():
         if verbose:
             _print_traceback(exc)
+        at = f"{where.get(name)}: " if where.get(name) else ""
         err_console.print(
-            f"[bold red]error:[/] flow '{name}': {mask_url(str(exc))}", highlight=False
+            f"[bold red]error:[/] {escape(at)}flow '{escape(name)}': {escape(mask_url(str(exc)))}",
+            highlight=False,
         )
-    raise typer.Exit(1)
+    raise typer.Exit(exit_codes.for_failures(problems.values()))
 
 
-def _report_failure(flow: str, message: str | None) -> None:
-    err_console.print(f"[red]{flow}[/]: {mask_url(str(message))}", highlight=False)
+def _report_failure(flow: str, message: str | None, where: str | None = None) -> None:
+    """A failed flow's message, led by where the flow is defined (flows.yml:LINE) when known,
+    so a run-time error points at the line to look at, as config errors do. A password in a
+    URL the message quotes is masked."""
+    message = mask_url(message) if message else message
+    if _json_errors:
+        entry = {"time": logs.now_iso(), "event": "flow_error", "flow": flow, "message": message}
+        if where:
+            entry["defined_at"] = where
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+        return
+    at = f" ({where})" if where else ""
+    err_console.print(
+        f"[red]{escape(flow)}[/]{escape(at)}: {escape(message or '')}", highlight=False
+    )
 
 
 def _print_traceback(exc: BaseException) -> None:
     import traceback
 
     # a driver's exception down the chain may quote the URL it was given, password and all
-    err_console.print(mask_url("".join(traceback.format_exception(exc))), highlight=False)
+    err_console.print(escape(mask_url("".join(traceback.format_exception(exc)))), highlight=False)
 
 
 def main() -> None:

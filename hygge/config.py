@@ -43,7 +43,7 @@ from hygge.contract import (
     Store,
     fold_options,
 )
-from hygge.errors import ConfigError
+from hygge.errors import ConfigError, ConfigErrors
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import waves
 from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
@@ -361,10 +361,16 @@ def parse(
             "no flows defined", ("flows",), hint="add at least one flow under `flows:`"
         )
 
+    # Every flow's own problems are collected and reported together (ConfigErrors), so a
+    # file with three mistakes takes one round, not three; cross-flow checks come after.
+    problems: list[ConfigError] = []
     inlined = {}
     for name, body in flows_data.items():
         source.flow = str(name)
-        inlined[str(name)] = _inline(source, str(name), body, named)
+        try:
+            inlined[str(name)] = _inline(source, str(name), body, named)
+        except ConfigError as exc:
+            problems.append(exc)
     source.produced = _produced_paths(source, inlined)
     # Discovery looks with the variables resolved (the enqueuer's own environment when the
     # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
@@ -374,7 +380,11 @@ def parse(
     for name, (raw, origins) in inlined.items():
         source.flow = name
         if name not in sets:
-            flows[name] = spec = _parse_flow(source, name, raw, origins)
+            try:
+                flows[name] = spec = _parse_flow(source, name, raw, origins)
+            except ConfigError as exc:
+                problems.append(exc)
+                continue
             if upstream_of(source, spec.home.path or ""):
                 # The queue form carries the type: a worker parses one flow, without the others.
                 home = raw["home"] if isinstance(raw["home"], dict) else {"path": raw["home"]}
@@ -401,6 +411,8 @@ def parse(
             at = ("flows", name)
             flows[entity.flow] = _parse_flow(source, entity.flow, entity.raw, origins, at)
     source.flow = None
+    if problems:
+        raise ConfigErrors.of(problems)
     flows = _expand_groups(flows, sets)
     checks.check_dependencies(source, flows, list(sets))
     checks.check_destinations(source, flows)

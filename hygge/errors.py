@@ -52,6 +52,26 @@ class ConfigError(HyggeError):
         super().__init__(f"{where}{prefix}{message}", hint=hint)
 
 
+class ConfigErrors(ConfigError):
+    """Several problems in one flows.yml, reported together (the first MAX_SHOWN of them)."""
+
+    MAX_SHOWN = 20
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        shown = [str(e) for e in errors[: self.MAX_SHOWN]]
+        more = len(errors) - len(shown)
+        text = "\n".join(shown) + (f"\n... and {more} more problem(s)" if more > 0 else "")
+        where = errors[0].file or "flows.yml"
+        super().__init__(f"{len(errors)} problems in {where}:\n{text}")
+        self.file, self.line = errors[0].file, errors[0].line
+
+    @classmethod
+    def of(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error as itself, several as one ConfigErrors."""
+        return errors[0] if len(errors) == 1 else cls(errors)
+
+
 class HomeError(HyggeError):
     """A source cannot be read: missing file, corrupt data, unreachable database."""
 

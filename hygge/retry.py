@@ -86,7 +86,7 @@ async def retry_async(
         assert exc is not None
         if on_retry:
             on_retry(state.attempt_number, exc, delay)
-        log.warning(
+        log.info(  # the display shows each retry with its reason; the log adds it with -v
             "transient failure (%s); retry %d/%d in %.1fs",
             exc,
             state.attempt_number,

@@ -14,7 +14,14 @@ def _connector_model(kind: str, type_name: str, cls: Any) -> type[BaseModel]:
     settings = cls.Settings
     fields: dict[str, Any] = {
         "type": (Literal[type_name], Field(None)),
-        "options": (dict[str, Any] | None, Field(None, description="Settings, again")),
+        "options": (
+            dict[str, Any] | None,
+            Field(
+                None,
+                description=f"More settings of this {kind}, folded into the ones beside "
+                "`options` (the same keys; handy to share a block with YAML anchors)",
+            ),
+        ),
     }
     for name, info in settings.model_fields.items():
         fields[name] = (
@@ -64,6 +71,21 @@ def flows_json_schema() -> dict[str, Any]:
         flows=(dict[str, flow_model], ...),  # type: ignore[valid-type]
     )
     schema = TypeAdapter(root).json_schema()
+    _as_accepted(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "hygge flows.yml"
     return schema
+
+
+def _as_accepted(schema: dict[str, Any]) -> None:
+    """What the models' schema says more strictly than flows.yml is read: `depends_on` takes
+    one flow name as well as a list (FlowOptions turns one name into a list before it
+    validates, which a JSON Schema generated from the field's type cannot know)."""
+    options = schema.get("$defs", {}).get("FlowOptions", {}).get("properties", {})
+    if "depends_on" in options:
+        names = {"type": "array", "items": {"type": "string"}}
+        description = options["depends_on"].get("description", "")
+        options["depends_on"] = {
+            "anyOf": [{"type": "string"}, names],
+            "description": f"{description} One name or a list.",
+        }

@@ -149,7 +149,9 @@ class Cluster:
             "flower to answer",
         )
         assert self.procs["flower"].poll() is None, self.log("flower")
-        return f"http://127.0.0.1:{self.flower_port}"
+        url = f"http://127.0.0.1:{self.flower_port}"
+        self.env["HYGGE_FLOWER_URL"] = url  # `hygge enqueue` names a Flower only if it answers
+        return url
 
     def start_scheduler(self, name: str, flows_file: Path, **env: str) -> None:
         """`hygge scheduler FLOWS_FILE` as its own process (`env` added to the cluster's)."""

@@ -92,7 +92,8 @@ def test_flow_naming_a_home_that_does_not_exist(project: Path):
 
 def test_missing_input_file(project: Path):
     err = run_bad(project, "flows: {f: {home: nothere.parquet, store: out}}")
-    assert "input not found" in err and "nothere.parquet" in err and "flow" not in err.split(":")[0]
+    # once, led by the flow and where it is defined (not "flow 'f': flow 'f': ...")
+    assert err.startswith("f (flows.yml:1): input not found") and "nothere.parquet" in err
 
 
 def test_unreadable_input_file(project: Path):

@@ -77,7 +77,7 @@ def test_validate_checks_and_moves_nothing(tmp_path: Path):
 
 def test_unknown_flow_name(tmp_path: Path):
     done = run_cli("run", "samples/flows.yml", "--flow", "users_to_parquett")
-    assert done.returncode == 1
+    assert done.returncode == 2  # usage: nothing was moved
     assert "no flow named 'users_to_parquett'" in done.stderr
     assert "did you mean 'users_to_parquet'" in done.stderr
 

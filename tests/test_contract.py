@@ -151,7 +151,7 @@ def test_incremental_flow_without_the_abilities_is_refused_at_validate(
         "HYGGE_BROKER_URL": "redis://127.0.0.1:1/0",
     }
     proc = run_cli(command, "flows.yml", cwd=tmp_path, env=env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert f"flows.yml:{line}: flow 'moves'" in proc.stderr
     assert expected in proc.stderr
     assert "valid" not in proc.stdout and "Traceback" not in proc.stderr

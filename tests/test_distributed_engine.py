@@ -145,7 +145,7 @@ def test_enqueue_refuses_a_partitioned_flow_into_an_unshared_local_path(
     env = {"HYGGE_PLUGINS": PLUGINS, "HYGGE_BROKER_URL": db, "READS": str(tmp_path / "r")}
     before = sorted(redis.Redis.from_url(db).keys())
     refused = run_cli("enqueue", str(flows), env=env)
-    assert refused.returncode == 1
+    assert refused.returncode == 2  # flows.yml asks what workers cannot do
     said = refused.stdout + refused.stderr
     assert "flow 'big'" in said and "shared_volume: true" in said and "nothing" in said, said
     assert "Traceback" not in said
@@ -153,7 +153,7 @@ def test_enqueue_refuses_a_partitioned_flow_into_an_unshared_local_path(
     assert not (tmp_path / "lake").exists()
     # `validate --workers` says the same; plain `validate` (for `hygge run`) accepts it
     checked = run_cli("validate", str(flows), "--workers", env=env)
-    assert checked.returncode == 1 and "shared_volume" in checked.stdout + checked.stderr
+    assert checked.returncode == 2 and "shared_volume" in checked.stdout + checked.stderr
     assert run_cli("validate", str(flows), env=env).returncode == 0
 
 

@@ -176,7 +176,7 @@ def test_invalid_file_enqueues_nothing(db: str, tmp_path: Path) -> None:
         f"  bad:\n    home: {{type: parqet, path: x.parquet}}\n    store: {tmp_path / 'b'}\n"
     )
     result = enqueue(db, str(write_flows(tmp_path, body)))
-    assert result.returncode == 1
+    assert result.returncode == 2  # flows.yml is wrong
     assert "flows.yml:6" in result.stderr and "parqet" in result.stderr
     assert "did you mean 'parquet'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -185,10 +185,27 @@ def test_invalid_file_enqueues_nothing(db: str, tmp_path: Path) -> None:
 
 def test_unknown_flow_enqueues_nothing(db: str) -> None:
     result = enqueue(db, SAMPLES, "--flow", "users_to_parquet", "--flow", "user_to_parquet")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no flow named 'user_to_parquet'" in result.stderr
     assert "did you mean 'users_to_parquet'" in result.stderr
     untouched(db)
+
+
+def test_enqueue_check_connects_as_validate_does_and_sends_nothing_on_failure(
+    db: str, tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    body = (
+        "flows:\n  down:\n    home: in.csv\n"
+        "    store: {type: sql, connection: 'postgresql://u:pw4@127.0.0.1:1/db', table: t}\n"
+    )
+    flows = str(write_flows(tmp_path, body))
+    result = enqueue(db, flows, "--check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "flows.yml:2: flow 'down': cannot connect to postgresql" in result.stderr
+    assert "pw4" not in result.stderr and "Traceback" not in result.stderr
+    untouched(db)
+    assert "does NOT connect to homes and stores" in run_cli("enqueue", "--help").stdout
 
 
 def test_the_queue_carries_names_and_unresolved_variables_only(db: str, tmp_path: Path) -> None:

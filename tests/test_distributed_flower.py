@@ -1,8 +1,14 @@
 """`hygge flower` is never open by accident: a real Flower process, refused without
-credentials, and with basic auth every page and the API answer 401 without them."""
+credentials, and with basic auth every page and the API answer 401 without them. Its task
+list reads at a glance: each task named by its flow (a partition `flow#i/n`), with state,
+progress or result, retries, worker and runtime, and the flows skipped with the reason."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +24,7 @@ from tests.distributed_support import (
     flower_request,
     flush,
     free_port,
+    parse_enqueue,
     wait_for,
 )
 
@@ -110,3 +117,126 @@ def _listen_entry(line: str) -> tuple[str, int, str]:
     fields = line.split()
     address, port = fields[1].split(":")
     return address, int(port, 16), fields[3]
+
+
+def fetch(port: int, path: str) -> str:
+    with urllib.request.urlopen(flower_request(port, path), timeout=10) as r:
+        return r.read().decode()
+
+
+LIST = (
+    "/tasks/datatable?draw=1&start=0&length=100&search%5Bvalue%5D="
+    "&order%5B0%5D%5Bcolumn%5D=0&order%5B0%5D%5Bdir%5D=asc&columns%5B0%5D%5Bdata%5D=name"
+)
+
+
+def test_the_task_list_names_flows_and_shows_skipped_ones(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_flower()
+    cluster.start_worker("w1")
+    body = (
+        "flows:\n"
+        "  users:\n"
+        "    home: {type: slow, rows: 500}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'users'}}}\n"
+        "  big:\n"
+        f"    home: {{type: pieces, rows: 400, batch_size: 100, log: {tmp_path / 'reads.log'}}}\n"
+        f"    store: {{path: {tmp_path / 'big'}, shared_volume: true}}\n"
+        "    options: {partitions: 2}\n"
+        "  broken:\n"
+        "    home: {type: slow, fail_loudly: true, connection: nowhere}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'broken'}}}\n"
+        "  after_broken:\n"
+        "    home: {type: slow, rows: 10}\n"
+        f"    store: {{type: parquet, path: {tmp_path / 'after'}}}\n"
+        "    options: {depends_on: broken}\n"
+    )
+    flows = tmp_path / "flows.yml"
+    flows.write_text(body)
+    flower_url = f"http://127.0.0.1:{cluster.flower_port}"
+    done = cluster.cli("enqueue", str(flows), "--wait", HYGGE_FLOWER_URL=flower_url)
+    assert done.returncode == 1, done.stdout + done.stderr  # broken fails, after_broken skipped
+    assert f"Flower: {flower_url}" in done.stdout  # it answers, so its address is given
+    _, tasks = parse_enqueue(done.stdout)
+
+    def listed() -> dict[str, dict[str, object]]:
+        rows = json.loads(fetch(cluster.flower_port, LIST))["data"]
+        return {str(r["name"]): r for r in rows}
+
+    want = {"users", "big", "big#1/2", "big#2/2", "broken", "after_broken"}
+    rows = wait_for(lambda: want <= set(listed()) and listed(), 120, "every flow in Flower's list")
+    assert rows["users"]["state"] == "SUCCESS" and "500 rows" in str(rows["users"]["result"])
+    assert rows["big#1/2"]["uuid"] == tasks["big#1/2"] and rows["big#2/2"]["state"] == "SUCCESS"
+    assert rows["broken"]["state"] == "FAILURE" and rows["broken"]["worker"] == "w1@test"
+    assert rows["after_broken"]["state"] == "SKIPPED", rows["after_broken"]
+    assert "depends on broken" in str(rows["after_broken"]["result"])
+    assert all(float(r["runtime"]) > 0 for r in rows.values() if r["state"] == "SUCCESS")
+    # the page itself shows hygge's columns
+    page = fetch(cluster.flower_port, "/tasks")
+    headers = re.findall(r"<th[^>]*>\s*([^<]+?)\s*</th>", page)
+    assert headers[:7] == ["Name", "State", "Result", "Retries", "Worker", "Started", "Runtime"]
+
+
+def test_enqueue_without_flower_or_worker_says_so(cluster: Cluster, tmp_path: Path) -> None:
+    """No Flower answers: no Flower address. No worker: --wait says so, and how to start one."""
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        f"flows:\n  lonely:\n    home: {{type: slow, rows: 5}}\n    store: {tmp_path / 'o'}\n"
+    )
+    env = {**cluster.env, "HYGGE_FLOWER_URL": f"http://127.0.0.1:{free_port()}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hygge", "enqueue", str(flows), "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    said: list[str] = []
+    try:
+        wait_for(
+            lambda: said.append(proc.stderr.readline()) or "no worker" in said[-1],  # type: ignore[union-attr]
+            300,
+            "the note that no worker took the run",
+            every=0,
+        )
+    finally:
+        proc.kill()
+        out, _ = proc.communicate(timeout=60)
+    note = said[-1]
+    assert "no worker has taken run" in note and "no worker is running" in note, note
+    assert "`hygge worker`" in note
+    assert "Flower:" not in out and "status: hygge status" in out, out
+
+
+def test_flower_help_prints_help() -> None:
+    from tests.conftest import run_cli
+
+    done = run_cli("flower", "--help", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: hygge flower" in done.stdout and "--basic-auth" in done.stdout
+    assert "refusing" not in done.stdout + done.stderr
+
+
+def test_worker_logs_are_json_lines_with_hygge_log_format(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.env["HYGGE_LOG_FORMAT"] = "json"
+    cluster.start_worker("w1")
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        "flows:\n  broken:\n"
+        "    home: {type: slow, fail_loudly: true, connection: 'postgresql://u:s3cret@db/x'}\n"
+        f"    store: {tmp_path / 'o'}\n"
+    )
+    done = cluster.cli("enqueue", str(flows), "--wait", "--log-format", "json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # the client's, too
+    assert events[0]["event"] == "run_enqueued" and events[-1]["event"] == "run_finished"
+    assert events[-1]["flows"][0]["state"] == "failed" and not events[-1]["ok"]
+    wait_for(lambda: "broken failed" in cluster.log("w1", tail=100_000), 60, "the failure logged")
+    log = cluster.log("w1", tail=100_000)
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    failed = [e for e in entries if "flow broken failed" in e["message"]]
+    assert failed and failed[0]["level"] == "error" and failed[0]["logger"] == "hygge.worker"
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    # every log record is JSON (only Celery's start-up banner, printed before logging, is not)
+    assert not re.search(r"^\[\d{4}-\d\d-\d\d [\d:,]+: (INFO|WARNING|ERROR)", log, re.M), log
+    assert "s3cret" not in log

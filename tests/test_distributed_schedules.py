@@ -58,7 +58,7 @@ def test_a_bad_schedule_is_refused_with_its_line_and_an_example(
 ) -> None:
     flows = _project(tmp_path, options)
     done = run_cli("validate", str(flows))
-    assert done.returncode == 1
+    assert done.returncode == 2  # flows.yml is wrong
     assert f"flows.yml:{line}:" in done.stderr, done.stderr
     assert "flow 'orders'" in done.stderr
     for word in words:
@@ -80,7 +80,7 @@ def test_a_schedule_on_a_flow_that_depends_on_another_is_refused(tmp_path: Path)
 """,
     )
     done = run_cli("validate", str(flows))
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "flows.yml:12:" in done.stderr, done.stderr
     assert "cannot have its own schedule" in done.stderr
     assert "put the schedule on the first flow of the chain" in done.stderr

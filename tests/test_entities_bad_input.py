@@ -17,7 +17,7 @@ def refused(root: Path, body: str, *expected: str) -> str:
     (root / "flows.yml").write_text(body)
     for command in ("validate", "run"):
         result = run_cli(command, "flows.yml", cwd=root)
-        assert result.returncode == 1, result.stdout
+        assert result.returncode == 2, result.stdout  # flows.yml is wrong: a usage error
         assert "Traceback" not in result.stderr
         for text in expected:
             assert text in result.stderr, result.stderr

@@ -128,7 +128,7 @@ flows:
 """
         project = write(tmp_path, body.replace("{missing}", ""))
         refused = run_cli("validate", "flows.yml", cwd=project)
-        assert refused.returncode == 1
+        assert refused.returncode == 2  # flows.yml is wrong for what was discovered
         assert f"table(s) {schema}.lookup have no column 'updated_at'" in refused.stderr
         assert "missing_cursor: full" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -224,7 +224,7 @@ flows:
         for bad, why in (("../escape", "path separator"), (".hidden", "may hold only")):
             pg.run(f'CREATE TABLE {schema}."{bad}" (id int)')
             refused = run_cli("run", "flows.yml", cwd=project)
-            assert refused.returncode == 1
+            assert refused.returncode == 2  # refused while reading flows.yml: nothing moved
             assert f"entity '{bad}'" in refused.stderr and why in refused.stderr
             pg.run(f'DROP TABLE {schema}."{bad}"')
         assert not (tmp_path / "escape").exists()

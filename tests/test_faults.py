@@ -109,7 +109,7 @@ def test_flow_names_that_could_become_paths_are_refused(tmp_path: Path, name: st
     write_flows(tmp_path, f'flows:\n  "{name}":\n    home: in.parquet\n    store: lake/x\n')
     for command in ("validate", "run"):
         done = run_cli(command, "flows.yml", cwd=tmp_path)
-        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "flows.yml:2" in done.stderr and "a flow name may hold only" in done.stderr
     assert not (tmp_path / "lake").exists()
 
@@ -194,7 +194,7 @@ def test_a_second_run_of_a_running_flow_is_refused(drops: Path):
     finally:
         code, _, err = resume(first)
     assert code == 0, err
-    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert second.returncode == 3 and "Traceback" not in second.stderr  # locked: try later
     assert "flow 'drops' is already running into" in second.stderr
     assert "--wait-for-lock" in second.stderr
     assert fingerprint(drops / "lake" / "drops") == fingerprint(drops / "incoming")
@@ -208,7 +208,7 @@ def test_resetting_the_state_of_a_running_flow_is_refused(drops: Path):
     finally:
         code, _, err = resume(first)
     assert code == 0, err
-    assert reset.returncode == 1 and "flow 'drops' is already running" in reset.stderr
+    assert reset.returncode == 3 and "flow 'drops' is already running" in reset.stderr
     assert json.loads(next((drops / "lake" / "drops" / "_hygge" / "state").iterdir()).read_text())
     done = run_cli("state", "flows.yml", "--reset", "drops", cwd=drops)
     assert done.returncode == 0 and "state reset" in done.stdout, done.stderr
@@ -258,7 +258,7 @@ def test_a_second_run_into_a_sql_table_is_refused(drops: Path, service: str):
         finally:
             code, _, err = resume(first)
         assert code == 0, err
-        assert second.returncode == 1, second.stderr
+        assert second.returncode == 3, second.stderr  # the destination is locked
         assert f"flow '{table}' is already running into table {table}" in second.stderr
         assert db.run(f"SELECT count(*), count(distinct id) FROM {db.q(table)}") == [
             (800_000, 800_000)
@@ -279,7 +279,7 @@ def test_two_flows_replacing_one_store_are_refused(tmp_path: Path):
     )
     for command in ("validate", "run"):
         done = run_cli(command, "flows.yml", cwd=tmp_path)
-        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.returncode == 2 and "Traceback" not in done.stderr
         err = done.stderr
         assert "flows.yml:5" in err and "'first' (line 2)" in err and "'second' (line 5)" in err
         assert "mode: append" in err
@@ -312,7 +312,7 @@ def test_two_flows_replacing_one_sql_table_are_refused(tmp_path: Path, postgres_
         f"table: {table}, mode: append}}}}\n",
     )
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and f"table {table}" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"table {table}" in done.stderr, done.stderr
     assert "'first' (line 2)" in done.stderr and "'second' (line 3)" in done.stderr
 
 

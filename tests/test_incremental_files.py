@@ -153,4 +153,4 @@ def test_incremental_with_explicit_replace_is_a_config_error(tmp_path: Path):
         "flows: {f: {home: in.parquet, store: {path: out, mode: replace}, incremental: true}}"
     )
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and "cannot replace its store" in done.stderr
+    assert done.returncode == 2 and "cannot replace its store" in done.stderr

@@ -391,7 +391,7 @@ def test_cursor_missing_from_a_query_is_a_clear_error(
 def test_malformed_lag_is_a_config_error(tmp_path: Path, postgres_url: str):
     _odd_flow(tmp_path, postgres_url, "t", ", cursor: updated_at, lag: 10 minutes")
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and "is not a duration like 30s, 10m" in done.stderr
+    assert done.returncode == 2 and "is not a duration like 30s, 10m" in done.stderr
 
 
 def test_changed_cursor_is_refused_with_a_hint(
@@ -487,7 +487,7 @@ def test_incremental_sql_home_needs_a_cursor(
     assert not (tmp_path / "lake" / "out").exists()
     _odd_flow(tmp_path, postgres_url, odd_source[1], ", lag: 10m")
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and "`lag` and `initial` need `cursor: COLUMN`" in done.stderr
+    assert done.returncode == 2 and "`lag` and `initial` need `cursor: COLUMN`" in done.stderr
 
 
 def test_same_flow_name_into_two_tables_of_one_schema_keeps_two_states(

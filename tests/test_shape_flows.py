@@ -338,7 +338,7 @@ def test_bad_config_names_file_and_line(
     drop(tmp_path / "in", "a.parquet", customers(3))
     write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2  # flows.yml is wrong
     assert f"flows.yml:{line}" in done.stderr and wanted in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
@@ -348,7 +348,7 @@ def test_yaml_booleans_in_accepted_values_are_refused(tmp_path: Path) -> None:
     drop(tmp_path / "in", "a.parquet", customers(3))
     write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
     done = run_cli("validate", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and "flows.yml:6" in done.stderr
+    assert done.returncode == 2 and "flows.yml:6" in done.stderr
     assert 'quote them, e.g. [DK, SE, "NO"]' in done.stderr
 
 

@@ -92,5 +92,5 @@ def test_cli_errors_are_clear_and_hide_the_password(mysql_url: str, tmp_path: Pa
         f"    store: {{type: sql, connection: '{mysql_url}', table: {table}, mode: merge}}\n"
     )
     done = run_cli("validate", str(flows))
-    assert done.returncode == 1
+    assert done.returncode == 2  # flows.yml is wrong
     assert "flows.yml:4" in done.stderr and "mode: merge needs `key" in done.stderr

@@ -3,7 +3,8 @@
 `celery --app worker.app worker` / `hygge worker` run it; `celery --app worker.app flower` /
 `hygge flower` watch it. Settings (see worker.contract.Settings): HYGGE_BROKER_URL (default
 redis://localhost:6379/0), HYGGE_RESULT_BACKEND (default: the broker), HYGGE_VISIBILITY_TIMEOUT,
-HYGGE_LEASE_SECONDS, HYGGE_SWEEP_SECONDS, HYGGE_MAX_CRASHES, HYGGE_PLUGINS.
+HYGGE_LEASE_SECONDS, HYGGE_SWEEP_SECONDS, HYGGE_MAX_CRASHES, HYGGE_PLUGINS; HYGGE_LOG_FORMAT=json
+makes the worker's log one JSON object per line (as `--log-format json` does for the CLI).
 
 The settings that make a long task on Redis run exactly once: late acks (the message stays
 until the flow ended), reject on worker lost, prefetch 1 (a worker holds only what it runs),
@@ -45,7 +46,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     result_expires=7 * 24 * 3600,
     worker_hijack_root_logger=True,
-    imports=("worker.tasks", "worker.sweeper"),
+    imports=("worker.tasks", "worker.sweeper", "worker.flower_view"),
 )
 
 
@@ -94,3 +95,15 @@ def runs() -> Runs:
     if _runs is None or _runs[0] != os.getpid():
         _runs = (os.getpid(), Runs(connect(settings.result_backend, "result backend")))
     return _runs[1]
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: Any = None, **_: Any) -> None:
+    """HYGGE_LOG_FORMAT=json: every handler Celery set up writes JSON lines (hygge.logs)."""
+    from hygge import logs
+
+    if logger is None or logs.log_format(None, os.environ) != "json":
+        return
+    for handler in logger.handlers:
+        handler.setFormatter(logs.JsonFormatter())

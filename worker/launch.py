@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from hygge.errors import ConfigError
 
@@ -23,9 +24,10 @@ _TRUE = ("1", "true", "yes", "on")
 
 def run_worker(args: list[str]) -> None:
     """Run a Celery worker in this process (so it is PID 1 in a container and gets SIGTERM)."""
-    from hygge import registry
+    from hygge import logs, registry
     from worker.app import app
 
+    logs.log_format(None, os.environ)  # a wrong HYGGE_LOG_FORMAT fails here, clearly
     registry.load_plugins()  # a wrong HYGGE_PLUGINS fails here, not in the first task
     argv = ["worker", *args]
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
@@ -33,13 +35,34 @@ def run_worker(args: list[str]) -> None:
     app.worker_main(argv)
 
 
+HELP_FLAGS = ("--help", "-h")
+CONF = str(Path(__file__).with_name("flowerconfig.py"))
+
+
 def run_flower(args: list[str]) -> None:
     """Run Flower on hygge's app (`celery --app worker.app flower` in one word), never open
-    unless asked; raises ConfigError (before anything starts) when it would be."""
-    argv = flower_args(args, os.environ)
+    unless asked; raises ConfigError (before anything starts) when it would be. Its task list
+    names tasks by flow and shows hygge's columns (worker/flowerconfig.py) unless --conf says
+    otherwise. `--help` prints hygge's word on auth, then Flower's own options."""
+    if any(a in HELP_FLAGS for a in args):
+        print(FLOWER_HELP)
+        argv = ["--help"]
+    else:
+        argv = flower_args(args, os.environ)
     from worker.app import app
 
     app.start(["flower", *argv])
+
+
+FLOWER_HELP = f"""Usage: hygge flower [FLOWER OPTIONS]
+
+Start Flower on hygge's workers, never open by accident: it needs --basic-auth=user:password
+(or FLOWER_BASIC_AUTH in the environment, or --auth with an OAuth provider). For a local look
+only, {UNSAFE_NO_AUTH} starts an open Flower, on 127.0.0.1 only. Without --address it listens
+on 127.0.0.1. The task list names each task by its flow (a partition: flow#i/n) and shows its
+state, progress or result, retries, worker and runtime (--tasks_columns changes the columns).
+Flower's own options follow.
+"""
 
 
 def flower_args(args: list[str], env: Mapping[str, str]) -> list[str]:
@@ -74,6 +97,8 @@ def flower_args(args: list[str], env: Mapping[str, str]) -> list[str]:
         )
     if not address:
         args.append("--address=127.0.0.1")
+    if not _option(args, "conf"):
+        args.append(f"--conf={CONF}")
     return args
 
 

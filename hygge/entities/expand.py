@@ -89,7 +89,10 @@ def is_definition(raw: Mapping[str, Any]) -> bool:
 def depends_on(raw: Mapping[str, Any]) -> list[str]:
     """The flows a raw flow names in `depends_on` (top level or under `options:`)."""
     value = setting(dict(raw), "depends_on") or []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, str):
+        return [value]
+    # anything else but a list is reported where the options are validated, with file:line
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def expand(

@@ -41,6 +41,19 @@ class CsvHome(FileHome):
     settings: CsvHomeSettings
 
     def _open(self, path: Path) -> pacsv.CSVStreamingReader:
+        try:
+            return self._reader(path, self.settings.columns)
+        except pa.ArrowKeyError:  # a `columns:` entry the header lacks: say which it has
+            if not self.settings.columns:
+                raise
+            names = self._reader(path, None).schema.names
+            missing = [c for c in self.settings.columns if c not in names]
+            raise HomeError(
+                f"{path}: column(s) {', '.join(missing)} not found",
+                hint=f"available columns: {', '.join(names)}",
+            ) from None
+
+    def _reader(self, path: Path, columns: list[str] | None) -> pacsv.CSVStreamingReader:
         s = self.settings
         return pacsv.open_csv(
             self.source(path),
@@ -49,7 +62,7 @@ class CsvHome(FileHome):
             ),
             parse_options=pacsv.ParseOptions(delimiter=s.delimiter),
             convert_options=pacsv.ConvertOptions(
-                include_columns=s.columns, null_values=s.null_values, strings_can_be_null=True
+                include_columns=columns, null_values=s.null_values, strings_can_be_null=True
             ),
         )
 

@@ -69,8 +69,8 @@ def connection_error(
         hint = "check the user and password in the connection URL"
     elif re.search(r"does not exist|unknown database", text, re.I):
         hint = "check the database name in the connection URL"
-    return error(
-        f"{what}: cannot connect to {url.dialect} at {url.where()} ({url.masked}): {first}",
+    return error(  # what failed (connect) first, then where, then for whom
+        f"cannot connect to {url.dialect} at {url.where()} ({url.masked}) for {what}: {first}",
         hint=hint,
         transient=is_transient(exc),
     )

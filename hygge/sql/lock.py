@@ -36,7 +36,7 @@ class SessionLock(RunLock):
         self.session: Session | None = None
 
     def try_acquire(self) -> bool:
-        session = connect(self.url, StoreError, f"lock of flow '{self.flow}'")
+        session = connect(self.url, StoreError, f"flow '{self.flow}' (to take its run lock)")
         if session.claim(self.key):
             self.session = session
             return True

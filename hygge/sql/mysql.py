@@ -250,6 +250,12 @@ class MySqlSession(Session):
             self.conn.decoders = decoders
             with contextlib.suppress(Exception):
                 cur.close()
+            # The connection died mid-read: its result can never be drained. Say so, or
+            # PyMySQL's MySQLResult.__del__ tries again at garbage collection and prints a
+            # traceback long after the error was reported.
+            for result in (getattr(cur, "_result", None), getattr(self.conn, "_result", None)):
+                if getattr(result, "unbuffered_active", False):
+                    result.unbuffered_active = False  # type: ignore[union-attr]
 
     def load(self, table: str, schema: str | None, data: pa.Table) -> None:
         path = self.stage_file(data)
