@@ -138,7 +138,7 @@ def test_merge_refuses_duplicate_and_null_keys(tmp_path: Path, second, expected_
     )
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     out = done.stdout + done.stderr
-    assert done.returncode == 1 and "Traceback" not in out, out
+    assert done.returncode != 0 and "Traceback" not in out, out
     assert expected_text in out and "merge" in out, out
     dt = DeltaTable(str(lake))
     assert dt.version() == before  # nothing committed
@@ -150,7 +150,7 @@ def test_merge_refuses_duplicate_and_null_keys(tmp_path: Path, second, expected_
         f"    store: {{type: delta, path: {fresh}, mode: merge, key: id}}\n"
     )
     done = run_cli("run", "flows.yml", cwd=tmp_path)
-    assert done.returncode == 1 and expected_text in done.stderr, done.stderr
+    assert done.returncode != 0 and expected_text in done.stderr, done.stderr
     assert not (fresh / "_delta_log").exists()
 
 
@@ -166,7 +166,7 @@ def test_partition_by_refuses_an_empty_string_it_would_store_as_null(tmp_path: P
     )
     done = run_cli("run", "flows.yml", cwd=tmp_path)
     out = done.stdout + done.stderr
-    assert done.returncode == 1 and "Traceback" not in out, out
+    assert done.returncode != 0 and "Traceback" not in out, out
     assert "partition_by column 'p' holds ''" in out, out
     assert not (lake / "_delta_log").exists()
     # without the empty string, NULL and 'a' arrive as they are

@@ -501,7 +501,7 @@ def test_a_row_over_max_allowed_packet_is_read_or_named_never_retried(
         assert set(got[0]["a"]) == {"x"} and set(got[0]["b"]) == {"y"}
         result = run_cli("run", "flows.yml", "--flow", "later", cwd=tmp_path, timeout=600)
         out = result.stdout + result.stderr
-        assert result.returncode == 1 and "Traceback" not in out, out
+        assert result.returncode != 0 and "Traceback" not in out, out
         assert "larger than max_allowed_packet" in out and "not retried" in out, out
         assert "retry" not in out.replace("not retried", ""), out  # tried once
         assert not (tmp_path / "lake" / "later").exists()

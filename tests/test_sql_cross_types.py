@@ -183,7 +183,7 @@ def test_postgres_infinity_is_refused_naming_column_and_value(
         for flow, value in expected.items():
             result = run_cli("run", "inf.yml", "--flow", flow, cwd=tmp_path)
             out = result.stdout + result.stderr
-            assert result.returncode == 1 and "Traceback" not in out, out
+            assert result.returncode != 0 and "Traceback" not in out, out
             assert f"column '{flow}' holds {value}" in out and "isfinite" in out, out
             assert not list(tmp_path.glob(f"lake/{flow}/*.parquet"))  # nothing written
         # the documented mapping (a query) moves the rest exactly
