@@ -113,6 +113,7 @@ def run(
         with LiveProgress(console) as live:
             coordinator.on_progress = live
             result = coordinator.run()
+    _record_history(coordinator, result)
     console.print(summary_table(result.results.values(), _destinations(coordinator)))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -148,6 +149,10 @@ def validate(
         _check_or_fail(coordinator, verbose)
     names = coordinator.selected
     console.print(f"[green]{flows_file}: {len(names)} flow(s) valid:[/] {', '.join(names)}")
+    from hygge.schedule import upcoming
+
+    for line in upcoming({n: coordinator.config.flows[n].options for n in names}):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -252,6 +257,7 @@ def _follow(run_id: str, verbose: bool, partitions: bool = False) -> None:
                 live(flow.as_report())
 
         final = client.follow(run_id, show, on_notice=notice)
+    _record_distributed(final)
     console.print(status_table(final, partitions))
     for failed in (f for f in final.flows if f.state in (FlowState.FAILED, FlowState.SKIPPED)):
         _report_failure(failed.flow, failed.message)
@@ -280,6 +286,96 @@ def flower(ctx: typer.Context) -> None:
 
     with user_errors(False):
         launch.run_flower(list(ctx.args))
+
+
+@app.command()
+def scheduler(
+    flows_file: FlowsArg,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Schedulers of one name elect one active (default: the file's name).",
+        ),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Send each scheduled flow (`schedule:` cron, or `every:`) to the workers when it is due;
+    run several for standby: one is active at a time. See docs/schedules.md."""
+    from worker.scheduler import run_scheduler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    with user_errors(verbose):
+        run_scheduler(str(flows_file), name=name)
+
+
+@app.command()
+def runs(
+    run_id: Annotated[
+        str | None, typer.Argument(help="One run: each flow's rows, time, retries, error.")
+    ] = None,
+    flow: FlowOpt = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", "-s", help="Only runs in this state (success, failed, ...)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    local: Annotated[
+        bool, typer.Option("--local", help="Only the local history (no Redis).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """The history of past runs, newest first: `hygge run` (local file, HYGGE_HISTORY) and
+    distributed runs (Redis, when it answers)."""
+    from hygge.history import query, view
+    from hygge.history.records import RUN_STATES
+
+    if state is not None and state not in RUN_STATES:
+        fail(f"unknown state '{state}'; use one of: {', '.join(RUN_STATES)}")
+    if run_id is not None:
+        found = query.find_run(run_id, local_only=local)
+    else:
+        found = query.find_runs(flow, state, limit, local_only=local)
+    for note in found.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if run_id is not None and not found.runs:
+        fail(f"no run with id '{run_id}' in the history (see `hygge runs` for the recent ones)")
+    if as_json:
+        payload = [r.as_json(with_flows=run_id is not None) for r in found.runs]
+        print(json.dumps(payload[0] if run_id is not None else payload, indent=2))
+    elif run_id is not None:
+        console.print(view.run_table(found.runs[0], flow))
+    else:
+        console.print(view.runs_table(found.runs))
+
+
+def _record_history(coordinator: Coordinator, result: object) -> None:
+    """Keep a `hygge run` in the local history (a failure to do so is a warning)."""
+    from hygge.history import from_run, record_local
+
+    run = from_run(
+        coordinator.run_id,
+        getattr(result, "results", {}).values(),
+        getattr(result, "seconds", 0.0),
+        file=str(coordinator.config.path),
+    )
+    warning = record_local(run)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _record_distributed(final: object) -> None:
+    """A run followed to its end (`enqueue --wait`, `status --watch`) into the local history."""
+    from hygge.history import record_local
+    from worker import history
+
+    warning = record_local(history.record(final))  # type: ignore[arg-type]
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _destinations(coordinator: Coordinator) -> dict[str, str]:

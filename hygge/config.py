@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import config_checks as checks
 from hygge import entities, partitions, registry, yamlpos
+from hygge import schedule as schedules
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import (
     Connector,
@@ -83,6 +84,33 @@ class FlowOptions(BaseModel):
     parallel: int | None = Field(
         None, gt=0, description="Partitions of this flow read at once (default: cores)."
     )
+    schedule: str | None = Field(
+        None, description='`hygge scheduler`: when to send it, cron in UTC ("*/15 * * * *").'
+    )
+    every: str | None = Field(
+        None, description="`hygge scheduler`: send it at this interval (10m, 1h30m, 90s)."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else schedules.check_cron(value)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if value is not None:
+            schedules.parse_every(value)
+        return None if value is None else str(value)
+
+    @property
+    def scheduled(self) -> schedules.Schedule | None:
+        """When `hygge scheduler` sends this flow (None: only when someone runs it)."""
+        if self.schedule is not None:
+            return schedules.Schedule(cron=self.schedule)
+        if self.every is not None:
+            return schedules.Schedule(interval=schedules.parse_every(self.every))
+        return None
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -534,6 +562,7 @@ def _parse_flow(
             "use --full-refresh to reload everything once",
         )
     checks.check_partitions(source, options, home, store, origins, flow_path)
+    checks.check_schedule(source, options, flow_path)
     return FlowSpec(name, home, store, options, raw)
 
 

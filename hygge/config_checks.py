@@ -225,3 +225,31 @@ def check_for_workers(file: FlowsFile, names: list[str]) -> None:
             "path as one volume on every worker and set `shared_volume: true` on the store "
             "(or run it in one process with `hygge run`)",
         )
+
+
+def check_schedule(source: Source, options: FlowOptions, flow_path: tuple[Any, ...]) -> None:
+    """One schedule per flow, and none on a flow that depends on another: a scheduled flow
+    is the start of its chain; the flows that depend on it run after it in the same run
+    (docs/schedules.md)."""
+    if options.schedule is None and options.every is None:
+        return
+    key = "schedule" if options.schedule is not None else "every"
+    at = (*flow_path, "options", key) if source.located else ()
+    if source.located and at not in source.located.lines:
+        at = (*flow_path, key)
+    if options.schedule is not None and options.every is not None:
+        raise source.error(
+            "a flow has either `schedule:` (cron) or `every:` (an interval), not both",
+            at,
+            key=f"options.{key}",
+            hint='keep one, e.g. schedule: "0 * * * *" or every: 1h',
+        )
+    if options.depends_on:
+        raise source.error(
+            f"a flow that depends on another ({', '.join(options.depends_on)}) cannot have "
+            "its own schedule: it runs when what it depends on succeeded",
+            at,
+            key=f"options.{key}",
+            hint="put the schedule on the first flow of the chain; the flows that depend on "
+            "it are sent with it, in the same run, and run after it",
+        )

@@ -84,8 +84,9 @@ def validate(
                 if c
             ]
             hint = choices_hint(err["input"], choices, "values")
+        message = err["msg"].removeprefix("Value error, ")  # our validators' own words
         raise source.error(
-            f"{err['msg']} (got {err.get('input')!r})", path, key=f"{what}.{key}", hint=hint
+            f"{message} (got {err.get('input')!r})", path, key=f"{what}.{key}", hint=hint
         ) from None
 
 

@@ -150,6 +150,10 @@ class Cluster:
         assert self.procs["flower"].poll() is None, self.log("flower")
         return f"http://127.0.0.1:{self.flower_port}"
 
+    def start_scheduler(self, name: str, flows_file: Path, **env: str) -> None:
+        """`hygge scheduler FLOWS_FILE` as its own process (`env` added to the cluster's)."""
+        self._spawn(name, ["scheduler", str(flows_file)], {**self.env, **env})
+
     def _died(self, name: str) -> bool:
         return self.procs[name].poll() is not None
 

@@ -12,10 +12,11 @@ a run that is gone afterwards (a Redis without persistence) is reported as lost 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from hygge.progress import FlowState
 from hygge.report import FlowReport
 from hygge.run.steps import DISCOVER_STEP, StepKind, compile_flow
 from hygge.secrets import mask_url
+from worker import history
 from worker.contract import FlowJob, Keys, Settings, text
 from worker.runs import Runs, RunStatus, connect
 
@@ -50,8 +52,12 @@ def enqueue(
     flows: list[str] | None = None,
     settings: Settings | None = None,
     full_refresh: bool = False,
+    run_id: str | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> EnqueuedRun:
     """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
+    `run_id`: the id to use (the scheduler claims one before it sends); `meta`: fields kept
+    with the run from its first moment (the scheduler's `trigger` and `slot`).
 
     Definitions with entities are not discovered here (this machine needs only Redis, not
     the databases or storage credentials): the run then starts with one discover step, and
@@ -70,7 +76,7 @@ def enqueue(
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     if config.deferred:
         jobs = [
             FlowJob(
@@ -91,10 +97,12 @@ def enqueue(
     else:
         jobs = plan_jobs(config, selected, run_id, base_dir, full_refresh)
         notes = []
-    roots = records.create(run_id, str(path), jobs, settings.lease_seconds)
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
     from worker.app import dispatch
 
     dispatch(records, roots, sender_of=run_id)
+    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
+        history.trim(records.r)
     return EnqueuedRun(
         run_id,
         {j.flow: j.task_id for j in jobs},

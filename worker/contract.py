@@ -105,6 +105,7 @@ class Keys:
     run_id: str
 
     ACTIVE_RUNS = f"{PREFIX}:runs:active"
+    HISTORY = f"{PREFIX}:runs:history"  # sorted set: run id -> created (worker.history)
 
     @property
     def run(self) -> str:

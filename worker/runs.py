@@ -28,6 +28,7 @@ from typing import Any
 import redis
 
 from hygge.errors import BrokerUnreachable, HyggeError, RunLost
+from hygge.history.records import HistorySettings
 from hygge.plan import waves
 from hygge.progress import TERMINAL_STATES, FlowState
 from hygge.run.steps import Decision, blocked_by, decide, skip_message
@@ -39,7 +40,8 @@ from worker.lease import Lease
 PENDING, QUEUED, SUCCESS = FlowState.PENDING, FlowState.QUEUED, FlowState.SUCCESS
 FAILED, SKIPPED = FlowState.FAILED, FlowState.SKIPPED
 
-FINISHED_RUN_TTL = 7 * 24 * 3600  # seconds a finished run stays readable by `hygge status`
+# seconds a finished run stays readable by `hygge status` and `hygge runs`
+FINISHED_RUN_TTL = HistorySettings.from_env().keep_seconds
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,16 @@ class Runs:
 
     # -- planning (enqueue) ---------------------------------------------------------------
     def create(
-        self, run_id: str, file: str, jobs: list[FlowJob], sending_seconds: float = 20
+        self,
+        run_id: str,
+        file: str,
+        jobs: list[FlowJob],
+        sending_seconds: float = 20,
+        meta: Mapping[str, str] | None = None,
     ) -> list[FlowJob]:
         """Store the plan of a run in one transaction; returns the jobs to send now (claimed
-        for sending, still `pending` until `sent` says their message is on the broker)."""
+        for sending, still `pending` until `sent` says their message is on the broker).
+        `meta`: more fields of the run's hash (e.g. `trigger: schedule`, for the history)."""
         keys = Keys(run_id)
         now = time.time()
         pipe = self.r.pipeline(transaction=True)
@@ -117,10 +125,12 @@ class Runs:
                 "deps": json.dumps({j.flow: j.depends_on for j in jobs}),
                 "total": len(jobs),
                 "ended": 0,
+                **_wire(meta or {}),
             },
         )
         self._plan_flows(pipe, keys, jobs, now, sending_seconds)
         pipe.sadd(Keys.ACTIVE_RUNS, run_id)
+        pipe.zadd(Keys.HISTORY, {run_id: now})
         pipe.execute()
         return [j for j in jobs if not j.depends_on]
 
@@ -190,7 +200,8 @@ class Runs:
             raise RunLost(
                 f"no run with id '{run_id}'",
                 hint="use the run id `hygge enqueue` printed; finished runs are kept "
-                f"{FINISHED_RUN_TTL // 86400} days (unless Redis restarted without "
+                f"{FINISHED_RUN_TTL / 86400:g} days, HYGGE_HISTORY_KEEP_DAYS (unless Redis "
+                "restarted without "
                 "persistence, which loses every run)",
             )
         names = json.loads(meta[b"flows"])
