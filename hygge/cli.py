@@ -117,6 +117,9 @@ def run(
     console.print(summary_table(result.results.values(), _destinations(coordinator)))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for report in result.results.values():
+        if report.checks:  # what the flow's checks decided (hygge/gate.py)
+            console.print(f"checks of {report.flow}: {report.checks}", highlight=False)
     for failed in result.failed:
         _report_failure(failed.flow, failed.error)
         if verbose and failed.exception is not None:

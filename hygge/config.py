@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge import config_checks as checks
-from hygge import entities, partitions, registry, yamlpos
+from hygge import config_quality, entities, partitions, registry, yamlpos
 from hygge import schedule as schedules
 from hygge.config_source import Source, choices_hint, validate
 from hygge.contract import (
@@ -49,6 +50,7 @@ from hygge.shorthand import absolute, infer_type, looks_like_typo, upstream_of
 from hygge.storage.location import is_object_url
 
 if TYPE_CHECKING:
+    from hygge.gate import Quality
     from hygge.report import ProgressCallback
     from hygge.run.context import RunContext
     from hygge.run.move import Flow
@@ -58,6 +60,8 @@ TOP_LEVEL_KEYS = ("homes", "stores", "flows")
 # A flow's name becomes part of file names (state, locks) and Redis keys: keep it plain.
 FLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 FLOW_KEYS = ("home", "store", "options")
+# A flow's shape and checks (hygge/config_quality.py parses them).
+QUALITY_KEYS = ("shape", "checks", "on_check_failure", "quarantine", "secret_columns")
 
 
 class FlowOptions(BaseModel):
@@ -182,6 +186,7 @@ class FlowSpec:
     store: ConnectorSpec
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
+    quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
 
     def build(
         self,
@@ -211,6 +216,12 @@ class FlowSpec:
                 store = replace(store, settings=store.settings.model_copy(update={"mode": mode}))
         home = cast(Home[Any], self.home.build())
         new_store = cast(Callable[[], Store[Any]], store.build)
+        quality = None
+        if self.quality is not None:  # audit columns: this run's id and start time
+            from hygge.shape import AuditValues
+
+            run_id = context.run_id or uuid.uuid4().hex[:12]
+            quality = replace(self.quality, audit=AuditValues.now(run_id))
         # What a plain and a partitioned flow take alike.
         common: dict[str, Any] = {
             "name": self.name,
@@ -228,6 +239,7 @@ class FlowSpec:
                 ranges=self.options.ranges,
                 parallel=self.options.parallel,
                 context=context,
+                quality=quality,
                 **common,
             )
         return Flow(
@@ -236,6 +248,7 @@ class FlowSpec:
             on_progress=context.on_progress,
             before_commit=context.fence,
             wait_for_lock=context.wait_for_lock,
+            gate=quality.gate() if quality is not None else None,
             **common,
         )
 
@@ -429,7 +442,7 @@ def _expand_entities(
                 name,
                 raw,
                 env=env,
-                option_keys=set(FlowOptions.model_fields),
+                option_keys={*FlowOptions.model_fields, *QUALITY_KEYS},
                 upstream=sets,
             )
     return {name: sets[name] for name in inlined if name in sets}
@@ -542,6 +555,7 @@ def _parse_flow(
     options_raw = _merge_options(
         source, flow_settings, flow_path, set(FlowOptions.model_fields), "flow"
     )
+    quality_raw = {k: options_raw.pop(k) for k in QUALITY_KEYS if k in options_raw}
     options_raw = _resolve(source, options_raw, flow_path)
     options = validate(source, FlowOptions, options_raw, flow_path, "flow option")
     home = _parse_connector(source, "home", name, raw["home"], origins["home"], options)
@@ -563,7 +577,19 @@ def _parse_flow(
         )
     checks.check_partitions(source, options, home, store, origins, flow_path)
     checks.check_schedule(source, options, flow_path)
-    return FlowSpec(name, home, store, options, raw)
+    quality = None
+    if quality_raw:
+        quality_raw = _resolve(source, quality_raw, flow_path)
+        quarantine = quality_raw.get("quarantine")
+        quarantine_spec = None
+        if quarantine is not None:
+            quarantine_spec = _parse_connector(
+                source, "store", name, quarantine, (*flow_path, "quarantine"), options
+            )
+        quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
+        if quarantine_spec is not None:
+            quality = replace(quality, quarantine=quarantine_spec.build)
+    return FlowSpec(name, home, store, options, raw, quality)
 
 
 def _parse_connector(
@@ -623,7 +649,7 @@ def _merge_options(
         ) from None
     if allowed is not None:
         for key in spec:
-            if key not in allowed and key not in FLOW_KEYS:
+            if key not in allowed and key not in FLOW_KEYS and key not in QUALITY_KEYS:
                 raise source.error(
                     f"unknown key '{key}'",
                     (*origin, key),

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hygge import config as config_module
+from hygge import config_quality
 from hygge.config import FlowsFile
 from hygge.entities import EntitySet, manifest
 from hygge.errors import HomeError
@@ -88,11 +89,23 @@ class Coordinator:
             spec = self.config.flows[name]
             try:
                 upstream = self._upstream(name)
+                home = None
                 if upstream is None:
-                    await spec.home.build().check()
+                    home = spec.home.build()
+                    await home.check()
+                    if spec.quality is not None:
+                        # shape and checks against the columns the home reads, where known
+                        names = await asyncio.to_thread(_columns_of, home)
+                        if names is not None:
+                            config_quality.check_against(name, spec.quality, names)
                 else:
                     self._check_columns_upstream(name, upstream)
-                await spec.store.build().check()
+                store = spec.store.build()
+                await store.check()
+                # A store that needs columns of what it receives (keys) checks them here.
+                check_home = getattr(store, "check_home", None)
+                if home is not None and check_home is not None:
+                    await check_home(home)
             except Exception as exc:
                 problems[name] = exc
         return problems
@@ -164,6 +177,7 @@ class Coordinator:
             on_progress=self.on_progress,
             wait_for_lock=self.wait_for_lock,
             max_parallel=self.concurrency,
+            run_id=self.run_id,
         )
 
     async def _run_flow(self, name: str) -> FlowReport:
@@ -191,3 +205,14 @@ if __name__ == "__main__":  # `python -m hygge.coordinator flows.yml`: the CLI d
     from hygge.cli import app  # module, never the other way round
 
     app(args=["run", *sys.argv[1:]], prog_name="python -m hygge.coordinator")
+
+
+def _columns_of(home: object) -> list[str] | None:
+    """The columns a home yields, where it can tell without reading: a file home's schema, a
+    SQL table's columns."""
+    if hasattr(home, "schema"):
+        return list(home.schema().names)
+    if hasattr(home, "column_names"):
+        names = home.column_names()
+        return list(names) if names is not None else None
+    return None

@@ -29,6 +29,7 @@ class FlowReport:
     total_rows: int | None = None  # an estimate of the rows to move, for a progress bar
     parts_done: int = 0  # partitioned flows: partitions staged so far, of `parts_total`
     parts_total: int = 0
+    checks: str = ""  # what the flow's checks decided (hygge/gate.py), once decided
 
     @property
     def ok(self) -> bool:
@@ -44,10 +45,11 @@ class FlowReport:
         once ended, "6,001,215 rows · 61 batches · 390k rows/s"."""
         if not FlowState(self.state).terminal:
             return progress_text(self.rows, self.total_rows, self.seconds)
-        return (
+        text = (
             f"{self.rows:,} rows · {self.batches:,} batches · "
             f"{human_rate(self.rows_per_second)} rows/s"
         )
+        return f"{text} · {self.checks}" if self.checks else text
 
 
 ProgressCallback = Callable[[FlowReport], None]

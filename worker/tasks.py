@@ -149,6 +149,7 @@ class FlowRun:
             board=RedisBoard(self.runs.r, self.job.run_id),
             own_retries=False,  # retries are Celery's here, so Flower shows them
             worker=self.hostname,
+            run_id=self.job.run_id,
         )
         step = self.job.step
         failed = self._failed_partitions() if step.kind == StepKind.COMMIT else []
@@ -196,6 +197,7 @@ class FlowRun:
             "memory_bytes": result.memory_bytes,
             "seconds": round(result.seconds, 3),
             "summary": result.summary(),
+            "checks": result.checks,
         }
 
     def _failed(self, exc: Exception) -> None:

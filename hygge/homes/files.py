@@ -51,6 +51,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
     _share: list[tuple[Path, list[int] | None]] | None = None  # a partition: files (row groups)
 
     _remote: RemoteFiles | None = None
+    source_column: str | None = None  # set by a flow's shape: a column naming each row's file
 
     @classmethod
     def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,7 +262,10 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
                 if batch is None:
                     break
                 if batch.num_rows:
-                    yield pl.from_arrow(batch)  # type: ignore[misc]
+                    df: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
+                    if self.source_column:  # shape's `file` audit column (hygge/shape.py)
+                        df = df.with_columns(pl.lit(str(path)).alias(self.source_column))
+                    yield df
 
     def _safe(self, path: Path, action):
         """Run `action`, turning a reader's error into a HomeError that names the file."""

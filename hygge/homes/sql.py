@@ -134,6 +134,18 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         finally:
             session.close()
 
+    def column_names(self) -> list[str] | None:
+        """The columns a table read yields (None for a query): `hygge validate` checks a
+        flow's shape and checks against them."""
+        if self.settings.query:
+            return None
+        session = self._connect()
+        try:
+            _, columns = self._select(session)
+        finally:
+            session.close()
+        return [c.name for c in columns] if columns is not None else None
+
     async def estimate_rows(self) -> int | None:
         """A table's catalog estimate; a query, or an incremental read, is not estimated."""
         if self.settings.query or self._cursor is not None:

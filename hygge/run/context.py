@@ -67,3 +67,4 @@ class RunContext:
     wait_for_lock: bool = False  # another run holds the destination's lock: wait, or refuse
     max_parallel: int | None = None  # partitions of one flow read at once, at most
     worker: str = field(default_factory=lambda: os.uname().nodename)  # who stages a part
+    run_id: str = ""  # the run (what a `run` audit column holds; empty: a new id per flow)

@@ -19,6 +19,7 @@ import polars as pl
 
 from hygge.contract import Home, IncrementalHome, StatefulStore, Store
 from hygge.errors import FlowError
+from hygge.gate import Gate
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
 from hygge.retry import retry_async
@@ -53,6 +54,7 @@ class Flow:
         wait_for_lock: bool = False,
         on_progress: ProgressCallback | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -65,6 +67,8 @@ class Flow:
         self.wait_for_lock = wait_for_lock
         self.on_progress = on_progress
         self.before_commit = before_commit
+        self.gate = gate  # shape and checks (hygge/gate.py): write, audit, publish
+        self._checks = ""
         self._rows = self._batches = self._memory_bytes = 0
         self._total: int | None = None  # the home's estimate of the rows to move
         self._started = 0.0
@@ -106,6 +110,8 @@ class Flow:
         self._emit(FlowState.RUNNING)
         await self.store.open()
         try:
+            if self.gate is not None:
+                await self.gate.open(self.home)
             if self.incremental:
                 await self._resume()
             self._total = await self._estimate()
@@ -114,12 +120,16 @@ class Flow:
             await self._verify()
             await self._publish()
         except BaseException:
+            if self.gate is not None:
+                await asyncio.shield(self.gate.abort())
             await asyncio.shield(self.store.abort())
             raise
 
     async def _take(self, df: pl.DataFrame) -> None:
         """THE per-batch point: every batch the home yields passes here, in order, on its
         way to the store (one call per batch)."""
+        if self.gate is not None:  # shaped, counted by the checks (quarantine: split)
+            df = await self.gate.batch(df)
         await _uncancelled(self.store.write(df))
         self._rows += df.height
         self._batches += 1
@@ -133,6 +143,8 @@ class Flow:
         if self.incremental:
             assert isinstance(self.store, StatefulStore)  # checked by _resume
             self.store.stage_state(self.name, self._state_record())
+        if self.gate is not None:  # the checks decide: a failure publishes nothing
+            self._checks = await self.gate.before_commit()
         if self.before_commit is not None:
             await self.before_commit()
         await self.store.commit()
@@ -214,6 +226,7 @@ class Flow:
             attempt=max(self._attempt, 1),
             message=message,
             total_rows=self._total,
+            checks=self._checks,
         )
         if self.on_progress is not None:
             self.on_progress(report)

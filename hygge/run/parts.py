@@ -36,8 +36,10 @@ from hygge.contract import (
     Store,
 )
 from hygge.errors import FlowError, HyggeError
+from hygge.gate import Quality
 from hygge.locks import NoLock, RunLock
 from hygge.progress import FlowState
+from hygge.quality import CheckAccumulator
 from hygge.report import FlowReport
 from hygge.retry import retry_async
 from hygge.run.context import RunContext
@@ -107,6 +109,7 @@ class PartitionedFlow:
         incremental: bool = False,
         full_refresh: bool = False,
         context: RunContext | None = None,
+        quality: Quality | None = None,
     ) -> None:
         if not isinstance(home, SplittableHome):
             raise FlowError(f"flow '{name}': home '{home.name}' cannot split into partitions")
@@ -124,6 +127,7 @@ class PartitionedFlow:
             self.parallel = min(self.parallel, max(1, self.context.max_parallel))
         self.queue_size, self.retries, self.retry_delay = queue_size, retries, retry_delay
         self.incremental, self.full_refresh = incremental, full_refresh
+        self.quality = quality  # shape per part; checks merged from the parts, judged once
         self._reports: dict[int, FlowReport] = {}
         self._total = 0
         self._started = 0.0
@@ -194,6 +198,7 @@ class PartitionedFlow:
         store = PartStore(self.new_store(), part_name(key, index))
         name = partition_name(self.name, index, count)
         checkpoint = None
+        gate = self.quality.gate(decides=False) if self.quality is not None else None
         if index < len(plan["parts"]):
             home = self.home.part(plan["parts"][index])
             flow = Flow(
@@ -205,6 +210,7 @@ class PartitionedFlow:
                 retry_delay=self.retry_delay,
                 on_progress=on_progress or self.context.on_progress,
                 before_commit=self.context.fence,
+                gate=gate,
             )
             report = await flow.start()
             if self.incremental:
@@ -222,6 +228,8 @@ class PartitionedFlow:
             "checkpoint": checkpoint,
             "worker": self.context.worker,
         }
+        if gate is not None:  # the part's checks (JSON: the board may be Redis), judged at commit
+            record["checks"] = gate.acc.to_json()
         self.context.board.seal(key, index, record)
         return report
 
@@ -241,7 +249,7 @@ class PartitionedFlow:
         try:
             await self._acquire(lock)
             try:
-                records = await self._commit(key, count, failed)
+                records, checks = await self._commit(key, count, failed)
             finally:
                 await asyncio.shield(asyncio.to_thread(lock.release))
         finally:  # after a failure: discard every part; after the commit: clean up
@@ -255,6 +263,7 @@ class PartitionedFlow:
             seconds=time.perf_counter() - started,
             parts_done=count,
             parts_total=count,
+            checks=checks,
         )
 
     async def discard(self, key: str, count: int) -> None:
@@ -262,7 +271,7 @@ class PartitionedFlow:
 
     async def _commit(
         self, key: str, count: int, failed: Sequence[tuple[str, str]]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str]:
         if failed:
             raise FlowError(
                 f"flow '{self.name}': {len(failed)} of its {count} partitions failed "
@@ -290,11 +299,17 @@ class PartitionedFlow:
             merged = self.home.merge_checkpoints([r["checkpoint"] for r in records])
             assert isinstance(self.store, StatefulStore)  # checked when flows.yml was read
             self.store.stage_state(self.name, state_record(self.home, merged, read))
+        checks = ""
+        if self.quality is not None:  # duplicates across parts (and workers) count
+            q = self.quality
+            checks = q.judge_parts(
+                [CheckAccumulator.from_json(list(q.checks), r["checks"], q.secret) for r in records]
+            )
         if self.context.fence is not None:
             await self.context.fence()
         with unreachable_parts(self.name, records):
             await self.store.commit_parts(sealed)
-        return records
+        return records, checks
 
     # -- helpers ----------------------------------------------------------------------------
     async def _acquire(self, lock: RunLock) -> None:
@@ -333,6 +348,7 @@ class PartitionedFlow:
             message=message or (f"partitions {finished}/{self._total}" if self._total else ""),
             parts_done=finished,
             parts_total=self._total,
+            checks=done.checks if done is not None else "",
         )
         if self.context.on_progress is not None:
             self.context.on_progress(report)

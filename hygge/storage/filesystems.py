@@ -10,10 +10,15 @@ import pyarrow.fs as pafs
 
 from hygge.storage.credentials import account_of
 from hygge.storage.location import Location
+from hygge.storage.onelake import is_onelake
 
 
 def filesystem(location: Location, options: dict[str, str]) -> pafs.FileSystem:
     """The pyarrow filesystem serving `location` with these (resolved) options."""
+    if location.cloud == "azure" and is_onelake(location.url):
+        from hygge.storage import onelake  # Fabric's endpoints, Microsoft Entra sign-in
+
+        return onelake.filesystem(location.url, options)
     account = account_of(location, options) if location.cloud == "azure" else None
     frozen = json.dumps(options, sort_keys=True)
     return _cached(location.cloud, account, frozen)

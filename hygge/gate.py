@@ -1,0 +1,212 @@
+"""A flow's quality gate -- write, audit, publish: each batch is shaped and fed to the checks
+on its way to the store; right before the commit the checks decide, and `on_check_failure`
+says what a failure means:
+
+- `fail`: nothing is published (the store aborts; an incremental flow's state stays where it
+  was, since it rides in the same commit);
+- `warn`: everything is published, the failures are reported;
+- `quarantine`: rows failing a row check or repeating a key go, with the reason, to the
+  quarantine store instead; the rest is published. Whole-dataset checks (row_count,
+  freshness) have no rows to set aside, so their failure fails the flow.
+
+The Flow calls four hooks (`open`, `batch`, `before_commit`, `abort`); a partitioned flow's
+parts only accumulate (`decides=False`) and their states are merged and judged once, before
+the one commit (`Quality.judge_parts`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+
+from hygge.check_spec import Check
+from hygge.contract import Home, Store
+from hygge.errors import FlowError
+from hygge.quality import CheckAccumulator, CheckReport
+from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec
+
+log = logging.getLogger("hygge.checks")
+
+OnFailure = Literal["fail", "warn", "quarantine"]
+REASON_COLUMN = "_hygge_check"  # what a quarantined row failed
+_ROWS = ("not_null", "accepted_values", "range", "expression", "unique")
+
+
+class ChecksFailed(FlowError):
+    """The checks failed under `on_check_failure: fail`: nothing was published."""
+
+    def __init__(self, flow: str, report: CheckReport, why: str = "") -> None:
+        lines = "\n".join(f"  {line}" for line in report.lines())
+        super().__init__(
+            f"flow '{flow}': {report.summary()}{why}; nothing was published\n{lines}",
+            hint="fix the data at its source, or set `on_check_failure: warn` (publish and "
+            "report) or `quarantine` (set failing rows aside)",
+        )
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A flow's `shape:`, `checks:` and `on_check_failure:`, ready to make gates."""
+
+    flow: str
+    shape: ShapeSpec | None
+    checks: tuple[Check, ...]
+    on_failure: OnFailure = "fail"
+    quarantine: Callable[[], Store[Any]] | None = None
+    secret: tuple[str, ...] = ()
+    audit: AuditValues | None = None
+
+    def gate(self, decides: bool = True) -> Gate:
+        return Gate(self, decides)
+
+    def accumulator(self) -> CheckAccumulator:
+        hashed = {}
+        if self.shape is not None and self.shape.hash_key is not None:
+            key = self.shape.hash_key
+            hashed[tuple(key.columns)] = key.name  # unique on the hash key's columns: reuse it
+        return CheckAccumulator(
+            list(self.checks),
+            self.secret,
+            eager=self.on_failure == "quarantine",
+            hashed=hashed,
+        )
+
+    def judge(self, report: CheckReport) -> CheckReport:
+        """Apply `on_check_failure` to the decided checks: raise, or return the report."""
+        _log(self.flow, report)
+        if report.passed:
+            return report
+        if self.on_failure == "warn":
+            return report
+        if self.on_failure == "quarantine":
+            whole = [o for o in report.failed if o.check.split("(")[0] not in _ROWS]
+            if not whole:
+                return report
+            raise ChecksFailed(self.flow, CheckReport(whole), " (no rows to quarantine)")
+        raise ChecksFailed(self.flow, report)
+
+    def judge_parts(self, parts: list[CheckAccumulator]) -> str:
+        """Merge the parts' states (duplicates across parts count) and judge them once."""
+        if not self.checks:
+            return ""
+        whole = self.accumulator()
+        for part in parts:
+            whole.merge(part)
+            part.close()
+        log.debug("flow %s: the checks held %s", self.flow, whole.describe())
+        try:
+            return describe(self.judge(whole.decide()))
+        finally:
+            whole.close()
+
+
+def describe(report: CheckReport) -> str:
+    """The checks' line in a flow's summary."""
+    text = report.summary()
+    if not report.passed:
+        text += " (" + "; ".join(report.lines()) + ")"
+    return text
+
+
+def _log(flow: str, report: CheckReport) -> None:
+    """One log line per decision (INFO: the CLI prints the outcome itself); `checks` (extra)
+    holds every outcome for a JSON log formatter."""
+    log.info(
+        "flow %s: %s",
+        flow,
+        describe(report),
+        extra={"flow": flow, "checks": report.to_json()},
+    )
+
+
+class Gate:
+    """One run of one flow (or one part) through its shape and checks."""
+
+    def __init__(self, quality: Quality, decides: bool = True) -> None:
+        self.quality = quality
+        self.decides = decides
+        audit = quality.audit or AuditValues.now("")
+        self.shaper = Shaper(quality.shape, quality.flow, audit) if quality.shape else None
+        self.acc = quality.accumulator()
+        self.quarantined = 0
+        self._quarantine: Store[Any] | None = None
+        self._verified: list[str] = []  # the columns the checks were last verified against
+
+    async def open(self, home: Home[Any]) -> None:
+        """Start an attempt: fresh counts; a file home marks each row's file if asked."""
+        self.acc.close()
+        self.acc = self.quality.accumulator()
+        self.quarantined = 0
+        if self.shaper is not None and self.shaper.file_column is not None:
+            home.source_column = self.shaper.file_column  # type: ignore[attr-defined]
+        if self.quality.on_failure == "quarantine" and self.quality.quarantine is not None:
+            self._quarantine = self.quality.quarantine()
+            await self._quarantine.open()
+
+    async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
+        """A batch shaped, counted by the checks, and (quarantine) without its failing rows."""
+        if self.shaper is not None:
+            df = self.shaper.apply(df)
+        if not self.quality.checks:
+            return df
+        if df.columns != self._verified:
+            self._verify(df)
+        if self._quarantine is not None:
+            split = self.acc.failing_rows(df)
+            self.acc.update(df)
+            if split is not None:
+                mask, reason = split
+                bad = df.filter(mask).with_columns(reason.filter(mask).alias(REASON_COLUMN))
+                await self._quarantine.write(bad)
+                self.quarantined += bad.height
+                self.acc.rows -= bad.height  # row_count counts what is published
+                df = df.filter(~mask)
+            return df
+        self.acc.update(df)
+        return df
+
+    def _verify(self, df: pl.DataFrame) -> None:
+        """The checks' columns exist (after shaping), and freshness's is a date or time."""
+        flow = self.quality.flow
+        for check in self.quality.checks:
+            for column in check.columns:
+                if column not in df.columns:
+                    raise ShapeError(
+                        f"flow '{flow}': check {check.label} names column '{column}', which "
+                        f"the data does not have (after shaping); available: "
+                        f"{', '.join(df.columns)}",
+                        hint="use one of the available names",
+                    )
+            if check.kind == "freshness" and not df.schema[check.columns[0]].is_temporal():
+                raise ShapeError(
+                    f"flow '{flow}': check {check.label} needs a date or timestamp column; "
+                    f"'{check.columns[0]}' is {df.schema[check.columns[0]]}",
+                    hint="cast it under `shape.cast` (e.g. timestamp), or check another column",
+                )
+        self._verified = list(df.columns)
+
+    async def before_commit(self) -> str:
+        """Decide (unless a part), set failing rows aside for good; raises ChecksFailed."""
+        if not self.decides or not self.quality.checks:
+            return ""
+        log.debug("flow %s: the checks held %s", self.quality.flow, self.acc.describe())
+        report = self.quality.judge(self.acc.decide())
+        self.acc.close()
+        if self._quarantine is not None:
+            await self._quarantine.commit()
+            self._quarantine = None
+        text = describe(report)
+        if self.quarantined:
+            text += f"; {self.quarantined:,} rows quarantined"
+        return text
+
+    async def abort(self) -> None:
+        self.acc.close()
+        if self._quarantine is not None:
+            await self._quarantine.abort()
+            self._quarantine = None

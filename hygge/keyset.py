@@ -1,0 +1,133 @@
+"""The key set of a `unique` check: 64-bit key hashes in bounded memory (hygge/quality.py)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+import zlib
+from pathlib import Path
+
+import polars as pl
+
+SPILL_KEYS = 32_000_000  # distinct keys in memory (256 MB) before the run is memory-mapped
+COMPACT_ROWS = 1_000_000  # keys pending (hash and key values) before a compaction
+COMPACT_BYTES = 64 * 2**20  # ... or this much of them (wide text keys)
+EXAMPLES = 5  # repeated keys kept as examples per compaction
+
+
+class KeySet:
+    """A set of 64-bit key hashes: one sorted run of distinct hashes, and the batches added
+    since it was last compacted (their hashes and key values, for examples).
+
+    Adding a batch only keeps its hashes; every `compact_rows` rows (and before a decision)
+    the pending hashes are sorted and merged into the run in one linear pass, which finds the
+    repeats. So a batch costs a hash, and the whole flow about one sort of its keys. Past
+    `spill_keys` the run lives in a memory-mapped Arrow file in a temporary folder.
+    """
+
+    def __init__(self, spill_keys: int = SPILL_KEYS, compact_rows: int = COMPACT_ROWS) -> None:
+        self.spill_keys = spill_keys
+        self.compact_rows = compact_rows
+        self.run = pl.Series("h", [], dtype=pl.UInt64)
+        self.pending: list[pl.DataFrame] = []  # h, then the key columns
+        self.pending_rows = self.pending_bytes = 0
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._file: Path | None = None
+        self._spilled = 0
+
+    def __len__(self) -> int:
+        return len(self.run) + self.pending_rows
+
+    def peek(self, hashes: pl.Series) -> pl.Series:
+        """Which of these keys repeat (in the run, or earlier in this batch); adds nothing.
+        (Quarantine compacts after every batch, so nothing is pending here.)"""
+        first = hashes.is_first_distinct()
+        if not len(self.run):
+            return ~first
+        at = self.run.search_sorted(hashes).clip(0, len(self.run) - 1)
+        return ~first | (self.run.gather(at) == hashes)
+
+    def add(self, hashes: pl.Series, keys: pl.DataFrame) -> tuple[int, pl.DataFrame] | None:
+        """Keep a batch's keys; when enough are pending, compact (see `compact`)."""
+        self.pending.append(keys.with_columns(hashes.alias("h")).select("h", *keys.columns))
+        self.pending_rows += len(hashes)
+        self.pending_bytes += int(self.pending[-1].estimated_size())
+        due = self.pending_rows >= self.compact_rows or self.pending_bytes >= COMPACT_BYTES
+        return self.compact() if due else None
+
+    def compact(self) -> tuple[int, pl.DataFrame] | None:
+        """Merge the pending keys into the run: (how many repeated a key, a few of the rows
+        holding a repeated key), or None when nothing is pending."""
+        if not self.pending:
+            return None
+        pending = pl.concat(self.pending, how="vertical_relaxed")
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        fresh = pending.select(pl.col("h").sort())
+        merged = self.run.to_frame().merge_sorted(fresh, "h").get_column("h")
+        repeated = (merged == merged.shift(1)).fill_null(False)
+        count = int(repeated.sum() or 0)
+        examples = pending.clear()
+        if count:
+            culprits = merged.filter(repeated).head(EXAMPLES)
+            examples = (  # one row per repeated key
+                pending.filter(pl.col("h").is_in(culprits.implode()))
+                .unique("h", keep="first", maintain_order=True)
+                .head(EXAMPLES)
+            )
+            merged = merged.filter(~repeated)
+        self.run = self._maybe_spill(merged.rechunk())
+        return count, examples.drop("h")
+
+    def _maybe_spill(self, run: pl.Series) -> pl.Series:
+        if len(run) < self.spill_keys:
+            return run
+        import pyarrow as pa
+
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="hygge-unique-")
+        self._spilled += 1
+        path = Path(self._folder.name) / f"run{self._spilled}.arrow"
+        run.to_frame("h").write_ipc(path, compression="uncompressed")
+        # zero-copy: the keys stay in the file's pages (its buffers keep the mapping open)
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if self._file is not None:  # the run it replaces (still mapped until dropped: fine)
+            self._file.unlink(missing_ok=True)
+        self._file = path
+        return pl.Series("h", table.column("h").combine_chunks())
+
+    def merge(self, other: KeySet) -> int:
+        """Fold in another part's keys (both compacted); how many of them this set held."""
+        self.compact()
+        other.compact()
+        if not len(other.run):
+            return 0
+        merged = self.run.to_frame().merge_sorted(other.run.to_frame(), "h").get_column("h")
+        repeated = (merged == merged.shift(1)).fill_null(False)
+        self.run = self._maybe_spill(merged.filter(~repeated).rechunk())
+        return int(repeated.sum() or 0)
+
+    def describe(self) -> str:
+        n = len(self)
+        spilled = f", spilled to {self._folder.name}" if self._folder is not None else ""
+        return f"{n:,} key hashes ({n * 8 / 2**20:.0f} MB{spilled})"
+
+    def to_text(self) -> str:
+        """The (compacted) run as compressed text, for the Redis board."""
+        buffer = io.BytesIO()
+        self.run.to_frame("h").write_ipc(buffer, compression="uncompressed")
+        return base64.b64encode(zlib.compress(buffer.getvalue(), 1)).decode()
+
+    @classmethod
+    def from_text(cls, text: str, spill_keys: int = SPILL_KEYS) -> KeySet:
+        keys = KeySet(spill_keys)
+        data = pl.read_ipc(io.BytesIO(zlib.decompress(base64.b64decode(text)))).to_series()
+        keys.run = keys._maybe_spill(data.sort().rename("h"))
+        return keys
+
+    def close(self) -> None:
+        self.run = pl.Series("h", [], dtype=pl.UInt64)
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder, self._file = None, None

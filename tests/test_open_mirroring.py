@@ -1,0 +1,445 @@
+"""The Open Mirroring store end to end: a PostgreSQL table into a landing zone (local disk and
+Azurite) with the real CLI; an independent replayer (tests/landing_replay.py) applies the
+files as Fabric's replicator does and must reproduce the source exactly after a full load,
+after inserts, updates and deletes at the source, and after a SIGKILL followed by a rerun."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow.fs as pafs
+import pytest
+
+from tests.checks import tree_digest
+from tests.conftest import kill_run_when, run_cli
+from tests.helpers import write_flows
+from tests.landing_replay import check_names, replay, replay_files
+from tests.sqldb import Db, unique
+
+COLUMNS = ["id", "v", "deleted"]
+
+
+class Source:
+    """A PostgreSQL table the tests change between runs."""
+
+    def __init__(self, url: str, rows: int = 50) -> None:
+        self.url = url
+        self.db = Db(url)
+        self.table = unique("om")
+        self.db.run(
+            f"CREATE TABLE {self.table} (id int PRIMARY KEY, v text, deleted boolean NOT NULL "
+            "DEFAULT false, updated_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )
+        self.insert(1, rows)
+
+    def insert(self, first: int, last: int) -> None:
+        self.db.run(
+            f"INSERT INTO {self.table} (id, v) SELECT i, 'v' || i FROM "
+            "generate_series(%s::int, %s::int) i",
+            (first, last),
+        )
+
+    def change(self, hard_deletes: bool = True) -> None:
+        """Inserts, updates and (unless an incremental read could not see them) deletes at
+        the source."""
+        top = self.db.run(f"SELECT max(id) FROM {self.table}")[0][0]
+        self.insert(top + 1, top + 10)
+        self.db.run(
+            f"UPDATE {self.table} SET v = v || '-new', updated_at = clock_timestamp() "
+            "WHERE id % 7 = 0"
+        )
+        if hard_deletes:
+            self.db.run(f"DELETE FROM {self.table} WHERE id % 5 = 0")
+
+    def soft_delete(self) -> None:
+        self.db.run(
+            f"UPDATE {self.table} SET deleted = true, updated_at = clock_timestamp() "
+            "WHERE id % 3 = 0"
+        )
+
+    def rows(self, live_only: bool = False) -> set[tuple]:
+        where = " WHERE NOT deleted" if live_only else ""
+        return set(self.db.run(f"SELECT id, v, deleted FROM {self.table}{where}"))
+
+    def close(self) -> None:
+        self.db.drop(self.table)
+        self.db.close()
+
+
+@pytest.fixture
+def source(postgres_url: str) -> Iterator[Source]:
+    src = Source(postgres_url)
+    yield src
+    src.close()
+
+
+def flows(source: Source, store: str, options: str = "", home: str = "") -> str:
+    return (
+        "flows:\n"
+        "  erp:\n"
+        f"    home: {{type: sql, connection: '{source.url}', table: {source.table},"
+        f" batch_size: 20{home}}}\n"
+        f"    store: {store}\n" + (f"    options: {options}\n" if options else "")
+    )
+
+
+def run(project: Path) -> None:
+    done = run_cli("run", "flows.yml", cwd=project, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def markers(table_dir: Path) -> list[list[int]]:
+    """The marker values of each data file, in sequence order ([] for a file without)."""
+    out = []
+    with duckdb.connect() as con:
+        for name in check_names([p.name for p in table_dir.iterdir() if p.is_file()]):
+            rel = con.sql(f"select * from read_parquet('{table_dir / name}')")
+            if "__rowMarker__" in rel.columns:
+                assert rel.columns[-1] == "__rowMarker__"
+                out.append(sorted({r[-1] for r in rel.fetchall()}))
+            else:
+                out.append([])
+    return out
+
+
+def test_snapshot_flow_mirrors_inserts_updates_and_deletes(tmp_path: Path, source: Source):
+    lz = tmp_path / "LandingZone"
+    store = "{type: open_mirroring, path: LandingZone, table: dbo.orders, key: [id], " + (
+        "mode: snapshot, max_rows_per_file: 30}"
+    )
+    project = write_flows(tmp_path, flows(source, store)).parent
+    run(project)
+    table = lz / "dbo.schema" / "orders"
+    key, rows = replay(table, COLUMNS)
+    assert key == ["id"]
+    assert json.loads((table / "_metadata.json").read_text()) == {"keyColumns": ["id"]}
+    assert rows == source.rows()
+    assert markers(table) == [[4], [4]]  # 50 rows, 30 a file: two files of upserts
+    events = json.loads((lz / "_partnerEvents.json").read_text())
+    assert events["partnerName"] == "hygge" and "sourceType" in events["sourceInfo"]
+
+    source.change()
+    run(project)
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+    assert markers(table)[-1] == [2]  # the last file deletes the keys that disappeared
+    # nothing of hygge's visible to the replicator but the table folder's hidden area
+    visible = sorted(p.name for p in table.iterdir())
+    assert visible == [*(f"{i:020d}.parquet" for i in range(1, 6)), "_hygge", "_metadata.json"]
+
+    run(project)  # no change at the source: upserts again, no delete
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+    assert markers(table)[-1] == [4]
+
+
+def test_incremental_flow_with_soft_deletes(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: id, " + (
+        "soft_delete: deleted}"
+    )
+    body = flows(source, store, "{incremental: true}", home=", cursor: updated_at")
+    project = write_flows(tmp_path, body).parent
+    table = tmp_path / "LandingZone" / "orders"
+    run(project)
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows(live_only=True)
+
+    source.change(hard_deletes=False)  # a cursor cannot see a row that is gone
+    source.soft_delete()
+    run(project)
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows(live_only=True)
+    assert 2 in markers(table)[-1] and 4 in markers(table)[-1]
+    state = list((table / "_hygge" / "state").iterdir())
+    assert len(state) == 1  # the cursor is kept with the data
+
+
+def test_replace_resets_the_table_as_documented(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id]}"
+    project = write_flows(tmp_path, flows(source, store)).parent
+    table = tmp_path / "LandingZone" / "orders"
+    run(project)
+    assert markers(table) == [[]]  # an initial load: no marker column, read as inserts
+    source.change()
+    run(project)
+    # the folder was deleted and created again: the sequence starts at 1 again
+    assert [p.name for p in table.iterdir() if p.suffix == ".parquet"] == [f"{1:020d}.parquet"]
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+
+
+def test_sigkill_mid_run_then_rerun(tmp_path: Path, postgres_url: str):
+    source = Source(postgres_url, rows=60_000)
+    try:
+        store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], " + (
+            "mode: snapshot, max_rows_per_file: 5000}"
+        )
+        project = write_flows(tmp_path, flows(source, store).replace("20}", "2000}")).parent
+        lz = tmp_path / "LandingZone"
+        table = lz / "orders"
+        run(project)
+        before = tree_digest(table)
+        source.change()
+        staging = lz / "_hygge" / "orders"
+
+        def staged_some() -> bool:
+            return staging.exists() and any(
+                len(list(d.glob("part-*"))) >= 2 for d in staging.glob("staging-*")
+            )
+
+        kill_run_when(project, staged_some, timeout=300)
+        assert tree_digest(table) == before  # nothing published, no partial file visible
+        run(project)
+        _, rows = replay(table, COLUMNS)
+        assert rows == source.rows()
+        assert not list(staging.glob("staging-*"))  # the dead run's staging is gone
+    finally:
+        source.close()
+
+
+def test_a_commit_killed_midway_is_finished_by_the_next_run(tmp_path: Path, source: Source):
+    """The journal names every file's final number: the next run completes it, so there is
+    no gap and no number twice (the renames of the dead commit are replayed by hand here,
+    stopping after the first, as a SIGKILL there would leave them)."""
+    from hygge.stores import _landing as lz
+    from hygge.stores.open_mirroring import OpenMirroringStore
+
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], " + (
+        "mode: snapshot, max_rows_per_file: 20}"
+    )
+    project = write_flows(tmp_path, flows(source, store)).parent
+    run(project)
+    source.change()
+    # a run that dies inside its commit: the journal written, one file of three renamed
+    original = lz.apply_journal
+    calls = {"n": 0}
+
+    def dies_after_first_move(tree, journal):  # the real journal, cut short
+        plan = tree.read_json(journal)
+        if plan is None:
+            return original(tree, journal)
+        src, dst = plan["moves"][0]
+        tree.move(src, dst)
+        calls["n"] += 1
+        raise Killed
+
+    lz.apply_journal = dies_after_first_move
+    try:
+        import asyncio
+
+        import polars as pl
+
+        s = OpenMirroringStore(
+            "erp",
+            path=str(tmp_path / "LandingZone"),
+            table="orders",
+            key=["id"],
+            mode="snapshot",
+            max_rows_per_file=20,
+        )
+        df = pl.DataFrame(
+            sorted(source.rows()), schema=["id", "v", "deleted"], orient="row"
+        ).with_columns(pl.col("id").cast(pl.Int32))
+        with pytest.raises(Killed):
+            asyncio.run(_write_and_commit(s, df))
+    finally:
+        lz.apply_journal = original
+    assert calls["n"] == 1
+    table = tmp_path / "LandingZone" / "orders"
+    assert (tmp_path / "LandingZone" / "_hygge" / "orders" / "commit.json").exists()
+    run(project)  # finishes the journal first, then its own run
+    names = check_names([p.name for p in table.iterdir() if p.is_file()])
+    assert len(names) >= 5
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+
+
+class Killed(BaseException):
+    """The process dying at that point (nothing after it runs, not even abort)."""
+
+
+async def _write_and_commit(store, df) -> None:
+    await store.open()
+    await store.write(df)
+    await store.commit()
+
+
+def test_landing_zone_on_azurite(tmp_path: Path, source: Source, emulators, cloud_env):
+    emu = emulators["az"]
+    env = cloud_env(emu)
+    url = f"{emu.new_bucket()}/db/Files/LandingZone"
+    bucket = url.split("://", 1)[1].split("/", 1)[0]
+    store = f"{{type: open_mirroring, path: '{url}', table: orders, key: [id], mode: snapshot}}"
+    project = write_flows(tmp_path, flows(source, store)).parent
+
+    def remote_rows() -> set[tuple]:
+        fs = emu.filesystem()
+        base = f"{bucket}/db/Files/LandingZone/orders"
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+        names = check_names([i.base_name for i in infos if i.type == pafs.FileType.File])
+        local = tmp_path / "download"
+        local.mkdir(exist_ok=True)
+        for n in names:
+            with fs.open_input_stream(f"{base}/{n}") as f:
+                (local / n).write_bytes(f.read())
+        with fs.open_input_stream(f"{base}/_metadata.json") as f:
+            assert json.loads(f.read()) == {"keyColumns": ["id"]}
+        return set(replay_files([local / n for n in names], ["id"], COLUMNS).values())
+
+    done = run_cli("run", "flows.yml", cwd=project, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert remote_rows() == source.rows()
+    source.change()
+    done = run_cli("run", "flows.yml", cwd=project, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert remote_rows() == source.rows()
+
+
+def test_entities_each_table_in_its_folder(tmp_path: Path, postgres_url: str):
+    db = Db(postgres_url)
+    schema = unique("oms")
+    db.run(f"CREATE SCHEMA {schema}")
+    try:
+        for t in ("customers", "orders"):
+            db.run(f"CREATE TABLE {schema}.{t} (id int PRIMARY KEY, v text)")
+            db.run(f"INSERT INTO {schema}.{t} SELECT i, '{t}' || i FROM generate_series(1, 9) i")
+        body = f"""
+flows:
+  erp:
+    home: {{type: sql, connection: "{postgres_url}", tables: ["{schema}.*"]}}
+    store: {{type: open_mirroring, path: LandingZone, table: "{{entity}}", key: [id],
+             mode: snapshot}}
+"""
+        project = write_flows(tmp_path, body).parent
+        run(project)
+        for t in ("customers", "orders"):
+            folder = next((tmp_path / "LandingZone").rglob(f"{t}/_metadata.json")).parent
+            _, rows = replay(folder, ["id", "v"])
+            assert rows == set(db.run(f"SELECT id, v FROM {schema}.{t}"))
+    finally:
+        db.run(f"DROP SCHEMA {schema} CASCADE")
+        db.close()
+
+
+# -- bad input: clear errors at validation, nothing written ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ("{type: open_mirroring, path: LandingZone, table: orders}", "needs `key`"),
+        ("{type: open_mirroring, path: LandingZone, table: orders, key: [nope]}", "nope"),
+        ("{type: open_mirroring, path: LandingZone, table: 'a/b', key: [id]}", "'/'"),
+        ("{type: open_mirroring, path: LandingZone, table: _x, key: [id]}", "starts with '_'"),
+        (
+            "{type: open_mirroring, path: 'onelake://ws/db/Files', table: t, key: [id]}",
+            "not a mirrored database's landing zone",
+        ),
+        ("{type: open_mirroring, path: LandingZone/orders, table: t, key: [id]}", "table folder"),
+        ("{type: open_mirroring, path: lake, table: t, key: [id]}", "holds data files"),
+        (
+            "{type: open_mirroring, path: LandingZone, table: orders, key: [id, v]}",
+            "cannot change",
+        ),
+    ],
+)
+def test_bad_input_refused_at_validation(tmp_path: Path, source: Source, store: str, expected: str):
+    existing = tmp_path / "LandingZone" / "orders"
+    existing.mkdir(parents=True)
+    (existing / "_metadata.json").write_text('{"keyColumns": ["id"]}')
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "lake" / "part-0.parquet").write_bytes(b"PAR1")
+    before = tree_digest(tmp_path)
+    project = write_flows(tmp_path, flows(source, store)).parent
+    before = tree_digest(tmp_path)
+    for command in ("validate", "run"):
+        done = run_cli(command, "flows.yml", cwd=project, timeout=300)
+        assert done.returncode != 0, done.stdout
+        out = done.stdout + done.stderr
+        assert expected in out, out
+        assert "Traceback" not in out
+        assert tree_digest(tmp_path) == before  # nothing written
+
+
+def test_snapshot_deletes_bucket_by_bucket(tmp_path: Path, monkeypatch):
+    """Delete detection with many buckets (the path a big table takes), a two-column key
+    and a key with a null part, through the Python API: one `write` is one commit."""
+    import asyncio
+
+    import polars as pl
+
+    from hygge.stores import open_mirroring
+
+    monkeypatch.setattr(open_mirroring, "KEYS_PER_BUCKET", 7)  # ~30 buckets for 200 keys
+
+    def frame(ids: range, tag: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "a": [i // 10 for i in ids],
+                "b": [None if i == 5 else f"k{i % 10}" for i in ids],
+                "v": [f"{tag}{i}" for i in ids],
+            }
+        )
+
+    def store() -> open_mirroring.OpenMirroringStore:
+        return open_mirroring.OpenMirroringStore(
+            "t",
+            path=str(tmp_path / "LandingZone"),
+            table="pairs",
+            key=["a", "b"],
+            mode="snapshot",
+            max_rows_per_file=64,
+        )
+
+    first, second = frame(range(200), "x"), frame(range(37, 260, 2), "y")
+    asyncio.run(store().write(first))
+    asyncio.run(store().write(second))
+    table = tmp_path / "LandingZone" / "pairs"
+    key, rows = replay(table, ["a", "b", "v"])
+    assert key == ["a", "b"]
+    assert rows == set(second.iter_rows())
+    assert not (tmp_path / "LandingZone" / "_hygge").exists()  # staging tidied away
+
+
+def test_two_flows_into_one_table_are_refused(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: append}"
+    body = flows(source, store)
+    body += body.split("flows:\n", 1)[1].replace("  erp:", "  erp2:")
+    project = write_flows(tmp_path, body).parent
+    done = run_cli("validate", "flows.yml", cwd=project, timeout=300)
+    assert done.returncode != 0
+    assert "erp2" in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "LandingZone").exists()
+
+
+def test_an_incremental_flow_cannot_snapshot(tmp_path: Path, source: Source):
+    """An incremental read sees only what changed: as a snapshot it would delete the rest."""
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: snapshot}"
+    body = flows(source, store, "{incremental: true}", home=", cursor: updated_at")
+    project = write_flows(tmp_path, body).parent
+    done = run_cli("run", "flows.yml", cwd=project, timeout=300)
+    assert done.returncode != 0
+    assert "would delete every other row" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list((tmp_path / "LandingZone").rglob("*.parquet"))
+
+
+def test_partitioned_flow_commits_every_part_in_one_sequence(tmp_path: Path, source: Source):
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], " + (
+        "mode: snapshot, max_rows_per_file: 10}"
+    )
+    body = flows(source, store, "{partitions: 3}", home=", partition_on: id")
+    project = write_flows(tmp_path, body).parent
+    table = tmp_path / "LandingZone" / "orders"
+    run(project)
+    _, rows = replay(table, COLUMNS)
+    assert rows == source.rows()
+    source.change()
+    run(project)
+    _, rows = replay(table, COLUMNS)  # names checked: one continuous sequence
+    assert rows == source.rows()
+    assert markers(table)[-1] == [2]
+    assert not (tmp_path / "LandingZone" / "_hygge").exists()  # the parts are cleaned up

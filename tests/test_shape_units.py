@@ -1,0 +1,281 @@
+"""The pure parts of `shape:` and `checks:`: naming, the Shaper's plan and errors, each check
+passing and failing, the accumulator's merge and its JSON form, the key set's spill."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from hygge.check_spec import CheckSpecError, parse_age, parse_checks
+from hygge.gate import ChecksFailed, Quality
+from hygge.keyset import KeySet
+from hygge.quality import CheckAccumulator
+from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, hash_expr, normalise
+
+AUDIT = AuditValues("run42", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("name", "snake", "camel", "pascal"),
+    [
+        ("Customer Name", "customer_name", "customerName", "CustomerName"),
+        ("CustNo", "cust_no", "custNo", "CustNo"),
+        ("HTTPCode2", "http_code2", "httpCode2", "HttpCode2"),
+        ("order-id", "order_id", "orderId", "OrderId"),
+        ("l_orderkey", "l_orderkey", "lOrderkey", "LOrderkey"),
+        ("  weird__name ", "weird_name", "weirdName", "WeirdName"),
+    ],
+)
+def test_naming(name: str, snake: str, camel: str, pascal: str) -> None:
+    assert normalise(name, "snake_case") == snake
+    assert normalise(name, "camel") == camel
+    assert normalise(name, "pascal") == pascal
+    assert normalise(name, "keep") == name
+
+
+def shaper(**spec: object) -> Shaper:
+    return Shaper(ShapeSpec.model_validate(spec), "customers", AUDIT)
+
+
+def test_shape_applies_in_order_and_keeps_hash_and_audit_columns() -> None:
+    df = pl.DataFrame({"CustNo": ["1", "2"], "Customer Name": ["a", None], "Secret": ["x", "y"]})
+    s = shaper(
+        naming="snake_case",
+        rename={"cust_no": "customer_id"},
+        cast={"customer_id": "int64"},
+        select=["customer_id", "customer_name"],
+        add={"loaded_at": "now", "run_id": "run"},
+        hash_key={"name": "row_hash", "columns": ["customer_id", "secret"]},
+    )
+    out = s.apply(df)
+    assert out.columns == ["customer_id", "customer_name", "row_hash", "loaded_at", "run_id"]
+    assert out.schema["customer_id"] == pl.Int64
+    assert out.schema["row_hash"] == pl.Int64
+    assert out["run_id"].to_list() == ["run42", "run42"]
+    assert out["loaded_at"].to_list() == [AUDIT.started] * 2
+    # the hash is of the cast value and the (not selected) secret column, stable and distinct
+    again = s.apply(df)
+    assert out["row_hash"].to_list() == again["row_hash"].to_list()
+    assert len(set(out["row_hash"].to_list())) == 2
+
+
+def test_hash_is_stable_and_keeps_nulls_and_boundaries_apart() -> None:
+    df = pl.DataFrame({"a": ["ab", "a", None, ""], "b": ["c", "bc", "x", "x"]})
+    hashes = df.select(hash_expr(["a", "b"])).to_series().to_list()
+    assert len(set(hashes)) == 4  # "ab|c" != "a|bc", null != ""
+    # xxHash64 of a known input: the same on every machine and release
+    one = pl.DataFrame({"a": ["hygge"]}).select(hash_expr(["a"])).item()
+    assert one == pl.DataFrame({"a": ["hygge"]}).select(hash_expr(["a"])).item()
+
+
+def test_collision_after_naming_names_both_columns() -> None:
+    df = pl.DataFrame({"Customer Name": [1], "customer_name": [2]})
+    with pytest.raises(ShapeError, match="'Customer Name' and 'customer_name' both become"):
+        shaper(naming="snake_case").apply(df)
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        ({"rename": {"nope": "x"}}, "rename"),
+        ({"select": ["id", "nope"]}, "select"),
+        ({"cast": {"nope": "int64"}}, "cast"),
+        ({"drop": ["nope"]}, "drop"),
+        ({"hash_key": {"name": "h", "columns": ["nope"]}}, "hash_key"),
+    ],
+)
+def test_missing_column_lists_the_available(spec: dict[str, object], where: str) -> None:
+    df = pl.DataFrame({"id": [1], "name": ["a"]})
+    wanted = rf"shape.{where} names column 'nope'.*available: id, name"
+    with pytest.raises(ShapeError, match=wanted):
+        shaper(**spec).apply(df)
+
+
+def test_added_column_may_not_shadow_data() -> None:
+    with pytest.raises(ShapeError, match="adds column 'id'"):
+        shaper(add={"id": "now"}).apply(pl.DataFrame({"id": [1]}))
+
+
+def test_file_audit_column_needs_a_file_home() -> None:
+    with pytest.raises(ShapeError, match="needs a file home"):
+        shaper(add={"src": "file"}).apply(pl.DataFrame({"id": [1]}))
+    s = shaper(add={"src": "file"})
+    assert s.file_column is not None
+    out = s.apply(pl.DataFrame({"id": [1], s.file_column: ["/data/a.parquet"]}))
+    assert out.to_dicts() == [{"id": 1, "src": "/data/a.parquet"}]
+
+
+def test_spec_refuses_unknown_types_and_select_with_drop() -> None:
+    with pytest.raises(ValueError, match="unknown type 'integer'"):
+        ShapeSpec.model_validate({"cast": {"a": "integer"}})
+    with pytest.raises(ValueError, match="not both"):
+        ShapeSpec.model_validate({"select": ["a"], "drop": ["b"]})
+    assert ShapeSpec.model_validate({"cast": {"a": "decimal(10, 2)"}})
+
+
+def test_parse_checks_errors_name_the_entry() -> None:
+    with pytest.raises(CheckSpecError, match=r"checks\[1\]: unknown check 'not_nul'"):
+        parse_checks([{"unique": ["id"]}, {"not_nul": ["id"]}])
+    with pytest.raises(CheckSpecError, match="max_age must look like"):
+        parse_checks([{"freshness": {"column": "t", "max_age": "soon"}}])
+    with pytest.raises(CheckSpecError, match="not a valid expression"):
+        parse_checks([{"expression": "price >>= 0"}])
+    assert parse_age("2d") == 172800 and parse_age("1.5h") == 5400
+
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def decide(checks: list[object], *batches: pl.DataFrame, secret: tuple[str, ...] = ()):
+    acc = CheckAccumulator(parse_checks(checks), secret)
+    for b in batches:
+        acc.update(b)
+    return acc.decide(now=NOW)
+
+
+GOOD = pl.DataFrame(
+    {
+        "id": [1, 2, 3],
+        "country": ["DK", "SE", "NO"],
+        "age": [10, 20, 150],
+        "price": [1.0, 0.0, 2.5],
+        "updated_at": [NOW - timedelta(hours=5)] * 3,
+        "email": ["a@x", "b@x", "c@x"],
+    }
+)
+CHECKS: list[object] = [
+    {"not_null": ["id", "email"]},
+    {"unique": ["id"]},
+    {"accepted_values": {"country": ["DK", "SE", "NO"]}},
+    {"range": {"age": [0, 150]}},
+    {"row_count": {"min": 3, "max": 6}},
+    {"freshness": {"column": "updated_at", "max_age": "1d"}},
+    {"expression": "price >= 0"},
+]
+
+
+def test_every_check_passes_on_good_data() -> None:
+    report = decide(CHECKS, GOOD[:2], GOOD[2:])
+    assert report.passed, report.lines()
+    assert report.summary() == "7 checks passed"
+
+
+@pytest.mark.parametrize(
+    ("check", "bad", "failing"),
+    [
+        ({"not_null": ["id", "email"]}, {"email": [None, "b", None]}, 2),
+        ({"unique": ["id"]}, {"id": [1, 1, 1]}, 2),
+        ({"accepted_values": {"country": ["DK", "SE", "NO"]}}, {"country": ["DK", "US", None]}, 1),
+        ({"range": {"age": [0, 150]}}, {"age": [-1, 151, None]}, 2),
+        ({"expression": "price >= 0"}, {"price": [-1.0, 0.0, None]}, 1),
+    ],
+)
+def test_each_row_check_fails_on_purpose(
+    check: dict[str, object], bad: dict[str, list[object]], failing: int
+) -> None:
+    df = GOOD.with_columns(*(pl.Series(k, v, dtype=GOOD.schema[k]) for k, v in bad.items()))
+    report = decide([check], df, secret=("email",))
+    assert not report.passed
+    (outcome,) = report.failed
+    assert outcome.failing == failing
+    assert 1 <= len(outcome.examples) <= failing
+    for example in outcome.examples:
+        assert example.get("email", "***") == "***"  # a secret column is masked
+
+
+def test_whole_dataset_checks_fail_on_purpose() -> None:
+    assert decide([{"row_count": {"min": 4}}], GOOD).failed[0].detail == "3 rows"
+    assert not decide([{"row_count": {"max": 2}}], GOOD).passed
+    stale = GOOD.with_columns(pl.lit(NOW - timedelta(days=3)).alias("updated_at"))
+    (outcome,) = decide([{"freshness": {"column": "updated_at", "max_age": "2d"}}], stale).failed
+    assert "3 days" in outcome.detail
+    empty = GOOD.clear()
+    assert not decide([{"freshness": {"column": "updated_at", "max_age": "2d"}}], empty).passed
+
+
+def test_duplicates_across_parts_fail_after_merge_even_through_json() -> None:
+    checks = parse_checks([{"unique": ["id"]}, {"row_count": {"min": 4}}])
+    one, two = CheckAccumulator(checks), CheckAccumulator(checks)
+    one.update(pl.DataFrame({"id": [1, 2, 3]}))
+    two.update(pl.DataFrame({"id": [4, 5, 3]}))
+    assert one.decide().passed is False  # row_count: 3 < 4
+    travelled = CheckAccumulator.from_json(checks, json.loads(json.dumps(two.to_json())))
+    whole = CheckAccumulator(checks)
+    whole.merge(one)
+    whole.merge(travelled)
+    report = whole.decide()
+    assert [o.check for o in report.failed] == ["unique(id)"]
+    assert report.failed[0].failing == 1
+    assert whole.rows == 6
+
+
+def test_key_set_spills_and_still_finds_repeats() -> None:
+    keys = KeySet(spill_keys=1000, compact_rows=700)
+    found = 0
+    for start in range(0, 5000, 500):
+        ids = pl.Series("id", range(start, start + 500), dtype=pl.UInt64)
+        result = keys.add(ids, ids.to_frame())
+        found += result[0] if result else 0
+    assert (keys.compact() or (0, None))[0] == 0 and found == 0 and len(keys) == 5000
+    assert "spilled" in keys.describe()
+    ids = pl.Series("id", [42, 4999, 5000, 5000, 7], dtype=pl.UInt64)
+    keys.add(ids, ids.to_frame())
+    count, examples = keys.compact() or (0, pl.DataFrame())
+    assert count == 4  # 42, 4999 and 7 were there; 5000 twice in the batch
+    assert sorted(examples["id"].to_list()) == [7, 42, 4999, 5000]
+    assert keys.peek(pl.Series([1, 6000, 6000], dtype=pl.UInt64)).to_list() == [True, False, True]
+    keys.close()
+
+
+def test_quality_judges_by_policy() -> None:
+    checks = tuple(parse_checks([{"not_null": ["id"]}, {"row_count": {"min": 1}}]))
+    acc = CheckAccumulator(list(checks))
+    acc.update(pl.DataFrame({"id": [1, None]}))
+    report = acc.decide()
+    with pytest.raises(ChecksFailed, match=r"(?s)1 of 2 checks failed: not_null\(id\).*1 failing"):
+        Quality("f", None, checks, "fail").judge(report)
+    assert Quality("f", None, checks, "warn").judge(report) is report
+    assert Quality("f", None, checks, "quarantine").judge(report) is report
+    acc = CheckAccumulator(list(checks))
+    with pytest.raises(ChecksFailed, match=r"row_count\(min 1\).*no rows to quarantine"):
+        Quality("f", None, checks, "quarantine").judge(acc.decide())
+
+
+def test_a_value_cast_cannot_convert_is_a_shape_error() -> None:
+    with pytest.raises(ShapeError, match=r"shape\.cast failed"):
+        shaper(cast={"id": "int64"}).apply(pl.DataFrame({"id": ["1", "x"]}))
+
+
+def test_each_decision_is_one_log_record_with_every_outcome(caplog) -> None:
+    checks = tuple(parse_checks([{"not_null": ["id"]}, {"unique": ["id"]}]))
+    acc = CheckAccumulator(list(checks), secret=("id",))
+    acc.update(pl.DataFrame({"id": [1, 1]}))
+    with caplog.at_level("INFO", logger="hygge.checks"):
+        Quality("orders", None, checks, "warn").judge(acc.decide())
+    (record,) = caplog.records
+    assert record.flow == "orders"  # type: ignore[attr-defined]
+    outcomes = json.loads(json.dumps(record.checks))  # type: ignore[attr-defined]
+    assert [(o["check"], o["passed"], o["failing"]) for o in outcomes] == [
+        ("not_null(id)", True, 0),
+        ("unique(id)", False, 1),
+    ]
+    assert outcomes[1]["examples"] == [{"id": "***"}]
+
+
+def test_gate_names_a_missing_check_column_and_a_bad_freshness_column() -> None:
+    import asyncio
+
+    def batch(checks: list[object], df: pl.DataFrame) -> None:
+        gate = Quality("orders", None, tuple(parse_checks(checks))).gate()
+        asyncio.run(gate.batch(df))
+
+    df = pl.DataFrame({"id": [1], "when": ["2026-01-01"]})
+    with pytest.raises(
+        ShapeError, match=r"not_null\(nope\) names column 'nope'.*available: id, when"
+    ):
+        batch([{"not_null": ["nope"]}], df)
+    with pytest.raises(ShapeError, match="needs a date or timestamp column; 'when' is String"):
+        batch([{"freshness": {"column": "when", "max_age": "1d"}}], df)
