@@ -95,7 +95,7 @@ def check_partitions(
             f"partitions are set, but {store.type_name} store '{store.name}' {problem}",
             origins["store"],
             key="store.path",
-            hint="write the partitioned flow to a local or shared path (or a SQL table)",
+            hint="change the store setting named above, or remove `partitions:`",
         )
     home_fields = type(home.settings).model_fields
     if "partition_on" in home_fields and not partition_on:

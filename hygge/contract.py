@@ -45,6 +45,7 @@ documentation, in one module (the house rule: one place to read it).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -58,7 +59,7 @@ from pydantic.functional_validators import AfterValidator
 from hygge import registry
 from hygge.errors import ConfigError
 from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
-from hygge.storage.location import is_object_url
+from hygge.storage.location import Location, is_object_url, normalize_url
 
 DEFAULT_BATCH_SIZE = 100_000
 # Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
@@ -102,10 +103,15 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
             f"unsupported scheme '{value.split('://', 1)[0]}://' "
             "(use s3://, gs://, az://, abfs://, abfss://, file:// or a local path)"
         )
+    if is_object_url(value):
+        try:
+            return normalize_url(value)  # one spelling: compared, locked, journalled as one
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
     base = (info.context or {}).get("base_dir")
-    if base and "://" not in value and not Path(value).is_absolute():
-        return str(Path(base) / value)
-    return value
+    if base and not Path(value).is_absolute():
+        value = str(Path(base) / value)
+    return os.path.normpath(value) if value else value
 
 
 # A filesystem path (or glob) setting, resolved against the flows.yml directory.
@@ -316,11 +322,19 @@ class Store(Connector[S]):
     def lock(self, flow: str) -> RunLock:
         """The lock a run of `flow` holds on this destination across all its attempts, so a
         second run of the same flow (a cron overlap) is refused or waits instead of loading
-        the same data twice. The default locks a file beside a store's `path`; a store with
-        no path takes none, and neither does one on object storage (which has no lock to
-        take: a second run there is not refused). A store kept elsewhere (a database) locks
-        there."""
+        the same data twice. The default locks a file beside a store's `path`, or on S3 an
+        object created only if absent (`hygge.storage.lock`); a store with no path takes
+        none, and neither does one on Azure Blob or GCS yet. A store kept elsewhere (a
+        database) locks there."""
         path = self.path_of(self.settings)
+        if path and is_object_url(path) and Location.parse(path).cloud == "s3":
+            from hygge.storage.lock import ObjectLock
+
+            options = getattr(self.settings, "storage_options", None)
+            # The run's commit key (a worker sets it to its job's run): a re-delivery of the
+            # same run takes over the lock its dead predecessor left.
+            owner = getattr(self, "commit_key", None)
+            return ObjectLock(flow, self.describe(), path, options, owner)
         if not path or is_object_url(path):
             return NoLock(flow, self.describe())
         target = Path(path)  # resolved: two spellings of one folder share one lock

@@ -145,8 +145,22 @@ def test_compose_keeps_its_promises(compose_config: dict) -> None:
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert _seconds(worker["stop_grace_period"]) >= 60
     assert worker["command"][:2] == ["hygge", "worker"]
-    mounts = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in worker["volumes"]}
-    assert {"/app/samples", "/data"} <= mounts
+    # Share-nothing: no data volume on a worker; outputs go to the stack's object store
+    # (moto, built from PyPI on hygge's base image: no other image), endpoint and credentials
+    # from the environment (.env), the samples' lake on it.
+    assert not worker.get("volumes"), worker.get("volumes")
+    assert worker["depends_on"]["objectstore"]["condition"] == "service_healthy"
+    env = worker["environment"]
+    assert env["AWS_ENDPOINT_URL"] == "http://objectstore:9000"
+    assert env["HYGGE_SAMPLES_LAKE"].startswith("s3://")
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+    store = services["objectstore"]
+    assert (
+        "image" in store and store["build"]["dockerfile"] == "deploy/docker/objectstore.Dockerfile"
+    )
+    assert "ports" not in store
+    dockerfile = (ROOT / "deploy" / "docker" / "objectstore.Dockerfile").read_text()
+    assert "ARG BASE_IMAGE" in dockerfile and "moto[server]" in dockerfile
     # Redis: persistence on a volume, refuses writes rather than evicting queued flows.
     command = redis["command"]
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"

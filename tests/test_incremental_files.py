@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from hygge import ConfigError, Coordinator, Flow, FlowError, ParquetStore
-from hygge.stores import files as file_store
+from hygge.stores._local_dataset import LocalDataset
 from tests.checks import fingerprint
 from tests.conftest import kill_run_while_staging, run_cli
 
@@ -20,9 +20,9 @@ class SimulatedCrash(BaseException):
     """Stands for the process dying: nothing after it runs, not even clean-up."""
 
 
-def dying_apply(journal: Path) -> None:
+def dying_apply(self: LocalDataset, journal: str) -> None:
     """Publish the first file a journal lists, then die (the process is gone)."""
-    plan = json.loads(journal.read_text())
+    plan = json.loads(Path(journal).read_text())
     src, dst = plan["moves"][0]
     if os.path.exists(src):
         os.replace(src, dst)
@@ -101,8 +101,7 @@ def test_crash_during_commit_is_completed_by_the_next_run(project: Path, monkeyp
     """Die after the journal is written and one file moved: the rerun finishes the commit
     (data and state together) and then loads only what is new."""
     drop(project / "incoming", "b.parquet", 1_000, 1_200)  # 3+ files at 500 rows per file
-    real_apply = file_store._apply_journal
-    monkeypatch.setattr(file_store, "_apply_journal", dying_apply)
+    monkeypatch.setattr(LocalDataset, "apply_journal", dying_apply)
     with pytest.raises(BaseException) as crash:  # it arrives inside a TaskGroup
         Coordinator(project / "flows.yml").run()
     assert (
@@ -110,7 +109,7 @@ def test_crash_during_commit_is_completed_by_the_next_run(project: Path, monkeyp
         if isinstance(crash.value, BaseExceptionGroup)
         else isinstance(crash.value, SimulatedCrash)
     )
-    monkeypatch.setattr(file_store, "_apply_journal", real_apply)
+    monkeypatch.undo()
     assert len(list((project / "lake" / "drops").glob("*.parquet"))) == 1  # half-published
     drop(project / "incoming", "c.parquet", 10_000, 50)
     result = Coordinator(project / "flows.yml").run()

@@ -28,9 +28,10 @@ def dataset(emu, url: str, dest: Path) -> tuple[int, int]:
     return fingerprint(f"{got}/*.parquet") if list(got.glob("*.parquet")) else (0, 0)
 
 
-def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env):
+def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env, monkeypatch):
     emu = emulators["s3"]
     cloud_env(emu)
+    monkeypatch.setenv("HYGGE_OBJECT_LOCK_SECONDS", "1")  # the killed run's lock expires soon
     bucket = emu.new_bucket()
     drops(tmp_path / "incoming", 3, 1_000)
     (tmp_path / "flows.yml").write_text(
@@ -46,18 +47,21 @@ def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env):
 
     kill_run_when(tmp_path, staging_has_data)
     assert dataset(emu, f"{bucket}/lake/t", tmp_path / "after_kill") == old  # untouched
-    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    done = run_cli("run", "flows.yml", "--wait-for-lock", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert dataset(emu, f"{bucket}/lake/t", tmp_path / "new") == fingerprint(
         tmp_path / "incoming" / "*.parquet"
     )
 
 
-def test_sigkill_mid_commit_is_completed_by_the_next_run(emulators, tmp_path, cloud_env):
+def test_sigkill_mid_commit_is_completed_by_the_next_run(
+    emulators, tmp_path, cloud_env, monkeypatch
+):
     """Killed after the journal is written: the next run finishes that commit (data and
     state together), so an incremental append loads every file exactly once."""
     emu = emulators["s3"]
     cloud_env(emu)
+    monkeypatch.setenv("HYGGE_OBJECT_LOCK_SECONDS", "1")  # the killed run's lock expires soon
     bucket = emu.new_bucket()
     drops(tmp_path / "incoming", 40, 500)
     (tmp_path / "flows.yml").write_text(
@@ -71,7 +75,7 @@ def test_sigkill_mid_commit_is_completed_by_the_next_run(emulators, tmp_path, cl
 
     kill_run_when(tmp_path, journal_written)
     assert journal_written(), "the kill came after the commit finished: nothing tested"
-    done = run_cli("run", "flows.yml", cwd=tmp_path)
+    done = run_cli("run", "flows.yml", "--wait-for-lock", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert dataset(emu, f"{bucket}/lake/t", tmp_path / "out") == fingerprint(
         tmp_path / "incoming" / "*.parquet"

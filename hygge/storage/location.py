@@ -27,6 +27,32 @@ def is_object_url(path: str) -> bool:
     return "://" in path and path.split("://", 1)[0].lower() in OBJECT_SCHEMES
 
 
+# Spellings of one scheme: a destination is compared, locked and journalled under one.
+SCHEME_ALIASES = {"s3a": "s3", "gcs": "gs", "azure": "az"}
+
+
+def normalize_url(url: str) -> str:
+    """The one spelling of an object-store URL: `s3a://B//x/` -> `s3://B/x/`; schemes
+    lowercased and aliases folded, empty segments dropped (a trailing slash is kept: it
+    marks a prefix). `.` and `..` segments are refused: object stores take them literally
+    as part of a key, so they would name another place than the one meant."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    scheme = scheme.lower()
+    scheme = SCHEME_ALIASES.get(scheme, scheme)
+    netloc, _, path = rest.partition("/")
+    segments = [s for s in path.split("/") if s]
+    if any(s in (".", "..") for s in segments):
+        raise ConfigError(
+            f"{mask_url(url)}: '.' and '..' are not allowed in an object-store path",
+            hint="write the path without them (object stores do not resolve them)",
+        )
+    key = "/".join(segments)
+    trailing = "/" if key and path.endswith("/") else ""
+    return f"{scheme}://{netloc}/{key}{trailing}" if key else f"{scheme}://{netloc}"
+
+
 def join(url: str, *parts: str) -> str:
     """`join("s3://b/x", "y", "z.parquet")` -> `s3://b/x/y/z.parquet`."""
     return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts)])
@@ -46,6 +72,9 @@ class Location:
     @classmethod
     def parse(cls, url: str) -> Location:
         scheme = url.split("://", 1)[0].lower()
+        if scheme in OBJECT_SCHEMES:
+            url = normalize_url(url)
+            scheme = url.split("://", 1)[0]
         if scheme not in OBJECT_SCHEMES:
             raise ConfigError(
                 f"unsupported storage scheme '{scheme}://' in {mask_url(url)}",

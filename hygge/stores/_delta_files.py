@@ -69,13 +69,16 @@ class DataFiles:
         schema: pa.Schema,
         target_size: int,
         storage_options: Mapping[str, str] | None,
+        run_prefix: str = "",
     ) -> None:
         self.uri = uri.rstrip("/")
         self.schema = schema
         self.target_size = target_size
         self.remote = is_object_url(self.uri)
         self._storage = ObjectStorage.for_url(self.uri, storage_options) if self.remote else None
-        self._run = uuid.uuid4().hex
+        # 32 hex digits in the name, as Delta writers use; a partitioned flow run's files
+        # share a prefix so its parts' leftovers can be found (`run_prefix`).
+        self._run = (run_prefix + uuid.uuid4().hex)[:32]
         self._names: list[str] = []
         self._sizes: list[int] = []
         self._writer: pq.ParquetWriter | None = None
@@ -120,14 +123,12 @@ class DataFiles:
         self.close()
         return [pq.read_metadata(self._open(n)).num_rows for n in self._names]
 
-    def add_actions(self) -> list[Any]:
-        from deltalake.transaction import AddAction
+    def written(self) -> list[tuple[str, int, int]]:
+        """(name, bytes, rows) of every file, rows read back from the footers."""
+        return list(zip(self._names, self._sizes, self.row_counts(), strict=True))
 
-        now = int(time.time() * 1000)
-        return [
-            AddAction(name, size, {}, now, True, json.dumps({"numRecords": rows}))
-            for name, size, rows in zip(self._names, self._sizes, self.row_counts(), strict=True)
-        ]
+    def add_actions(self) -> list[Any]:
+        return add_actions(self.written())
 
     def discard(self) -> None:
         """Delete the files (they were never committed, so no reader ever saw them)."""
@@ -140,3 +141,14 @@ class DataFiles:
                 else:
                     os.unlink(os.path.join(self.uri, name))
         self._names, self._sizes = [], []
+
+
+def add_actions(files: list[tuple[str, int, int]]) -> list[Any]:
+    """Delta `add` actions for written files: (name, bytes, rows)."""
+    from deltalake.transaction import AddAction
+
+    now = int(time.time() * 1000)
+    return [
+        AddAction(name, size, {}, now, True, json.dumps({"numRecords": rows}))
+        for name, size, rows in files
+    ]

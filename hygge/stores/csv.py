@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -25,7 +24,7 @@ class CsvStore(FileStore):
     Settings: ClassVar[type[CsvStoreSettings]] = CsvStoreSettings
     settings: CsvStoreSettings
 
-    def open_writer(self, path: Path, schema: pa.Schema) -> pacsv.CSVWriter:
+    def open_writer(self, path: Any, schema: pa.Schema) -> pacsv.CSVWriter:
         s = self.settings
         options = pacsv.WriteOptions(include_header=s.include_header, delimiter=s.delimiter)
         return pacsv.CSVWriter(path, schema, write_options=options)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -34,13 +35,13 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
-from hygge.contract import PathSetting, StatefulStore, Store, StoreSettings
+from hygge.contract import MultiPartStore, PathSetting, StatefulStore, Store, StoreSettings
 from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.secrets import mask_url
 from hygge.storage import Location, ObjectStorage, credentials, is_object_url
 from hygge.storage.credentials import delta_storage_options
 from hygge.storage.objects import StorageError, storage_error
-from hygge.stores._delta_files import DataFiles, delta_schema, same_columns
+from hygge.stores._delta_files import DataFiles, add_actions, delta_schema, same_columns
 
 STATE_KEY = "hygge.state."
 APP_PREFIX = "hygge:"
@@ -66,8 +67,14 @@ class DeltaStoreSettings(StoreSettings):
         return [value] if isinstance(value, str) else value
 
 
-class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
-    """`type: delta`: replace (overwrite), append or merge on `key`."""
+class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
+    """`type: delta`: replace (overwrite), append or merge on `key`.
+
+    Parts of a partitioned flow (replace, append): each part writes its data files straight
+    into the table's folder, unlisted; the commit adds every part's files in ONE Delta commit
+    (metadata only) with the flow's state and a transaction marking the flow run, so a
+    repeated commit adds nothing. Their names start with a digest of the flow run, so
+    `abort_parts` finds the files of a run that never committed."""
 
     type_name = "delta"
     Settings: ClassVar[type[DeltaStoreSettings]] = DeltaStoreSettings
@@ -90,6 +97,7 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         self._files: list[Path] = []
         self._rows_in_file = 0
         self._states: dict[str, dict[str, Any]] = {}
+        self._part: str | None = None  # the part being staged (a partitioned flow)
 
     @property
     def where(self) -> str:
@@ -169,7 +177,19 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         target = delta_schema(schema)
         current = pa.schema(existing.schema().to_arrow()) if existing is not None else None
         plain = s.mode in ("replace", "append") and not s.partition_by
-        if plain and (current is None or same_columns(current, target)):
+        if self._part is not None:  # parts: always data files in place, for the commit
+            if current is not None and not same_columns(current, target):
+                raise StoreError(
+                    f"{self.where}: a partitioned flow adds data files to the table as they "
+                    "are, but its columns differ from the table's",
+                    hint="make the source's columns match the table, or run the flow "
+                    "without `partitions:` (which can change the table's schema)",
+                )
+            prefix = _run_digest(self._part)
+            self._direct = DataFiles(
+                self.uri, target, s.target_file_size, s.storage_options, prefix
+            )
+        elif plain and (current is None or same_columns(current, target)):
             self._direct = DataFiles(self.uri, target, s.target_file_size, s.storage_options)
         else:
             self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
@@ -285,11 +305,12 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
             # the log does not list are invisible; VACUUM removes them.
             self._cleanup()
 
-    def _commit_properties(self, table: Any) -> Any:
-        """The flow's state in the commit: a txn per flow plus the state in its metadata."""
+    def _commit_properties(self, table: Any, marks: list[Any] | None = None) -> Any:
+        """The flow's state in the commit: a txn per flow plus the state in its metadata
+        (and `marks`: further transactions, e.g. the flow run of a partitioned commit)."""
         from deltalake import CommitProperties, Transaction
 
-        transactions = []
+        transactions = list(marks or [])
         metadata: dict[str, str] = {}
         for flow, state in self._states.items():
             previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
@@ -300,10 +321,13 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         )
 
     def _commit_files(self, files: DataFiles) -> None:
+        self._commit_actions(files.add_actions(), files.schema)
+
+    def _commit_actions(self, actions: list[Any], schema: pa.Schema, marks: Any = None) -> None:
+        """Add data files already in the table's folder in one Delta commit."""
         from deltalake import Schema
         from deltalake.transaction import create_table_with_add_actions
 
-        actions = files.add_actions()
         mode = "overwrite" if self.settings.mode == "replace" else "append"
         # As it is now (another writer may have committed meanwhile); our own files are in
         # the folder already, so a missing log means "new table", not "foreign data".
@@ -312,11 +336,11 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
             try:
                 create_table_with_add_actions(
                     self.uri,
-                    Schema.from_arrow(files.schema),
+                    Schema.from_arrow(schema),
                     actions,
                     mode="error",
                     storage_options=self._delta_options(),
-                    commit_properties=self._commit_properties(None),
+                    commit_properties=self._commit_properties(None, marks),
                 )
                 return
             except Exception:
@@ -326,8 +350,8 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
         table.create_write_transaction(
             actions,
             mode=mode,
-            schema=files.schema,
-            commit_properties=self._commit_properties(table),
+            schema=schema,
+            commit_properties=self._commit_properties(table, marks),
         )
 
     def _publish(self) -> None:
@@ -411,6 +435,107 @@ class DeltaStore(StatefulStore, Store[DeltaStoreSettings]):
     def describe(self) -> str:
         return f"delta:{self.where}"
 
+    # -- parts of a partitioned flow (MultiPartStore) -------------------------------------
+    @classmethod
+    def parts_problem(cls, settings: Any) -> str | None:
+        if settings.mode == "merge":
+            return "takes parts in mode replace or append only (merge reads the whole source once)"
+        if settings.partition_by:
+            return "takes parts only without partition_by"
+        return None
+
+    async def open_part(self, part: str) -> None:
+        await asyncio.to_thread(self._open_part_sync, part)
+
+    def _open_part_sync(self, part: str) -> None:
+        self._open_sync()
+        self._part = part
+
+    async def seal_part(self, part: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._seal_part_sync, part)
+
+    def _seal_part_sync(self, part: str) -> dict[str, Any]:
+        files = self._direct.written() if self._direct is not None else []
+        self._direct, self._decided = None, False  # the files are the part's now
+        return {"part": part, "files": files, "rows": sum(rows for _, _, rows in files)}
+
+    async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
+        return await asyncio.to_thread(self._parts_rows_sync, parts)
+
+    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int:
+        """Rows of every part's files, read back from their footers."""
+        storage = ObjectStorage.for_url(self.uri, self._options) if self.remote else None
+        total = 0
+        for description in parts:
+            for name, _, _ in description.get("files", []):
+                where = f"{self.uri}/{name}"
+                try:
+                    source = storage.open_input(where) if storage else where
+                    total += pq.read_metadata(source).num_rows
+                except (OSError, StorageError) as exc:
+                    raise StoreError(
+                        f"part {description['part']} of {self.where}: data file {name} "
+                        f"cannot be read ({exc}); nothing was committed",
+                        hint="run the flow again",
+                    ) from exc
+        return total
+
+    async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._commit_parts_sync, parts)
+
+    def _commit_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        from deltalake import Transaction
+
+        if not parts:
+            return
+        app = _parts_app(parts[0]["part"])
+        try:
+            table = self._table()
+            if table is not None and table.transaction_version(app) is not None:
+                return  # this flow run's commit landed already: add nothing more
+            files = [tuple(f) for p in parts for f in p.get("files", [])]
+            if files:
+                first = f"{self.uri}/{files[0][0]}"
+                if self.remote:
+                    storage = ObjectStorage.for_url(self.uri, self._options)
+                    schema = pq.read_schema(storage.open_input(first))
+                else:
+                    schema = pq.read_schema(first)
+            elif table is None:
+                return  # nothing read and no table: nothing to create
+            else:
+                schema = pa.schema(table.schema().to_arrow())
+            self._check_schema(table, schema)
+            mark = Transaction(app, 1, _now_ms())
+            self._commit_actions(add_actions(files), schema, [mark])
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error("commit to", exc) from exc
+
+    async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self._abort_parts_sync, parts)
+
+    def _abort_parts_sync(self, parts: list[dict[str, Any]]) -> None:
+        """Delete the data files of a flow run whose commit never landed (unlisted, so no
+        reader saw them); after a commit, they are the table: nothing to do."""
+        if not parts:
+            return
+        with contextlib.suppress(Exception):
+            table = self._load()
+            if table is not None and table.transaction_version(_parts_app(parts[0]["part"])):
+                return
+            prefix = f"-{_run_digest(parts[0]['part'])}"
+            if self.remote:
+                storage = ObjectStorage.for_url(self.uri, self._options)
+                for entry in storage.list(self.uri):
+                    name = entry.url.rsplit("/", 1)[-1]
+                    if "/" + LOG_DIR + "/" not in entry.url and prefix in name:
+                        storage.delete(entry.url)
+            else:
+                for path in Path(self.uri).glob(f"part-*{prefix}*.parquet"):
+                    path.unlink(missing_ok=True)
+
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
     """Equal up to Delta's normalisation (string/large_string, timestamp units)."""
@@ -419,6 +544,16 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
     if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
         return (a.tz is None) == (b.tz is None)
     return a == b
+
+
+def _run_digest(part: str) -> str:
+    """12 hex digits naming the flow run a part belongs to ("RUN.p0003" -> digest of RUN)."""
+    return hashlib.sha1(part.split(".", 1)[0].encode()).hexdigest()[:12]
+
+
+def _parts_app(part: str) -> str:
+    """The Delta transaction app id marking a partitioned flow run's commit."""
+    return f"{APP_PREFIX}parts:{part.split('.', 1)[0]}"
 
 
 def _quote(column: str) -> str:

@@ -1,43 +1,51 @@
-"""A file store's dataset on object storage: staged outside the prefix, published from a
-journal (object stores have no atomic rename). See docs/objectstore.md for what a reader
-sees at each moment.
+"""A file store's dataset on object storage: staged outside the prefix, published from the
+journal of `_dataset.py` (object stores have no atomic rename). See docs/objectstore.md for
+what a reader sees at each moment.
 
 Layout for a dataset at `s3://b/lake/orders`:
 - staging: `s3://b/lake/.orders.hygge-staging-RUN/part-RUN-00000.parquet` (a sibling prefix:
   a reader globbing `orders/**/*.parquet` never sees it);
+- parts of a partitioned run: `s3://b/lake/.orders.hygge-parts-FLOWRUN/p0003-RUN/...`; the
+  commit's journal lists every part's files, so the commit costs one small PUT plus a
+  server-side copy per file (no bytes through the committing process);
 - journal: `s3://b/lake/orders/_hygge/journal/commit-RUN.json`, written in one PUT (an object
-  appears whole or not at all). Its existence is the commit point: from then on the run is
-  completed, by itself or by the next run that opens the dataset;
-- state: `s3://b/lake/orders/_hygge/state/FLOW.json`, written while applying the journal.
+  appears whole or not at all). Its existence is the commit point;
+- state and commit markers: `s3://b/lake/orders/_hygge/{state,commits}/...`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from hygge.errors import StoreError
 from hygge.secrets import mask_url
-from hygge.storage import Location, ObjectStorage, join
+from hygge.storage import Location, ObjectStorage
 from hygge.storage.objects import StorageError
+from hygge.stores._dataset import (
+    ABANDONED_PARTS_SECONDS,
+    META_DIR,
+    PARTS_MARK,
+    STAGING_MARK,
+    Dataset,
+)
+from hygge.stores._local_dataset import missing_part
 
-META_DIR = "_hygge"
-STAGING_MARK = ".hygge-staging-"
+T = TypeVar("T")
 # A staging prefix with no journal whose newest object is older than this belongs to a run
 # that died (a live run writes a part at least every `max_rows_per_file` rows); swept.
 STALE_STAGING_SECONDS = 6 * 3600
 
 
-class ObjectDataset:
+class ObjectDataset(Dataset):
     """Staging, journal, commit and state of one dataset prefix on an object store."""
 
     def __init__(self, url: str, storage_options: Mapping[str, str] | None, run_id: str) -> None:
-        self.url = url.rstrip("/")
+        super().__init__(url, run_id)
         location = Location.parse(self.url)
         if not location.key:
             raise StoreError(
@@ -45,116 +53,154 @@ class ObjectDataset:
                 hint=f"use {location.scheme}://{location.bucket}/NAME",
             )
         self.storage = ObjectStorage.for_url(self.url, storage_options)
-        self.run_id = run_id
-        parent, name = self.url.rsplit("/", 1)
-        self.parent, self.name = parent, name
-        self.staging = f"{parent}/.{name}{STAGING_MARK}{run_id}"
-        self.journal = join(self.url, META_DIR, "journal", f"commit-{run_id}.json")
-        self.files: list[str] = []
 
-    # -- before writing -------------------------------------------------------------------
+    # -- storage primitives -----------------------------------------------------------------
+    def read_bytes(self, ref: str) -> bytes | None:
+        return self.storage.read_bytes(ref)
+
+    def write_bytes(self, ref: str, data: bytes) -> None:
+        self.storage.write_bytes(ref, data)
+
+    def exists(self, ref: str) -> bool:
+        return self.storage.info(ref) is not None
+
+    def publish(self, src: str, dst: str) -> None:
+        self.storage.copy(src, dst)
+
+    def delete(self, ref: str) -> None:
+        self.storage.delete(ref)
+
+    def delete_tree(self, ref: str) -> None:
+        self.storage.delete_prefix(ref)
+
+    def listing(self, ref: str) -> list[tuple[str, int]]:
+        return [(e.url, e.mtime_ns) for e in self.storage.list(ref)]
+
+    # -- lifecycle ----------------------------------------------------------------------------
     def check(self) -> None:
         self._guard(self.storage.check_bucket)
 
     def prepare(self) -> None:
         """Finish commits of killed runs, sweep their abandoned staging, check access."""
-        self._guard(self._prepare)
 
-    def _prepare(self) -> None:
-        self.storage.check_bucket()
-        for entry in self.storage.list(join(self.url, META_DIR, "journal")):
-            apply_journal(self.storage, entry.url)
-        self._sweep_stale()
+        def prepare() -> None:
+            self.storage.check_bucket()
+            self.roll_forward()
+            self._sweep_stale()
+
+        self._guard(prepare)
+
+    def prepare_part(self, part: str) -> None:
+        self.staging = self.part_staging(part)
+        self._guard(self.storage.check_bucket)
 
     def _sweep_stale(self) -> None:
-        """Delete staging prefixes of this dataset left by dead runs (one level listed, so a
-        big lake beside the dataset is not walked)."""
-        mark = f"{self.parent}/.{self.name}{STAGING_MARK}"
+        """Delete staging prefixes of this dataset left by dead runs, and parts of
+        partitioned runs no commit came for (one level listed, so a big lake beside the
+        dataset is not walked)."""
         now = time.time_ns()
+        ages = {STAGING_MARK: STALE_STAGING_SECONDS, PARTS_MARK: ABANDONED_PARTS_SECONDS}
         for folder in self.storage.folders(self.parent):
-            if not folder.startswith(mark) or folder == self.staging:
-                continue
-            entries = self.storage.list(folder)
-            newest = max((e.mtime_ns for e in entries), default=0)
-            if now - newest > STALE_STAGING_SECONDS * 1_000_000_000:
-                for entry in entries:
-                    self.storage.delete(entry.url)
+            for mark, seconds in ages.items():
+                if not folder.startswith(f"{self.parent}/.{self.name}{mark}"):
+                    continue
+                if folder == self.staging:
+                    continue
+                entries = self.storage.list(folder)
+                newest = max((e.mtime_ns for e in entries), default=0)
+                if now - newest > seconds * 1_000_000_000:
+                    for entry in entries:
+                        self.storage.delete(entry.url)
 
-    # -- writing --------------------------------------------------------------------------
-    def new_file(self, file_name: str) -> tuple[str, pa.NativeFile]:
-        url = f"{self.staging}/{file_name}"
+    def new_file(self, name: str) -> tuple[str, Any]:
+        url = f"{self.staging}/{name}"
         self.files.append(url)
         return url, self._guard(lambda: self.storage.open_output(url))
 
-    def open_staged(self, url: str) -> pa.NativeFile:
-        return self._guard(lambda: self.storage.open_input(url))
+    def close_file(self, sink: Any) -> None:
+        sink.close()  # completes the multipart upload: the object now exists
 
-    # -- commit / abort ---------------------------------------------------------------------
-    def commit(self, mode: str, states: dict[str, dict[str, Any]]) -> None:
-        self._guard(lambda: self._commit(mode, states))
+    def open_staged(self, ref: str) -> pa.NativeFile:
+        return self._guard(lambda: self.storage.open_input(ref))
 
-    def _commit(self, mode: str, states: dict[str, dict[str, Any]]) -> None:
+    def seal(self) -> None:
+        """Nothing: an uploaded object is durable once its upload completed."""
+
+    def commit(self, mode: str, states: dict[str, Any], key: str | None) -> None:
+        def commit() -> None:
+            if self.committed(key):  # an earlier attempt of this run landed: nothing more
+                self.storage.delete_prefix(self.staging)
+                return
+            moves = [(f, f"{self.url}/{f.rsplit('/', 1)[1]}") for f in self.files]
+            self._publish(mode, key, moves, [self.staging], states)
+
+        self._guard(commit)
+
+    def commit_parts(
+        self, mode: str, states: dict[str, Any], key: str | None, parts: list[dict[str, Any]]
+    ) -> None:
+        self.prepare()
+
+        def commit() -> None:
+            if self.committed(key):
+                return
+            moves = []
+            for description in parts:
+                for name in description.get("files", []):
+                    if not self.exists(name):
+                        raise missing_part(description, mask_url(name), mask_url(self.url))
+                    moves.append((name, f"{self.url}/{name.rsplit('/', 1)[1]}"))
+            # The parts stay where they are (no staging to drop): `remove_parts` deletes
+            # them once the flow run is over, so a repeated commit finds them again.
+            self._publish(mode, key, moves, [], states)
+
+        self._guard(commit)
+
+    def _publish(
+        self,
+        mode: str,
+        key: str | None,
+        moves: list[tuple[str, str]],
+        staging: list[str],
+        states: dict[str, Any],
+    ) -> None:
         deletes: list[str] = []
         if mode == "replace":
-            meta = join(self.url, META_DIR) + "/"
+            meta = f"{self.url}/{META_DIR}/"
             deletes = [e.url for e in self.storage.list(self.url) if not e.url.startswith(meta)]
-        plan = {
-            "mode": mode,
-            "staging": self.staging,
-            "moves": [[f, join(self.url, f.rsplit("/", 1)[1])] for f in self.files],
-            "deletes": deletes,
-            "states": states,
-            "created_at": datetime.now(UTC).isoformat(),
-        }
-        self.storage.write_bytes(self.journal, json.dumps(plan, default=str).encode())
-        apply_journal(self.storage, self.journal)
+        self.write_journal(mode, key, moves, deletes, staging, states)
+        self.apply_journal(self.journal)
 
     def abort(self) -> None:
-        """Before the commit point: drop the staging. After it: finish the commit."""
-        if self.storage.read_bytes(self.journal) is not None:
-            apply_journal(self.storage, self.journal)
-        else:
-            self.storage.delete_prefix(self.staging)
+        """Before the commit point: drop the staging. After it: finish the commit. When the
+        store cannot be reached, leave both: the next run completes a journal, and sweeps a
+        staging prefix without one once it is stale."""
+        with contextlib.suppress(StorageError, OSError):
+            if self.storage.read_bytes(self.journal) is not None:
+                self.apply_journal(self.journal)
+            else:
+                self.storage.delete_prefix(self.staging)
+
+    def remove_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Delete the parts, but never under a journal still to apply: its moves copy from
+        them. When that journal cannot be completed now, the parts stay (the next run
+        completes it; abandoned parts are swept after a week)."""
+        try:
+            self.roll_forward()
+        except (StorageError, OSError):
+            return
+        for root in {self.parts_root(p["part"]) for p in parts}:
+            self._guard(lambda root=root: self.storage.delete_prefix(root))  # type: ignore[misc]
 
     # -- incremental state ----------------------------------------------------------------
-    def state_url(self, flow: str) -> str:
-        return join(self.url, META_DIR, "state", f"{flow}.json")
-
     def read_state(self, flow: str) -> dict[str, Any] | None:
-        data = self._guard(lambda: self.storage.read_bytes(self.state_url(flow)))
-        return json.loads(data) if data is not None else None
+        return self._guard(lambda: super(ObjectDataset, self).read_state(flow))
 
     def reset_state(self, flow: str) -> bool:
-        existed = self.read_state(flow) is not None
-        self._guard(lambda: self.storage.delete(self.state_url(flow)))
-        return existed
+        return self._guard(lambda: super(ObjectDataset, self).reset_state(flow))
 
-    def _guard(self, action):
+    def _guard(self, action: Callable[[], T]) -> T:
         try:
             return action()
         except StorageError as exc:
             raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
-
-
-def apply_journal(storage: ObjectStorage, journal: str) -> None:
-    """Complete a committed run (idempotent; safe to repeat after a crash at any step):
-    copy staged files in, delete the files they replace, write the states, then clean up."""
-    data = storage.read_bytes(journal)
-    if data is None:
-        return  # completed meanwhile by another run
-    plan = json.loads(data)
-    for src, dst in plan["moves"]:
-        if storage.info(src) is not None:
-            storage.copy(src, dst)  # a repeat after a crash re-copies the same bytes
-    new = {dst for _, dst in plan["moves"]}
-    for old in plan["deletes"]:
-        if old not in new:
-            storage.delete(old)
-    dataset = journal.rsplit(f"/{META_DIR}/", 1)[0]
-    for flow, state in plan.get("states", {}).items():
-        storage.write_bytes(
-            join(dataset, META_DIR, "state", f"{flow}.json"),
-            json.dumps(state, default=str).encode(),
-        )
-    storage.delete_prefix(plan["staging"])
-    storage.delete(journal)

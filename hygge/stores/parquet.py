@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,7 +25,7 @@ class ParquetStore(FileStore):
     Settings: ClassVar[type[ParquetStoreSettings]] = ParquetStoreSettings
     settings: ParquetStoreSettings
 
-    def open_writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    def open_writer(self, path: Any, schema: pa.Schema) -> pq.ParquetWriter:
         s = self.settings
         return pq.ParquetWriter(
             path, schema, compression=s.compression, compression_level=s.compression_level
@@ -35,5 +34,5 @@ class ParquetStore(FileStore):
     def write_chunk(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
         writer.write_table(table, row_group_size=self.settings.row_group_size)
 
-    def count_rows(self, path: Path) -> int:
+    def count_rows(self, path: Any) -> int:
         return pq.read_metadata(path).num_rows
