@@ -261,6 +261,8 @@ class FlowsFile:
     flows: dict[str, FlowSpec]
     # definitions with entities, by name: what was discovered; their flows are in `flows`
     entity_sets: dict[str, entities.EntitySet] = field(default_factory=dict)
+    # definitions left undiscovered (`discover=False`): a worker discovers them
+    deferred: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -291,9 +293,24 @@ class FlowsFile:
 
 
 def load(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, resolve: bool = True
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    resolve: bool = True,
+    discover: bool = True,
 ) -> FlowsFile:
-    """Read and validate a flows.yml. `resolve=False` leaves `${VAR}` as written (enqueue)."""
+    """Read and validate a flows.yml. `resolve=False` leaves `${VAR}` as written (enqueue);
+    `discover=False` leaves definitions with entities undiscovered (`FlowsFile.deferred`)."""
+    return parse(
+        read(path),
+        str(path),
+        base_dir=Path(path).resolve().parent,
+        env=(os.environ if env is None else env) if resolve else None,
+        discover=discover,
+    )
+
+
+def read(path: str | os.PathLike[str]) -> str:
+    """The text of a flows.yml, or a ConfigError saying why it cannot be read."""
     file = Path(path)
     label = str(path)
     try:
@@ -304,12 +321,7 @@ def load(
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc}", file=label) from None
-    return parse(
-        text,
-        label,
-        base_dir=file.resolve().parent,
-        env=(os.environ if env is None else env) if resolve else None,
-    )
+    return text
 
 
 def parse(
@@ -318,8 +330,11 @@ def parse(
     *,
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
+    discover: bool = True,
 ) -> FlowsFile:
-    """Validate flows.yml text. `env=None` leaves variables unresolved."""
+    """Validate flows.yml text. `env=None` leaves variables unresolved; `discover=False`
+    leaves definitions with entities out (their names in `deferred`), so nothing here needs
+    the databases or storage they name."""
     try:
         located = yamlpos.load(text)
     except yamlpos.TooManyAliases as exc:
@@ -374,11 +389,17 @@ def parse(
     source.produced = _produced_paths(source, inlined)
     # Discovery looks with the variables resolved (the enqueuer's own environment when the
     # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
-    sets = _expand_entities(source, inlined, os.environ if env is None else env)
+    deferred: list[str] = []
+    if discover:
+        sets = _expand_entities(source, inlined, os.environ if env is None else env)
+    else:
+        sets, deferred = {}, [n for n, (raw, _) in inlined.items() if entities.is_definition(raw)]
     flows: dict[str, FlowSpec] = {}
     made_by: dict[str, tuple[str, str]] = {}  # an entity's flow -> (definition, entity)
     for name, (raw, origins) in inlined.items():
         source.flow = name
+        if name in deferred:
+            continue
         if name not in sets:
             try:
                 flows[name] = spec = _parse_flow(source, name, raw, origins)
@@ -414,10 +435,11 @@ def parse(
     if problems:
         raise ConfigErrors.of(problems)
     flows = _expand_groups(flows, sets)
-    checks.check_dependencies(source, flows, list(sets))
+    if not deferred:
+        checks.check_dependencies(source, flows, list(sets))
     checks.check_destinations(source, flows)
     checks.check_upstream_dependencies(source, flows)
-    return FlowsFile(Path(file), flows, sets)
+    return FlowsFile(Path(file), flows, sets, tuple(deferred))
 
 
 def _expand_entities(

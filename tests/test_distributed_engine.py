@@ -160,14 +160,11 @@ def test_enqueue_refuses_a_partitioned_flow_into_an_unshared_local_path(
 def test_a_part_the_commit_cannot_read_is_named_with_its_worker(tmp_path: Path) -> None:
     """What a commit on a machine that cannot see a part's files says (as on workers that
     share no disk): the partition, the worker that staged it, the reason; no raw Errno."""
-    os.environ["READS"] = str(tmp_path / "reads.log")
-    try:
-        spec = config.parse(
-            flows_file(tmp_path, f"{tmp_path / 'lake' / 'big'}", partitions=2).read_text(),
-            base_dir=tmp_path,
-        ).flows["big"]
-    finally:
-        del os.environ["READS"]
+    spec = config.parse(
+        flows_file(tmp_path, f"{tmp_path / 'lake' / 'big'}", partitions=2).read_text(),
+        base_dir=tmp_path,
+        env={"READS": str(tmp_path / "reads.log")},
+    ).flows["big"]
     flow = spec.build(context=RunContext(worker="w9@elsewhere"))
     assert isinstance(flow, PartitionedFlow)
 

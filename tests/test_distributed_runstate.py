@@ -183,3 +183,27 @@ def test_a_message_of_a_run_redis_lost_never_starts(state: Runs) -> None:
     assert state.begin(job, held, "w@test", "x").verdict == "stale"
     assert not state.r.exists(Keys("run1").flow("a"))  # no half run written back
     assert not state.r.exists(held.key)
+
+
+def test_a_discover_step_extends_its_run_once_and_the_run_ends_with_every_flow(
+    state: Runs,
+) -> None:
+    assert plan(state, {"discover:entities": []}) == ["discover:entities"]
+    found = [
+        FlowJob(
+            run_id="run1", flow=n, raw={"store": n}, base_dir="/", task_id=f"t-{n}", depends_on=d
+        )
+        for n, d in {"crm.a": [], "crm.b": [], "report": ["crm.a", "crm.b"]}.items()
+    ]
+    added = state.extend("run1", found)
+    assert added is not None and [j.flow for j in added] == ["crm.a", "crm.b"]
+    assert state.extend("run1", found) is None  # run again after its worker died: no twin
+    assert state.flow_names("run1") == ["discover:entities", "crm.a", "crm.b", "report"]
+    for job in added:
+        state.sent(job)
+    assert run_attempt(state, "discover:entities", "success") == []
+    assert state.active_runs() == ["run1"]  # the flows it added still run
+    assert run_attempt(state, "crm.a", "success") == []
+    assert run_attempt(state, "crm.b", "failed") == []
+    assert states(state)["report"] == "skipped"  # the one skip rule, in added flows too
+    assert state.status("run1").done and state.active_runs() == []

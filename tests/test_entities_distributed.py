@@ -1,6 +1,7 @@
-"""`hygge enqueue` of entity definitions through real workers: one task per entity, each
-message carrying the entity's raw flow with `${VAR}` unresolved (discovery happened at
-enqueue time), `depends_on: [definition]` waiting for every entity."""
+"""`hygge enqueue` of entity definitions through real workers: the entities are discovered by
+a worker (the enqueuing machine has no database URL and no folder: it needs only Redis), then
+one task per entity, each message carrying the entity's raw flow with `${VAR}` unresolved,
+`depends_on: [definition]` waiting for every entity."""
 
 from __future__ import annotations
 
@@ -63,12 +64,23 @@ flows:
     depends_on: [drops]
 """
         )
-        sent = cluster.cli("enqueue", str(flows), "--wait")
+        # the enqueuer's environment has neither the database URL nor the drops folder
+        sent = cluster.cli("enqueue", str(flows), "--wait", ENT_PG="", ENT_DROPS="")
         assert sent.returncode == 0, sent.stdout + sent.stderr + cluster.log("w1")
         run_id, tasks = parse_enqueue(sent.stdout)
-        assert sorted(tasks) == sorted(
-            ["drops.orders", "drops.refunds", "drops.returns", "crm.accounts", "crm.invoices"]
+        assert list(tasks) == ["discover:entities"]  # all the enqueuer sent
+        assert "discovered on a worker" in sent.stdout
+        flows_run = cluster.status(run_id)
+        assert sorted(flows_run) == sorted(
+            [
+                "discover:entities",
+                *("drops.orders", "drops.refunds", "drops.returns"),
+                *("crm.accounts", "crm.invoices"),
+            ]
         )
+        assert all(f["state"] == "success" for f in flows_run.values()), flows_run
+        assert flows_run["discover:entities"]["worker"] == "w1@test"
+        assert "5 flow(s) planned" in flows_run["discover:entities"]["message"]
         for name, rows in (("orders", 12), ("refunds", 5), ("returns", 3)):
             source = fingerprint(tmp_path / "drops" / name / "part.csv")
             assert source[0] == rows
@@ -87,3 +99,31 @@ flows:
         assert SECRET not in everything_in(cluster.redis)
         status = cluster.cli("status", run_id)
         assert status.returncode == 0 and "crm.accounts" in status.stdout
+
+
+def test_a_discovery_the_worker_cannot_do_fails_its_step_naming_the_worker(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The worker lacks the variable the definition's connection needs: the discover step
+    fails naming the worker and the variable, the run ends failed, nothing else runs."""
+    url = claim_db(redis_url)
+    c = Cluster(url, tmp_path)  # no ENT_PG in the worker's environment
+    try:
+        c.start_worker("w1")
+        flows = tmp_path / "flows.yml"
+        flows.write_text(
+            "flows:\n  crm:\n"
+            '    home: {type: sql, connection: "${ENT_PG_NOWHERE}", tables: ["public.*"]}\n'
+            '    store: {type: parquet, path: "lake/crm/{entity}"}\n'
+        )
+        sent = c.cli("enqueue", str(flows), "--wait")
+        assert sent.returncode == 1, sent.stdout + sent.stderr
+        run_id, _ = parse_enqueue(sent.stdout)
+        step = c.status(run_id)["discover:entities"]
+        assert step["state"] == "failed", step
+        assert "on worker w1@test" in step["message"] and "ENT_PG_NOWHERE" in step["message"]
+        assert list(c.status(run_id)) == ["discover:entities"]
+        assert not (tmp_path / "lake").exists()
+    finally:
+        c.stop()
+        flush(url)

@@ -23,14 +23,16 @@ from pathlib import Path
 import redis
 
 from hygge import config as config_module
-from hygge.config import FlowSpec
+from hygge.config import FlowsFile, FlowSpec
 from hygge.config_checks import check_for_workers
 from hygge.entities import manifest
 from hygge.errors import BrokerUnreachable, ConfigError, RunLost
-from hygge.run.steps import StepKind, compile_flow
+from hygge.progress import FlowState
+from hygge.report import FlowReport
+from hygge.run.steps import DISCOVER_STEP, StepKind, compile_flow
 from hygge.secrets import literal_secrets, mask_url
 from worker import history
-from worker.contract import FlowJob, Settings
+from worker.contract import FlowJob, Keys, Settings, text
 from worker.runs import Runs, RunStatus, connect
 
 RECONNECT_SECONDS = 600.0  # how long `follow` keeps trying to reach a Redis that went away
@@ -55,24 +57,69 @@ def enqueue(
 ) -> EnqueuedRun:
     """Validate, plan and send a run; raises a HyggeError before sending anything if it can't.
     `run_id`: the id to use (the scheduler claims one before it sends); `meta`: fields kept
-    with the run from its first moment (the scheduler's `trigger` and `slot`)."""
+    with the run from its first moment (the scheduler's `trigger` and `slot`).
+
+    Definitions with entities are not discovered here (this machine needs only Redis, not
+    the databases or storage credentials): the run then starts with one discover step, and
+    the worker that runs it discovers, plans and adds every selected flow to the run."""
     settings = settings or Settings.from_env()
-    config = config_module.load(path, resolve=False)
-    selected = config.select(flows)
-    check_for_workers(config, selected)  # before Redis is even asked: nothing is sent
-    order = [name for wave in config.waves(selected) for name in wave]
-    # Entities were discovered just now, here, with this environment: the run's list of
-    # entity flows is fixed from here on (a table added meanwhile waits for the next run).
-    sets = [s for s in config.entity_sets.values() if set(s.flows) & set(selected)]
-    notes = [note for s in sets for note in (*s.notes, *manifest.gone(s))]
-    refuse_literal_secrets(config, order)
+    config = config_module.load(path, resolve=False, discover=False)
+    base_dir = str(Path(path).resolve().parent)
+    if config.deferred:
+        for name in flows or []:  # what can be checked before discovery
+            if name not in config.flows and name.split(".", 1)[0] not in config.deferred:
+                config.select([name])  # unknown: the usual error, with the choices
+        selected: list[str] = []
+    else:
+        selected = config.select(flows)
+        check_for_workers(config, selected)  # before Redis is even asked: nothing is sent
+        refuse_literal_secrets(config, selected)
     nothing = "; nothing was enqueued"
     connect(settings.broker_url, "broker", nothing)
     records = Runs(connect(settings.result_backend, "result backend", nothing))
     run_id = run_id or uuid.uuid4().hex[:12]
-    base_dir = str(Path(path).resolve().parent)
+    if config.deferred:
+        jobs = [
+            FlowJob(
+                run_id=run_id,
+                flow=DISCOVER_STEP,
+                raw={},
+                base_dir=base_dir,
+                task_id=str(uuid.uuid4()),
+                full_refresh=full_refresh,
+                flows_yml=config_module.read(path),
+                select=list(flows or []),
+            )
+        ]
+        notes = [
+            f"entities of {', '.join(config.deferred)} are discovered on a worker; "
+            f"`hygge status {run_id}` lists every flow once it has"
+        ]
+    else:
+        jobs = plan_jobs(config, selected, run_id, base_dir, full_refresh)
+        notes = []
+    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
+    from worker.app import dispatch
+
+    dispatch(records, roots, sender_of=run_id)
+    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
+        history.trim(records.r)
+    return EnqueuedRun(
+        run_id,
+        {j.flow: j.task_id for j in jobs},
+        [j.flow for j in roots],
+        settings.flower_url,
+        notes,
+    )
+
+
+def plan_jobs(
+    config: FlowsFile, selected: list[str], run_id: str, base_dir: str, full_refresh: bool
+) -> list[FlowJob]:
+    """The jobs of the selected flows, in dependency order: what `enqueue` sends, or what a
+    discover step adds to its run once it has found the entities."""
     jobs: list[FlowJob] = []
-    for name in order:
+    for name in (n for wave in config.waves(selected) for n in wave):
         job = FlowJob(
             run_id=run_id,
             flow=name,
@@ -83,20 +130,37 @@ def enqueue(
             full_refresh=full_refresh,
         )
         jobs += flow_jobs(job, config.flows[name])
+    return jobs
 
-    roots = records.create(run_id, str(path), jobs, settings.lease_seconds, meta=meta)
+
+def discover(job: FlowJob, records: Runs) -> FlowReport:
+    """A discover step, on a worker: find the entities with this worker's environment, plan
+    the selected flows, add them to the run and send those ready. Run again (its worker
+    died), it finds its flows added already and sends nothing twice (the sweepers send what
+    was claimed and not sent)."""
     from worker.app import dispatch
 
-    dispatch(records, roots, sender_of=run_id)
-    with contextlib.suppress(redis.RedisError):  # retention is best effort, the run is sent
-        history.trim(records.r)
-    notes += [n for n in (manifest.record(s) for s in sets) if n]
-    return EnqueuedRun(
-        run_id,
-        {j.flow: j.task_id for j in jobs},
-        [j.flow for j in roots],
-        settings.flower_url,
-        notes,
+    started = time.perf_counter()
+    file = records.r.hget(Keys(job.run_id).run, "file")
+    label = text(file) or "flows.yml"
+    config = config_module.parse(job.flows_yml, label, base_dir=Path(job.base_dir), env=None)
+    selected = config.select(job.select or None)
+    check_for_workers(config, selected)
+    # The run's list of entity flows is fixed from here on (a table added meanwhile waits
+    # for the next run).
+    sets = [s for s in config.entity_sets.values() if set(s.flows) & set(selected)]
+    notes = [note for s in sets for note in (*s.notes, *manifest.gone(s))]
+    jobs = plan_jobs(config, selected, job.run_id, job.base_dir, job.full_refresh)
+    roots = records.extend(job.run_id, jobs)
+    if roots is not None:
+        dispatch(records, roots, sender_of=job.run_id)
+        notes += [n for n in (manifest.record(s) for s in sets) if n]
+    found = ", ".join(f"{s.definition}: {len(s.entities)}" for s in sets)
+    return FlowReport(
+        job.flow,
+        FlowState.SUCCESS,
+        seconds=time.perf_counter() - started,
+        message="; ".join([f"{len(jobs)} flow(s) planned (entities {found})", *notes]),
     )
 
 

@@ -48,11 +48,18 @@ class FlowJob(BaseModel):
     part: int | None = None
     parts: int = 0
     of: str = ""  # a partition's flow (its config is the flow's); "" for whole flows
+    # A discover step (flows.yml has definitions with entities): the worker discovers the
+    # entities with its own environment and adds the flows to this run. It carries the
+    # flows.yml text (`${VAR}` unresolved, as `raw` does) and the names selected.
+    flows_yml: str = ""
+    select: list[str] = []
 
     @property
     def step(self) -> Step:
         """The hygge.run step this message asks a worker to execute."""
-        if not self.parts:
+        if self.flows_yml:
+            kind = StepKind.DISCOVER
+        elif not self.parts:
             kind = StepKind.MOVE
         else:
             kind = StepKind.COMMIT if self.part is None else StepKind.STAGE
@@ -71,9 +78,11 @@ class FlowJob(BaseModel):
         one run or across overlapping runs (two runs of an incremental flow would otherwise
         both load the same new rows). The store's own run lock, which `hygge run` takes too,
         is taken by the step that publishes (hygge.run)."""
-        where = json.dumps(
-            [self.base_dir, self.flow, self.raw.get("store")], sort_keys=True, default=str
-        )  # a partition's `flow` is its own name: partitions of a flow run side by side
+        what = [self.base_dir, self.flow, self.raw.get("store")]
+        if self.flows_yml:  # discovering writes nothing: runs of one file discover side by side
+            what.append(self.run_id)
+        where = json.dumps(what, sort_keys=True, default=str)
+        # a partition's `flow` is its own name: partitions of a flow run side by side
         return hashlib.sha1(where.encode()).hexdigest()[:20]
 
     def describe(self) -> tuple[str, str]:

@@ -115,7 +115,6 @@ class Runs:
         `meta`: more fields of the run's hash (e.g. `trigger: schedule`, for the history)."""
         keys = Keys(run_id)
         now = time.time()
-        roots = [j for j in jobs if not j.depends_on]
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             keys.run,
@@ -129,6 +128,37 @@ class Runs:
                 **_wire(meta or {}),
             },
         )
+        self._plan_flows(pipe, keys, jobs, now, sending_seconds)
+        pipe.sadd(Keys.ACTIVE_RUNS, run_id)
+        pipe.zadd(Keys.HISTORY, {run_id: now})
+        pipe.execute()
+        return [j for j in jobs if not j.depends_on]
+
+    def extend(
+        self, run_id: str, jobs: list[FlowJob], sending_seconds: float = 20
+    ) -> list[FlowJob] | None:
+        """Add flows to a running run (the flows a discover step found on a worker), in one
+        transaction; returns the jobs to send now, or None when this run was extended
+        already (a discover step run again after its worker died: its flows are there)."""
+        keys = Keys(run_id)
+        if not self.r.hsetnx(keys.run, "extended", 1):
+            return None
+        now = time.time()
+        names, deps = self.r.hmget(keys.run, ["flows", "deps"])
+        every = [*json.loads(text(names) or "[]"), *(j.flow for j in jobs)]
+        graph = {**json.loads(text(deps) or "{}"), **{j.flow: j.depends_on for j in jobs}}
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(keys.run, mapping={"flows": json.dumps(every), "deps": json.dumps(graph)})
+        pipe.hincrby(keys.run, "total", len(jobs))
+        self._plan_flows(pipe, keys, jobs, now, sending_seconds)
+        pipe.execute()
+        return [j for j in jobs if not j.depends_on]
+
+    @staticmethod
+    def _plan_flows(
+        pipe: Any, keys: Keys, jobs: list[FlowJob], now: float, sending_seconds: float
+    ) -> None:
+        """Each job's message and its flow's record, pending (roots claimed for sending)."""
         pipe.hset(keys.jobs, mapping={j.flow: j.model_dump_json() for j in jobs})
         for job in jobs:
             pipe.hset(
@@ -142,16 +172,12 @@ class Runs:
                     "dependants": ",".join(d.flow for d in jobs if job.flow in d.depends_on),
                     # a partitioned flow's commit step: it runs once its partitions ended,
                     # also after a failure (to discard every partition's staging)
-                    "collects": int(job.parts > 0 and job.part is None),
+                    "collects": int(job.step.collects),
                     "updated": now,
                     **({} if job.depends_on else {"submitted": now}),
                 },
             )
         pipe.set(keys.sender, 1, px=max(1000, int(sending_seconds * 1000)))
-        pipe.sadd(Keys.ACTIVE_RUNS, run_id)
-        pipe.zadd(Keys.HISTORY, {run_id: now})
-        pipe.execute()
-        return roots
 
     # -- reading --------------------------------------------------------------------------
     def flow_names(self, run_id: str) -> list[str]:

@@ -126,6 +126,15 @@ class FlowRun:
         """Execute the job's step (hygge.run.steps), the code `hygge run` runs too, with this
         worker's context: progress to Flower and Redis, the lease as the fence before any
         commit, retries left to Celery, the board in Redis."""
+        if self.job.step.kind == StepKind.DISCOVER:
+            from worker.client import discover
+
+            try:
+                return discover(self.job, self.runs)
+            except ConfigError as exc:  # e.g. a ${VAR} or a database this worker lacks
+                raise ConfigError(
+                    f"on worker {self.hostname}: {exc.message}", hint=exc.hint
+                ) from None
         try:
             spec = parse_flow(
                 self.job.config_name, self.job.raw, base_dir=self.job.base_dir, env=os.environ
@@ -179,7 +188,7 @@ class FlowRun:
             log.warning("flow %s: could not report progress: %s", self.job.flow, mask_url(str(exc)))
 
     def _succeeded(self, result: FlowReport) -> dict[str, Any]:
-        self._end(FlowState.SUCCESS, message="", **progress_fields(result))
+        self._end(FlowState.SUCCESS, message=result.message, **progress_fields(result))
         return {
             "flow": self.job.flow,
             "run_id": self.job.run_id,

@@ -23,17 +23,25 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
-from hygge.contract import Home, IncrementalHome, MultiPartStore, SplittableHome, Store
+from hygge.contract import (
+    Home,
+    IncrementalHome,
+    MultiPartStore,
+    SplittableHome,
+    StatefulStore,
+    Store,
+)
 from hygge.errors import FlowError, HyggeError
 from hygge.gate import Quality
 from hygge.locks import NoLock, RunLock
 from hygge.progress import FlowState
 from hygge.quality import CheckAccumulator
 from hygge.report import FlowReport
+from hygge.retry import retry_async
 from hygge.run.context import RunContext
 from hygge.run.move import Flow, first_cause, resume_home, state_record
 from hygge.run.steps import partition_name
@@ -135,7 +143,7 @@ class PartitionedFlow:
         self._emit(FlowState.RUNNING)
         lock = self._lock()
         try:
-            await lock.acquire(wait=self.context.wait_for_lock)
+            await self._acquire(lock)
             try:
                 report = await self._stage_all_then_commit()
             finally:
@@ -181,7 +189,8 @@ class PartitionedFlow:
         if plan is None:
             state = None
             if self.incremental:
-                state = await resume_home(self.name, self.home, self.store, self.full_refresh)  # type: ignore[arg-type]
+                home, store = cast(Home[Any], self.home), cast(Store[Any], self.store)
+                state = await resume_home(self.name, home, store, self.full_refresh)
             parts = await self.home.plan_parts(self.partitions, self.ranges)
             plan = board.offer_plan(key, {"parts": parts, "state": state})
             # What a plan holds for its parts (PostgreSQL: the snapshot all of them read)
@@ -252,7 +261,7 @@ class PartitionedFlow:
         started = time.perf_counter()
         lock = NoLock(self.name, "") if lock_held else self._lock()
         try:
-            await lock.acquire(wait=self.context.wait_for_lock)
+            await self._acquire(lock)
             try:
                 records, checks = await self._commit(key, count, failed)
             finally:
@@ -302,7 +311,8 @@ class PartitionedFlow:
             assert isinstance(self.home, IncrementalHome)
             self.home.resume(plan["state"])
             merged = self.home.merge_checkpoints([r["checkpoint"] for r in records])
-            self.store.stage_state(self.name, state_record(self.home, merged, read))  # type: ignore[attr-defined]
+            assert isinstance(self.store, StatefulStore)  # checked when flows.yml was read
+            self.store.stage_state(self.name, state_record(self.home, merged, read))
         checks = ""
         if self.quality is not None:  # duplicates across parts (and workers) count
             q = self.quality
@@ -316,6 +326,15 @@ class PartitionedFlow:
         return records, checks
 
     # -- helpers ----------------------------------------------------------------------------
+    async def _acquire(self, lock: RunLock) -> None:
+        """Take the run lock as a plain Flow does: wait or refuse (the context says), a
+        transient fault (a database's advisory lock over a dropped connection) retried."""
+
+        async def take() -> None:
+            await lock.acquire(wait=self.context.wait_for_lock)
+
+        await retry_async(take, retries=self.retries, base_delay=self.retry_delay)
+
     def _lock(self) -> RunLock:
         """The destination's run lock, the one a plain run of this flow takes."""
         assert isinstance(self.store, Store)

@@ -1,6 +1,9 @@
 """A flow compiles into steps; both runners execute the same steps with the same rules.
 
 - a plain flow is one step, `move`;
+- on workers, a flows.yml with entity definitions starts as one `discover` step
+  (`DISCOVER_STEP`): a worker discovers the entities with its own environment and adds every
+  flow to the run, so the machine that enqueues needs only Redis (worker.tasks);
 - a partitioned flow is `stage` steps, one per partition (`lineitem#3/8`), each depending on
   what the flow depends on, and one `commit` step that keeps the flow's name (flows depending
   on it wait for the commit) and depends on every partition. The commit step *collects*: it
@@ -32,6 +35,7 @@ class StepKind(StrEnum):
     MOVE = "move"  # a whole flow: home -> store, one commit
     STAGE = "stage"  # one partition of a partitioned flow, staged and sealed
     COMMIT = "commit"  # publish every staged partition of a flow at once
+    DISCOVER = "discover"  # workers: find a definition's entities, add their flows to the run
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class Step:
     def collects(self) -> bool:
         """Runs once its dependencies ended, whether or not they succeeded."""
         return self.kind == StepKind.COMMIT
+
+
+DISCOVER_STEP = "discover:entities"  # never a flow's name (flow names have no `:`)
 
 
 def partition_name(flow: str, index: int, count: int) -> str:
