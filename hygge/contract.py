@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
@@ -298,6 +298,19 @@ class Store(Connector[S]):
     async def write(self, df: pl.DataFrame) -> None:
         """Stage one batch. Nothing staged is visible to readers before `commit()`."""
         raise NotImplementedError(f"{type(self).__name__} must implement write()")
+
+    async def write_alone(
+        self, stage: Callable[[pl.DataFrame], Awaitable[None]], df: pl.DataFrame
+    ) -> None:
+        """A write outside a flow (no `open()` first) is one whole commit: `await
+        store.write(df)` stages `df` with `stage`, then publishes it atomically, or aborts."""
+        await self.open()
+        try:
+            await stage(df)
+            await self.commit()
+        except BaseException:
+            await self.abort()
+            raise
 
     async def staged_rows(self) -> int | None:
         """Rows staged so far, counted from what was written (not from what was passed in),

@@ -140,14 +140,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         """Stage a batch. Used on its own, outside a flow (no `open()` first), a write is one
         whole commit: `await store.write(df)` publishes `df` atomically (per `mode`)."""
         if not self._opened:
-            await self.open()
-            try:
-                await self._stage(df)
-                await self.commit()
-            except BaseException:
-                await self.abort()
-                raise
-            return
+            return await self.write_alone(self._stage, df)
         await self._stage(df)
 
     async def _stage(self, df: pl.DataFrame) -> None:

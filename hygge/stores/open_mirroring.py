@@ -295,14 +295,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
     async def write(self, df: pl.DataFrame) -> None:
         """Stage a batch. Used outside a flow (no `open()` first), one write is one commit."""
         if not self._opened:
-            await self.open()
-            try:
-                await self.write(df)
-                await self.commit()
-            except BaseException:
-                await self.abort()
-                raise
-            return
+            return await self.write_alone(self.write, df)
         if not self._checked_columns:
             self._check_columns(df.columns, "the data")
             self._checked_columns = True
