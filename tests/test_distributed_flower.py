@@ -219,11 +219,12 @@ def test_flower_help_prints_help() -> None:
 
 def test_worker_logs_are_json_lines_with_hygge_log_format(cluster: Cluster, tmp_path: Path) -> None:
     cluster.env["HYGGE_LOG_FORMAT"] = "json"
+    cluster.env["BROKEN_URL"] = "postgresql://u:s3cret@db/x"  # a secret the worker resolves
     cluster.start_worker("w1")
     flows = tmp_path / "flows.yml"
     flows.write_text(
         "flows:\n  broken:\n"
-        "    home: {type: slow, fail_loudly: true, connection: 'postgresql://u:s3cret@db/x'}\n"
+        "    home: {type: slow, fail_loudly: true, connection: '${BROKEN_URL}'}\n"
         f"    store: {tmp_path / 'o'}\n"
     )
     done = cluster.cli("enqueue", str(flows), "--wait", "--log-format", "json")
