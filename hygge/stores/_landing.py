@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -157,7 +158,10 @@ class Tree:
             return self._call(parts, "write", put)
         target = self.path(*parts)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
+        # A name of this writer's own: entity flows of one landing zone write the database's
+        # _partnerEvents.json at the same moment, and must not rename each other's file.
+        unique = f"{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{unique}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
