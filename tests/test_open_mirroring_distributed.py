@@ -63,8 +63,9 @@ flows:
         run_id = parse_enqueue(done.stdout)[0]
 
         def finished() -> dict[str, dict[str, str]] | None:
+            # the run holds the worker's discover:entities step, then one flow per table
             status = cluster.status(run_id)
-            ended = len(status) == len(TABLES) and all(
+            ended = len(status) == len(TABLES) + 1 and all(
                 s["state"] in ("success", "failed") for s in status.values()
             )
             return status if ended else None
