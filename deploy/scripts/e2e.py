@@ -185,8 +185,15 @@ class Stack:
                 continue
             target = self.lake / info.path[len(prefix) + 1 :]
             target.parent.mkdir(parents=True, exist_ok=True)
-            with fs.open_input_stream(info.path) as f:
-                target.write_bytes(f.read())
+            try:
+                with fs.open_input_stream(info.path) as f:
+                    target.write_bytes(f.read())
+            except OSError as exc:
+                # A running flow moves its staged objects and lock between our listing and
+                # our read; a vanished object is simply not part of this copy.
+                if not isinstance(exc, FileNotFoundError) and "NO_SUCH_KEY" not in str(exc):
+                    raise
+                target.unlink(missing_ok=True)
         return self.lake
 
     def put(self, local: Path, key: str) -> None:
