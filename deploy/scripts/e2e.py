@@ -464,7 +464,10 @@ def write_slow_flow(stack: Stack, name: str, rows: int) -> Path:
         f"flows:\n  {name}:\n"
         f"    home: {{type: parquet, path: 's3://{BUCKET}/e2e/{name}/big.parquet', "
         "batch_size: 250}\n"
-        f"    store: {{type: parquet, path: 's3://{BUCKET}/samples/{name}'}}\n"
+        # Files of 50,000 rows: an object store shows a staged file only once it is whole,
+        # so the flow's staging becomes visible (to tell that it runs) after 200 batches.
+        f"    store: {{type: parquet, path: 's3://{BUCKET}/samples/{name}', "
+        "max_rows_per_file: 50000}\n"
     )
     flows.chmod(0o644)
     return flows
