@@ -1,16 +1,26 @@
 """parquet -> parquet: hygge vs a raw pyarrow streaming copy, and memory vs input size.
 
-    python -m benchmarks.bench_parquet            # scale factors 1 and 3
-    python -m benchmarks.bench_parquet --scale 1  # quicker
+    python -m benchmarks.bench_parquet                       # SF1 and SF3, 3 runs each
+    python -m benchmarks.bench_parquet --scale 1 --repeat 5  # SF1 only
 
-Targets (issue 2): hygge >= 0.9x raw pyarrow's rows/s; hygge's peak RSS at SF3 within 1.3x
-of SF1 (memory bounded by batch size, not input size).
+Each run times three commands in turn, each its own process: the limit, a raw pyarrow
+streaming copy (benchmarks/raw_pyarrow_copy.py: iter_batches -> one ParquetWriter); hygge as
+it was before issue 23 (`writers: 1`, pyarrow's default allocator, mimalloc); and hygge as it
+is (two writers encoding at once, jemalloc). Figures are medians over the runs (a ratio: the
+median of the per-run ratios); peak RSS is of the whole process tree; CPU seconds are the
+process's own (wait4), which suffer less than wall time on a shared machine; the load
+average is printed next to each figure.
+
+Targets: hygge >= 1.3x the raw copy and its peak RSS <= 1.1x that of hygge before (issue 23);
+hygge's peak RSS at SF3 within 1.3x of SF1 (memory bounded by the batch, issue 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -22,90 +32,102 @@ from tests.helpers import write_flows
 
 BATCH = 100_000
 CODEC = "zstd"
+# label -> (extra store settings, extra environment)
+BEFORE = {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+HYGGE = {"hygge before (1 writer, mimalloc)": (", writers: 1", BEFORE), "hygge": ("", {})}
+RAW = "raw pyarrow copy"
 
 
-def bench_scale(scale: int, work: Path, repeat: int) -> tuple[Measurement, Measurement]:
+def run_once(scale: int, work: Path, source: Path, rows: int) -> dict[str, Measurement]:
+    """One run of each command, in turn; every hygge output counted back."""
+    out = work / f"raw_sf{scale}.parquet"
+    raw_copy = [sys.executable, "-m", "benchmarks.raw_pyarrow_copy"]
+    got = {RAW: measure(RAW, [*raw_copy, str(source), str(out), str(BATCH), CODEC], rows)}
+    out.unlink()
+    for label, (settings, env) in HYGGE.items():
+        target = work / f"hygge_sf{scale}"
+        flows = write_flows(
+            work,
+            f"flows:\n  lineitem:\n    home: {{path: {source}, batch_size: {BATCH}}}\n"
+            f"    store: {{path: {target}, compression: {CODEC}{settings}}}\n",
+            name=f"flows_sf{scale}.yml",
+        )
+        cli = [sys.executable, "-m", "hygge", "run", "--quiet", str(flows)]
+        got[label] = measure(label, cli, rows, env=env)
+        check = sum(pq.read_metadata(f).num_rows for f in target.glob("*.parquet"))
+        assert check == rows, f"{label} wrote {check} rows, expected {rows}"
+        shutil.rmtree(target)
+    return got
+
+
+def median(runs: list[Measurement]) -> Measurement:
+    first = runs[0]
+    return Measurement(
+        first.label,
+        statistics.median(r.seconds for r in runs),
+        statistics.median(r.peak_rss_mb for r in runs),
+        first.rows,
+        statistics.median(r.cpu_seconds for r in runs),
+        statistics.median(r.load for r in runs),
+    )
+
+
+def bench_scale(scale: int, work: Path, repeat: int) -> list[tuple[str, ...]]:
     source = tpch_lineitem(scale)
     rows = pq.read_metadata(source).num_rows
-    flows = write_flows(
-        work,
-        f"flows:\n  lineitem:\n    home: {{path: {source}, batch_size: {BATCH}}}\n"
-        f"    store: {{path: {work}/hygge_sf{scale}, compression: {CODEC}}}\n",
-        name=f"flows_sf{scale}.yml",
-    )
-    best_raw = best_hygge = None
-    for _ in range(repeat):  # alternate, keep the best of each: less noise from the machine
-        out = work / f"raw_sf{scale}.parquet"
-        raw = measure(
-            f"raw pyarrow SF{scale}",
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.raw_pyarrow_copy",
-                str(source),
-                str(out),
-                str(BATCH),
-                CODEC,
-            ],
-            rows,
+    runs = [run_once(scale, work, source, rows) for _ in range(repeat)]
+    for i, run in enumerate(runs, 1):
+        print(
+            f"SF{scale} run {i}: "
+            + "; ".join(
+                f"{label} {m.seconds:.2f} s, CPU {m.cpu_seconds:.1f} s, {m.peak_rss_mb:.0f} MB, "
+                f"load {m.load:.1f}"
+                for label, m in run.items()
+            ),
+            flush=True,
         )
-        out.unlink()
-        hyg = measure(f"hygge SF{scale}", [sys.executable, "-m", "hygge", "run", str(flows)], rows)
-        check = sum(pq.read_metadata(f).num_rows for f in (work / f"hygge_sf{scale}").glob("*"))
-        assert check == rows, f"hygge wrote {check} rows, expected {rows}"
-        shutil.rmtree(work / f"hygge_sf{scale}")
-        best_raw = raw if best_raw is None or raw.seconds < best_raw.seconds else best_raw
-        best_hygge = hyg if best_hygge is None or hyg.seconds < best_hygge.seconds else best_hygge
-    assert best_raw and best_hygge
-    return best_raw, best_hygge
+    before = median([r[next(iter(HYGGE))] for r in runs])
+    table = []
+    for label in [RAW, *HYGGE]:
+        m = median([r[label] for r in runs])
+        speed = statistics.median(r[RAW].seconds / r[label].seconds for r in runs)
+        table.append(
+            (
+                f"SF{scale} {label}",
+                f"{rows:,}",
+                f"{m.seconds:.2f}",
+                f"{m.cpu_seconds:.1f}",
+                f"{m.peak_rss_mb:.0f}",
+                f"{m.load:.1f}",
+                f"{speed:.2f}x",
+                f"{m.peak_rss_mb / before.peak_rss_mb:.2f}x",
+            )
+        )
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, action="append", help="TPC-H scale factor(s)")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs; medians")
     args = parser.parse_args()
     scales = args.scale or [1, 3]
-    results = []
+    table: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory(prefix="hygge-bench-") as tmp:
         for scale in scales:
-            results.append((scale, *bench_scale(scale, Path(tmp), args.repeat)))
-    table = []
-    for scale, raw, hyg in results:
-        table.append(
-            (
-                f"SF{scale}",
-                f"{raw.rows:,}",
-                f"{raw.seconds:.2f}",
-                f"{raw.rows_per_second:,.0f}",
-                f"{raw.peak_rss_mb:.0f}",
-                f"{hyg.seconds:.2f}",
-                f"{hyg.rows_per_second:,.0f}",
-                f"{hyg.peak_rss_mb:.0f}",
-                f"{hyg.rows_per_second / raw.rows_per_second:.2f}x",
-            )
-        )
+            table += bench_scale(scale, Path(tmp), args.repeat)
     print_table(
-        f"parquet -> parquet ({CODEC}, batch {BATCH:,} rows; best of {args.repeat})",
+        f"parquet -> parquet ({CODEC}, batch {BATCH:,} rows; medians of {args.repeat} "
+        "interleaved runs; targets: hygge >= 1.3x raw, RSS <= 1.1x before)",
         table,
-        (
-            "scale",
-            "rows",
-            "raw s",
-            "raw rows/s",
-            "raw RSS MB",
-            "hygge s",
-            "hygge rows/s",
-            "hygge RSS MB",
-            "hygge/raw",
-        ),
+        ("", "rows", "wall s", "CPU s", "peak RSS MB", "load", "speed vs raw", "RSS vs before"),
     )
-    if len(results) > 1:
-        first, last = results[0][2], results[-1][2]
-        print(
-            f"\nhygge peak RSS SF{results[-1][0]} / SF{results[0][0]}: "
-            f"{last.peak_rss_mb / first.peak_rss_mb:.2f}x (target <= 1.3x)"
-        )
+    hygge = [row for row in table if row[0].endswith(" hygge")]
+    if len(hygge) > 1:
+        first, last = float(hygge[0][4]), float(hygge[-1][4])
+        print(f"\nhygge peak RSS {hygge[-1][0].split()[0]} / SF{scales[0]}: {last / first:.2f}x")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(machine: {os.cpu_count()} CPUs, load average now {load}: others share the CPUs)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
-from benchmarks.common import ROOT, tpch_lineitem
+from benchmarks.common import ROOT, tpch_lineitem, tree_rss_kb
 from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -48,28 +48,6 @@ class Run:
     seconds: float
     peak_rss_mb: float
     cpu_seconds: float  # user + system time of the process itself
-
-
-def tree_rss_kb(pid: int) -> int:
-    """The summed RSS of `pid` and all its descendants now, from /proc (0 once it is gone)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += rss.get(p, 0)
-        todo.extend(children.get(p, []))
-    return total
 
 
 def timed(command: list[str], stdout: int | None = None) -> Run:

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class Measurement:
     label: str
     seconds: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # of the whole process tree, sampled (at least the largest process's)
     rows: int
+    cpu_seconds: float = 0.0  # user + system of the process and the children it waited for
+    load: float = 0.0  # the 1-minute load average when it ended
 
     @property
     def rows_per_second(self) -> float:
@@ -65,6 +67,28 @@ def tpch_lineitem(scale: int, parts: int | None = None) -> Path:
     return target
 
 
+def tree_rss_kb(pid: int) -> int:
+    """The summed RSS of `pid` and all its descendants now, from /proc (0 once it is gone)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
 def measure(
     label: str,
     command: list[str],
@@ -72,16 +96,31 @@ def measure(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Measurement:
-    """Run `command` once; wall time and the peak RSS of that process alone (wait4)."""
+    """Run `command` once: wall time, the peak RSS of its process tree (sampled every 0.1 s,
+    and at least the largest process's own peak from wait4), its CPU seconds (wait4)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         command, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, tree_rss_kb(proc.pid))
+        time.sleep(0.1)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
         raise SystemExit(f"{label}: command failed: {' '.join(command)}")
-    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows)
+    return Measurement(
+        label,
+        seconds,
+        max(peak, usage.ru_maxrss) / 1024,
+        rows,
+        usage.ru_utime + usage.ru_stime,
+        os.getloadavg()[0],
+    )
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:

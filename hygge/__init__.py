@@ -8,7 +8,11 @@ The contract a custom Home or Store implements is documented in `hygge.contract`
 
 from typing import TYPE_CHECKING
 
-from hygge.contract import (
+from hygge.allocator import prefer_jemalloc
+
+prefer_jemalloc()  # before anything below imports pyarrow
+
+from hygge.contract import (  # noqa: E402
     Home,
     HomeSettings,
     IncrementalHome,
@@ -18,7 +22,7 @@ from hygge.contract import (
     Store,
     StoreSettings,
 )
-from hygge.errors import (
+from hygge.errors import (  # noqa: E402
     ConfigError,
     FlowError,
     HomeError,
@@ -26,11 +30,11 @@ from hygge.errors import (
     StoreError,
     TransientError,
 )
-from hygge.homes import CsvHome, NdjsonHome, ParquetHome
-from hygge.progress import FlowState
-from hygge.report import FlowReport
-from hygge.run.move import Flow
-from hygge.stores import CsvStore, ParquetStore
+from hygge.homes import CsvHome, NdjsonHome, ParquetHome  # noqa: E402
+from hygge.progress import FlowState  # noqa: E402
+from hygge.report import FlowReport  # noqa: E402
+from hygge.run.move import Flow  # noqa: E402
+from hygge.stores import CsvStore, ParquetStore  # noqa: E402
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from hygge.coordinator import Coordinator, RunResult

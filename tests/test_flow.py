@@ -21,6 +21,7 @@ from hygge import (
     ParquetHome,
     ParquetStore,
     Store,
+    StoreError,
 )
 from hygge.contract import Home
 from tests.checks import fingerprint, tree_digest
@@ -253,3 +254,65 @@ def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path):
     Flow(Counting("c"), Slow("s"), queue_size=2).run()
     assert len(written) == 20
     assert max(Slow.lead) <= 2 + 2  # queue plus one in the producer's hand and one being written
+
+
+def test_two_writers_interleave_batches_and_keep_every_row(tmp_path: Path):
+    """Past the first file's worth of rows, batches go to two writers in turn (each encoding
+    its own file on its own thread): every row lands once, no file exceeds its limit."""
+    src = make_parquet(tmp_path / "in.parquet", 25_000)
+    out = tmp_path / "out"
+    flow = Flow(
+        ParquetHome("in", path=str(src), batch_size=2_000),
+        ParquetStore("out", path=str(out), max_rows_per_file=5_000),
+    )
+    assert flow.run().rows == 25_000
+    assert fingerprint(src) == fingerprint(out)
+    files = sorted(out.glob("*.parquet"))
+    ids = [pq.read_table(f, columns=["id"]).column("id").to_pylist() for f in files]
+    assert all(len(i) <= 5_000 for i in ids) and sum(map(len, ids)) == 25_000
+    # The first file is the first rows, in order; later files hold every other batch.
+    assert ids[0] == list(range(5_000))
+    assert any(max(i) - min(i) + 1 > len(i) for i in ids[1:])
+
+
+def test_one_writer_keeps_read_order_and_small_outputs_stay_one_file(tmp_path: Path):
+    src = make_parquet(tmp_path / "in.parquet", 12_000)
+    one = tmp_path / "one"
+    Flow(
+        ParquetHome("in", path=str(src), batch_size=1_000),
+        ParquetStore("one", path=str(one), max_rows_per_file=5_000, writers=1),
+    ).run()
+    files = sorted(one.glob("*.parquet"))
+    ids = [pq.read_table(f, columns=["id"]).column("id").to_pylist() for f in files]
+    assert [i for f in ids for i in f] == list(range(12_000))
+    small = tmp_path / "small"
+    Flow(
+        ParquetHome("in", path=str(src), batch_size=1_000), ParquetStore("s", path=str(small))
+    ).run()
+    assert len(list(small.glob("*.parquet"))) == 1 and fingerprint(small) == fingerprint(src)
+
+
+class SwitchingHome(Home):
+    """Ten batches of 500 rows; the eighth has another type: a writer must refuse it."""
+
+    type_name = "test_switching"
+
+    async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
+        for i in range(10):
+            ids = range(i * 500, (i + 1) * 500)
+            yield pl.DataFrame({"id": [str(x) for x in ids] if i == 7 else list(ids)})
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_writer_failing_while_the_other_writes_publishes_nothing(tmp_path: Path, mode: str):
+    out = tmp_path / "out"
+    Flow(
+        ParquetHome("a", path=str(make_parquet(tmp_path / "a.parquet", 100))),
+        ParquetStore("o", path=str(out)),
+    ).run()
+    before = tree_digest(out)
+    store = ParquetStore("o", path=str(out), mode=mode, max_rows_per_file=1_000)
+    with pytest.raises(StoreError, match="cannot write a batch"):
+        Flow(SwitchingHome("switching"), store).run()
+    assert tree_digest(out) == before
+    assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []

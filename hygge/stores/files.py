@@ -40,6 +40,9 @@ from hygge.storage import is_object_url
 from hygge.stores._dataset import Dataset
 
 T = TypeVar("T")
+# A second writer starts once the output passes this many rows (or a file's worth, if files
+# are smaller): a small output stays one file, a big one is encoded on two cores.
+PARALLEL_AFTER = 1_000_000
 _DISK_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
@@ -51,6 +54,14 @@ class FileStoreSettings(StoreSettings):
     path: PathSetting
     max_rows_per_file: int = Field(
         5_000_000, gt=0, description="Start a new file after this many rows."
+    )
+    writers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Files written at once, each encoded on a thread of its own, once the "
+        "output passes a million rows (batches go to them in turn); 1: one file at a time, "
+        "rows in the order they were read.",
     )
     # Object stores only: credentials/endpoints in delta-rs key names; see docs/objectstore.md.
     storage_options: dict[str, str] | None = None
@@ -72,22 +83,29 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self.remote = is_object_url(self.settings.path)
         # One run of the flow, across every attempt of this store (see the module docstring).
         self.commit_key: str | None = uuid.uuid4().hex
-        # One file writer, touched from worker threads. A write runs in a thread that outlives
-        # its cancelled task (the home failed): abort() and a retry's fresh staging wait for it
-        # (closing a writer mid-write crashes pyarrow), and it never writes into those.
-        # Re-entrant: abort() closes the writer while it holds the lock.
+        # File writers (lanes), each written from a worker thread under its own lock. A write
+        # runs in a thread that outlives its flow (the home failed): abort() and a retry's
+        # fresh staging wait for it (closing a writer mid-write crashes pyarrow), and it never
+        # writes into those. `_io` orders the lifecycle (re-entrant: abort() closes the
+        # writers while it holds it).
         self._io = threading.RLock()
+        self._naming = threading.Lock()
+        self._lanes: list[_Lane] = []
         self._opened = False
         self._reset()
 
     def _reset(self) -> None:
-        """Fresh staging state: every attempt of a flow stages from scratch."""
+        """Fresh staging state: every attempt of a flow stages from scratch (the caller
+        holds `_io`; a write of the attempt before finishes first)."""
+        for lane in self._lanes:
+            with lane.lock:
+                pass
         self.run_id = uuid.uuid4().hex[:12]
         self.dataset = self._new_dataset(self.run_id)
-        self._writer: Any = None
-        self._sink: Any = None  # what the current writer writes to
+        self._lanes = [_Lane() for _ in range(self.settings.writers)]
+        self._turn = self._handed = 0  # lane choice: batches and rows handed out
+        self._schema: pa.Schema | None = None  # every file's, from the first batch
         self._file_index = 0
-        self._rows_in_file = 0
         self._states: dict[str, dict[str, Any]] = {}
         self._aborted = False
 
@@ -144,54 +162,87 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         await self._stage(df)
 
     async def _stage(self, df: pl.DataFrame) -> None:
-        table = df.to_arrow(compat_level=self.arrow_compat())
-        await asyncio.to_thread(self._disk_errors, self._write_sync, table, self.run_id)
+        """Hand the batch to a lane and return while it encodes: the next batch may go to
+        the other lane at once. A lane takes one batch at a time (we wait for its previous
+        one, whose error surfaces here), so memory stays bounded by a batch per lane."""
+        lane = self._next_lane(df.height)
+        await self._settle(lane)
+        lane.pending = asyncio.ensure_future(
+            asyncio.to_thread(self._disk_errors, self._write_sync, lane, df, self.run_id)
+        )
 
-    def _write_sync(self, table: pa.Table, run_id: str | None = None) -> None:
-        with self._io:
+    def _next_lane(self, rows: int) -> _Lane:
+        """Round robin over the lanes, one lane until the output passes `PARALLEL_AFTER`
+        rows (a small output stays one file, as with one writer)."""
+        parallel = self._handed >= min(self.settings.max_rows_per_file, PARALLEL_AFTER)
+        active = self.settings.writers if parallel else 1
+        lane = self._lanes[self._turn % active]
+        self._turn += 1
+        self._handed += rows
+        return lane
+
+    async def _settle(self, lane: _Lane) -> None:
+        """Wait for the lane's write in flight; its error is raised here."""
+        if lane.pending is not None:
+            pending, lane.pending = lane.pending, None
+            await pending
+
+    async def _settle_all(self, quiet: bool = False) -> None:
+        """Wait for every write in flight, then raise the first error (all awaited, so no
+        failed write is left unretrieved)."""
+        pending = [lane.pending for lane in self._lanes if lane.pending is not None]
+        for lane in self._lanes:
+            lane.pending = None
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and not quiet:
+            raise errors[0]
+
+    def _write_sync(self, lane: _Lane, df: pl.DataFrame, run_id: str | None = None) -> None:
+        table = df.to_arrow(compat_level=self.arrow_compat())  # here: off the event loop
+        with lane.lock:
             if self._aborted or (run_id is not None and run_id != self.run_id):
                 return  # a write of an attempt that was given up: nothing may land
-            self._write_rows(table)
+            self._write_rows(lane, table)
 
-    def _write_rows(self, table: pa.Table) -> None:
+    def _write_rows(self, lane: _Lane, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
+        with self._naming:  # every file of the run gets the schema of the first batch
+            if self._schema is None:
+                self._schema = table.schema
         while table.num_rows:
-            if self._writer is None or self._rows_in_file >= limit:
-                self._start_file(table.schema)
-            take = min(limit - self._rows_in_file, table.num_rows)
+            if lane.writer is None or lane.rows >= limit:
+                self._start_file(lane)
+            take = min(limit - lane.rows, table.num_rows)
             chunk = table.slice(0, take)
             try:
-                self.write_chunk(self._writer, chunk)
+                self.write_chunk(lane.writer, chunk)
             except (pa.ArrowException, ValueError) as exc:
                 raise StoreError(
                     f"cannot write a batch to {self.where}: {exc}",
                     hint="every batch of a flow must have the same columns and types",
                 ) from exc
-            self._rows_in_file += take
+            lane.rows += take
             table = table.slice(take)
 
-    def _start_file(self, schema: pa.Schema) -> None:
-        self._drop_writer()
-        name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
-        self._file_index += 1
-        _, self._sink = self.dataset.new_file(name)
-        self._writer = self.open_writer(self._sink, schema)
-        self._rows_in_file = 0
+    def _start_file(self, lane: _Lane) -> None:
+        lane.close(self.dataset)
+        with self._naming:  # lanes open files concurrently: one index, one list of files
+            name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
+            self._file_index += 1
+            _, lane.sink = self.dataset.new_file(name)
+        lane.writer = self.open_writer(lane.sink, self._schema)
+        lane.rows = 0
 
     def _close_writer(self) -> None:
+        """Close every lane's file (waiting for a write still running in a thread)."""
         with self._io:
-            self._drop_writer()
-
-    def _drop_writer(self) -> None:
-        """Close the current file (the caller holds the writer lock)."""
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
-        if self._sink is not None:
-            sink, self._sink = self._sink, None
-            self.dataset.close_file(sink)
+            for lane in self._lanes:
+                with lane.lock:
+                    lane.close(self.dataset)
 
     async def staged_rows(self) -> int | None:
+        await self._settle_all()
         return await asyncio.to_thread(self._disk_errors, self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int | None:
@@ -203,6 +254,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         return None if None in counts else sum(c for c in counts if c is not None)
 
     async def commit(self) -> None:
+        await self._settle_all()
         await asyncio.to_thread(self._disk_errors, self._commit_sync)
 
     def _commit_sync(self) -> None:
@@ -222,6 +274,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         return await asyncio.to_thread(self.dataset.reset_state, flow)
 
     async def abort(self) -> None:
+        await self._settle_all(quiet=True)  # the flow is failing already: its error counts
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
@@ -243,6 +296,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._opened = True
 
     async def seal_part(self, part: str) -> dict[str, Any]:
+        await self._settle_all()
         return await asyncio.to_thread(self._disk_errors, self._seal_part_sync, part)
 
     def _seal_part_sync(self, part: str) -> dict[str, Any]:
@@ -300,3 +354,23 @@ def _errno_in(exc: OSError) -> int:
     """pyarrow raises a plain OSError whose text names the cause ("[Errno 28] ...")."""
     found = re.search(r"\[Errno (\d+)\]", str(exc))
     return int(found.group(1)) if found else 0
+
+
+class _Lane:
+    """One file being written: its writer, what it writes to, its rows, the write in flight."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # held by the thread writing; close() takes it too
+        self.writer: Any = None
+        self.sink: Any = None
+        self.rows = 0
+        self.pending: asyncio.Future[None] | None = None
+
+    def close(self, dataset: Dataset) -> None:
+        """Close the current file (the caller holds the lock)."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            dataset.close_file(sink)
