@@ -5,8 +5,9 @@
 
 Each run times three commands in turn, each its own process: the limit, a raw pyarrow
 streaming copy (benchmarks/raw_pyarrow_copy.py: iter_batches -> one ParquetWriter); hygge as
-it was before issue 23 (`writers: 1`, pyarrow's default allocator, mimalloc); and hygge as it
-is (two writers encoding at once, jemalloc). Figures are medians over the runs (a ratio: the
+it was before issue 23 (`writers: 1`, `dictionary: all`, pyarrow's default allocator,
+mimalloc); and hygge as it is (two writers encoding at once, a dictionary only for columns
+whose values repeat, jemalloc). Figures are medians over the runs (a ratio: the
 median of the per-run ratios); peak RSS is of the whole process tree; CPU seconds are the
 process's own (wait4), which suffer less than wall time on a shared machine; the load
 average is printed next to each figure.
@@ -34,7 +35,8 @@ BATCH = 100_000
 CODEC = "zstd"
 # label -> (extra store settings, extra environment)
 BEFORE = {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
-HYGGE = {"hygge before (1 writer, mimalloc)": (", writers: 1", BEFORE), "hygge": ("", {})}
+OLD = ", writers: 1, dictionary: all"
+HYGGE = {"hygge before (1 writer, dict all, mimalloc)": (OLD, BEFORE), "hygge": ("", {})}
 RAW = "raw pyarrow copy"
 
 

@@ -316,3 +316,26 @@ def test_a_writer_failing_while_the_other_writes_publishes_nothing(tmp_path: Pat
         Flow(SwitchingHome("switching"), store).run()
     assert tree_digest(out) == before
     assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []
+
+
+def test_parquet_store_uses_a_dictionary_only_for_repeating_columns(tmp_path: Path):
+    """Mostly distinct values are written plain (a dictionary costs there, saves nothing);
+    repeating ones with a dictionary. What a reader gets is the same either way."""
+    rows = 20_000
+    src = tmp_path / "in.parquet"
+    pl.DataFrame(
+        {
+            "id": range(rows),
+            "comment": [f"comment number {i}" for i in range(rows)],
+            "flag": [("A", "B", "C")[i % 3] for i in range(rows)],
+        }
+    ).write_parquet(src)
+    out = tmp_path / "out"
+    Flow(ParquetHome("in", path=str(src)), ParquetStore("out", path=str(out))).run()
+    assert fingerprint(src) == fingerprint(out)
+    (written,) = out.glob("*.parquet")
+    group = pq.read_metadata(written).row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(3)}
+    assert "RLE_DICTIONARY" in encodings["flag"]
+    assert "RLE_DICTIONARY" not in encodings["id"]
+    assert "RLE_DICTIONARY" not in encodings["comment"]

@@ -133,6 +133,10 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         """A writer for one new data file (`path`: a local path or an output stream)."""
         raise NotImplementedError
 
+    def first_batch(self, table: pa.Table) -> None:
+        """Called once per attempt with the first batch, before any file opens: a format may
+        choose its writer's settings from the data."""
+
     def write_chunk(self, writer: Any, table: pa.Table) -> None:
         """Append rows to the current file."""
         writer.write_table(table)
@@ -209,6 +213,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         limit = self.settings.max_rows_per_file
         with self._naming:  # every file of the run gets the schema of the first batch
             if self._schema is None:
+                self.first_batch(table)
                 self._schema = table.schema
         while table.num_rows:
             if lane.writer is None or lane.rows >= limit:
