@@ -41,9 +41,11 @@ def workers(
     concurrency: int,
     env: dict[str, str] | None = None,
     pin: bool = False,
+    pids: list[int] | None = None,
 ) -> Iterator[list[str]]:
     """Start `count` workers and wait until each is ready; stop them all on exit. With `pin`,
-    worker i runs on CPU i only: each stands in for a one-core machine."""
+    worker i runs on CPU i only: each stands in for a one-core machine. `pids`, if given,
+    receives each worker's process id (to read its CPU time)."""
     full_env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -70,6 +72,8 @@ def workers(
                     preexec_fn=_pin_to(index % (os.cpu_count() or 1)) if pin else None,
                 )
             )
+        if pids is not None:
+            pids.extend(p.pid for p in procs)
         deadline = time.monotonic() + 60
         while not all(client.exists(f"hygge:worker:{n}") for n in names):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
