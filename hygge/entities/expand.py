@@ -132,7 +132,9 @@ class _Expansion:
         self.overrides = raw.get("entities") or {}
         self.flow = {k: v for k, v in raw.items() if k not in ("home", "store", "entities")}
 
-    def error(self, message: str, *path: Any, key: str | None = None, hint: str | None = None):
+    def error(
+        self, message: str, *path: Any, key: str | None = None, hint: str | None = None
+    ) -> ConfigError:
         return self.source.error(message, (*self.here, *path), key=key, hint=hint)
 
     # -- steps ------------------------------------------------------------------------------
@@ -301,7 +303,8 @@ class _Expansion:
             _set(home, "schema", item.schema)
             return home
         name = path_component(item.name) if inherited else item.name
-        return substitute(self.home, name, home=True)
+        home_settings: dict[str, Any] = substitute(self.home, name, home=True)
+        return home_settings
 
     def _entity(
         self,
@@ -477,7 +480,8 @@ class _Expansion:
 
     def _resolved(self, mapping: dict[str, Any], kind: str) -> dict[str, Any]:
         try:
-            return interpolate(mapping, self.env)
+            resolved: dict[str, Any] = interpolate(mapping, self.env)
+            return resolved
         except UndefinedVariable as exc:
             raise self.error(
                 f"environment variable {exc.name} is not set (needed to find the entities)",
@@ -547,7 +551,7 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _keys(cls: type) -> set[str]:
+def _keys(cls: type[Connector[Any]]) -> set[str]:
     """Every setting a connector class takes, by name and alias."""
-    fields = cls.Settings.model_fields  # type: ignore[attr-defined]
+    fields = cls.Settings.model_fields
     return set(fields) | {f.alias for f in fields.values() if f.alias}

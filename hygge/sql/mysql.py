@@ -254,8 +254,8 @@ class MySqlSession(Session):
             # PyMySQL's MySQLResult.__del__ tries again at garbage collection and prints a
             # traceback long after the error was reported.
             for result in (getattr(cur, "_result", None), getattr(self.conn, "_result", None)):
-                if getattr(result, "unbuffered_active", False):
-                    result.unbuffered_active = False  # type: ignore[union-attr]
+                if result is not None and getattr(result, "unbuffered_active", False):
+                    result.unbuffered_active = False
 
     def load(self, table: str, schema: str | None, data: pa.Table) -> None:
         path = self.stage_file(data)
@@ -304,7 +304,7 @@ class MySqlSession(Session):
             return int(loaded)
 
     def claim(self, name: str) -> bool:
-        return self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1
+        return bool(self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1)
 
     def unclaim(self, name: str) -> None:
         self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")

@@ -9,7 +9,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -98,7 +98,7 @@ class ObjectStorage:
         """The whole (small) object, or None when it does not exist."""
         try:
             with self.fs.open_input_stream(self._path(url)) as f:
-                return f.read()
+                return cast(bytes, f.read())  # pyarrow ships no type hints
         except FileNotFoundError:
             return None
         except OSError as exc:

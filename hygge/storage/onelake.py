@@ -21,10 +21,13 @@ imported until a OneLake URL is used.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hygge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hygge.storage.objects import ObjectStorage
 
 ONELAKE_SCHEME = "onelake"
 ONELAKE_ACCOUNT = "onelake"
@@ -121,7 +124,7 @@ def filesystem(url: str, options: Mapping[str, Any] | None) -> Any:
     return pafs.AzureFileSystem(**filesystem_kwargs(url, principal))
 
 
-def storage(url: str, options: Mapping[str, Any] | None = None) -> Any:
+def storage(url: str, options: Mapping[str, Any] | None = None) -> ObjectStorage:
     """An `ObjectStorage` over OneLake for `url` (either form); an account key in the store's
     own `storage_options` is refused (OneLake takes Entra credentials only)."""
     from hygge.storage.objects import ObjectStorage
