@@ -34,9 +34,6 @@ from hygge.storage.location import is_object_url
 DISCOVERY_KEYS = ("tables", "exclude", "include_views", "missing_cursor")
 CURSOR_KEYS = ("cursor", "lag", "initial")
 NESTED = ("home", "store", "options")
-# Longest table name each database keeps whole: PostgreSQL cuts longer ones silently (63
-# bytes), so two long entity names could land in one table; MySQL/MariaDB: 64 characters.
-IDENTIFIER_LIMITS = {"postgresql": (63, "bytes"), "mysql": (64, "characters")}
 
 
 @dataclass(frozen=True)
@@ -427,15 +424,15 @@ class _Expansion:
         if not isinstance(table, str):
             return
         try:
-            dialect = parse_url(setting(store, "connection"), "store").dialect
+            url = parse_url(setting(store, "connection"), "store")
         except ConfigError:
             return  # validation of the flow itself says what is wrong with the URL
-        limit, unit = IDENTIFIER_LIMITS.get(dialect, (0, ""))
-        size = len(table.encode()) if unit == "bytes" else len(table)
-        if limit and size > limit:
+        from hygge.sql.connect import session_class  # loaded for a SQL store only
+
+        too_long = session_class(url).identifier_problem(table)
+        if too_long:
             raise self.error(
-                f"entity '{entity.name}': table name '{table}' is {size} {unit}, longer "
-                f"than {dialect} keeps ({limit})",
+                f"entity '{entity.name}': table name '{table}' {too_long}",
                 "store",
                 key="store.table",
                 hint="use a shorter table template, or leave the entity out with `exclude:`",

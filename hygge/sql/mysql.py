@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import mysql_arrow, tsv
-from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.base import IdentifierLimit, Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
@@ -44,6 +44,7 @@ class MySqlSession(Session):
     dialect = "mysql"
     quote_char = "`"
     max_identifier = 64
+    identifier_limit = IdentifierLimit(64, "characters")  # MySQL and MariaDB alike
     rules = LoadRules("mysql", key_text_length=255, type_comments=True, label="MySQL/MariaDB")
     long_text = "LONGTEXT"
 
