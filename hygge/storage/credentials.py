@@ -42,8 +42,6 @@ _ENV = {
     "gcs_endpoint": ("STORAGE_EMULATOR_HOST",),  # the variable Google's own clients honour
 }
 
-SECRET_KEYS = ("aws_secret_access_key", "aws_session_token", "azure_storage_account_key")
-
 
 def resolve(
     options: Mapping[str, Any] | None, env: Mapping[str, str] | None = None

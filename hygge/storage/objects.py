@@ -4,10 +4,9 @@ copy, delete. URLs in, URLs out; errors name the URL (secrets masked) and say wh
 from __future__ import annotations
 
 import builtins
-import contextlib
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -262,12 +261,3 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out))
-
-
-@contextlib.contextmanager
-def closing_quietly(f: Any) -> Iterator[Any]:
-    try:
-        yield f
-    finally:
-        with contextlib.suppress(Exception):
-            f.close()

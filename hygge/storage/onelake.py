@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from hygge.storage.objects import ObjectStorage
 
 ONELAKE_SCHEME = "onelake"
-ONELAKE_ACCOUNT = "onelake"
 # The ADLS Gen2 (dfs) and Blob endpoints of OneLake; regional ones look like
 # `westus-onelake.dfs.fabric.microsoft.com`.
 FABRIC_SUFFIX = ".fabric.microsoft.com"

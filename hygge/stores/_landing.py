@@ -23,7 +23,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -293,13 +293,6 @@ def last_number(tree: Tree, table: str) -> int:
             if found and not is_dir:
                 numbers.append(int(found.group(1)))
     return max(numbers)
-
-
-def data_files(tree: Tree, table: str) -> Iterator[str]:
-    """The data files in a table folder, in sequence order."""
-    for name, is_dir in tree.listing(table):
-        if not is_dir and DATA_FILE.match(name):
-            yield name
 
 
 # -- the commit journal ---------------------------------------------------------------------
