@@ -6,6 +6,12 @@ This module is the format-independent store lifecycle on top: open, write batche
 into files of `max_rows_per_file` rows, count them back, commit or abort, parts of a
 partitioned flow, incremental state.
 
+Encoding (parquet's dictionary, pages, zstd) costs more CPU than reading, so a file store
+writes with `writers` lanes (two by default): once the output passes `PARALLEL_AFTER` rows,
+batches go to the lanes in turn, each lane encoding its own file on a thread of its own
+(pyarrow's writers release the GIL), while the flow reads the next batch. A lane takes one
+batch at a time, so memory stays bounded by a batch per lane besides the flow's queue.
+
 A commit is made under a commit key, one per run of the flow (`commit_key`; kept across the
 attempts of one store, set by a worker to its job's run): once a commit under that key has
 landed, a repeated commit (a retry after an interrupted publish) publishes nothing more, so
