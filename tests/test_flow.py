@@ -339,3 +339,35 @@ def test_parquet_store_uses_a_dictionary_only_for_repeating_columns(tmp_path: Pa
     assert "RLE_DICTIONARY" in encodings["flag"]
     assert "RLE_DICTIONARY" not in encodings["id"]
     assert "RLE_DICTIONARY" not in encodings["comment"]
+
+
+def test_parquet_store_writes_the_bytes_pyarrow_writes_for_the_large_types(tmp_path: Path):
+    """The store hands polars' string/binary views to the writer without copying them into
+    large_string/large_binary, yet the file (its declared Arrow schema included) is the one
+    pyarrow writes from the large types: readers get exactly what they got before."""
+    import datetime
+    import decimal
+    import filecmp
+
+    rows = 30
+    df = pl.DataFrame(
+        {
+            "s": ["a", "bb", None] * 10,
+            "b": [b"x", None, b"yz"] * 10,
+            "cat": pl.Series(["u", "v", "u"] * 10, dtype=pl.Categorical),
+            "enum": pl.Series(["p", "q", "p"] * 10, dtype=pl.Enum(["p", "q"])),
+            "ls": [["a", "b"], [], None] * 10,
+            "st": [{"x": "k", "y": 1}, {"x": None, "y": 2}, None] * 10,
+            "arr": pl.Series([[1, 2], [3, 4], [5, 6]] * 10, dtype=pl.Array(pl.Int64, 2)),
+            "dt": [datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)] * rows,
+            "dec": pl.Series([decimal.Decimal("1.23")] * rows, dtype=pl.Decimal(10, 2)),
+            "n": [None] * rows,
+            "d": [datetime.date(2024, 1, 1)] * rows,
+        }
+    )
+    expected = tmp_path / "pyarrow.parquet"
+    pq.write_table(df.to_arrow(compat_level=pl.CompatLevel.oldest()), expected, compression="zstd")
+    asyncio.run(ParquetStore("o", path=str(tmp_path / "o"), dictionary="all").write(df))
+    (written,) = (tmp_path / "o").glob("*.parquet")
+    assert filecmp.cmp(expected, written, shallow=False)
+    assert pq.read_schema(written).field("s").type == "large_string"
