@@ -77,8 +77,10 @@ def median(runs: list[Measurement]) -> Measurement:
 def bench_scale(scale: int, work: Path, repeat: int) -> list[tuple[str, ...]]:
     source = tpch_lineitem(scale)
     rows = pq.read_metadata(source).num_rows
-    runs = [run_once(scale, work, source, rows) for _ in range(repeat)]
-    for i, run in enumerate(runs, 1):
+    runs: list[dict[str, Measurement]] = []
+    for i in range(1, repeat + 1):
+        run = run_once(scale, work, source, rows)
+        runs.append(run)
         print(
             f"SF{scale} run {i}: "
             + "; ".join(

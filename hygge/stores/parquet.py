@@ -67,6 +67,10 @@ class ParquetStore(FileStore):
         if self.settings.dictionary != "auto":
             self._dictionary = self.settings.dictionary == "all"
             return
+        if table.num_rows < JUDGE_ROWS or any(pa.types.is_nested(f.type) for f in table.schema):
+            # too few rows to judge; nested columns' dictionaries go by leaf path: the default
+            self._dictionary = True
+            return
         self._dictionary = [
             field.name
             for field, column in zip(table.schema, table.columns, strict=True)
@@ -103,6 +107,7 @@ class ParquetStore(FileStore):
 # A column with more distinct values than this share of the first batch's rows is written
 # without a dictionary (see ParquetStore.first_batch).
 DICTIONARY_SHARE = 0.2
+JUDGE_ROWS = 10_000  # a first batch of fewer rows keeps pyarrow's default (every column)
 
 
 def _repeats(column: pa.ChunkedArray) -> bool:
