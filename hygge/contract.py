@@ -60,7 +60,8 @@ from hygge import registry
 from hygge.errors import ConfigError
 from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 from hygge.secrets import mask_url
-from hygge.storage.location import Location, is_object_url, normalize_url
+from hygge.storage.location import is_object_url, normalize_url
+from hygge.storage.onelake import is_onelake
 
 DEFAULT_BATCH_SIZE = 100_000
 # Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
@@ -338,12 +339,12 @@ class Store(Connector[S]):
     def lock(self, flow: str) -> RunLock:
         """The lock a run of `flow` holds on this destination across all its attempts, so a
         second run of the same flow (a cron overlap) is refused or waits instead of loading
-        the same data twice. The default locks a file beside a store's `path`, or on S3 an
-        object created only if absent (`hygge.storage.lock`); a store with no path takes
-        none, and neither does one on Azure Blob or GCS yet. A store kept elsewhere (a
-        database) locks there."""
+        the same data twice. The default locks a file beside a store's `path`, or on S3,
+        Azure Blob and GCS an object created only if absent (`hygge.storage.lock`); a store
+        with no path takes none, and neither does one on OneLake yet. A store kept elsewhere
+        (a database) locks there."""
         path = self.path_of(self.settings)
-        if path and is_object_url(path) and Location.parse(path).cloud == "s3":
+        if path and is_object_url(path) and not is_onelake(path):
             from hygge.storage.lock import ObjectLock
 
             options = getattr(self.settings, "storage_options", None)
