@@ -398,6 +398,12 @@ class StatefulStore:
         """Forget the state of `flow`; True if there was one."""
         raise NotImplementedError(f"{type(self).__name__} must implement reset_state()")
 
+    def completed_rows(self, flow: str) -> int:
+        """Rows of `flow` this store published by completing a commit that an interrupted
+        run or attempt had begun (a journal it rolled forward), so the run reports them:
+        its own read then starts after them. 0 where a commit cannot be left half-done."""
+        return 0
+
 
 class SplittableHome:
     """Ability of a Home: split what it reads into partitions that can be read concurrently.
