@@ -342,20 +342,19 @@ class GcsObject(ConditionalObject):
         import google.auth
         import google.auth.transport.urllib3
         import urllib3
+        from google.oauth2 import service_account
 
+        # google-auth is partly untyped: its calls go through Any.
+        accounts: Any = service_account.Credentials
+        transport: Any = google.auth.transport.urllib3
         if self._credentials is None:
             path = self.options.get("google_application_credentials")
             if path:
-                from google.oauth2 import service_account
-
-                self._credentials = service_account.Credentials.from_service_account_file(
-                    path, scopes=[GCS_SCOPE]
-                )
+                self._credentials = accounts.from_service_account_file(path, scopes=[GCS_SCOPE])
             else:
                 self._credentials, _ = google.auth.default(scopes=[GCS_SCOPE])
         if not self._credentials.valid:
-            request = google.auth.transport.urllib3.Request(urllib3.PoolManager())
-            self._credentials.refresh(request)
+            self._credentials.refresh(transport.Request(urllib3.PoolManager()))
         return {"Authorization": f"Bearer {self._credentials.token}"}
 
     def _object_url(self, **query: str) -> str:
