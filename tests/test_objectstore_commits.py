@@ -15,7 +15,7 @@ import pytest
 
 from tests.checks import fingerprint
 from tests.conftest import run_cli
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, cloud_cluster, parse_enqueue, wait_for
 from tests.objectstore import Emulator, download, objects
 from tests.tcpproxy import TcpProxy
 
@@ -120,17 +120,7 @@ def test_endpoint_cut_mid_incremental_commit_reports_its_rows(
     assert dataset(emu, url, tmp_path / "out2") == fingerprint(source / "*.parquet")
 
 
-@pytest.fixture
-def cluster(redis_url: str, tmp_path: Path, emulators) -> Iterator[Cluster]:
-    url = claim_db(redis_url)
-    env = {**emulators["s3"].env, "HYGGE_LEASE_SECONDS": "4", "HYGGE_SWEEP_SECONDS": "1"}
-    c = Cluster(url, tmp_path / "cluster", env)
-    c.workdir.mkdir()
-    try:
-        yield c
-    finally:
-        c.stop()
-        flush(url)
+cluster = cloud_cluster("s3", HYGGE_LEASE_SECONDS="4", HYGGE_SWEEP_SECONDS="1")
 
 
 def test_worker_killed_mid_publish_appends_once(cluster: Cluster, emulators, tmp_path: Path):
