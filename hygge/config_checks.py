@@ -51,7 +51,7 @@ def check_partitions(
 ) -> None:
     """`partitions:` needs a home that can split and a store that takes parts; `ranges:` and
     `partition_on` go together. Said at validate time, before anything is enqueued or read."""
-    partition_on = getattr(home.settings, "partition_on", None)
+    partition_on = home.cls.partition_column_of(home.settings)
     if not options.partitioned:
         if partition_on:
             raise source.error(
