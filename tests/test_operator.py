@@ -306,6 +306,73 @@ def test_many_config_errors_are_bounded(tmp_path: Path) -> None:
     assert done.stderr.count("unknown home type") == 20 and "and 10 more problem(s)" in done.stderr
 
 
+def test_every_cross_flow_error_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    """The checks across flows (shared destinations, dependencies, cycles, schedules on
+    dependent flows, a home reading another flow's output, entity names) report every problem
+    with its flows.yml line, together with a flow's own problems; exit code 2, nothing run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1]}), tmp_path / "in.parquet")
+    for folder, name in (("d1", "a.b"), ("d2", "b")):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.table({"id": [1]}), tmp_path / folder / f"{name}.parquet")
+    body = (
+        "flows:\n"
+        "  a:\n    home: in.parquet\n    store: out/shared\n"  # 2
+        "  b:\n    home: in.parquet\n    store: out/shared\n"  # 5: same destination as a
+        "  c:\n    home: in.parquet\n    store: out/c\n"
+        "    options: {depends_on: nowhere}\n"  # 11: unknown flow
+        "  d:\n    home: in.parquet\n    store: out/d\n    options: {depends_on: e}\n"  # 12
+        "  e:\n    home: in.parquet\n    store: out/e\n    options: {depends_on: d}\n"
+        "  f:\n    home: in.parquet\n    store: out/f\n"
+        '    options: {depends_on: a, schedule: "0 * * * *"}\n'  # 23: schedule on a dependant
+        "  g:\n    home: out/e\n    store: out/g\n"  # 24: reads e's output, no depends_on
+        "  h:\n    home: {type: nope}\n    store: out/h\n"  # 28: a flow's own problem
+        '  crm:\n    home: "d1/{entity}.parquet"\n    store: "lake/one/{entity}"\n'
+        '  crm.a:\n    home: "d2/{entity}.parquet"\n    store: "lake/two/{entity}"\n'  # 33
+    )
+    flows = write_flows(tmp_path, body)
+    for command in ("validate", "run"):
+        done = run_cli(command, str(flows), cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        err = done.stderr
+        assert f"7 problems in {flows}" in err, err
+        expected = [
+            (5, "flows 'a' (line 2), 'b' (line 5) all write"),
+            (11, "depends on unknown flow 'nowhere'"),
+            (12, "depends_on forms a cycle: d -> e -> d"),
+            (23, "a flow that depends on another (a) cannot have its own schedule"),
+            (24, "the home reads what flow 'e' writes, but does not depend on it"),
+            (28, "unknown home type 'nope'"),
+            (33, "entity 'b' makes a flow named 'crm.a.b', and so does entity 'a.b'"),
+        ]
+        places = [int(m) for m in re.findall(rf"^{re.escape(str(flows))}:(\d+): ", err, re.M)]
+        assert places == sorted(places), err  # in the file's order
+        for line, message in expected:
+            assert re.search(
+                rf"^{re.escape(str(flows))}:{line}: .*{re.escape(message)}", err, re.M
+            ), (
+                line,
+                message,
+                err,
+            )
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "lake").exists()
+
+
+def test_cross_flow_errors_are_bounded_too(tmp_path: Path) -> None:
+    body = "flows:\n" + "".join(
+        f"  f{i}:\n    home: in.parquet\n    store: out/{i}\n"
+        f"    options: {{depends_on: ghost{i}}}\n"
+        for i in range(25)
+    )
+    done = run_cli("validate", str(write_flows(tmp_path, body)), cwd=tmp_path)
+    assert done.returncode == 2 and "25 problems in" in done.stderr, done.stderr
+    assert done.stderr.count("depends on unknown flow") == 20
+    assert "and 5 more problem(s)" in done.stderr
+
+
 def test_a_missing_input_is_printed_once_with_its_line(tmp_path: Path) -> None:
     flows = write_flows(tmp_path, "flows:\n  m:\n    home: nothing.parquet\n    store: out/m\n")
     done = run_cli("run", str(flows), cwd=tmp_path)
