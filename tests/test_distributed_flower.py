@@ -222,6 +222,46 @@ def test_flows_skipped_by_a_sweeper_or_the_scheduler_reach_flower(cluster: Clust
     assert not records.r.exists(Keys.UNANNOUNCED_RUNS)  # each told once, nothing left over
 
 
+def test_the_containers_flower_shows_hygge_columns(cluster: Cluster, tmp_path: Path) -> None:
+    """The Compose stack and the Kubernetes manifests start Flower with the image's
+    `hygge-flower` script (deploy/docker/flower.sh): it too lists tasks with hygge's columns."""
+    import os
+    import signal
+
+    from tests.conftest import ROOT
+
+    port = free_port()
+    env = {
+        **cluster.env,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}",
+        "FLOWER_ADDRESS": "127.0.0.1",  # the container listens on 0.0.0.0; a test on loopback
+    }
+    with (tmp_path / "hygge-flower.log").open("wb") as log:
+        proc = subprocess.Popen(
+            ["sh", str(ROOT / "deploy/docker/flower.sh"), f"--port={port}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: (
+                status_of(port, "/tasks", (FLOWER_USER, FLOWER_PASSWORD)) == 200
+                or proc.poll() is not None
+            ),
+            120,
+            "the container's Flower to answer",
+        )
+        assert proc.poll() is None, (tmp_path / "hygge-flower.log").read_text()
+        headers = re.findall(r"<th[^>]*>\s*([^<]+?)\s*</th>", fetch(port, "/tasks"))
+        assert headers[:7] == ["Name", "State", "Result", "Retries", "Worker", "Started", "Runtime"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
 def test_enqueue_without_flower_or_worker_says_so(cluster: Cluster, tmp_path: Path) -> None:
     """No Flower answers: no Flower address. No worker: --wait says so, and how to start one."""
     flows = tmp_path / "flows.yml"
