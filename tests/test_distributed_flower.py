@@ -161,6 +161,10 @@ def test_the_task_list_names_flows_and_shows_skipped_ones(cluster: Cluster, tmp_
     done = cluster.cli("enqueue", str(flows), "--wait", HYGGE_FLOWER_URL=flower_url)
     assert done.returncode == 1, done.stdout + done.stderr  # broken fails, after_broken skipped
     assert f"Flower: {flower_url}" in done.stdout  # it answers, so its address is given
+    # --wait through a pipe (not a terminal): timestamped lines, as `hygge run` prints them
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.search(rf"^{stamp} users: success: 500 rows", done.stdout, re.M), done.stdout
+    assert re.search(rf"^{stamp} after_broken: skipped", done.stdout, re.M), done.stdout
     _, tasks = parse_enqueue(done.stdout)
 
     def listed() -> dict[str, dict[str, object]]:
