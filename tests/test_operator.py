@@ -454,6 +454,7 @@ def test_every_cross_flow_error_is_reported_at_once_with_its_line(tmp_path: Path
         "  h:\n    home: {type: nope}\n    store: out/h\n"  # 28: a flow's own problem
         '  crm:\n    home: "d1/{entity}.parquet"\n    store: "lake/one/{entity}"\n'
         '  crm.a:\n    home: "d2/{entity}.parquet"\n    store: "lake/two/{entity}"\n'  # 33
+        "  i:\n    home: in.parquet\n    store: out/i\n    options: {depends_on: h}\n"
     )
     flows = write_flows(tmp_path, body)
     for command in ("validate", "run"):
@@ -480,6 +481,7 @@ def test_every_cross_flow_error_is_reported_at_once_with_its_line(tmp_path: Path
                 message,
                 err,
             )
+        assert "unknown flow 'h'" not in err  # h did not parse: its own error is enough
         assert "Traceback" not in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "lake").exists()
 
