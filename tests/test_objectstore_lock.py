@@ -172,3 +172,19 @@ def test_a_killed_holders_lock_expires_and_is_taken_over(
     assert waited.returncode == 0, waited.stderr
     assert not any(".hygge-lock." in o for o in objects(emu, f"{bucket}/lake"))
     assert _ids(emu, bucket, tmp_path) == list(range(rows))
+
+
+def test_azure_lock_signs_with_the_account_key(emulators, cloud_env, monkeypatch):
+    """Azurite checks Shared Key signatures: the lock's own signing is accepted (the tests
+    above), and a wrong key is refused clearly, as no retryable fault, the key never shown."""
+    from hygge.errors import StoreError
+
+    emu = emulators["az"]
+    cloud_env(emu)
+    wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", wrong)
+    dataset = f"{emu.new_bucket()}/lake/t"
+    with pytest.raises(StoreError, match="access denied") as refused:
+        ObjectLock("f", "t", dataset, None).try_acquire()
+    assert not refused.value.transient and wrong not in str(refused.value)
+    assert "run lock needs" in (refused.value.hint or "")
