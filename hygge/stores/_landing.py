@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from hygge.errors import HyggeError, StoreError
@@ -225,10 +226,10 @@ class Tree:
             return action()
         except FileNotFoundError:
             raise
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # Azure's failed sign-in: ArrowException
             if self.local:
                 raise StoreError(
-                    f"cannot {what} {self.where(*parts)}: {exc.strerror or exc}",
+                    f"cannot {what} {self.where(*parts)}: {getattr(exc, 'strerror', None) or exc}",
                     hint="check the path and its permissions",
                 ) from exc
             raise self._error(parts, what, exc) from exc
