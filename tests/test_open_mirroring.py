@@ -509,3 +509,23 @@ def test_a_second_run_of_the_flow_is_refused_while_one_holds_the_lock(
         lock.release()
     run(project)  # released: the next run goes through
     assert len(list((tmp_path / "LandingZone" / "orders").glob("*.parquet"))) == 2
+
+
+def test_a_full_load_with_soft_deletes_marks_inserts_and_deletes(tmp_path: Path):
+    """`replace` with `soft_delete`: the reset, then inserts (0) and deletes (2) in one file,
+    `__rowMarker__` last; the replayer keeps the live rows only."""
+    import asyncio
+
+    import polars as pl
+
+    from hygge.stores.open_mirroring import OpenMirroringStore
+
+    df = pl.DataFrame({"id": [1, 2, 3, 4], "v": ["a", "b", "c", "d"], "gone": [0, None, 1, None]})
+    store = OpenMirroringStore(
+        "t", path=str(tmp_path / "LandingZone"), table="items", key=["id"], soft_delete="gone"
+    )
+    asyncio.run(store.write(df))
+    table = tmp_path / "LandingZone" / "items"
+    assert markers(table) == [[0, 2]]
+    _, rows = replay(table, ["id", "v"])
+    assert rows == {(2, "b"), (4, "d")}
