@@ -364,6 +364,9 @@ def test_bad_input_refused_at_validation(tmp_path: Path, source: Source, store: 
         assert done.returncode != 0, done.stdout
         out = done.stdout + done.stderr
         assert expected in out, out
+        # where, and which flow: "flows.yml:N: flow 'erp'" (validate), "erp (flows.yml:N)" (run)
+        assert "flow 'erp'" in out or "erp (flows.yml:" in out, out
+        assert "flows.yml:" in out, out
         assert "Traceback" not in out
         assert tree_digest(tmp_path) == before  # nothing written
 

@@ -220,23 +220,19 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
                 "abfss://<workspace>@onelake.dfs.fabric.microsoft.com/<database>/Files/"
                 "LandingZone",
             )
-        if not tree.local:
-            from hygge.storage.objects import ObjectStorage
-
-            storage = getattr(tree, "storage", None)
-            if isinstance(storage, ObjectStorage):
-                try:
-                    storage.check_bucket()
-                except HyggeError as exc:
-                    if not is_onelake(path):
-                        raise
-                    raise StoreError(
-                        f"cannot reach the landing zone: {exc.message}",
-                        hint="sign in to Microsoft Entra: az login, a managed identity, or a "
-                        "service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
-                        "AZURE_CLIENT_SECRET) with access to the workspace",
-                        transient=exc.transient,
-                    ) from exc
+        if tree.storage is not None:
+            try:
+                tree.storage.check_bucket()
+            except HyggeError as exc:
+                if not is_onelake(path):
+                    raise
+                raise StoreError(
+                    f"cannot reach the landing zone: {exc.message}",
+                    hint="sign in to Microsoft Entra: az login, a managed identity, or a "
+                    "service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+                    "AZURE_CLIENT_SECRET) with access to the workspace",
+                    transient=exc.transient,
+                ) from exc
         lz.check_landing_zone(tree)
         self._check_table()
 
@@ -649,7 +645,7 @@ def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
         from hygge.storage.objects import ObjectStorage
 
         storage = ObjectStorage.for_url(path, options)
-    return lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
+    return lz.Tree(storage.fs, storage.location.fs_path, path, local=False, storage=storage)
 
 
 def keys_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
