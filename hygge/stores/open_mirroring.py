@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -55,6 +56,7 @@ from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
 from hygge.stores import _mirror_deletes as deletes
 
+log = logging.getLogger("hygge.stores.open_mirroring")  # -v: staging, journal, data files
 KEYS_FILE = "keys.parquet"
 KEYS_PER_BUCKET = 2_000_000  # keys compared at once in a snapshot's delete detection
 # What the replicator supports: uncompressed, Snappy, GZIP or ZSTD.
@@ -291,6 +293,15 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
                 tree.delete_dir(self.staging_root, name)
         tree.mkdir(self.staging)
         self._opened = True
+        log.debug(
+            "store '%s' (open_mirroring): table folder %s, staging in %s (mode %s), "
+            "published through the journal %s",
+            self.name,
+            tree.where(self.table),
+            tree.where(self.staging),
+            self.settings.mode,
+            tree.where(self.journal),
+        )
 
     async def write(self, df: pl.DataFrame) -> None:
         """Stage a batch. Used outside a flow (no `open()` first), one write is one commit."""
@@ -451,7 +462,17 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         # Once the journal exists the commit completes, even after a crash: the next run
         # carries it out before anything else.
         tree.write_json(plan, self.journal)
+        log.debug(
+            "store '%s': journal written (the commit point): %d data file(s) as %s..., "
+            "%d state file(s)%s",
+            self.name,
+            len(files),
+            lz.data_file_name(first),
+            len(self._states),
+            "; the table is reset (replace)" if reset else "",
+        )
         lz.apply_journal(tree, self.journal)
+        log.debug("store '%s': journal applied to %s", self.name, tree.where(self.table))
         self._opened = False
 
     def _partner_events(self) -> dict[str, Any]:
