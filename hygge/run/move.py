@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -25,6 +26,7 @@ from hygge.report import FlowReport, ProgressCallback
 from hygge.retry import retry_async
 
 _END = object()
+log = logging.getLogger("hygge.run")  # -v: what each flow is doing, step by step
 
 
 class Flow:
@@ -97,7 +99,9 @@ class Flow:
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise
-        return self._emit(FlowState.SUCCESS)
+        completed = self._completed_rows()
+        note = f"{completed:,} of the rows: an interrupted commit completed" if completed else ""
+        return self._emit(FlowState.SUCCESS, message=note)
 
     async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
         await retry_async(
@@ -192,7 +196,14 @@ class Flow:
             total = await self.home.estimate_rows()
         except Exception:
             return None
-        return total if isinstance(total, int) and total >= 0 else None
+        total = total if isinstance(total, int) and total >= 0 else None
+        log.debug(
+            "flow '%s': attempt %d, %s",
+            self.name,
+            self._attempt,
+            f"about {total:,} rows to move" if total is not None else "rows to move unknown",
+        )
+        return total
 
     async def _verify(self) -> None:
         """Rows read must equal rows staged, counted from the written files where possible."""
@@ -203,6 +214,21 @@ class Flow:
                 f"{staged:,}; nothing was committed",
                 hint="this is a bug in the store; please report it with --verbose output",
             )
+        log.debug(
+            "flow '%s': %s rows read in %d batch(es), %s staged; committing",
+            self.name,
+            f"{self._rows:,}",
+            self._batches,
+            "as many" if staged is not None else "rows not counted back by the store,",
+        )
+
+    def _completed_rows(self) -> int:
+        """Rows an interrupted commit held that this run published by completing it (a
+        retry after the commit point, or a rerun after a kill): the incremental read that
+        follows starts after them, so without them the run would report 0 rows."""
+        if not self.incremental or not isinstance(self.store, StatefulStore):
+            return 0
+        return self.store.completed_rows(self.name)
 
     def _waiting(self, message: str) -> None:
         self._emit(FlowState.PENDING, message=message)
@@ -219,7 +245,7 @@ class Flow:
         report = FlowReport(
             self.name,
             state,
-            rows=self._rows,
+            rows=self._rows + self._completed_rows(),
             batches=self._batches,
             memory_bytes=self._memory_bytes,
             seconds=self._elapsed(),

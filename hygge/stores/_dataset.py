@@ -20,6 +20,7 @@ The journal (one format for both):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -27,6 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hygge.locks import file_name
+from hygge.secrets import mask_url
+
+log = logging.getLogger("hygge.stores")  # -v: the steps of a commit
 
 META_DIR = "_hygge"
 STAGING_MARK = ".hygge-staging-"
@@ -47,6 +51,9 @@ class Dataset(ABC):
         self.parent, self.name = parent, name
         self.staging = f"{parent}/.{name}{STAGING_MARK}{run_id}"
         self.files: list[str] = []  # staged files, in the order they were written
+        # Rows by flow of interrupted commits this dataset completed (`complete_journal`);
+        # the store shares one dict across its attempts' datasets.
+        self.completed: dict[str, int] = {}
 
     # -- storage primitives -----------------------------------------------------------------
     @abstractmethod
@@ -163,14 +170,22 @@ class Dataset(ABC):
             "created_at": datetime.now(UTC).isoformat(),
         }
         self.write_bytes(self.journal, json.dumps(plan, default=str).encode())
+        log.debug(
+            "journal %s written (the commit point): %d file(s) to publish, %d to delete, "
+            "%d state(s)",
+            mask_url(self.journal),
+            len(moves),
+            len(deletes),
+            len(states or {}),
+        )
 
-    def apply_journal(self, journal: str) -> None:
+    def apply_journal(self, journal: str) -> dict[str, Any]:
         """Complete a committed run (idempotent; safe to repeat after a crash at any step):
         publish the staged files, delete the files they replace, write the states and the
-        commit marker, clean up, and drop the journal last."""
+        commit marker, clean up, and drop the journal last. Returns the states published."""
         data = self.read_bytes(journal)
         if data is None:
-            return  # completed meanwhile by another run
+            return {}  # completed meanwhile by another run
         plan = json.loads(data)
         for src, dst in plan["moves"]:
             if self.exists(src):
@@ -187,13 +202,33 @@ class Dataset(ABC):
         for folder in [staging] if isinstance(staging, str) else staging:  # older journals
             self.delete_tree(folder)
         self.delete(journal)
+        log.debug(
+            "journal %s applied: %d file(s) published into %s, staging removed",
+            mask_url(journal),
+            len(plan["moves"]),
+            mask_url(self.url),
+        )
+        return dict(plan.get("states", {}))
+
+    def complete_journal(self, journal: str) -> None:
+        """Complete a commit that was interrupted (a killed run's, or this run's own failed
+        attempt's): its rows were published by this run, so they count in its report
+        (`completed`, from the incremental states the journal carries)."""
+        for flow, state in self.apply_journal(journal).items():
+            rows = state.get("rows") if isinstance(state, dict) else None
+            if isinstance(rows, int) and rows > 0:
+                self.completed[flow] = self.completed.get(flow, 0) + rows
 
     def roll_forward(self) -> None:
         """Complete every commit whose journal is there (runs killed after their commit
         point), and forget commit markers too old to matter."""
         for journal, _ in self.listing(self.meta("journal")):
             if journal.rsplit("/", 1)[-1].startswith("commit-"):
-                self.apply_journal(journal)
+                log.debug(
+                    "%s: completing the commit of a run stopped after its commit point",
+                    mask_url(self.url),
+                )
+                self.complete_journal(journal)
         cutoff = time.time_ns() - MARKER_SECONDS * 1_000_000_000
         for marker, mtime in self.listing(self.meta("commits")):
             if mtime and mtime < cutoff:

@@ -31,6 +31,7 @@ from hygge.stores._dataset import (
     META_DIR,
     PARTS_MARK,
     Dataset,
+    log,
 )
 from hygge.stores._staging import StagingLock, sweep_abandoned_parts, sweep_dead
 
@@ -146,6 +147,7 @@ class LocalDataset(Dataset):
                     str(meta / "commits" / f"{file_name(key)}.json"),
                     json.dumps({"key": key, "run": self.run_id}).encode(),
                 )
+            log.debug("replacing %s with its staging folder in one rename", self.target)
             old = replace_dir(staging, self.target)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
@@ -183,7 +185,7 @@ class LocalDataset(Dataset):
             # The commit point was passed: finishing it is the only consistent outcome. If
             # that fails too, the next run rolls the journal forward from the staged files.
             with contextlib.suppress(Exception):
-                self.apply_journal(self.journal)
+                self.complete_journal(self.journal)
         else:  # a run's staging, or one part's attempt
             shutil.rmtree(self.staging, ignore_errors=True)
         self._lock.release()

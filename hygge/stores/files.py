@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import re
 import threading
 import uuid
@@ -49,6 +50,7 @@ T = TypeVar("T")
 # A second writer starts once the output passes this many rows (or a file's worth, if files
 # are smaller): a small output stays one file, a big one is encoded on two cores.
 PARALLEL_AFTER = 1_000_000
+log = logging.getLogger("hygge.stores")  # -v: where a store stages, and how it commits
 _DISK_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
@@ -98,6 +100,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._naming = threading.Lock()
         self._lanes: list[_Lane] = []
         self._opened = False
+        # Rows by flow of interrupted commits this store completed, across its attempts.
+        self._completed: dict[str, int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -119,10 +123,15 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         if self.remote:
             from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
 
-            return ObjectDataset(self.settings.path, self.settings.storage_options, run_id)
-        from hygge.stores._local_dataset import LocalDataset
+            dataset: Dataset = ObjectDataset(
+                self.settings.path, self.settings.storage_options, run_id
+            )
+        else:
+            from hygge.stores._local_dataset import LocalDataset
 
-        return LocalDataset(self.settings.path, run_id, self.type_name)
+            dataset = LocalDataset(self.settings.path, run_id, self.type_name)
+        dataset.completed = self._completed
+        return dataset
 
     @property
     def staging(self) -> str:
@@ -163,6 +172,16 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             self._reset()
         self.dataset.prepare()
         self._opened = True
+        log.debug(
+            "store '%s' (%s): staging in %s (%s), then published into %s through the commit "
+            "journal under %s/_hygge",
+            self.name,
+            self.type_name,
+            self._masked(self.staging),
+            "an object-store prefix, copied at commit" if self.remote else "a local folder",
+            self.where,
+            self.where,
+        )
 
     async def write(self, df: pl.DataFrame) -> None:
         """Stage a batch. Used on its own, outside a flow (no `open()` first), a write is one
@@ -241,7 +260,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         with self._naming:  # lanes open files concurrently: one index, one list of files
             name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
             self._file_index += 1
-            _, lane.sink = self.dataset.new_file(name)
+            ref, lane.sink = self.dataset.new_file(name)
+        log.debug("store '%s': staging file %s", self.name, self._masked(ref))
         lane.writer = self.open_writer(lane.sink, self._schema)
         lane.rows = 0
 
@@ -272,6 +292,13 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._close_writer()
         # Only an append can be doubled by a repeat; a replace repeated replaces the same.
         key = self.commit_key if self.settings.mode == "append" else None
+        log.debug(
+            "store '%s': committing %d staged file(s) into %s (mode %s)",
+            self.name,
+            len(self.dataset.files),
+            self.where,
+            self.settings.mode,
+        )
         self.dataset.commit(self.settings.mode, self._states, key)
         self._opened = False
 
@@ -280,6 +307,9 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._states[flow] = state
+
+    def completed_rows(self, flow: str) -> int:
+        return self._completed.get(flow, 0)
 
     async def reset_state(self, flow: str) -> bool:
         return await asyncio.to_thread(self.dataset.reset_state, flow)
@@ -333,6 +363,14 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         # The flow run's key: a commit repeated by another process (a worker re-running the
         # commit step after its publish landed) publishes nothing more.
         key = "parts-" + parts[0]["part"].split(".", 1)[0] if parts else None
+        log.debug(
+            "store '%s': committing %d part(s) (%d file(s)) into %s (mode %s)",
+            self.name,
+            len(parts),
+            sum(len(p.get("files", [])) for p in parts),
+            self.where,
+            self.settings.mode,
+        )
         self.dataset.commit_parts(self.settings.mode, states, key, parts)
 
     async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
@@ -344,6 +382,12 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         from hygge.secrets import mask_url
 
         return mask_url(self.settings.path)
+
+    @staticmethod
+    def _masked(ref: str) -> str:
+        from hygge.secrets import mask_url
+
+        return mask_url(ref)
 
     def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:
         """Run `action`; a full disk (or quota, or read-only file system) is an error that
