@@ -138,7 +138,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         return self.dataset.staging
 
     # -- format hooks -------------------------------------------------------------------
-    def arrow_compat(self) -> pl.CompatLevel:
+    def arrow_compat(self, df: pl.DataFrame) -> pl.CompatLevel:
         """Arrow flavour handed to the writer. The oldest level gives plain string/binary
         types that every reader understands (pyarrow lacks many string_view kernels); the
         newest would be zero-copy, about 1 s faster per 6 M TPC-H lineitem rows."""
@@ -228,7 +228,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             raise errors[0]
 
     def _write_sync(self, lane: _Lane, df: pl.DataFrame, run_id: str | None = None) -> None:
-        table = df.to_arrow(compat_level=self.arrow_compat())  # here: off the event loop
+        table = df.to_arrow(compat_level=self.arrow_compat(df))  # here: off the event loop
         with lane.lock:
             if self._aborted or (run_id is not None and run_id != self.run_id):
                 return  # a write of an attempt that was given up: nothing may land

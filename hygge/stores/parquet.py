@@ -34,10 +34,21 @@ class ParquetStore(FileStore):
     _stored: pa.Schema | None = None  # the Arrow schema the file declares, when not its own
     _cast = False  # the batches are cast to `_stored` (views nested in other types)
 
-    def arrow_compat(self) -> pl.CompatLevel:
+    _views: bool | None = None  # polars' views handed on as they are (None: not judged yet)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._views = None
+
+    def arrow_compat(self, df: pl.DataFrame) -> pl.CompatLevel:
         """Polars' own string and binary views, without a copy into the large types: the
-        file still declares large_string/large_binary (see `first_batch`)."""
-        return pl.CompatLevel.newest()
+        file still declares large_string/large_binary (see `first_batch`). Not where an
+        extension type (hygge's uuid, numeric, json) would carry a view: its storage type
+        is part of what the file declares, so those flows keep the large types."""
+        if self._views is None:
+            probe = df.head(0).to_arrow(compat_level=pl.CompatLevel.newest()).schema
+            self._views = not any(_has_extension(f.type) for f in probe)
+        return pl.CompatLevel.newest() if self._views else pl.CompatLevel.oldest()
 
     def first_batch(self, table: pa.Table) -> None:
         """Choose, once per attempt: the schema the files declare and the dictionary columns.
@@ -144,3 +155,17 @@ def _without_views(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_dictionary(kind):
         return pa.dictionary(kind.index_type, _without_views(kind.value_type), kind.ordered)
     return kind
+
+
+def _has_extension(kind: pa.DataType) -> bool:
+    """Whether `kind` is, or holds at any depth, an extension type."""
+    if isinstance(kind, pa.BaseExtensionType):
+        return True
+    if pa.types.is_struct(kind):
+        return any(_has_extension(f.type) for f in kind.fields)
+    if pa.types.is_dictionary(kind):
+        return _has_extension(kind.value_type)
+    if pa.types.is_map(kind):
+        return _has_extension(kind.key_type) or _has_extension(kind.item_type)
+    value = getattr(kind, "value_type", None)  # the list types
+    return value is not None and _has_extension(value)
