@@ -261,8 +261,9 @@ class FlowsFile:
     flows: dict[str, FlowSpec]
     # definitions with entities, by name: what was discovered; their flows are in `flows`
     entity_sets: dict[str, entities.EntitySet] = field(default_factory=dict)
-    # definitions left undiscovered (`discover=False`): a worker discovers them
-    deferred: tuple[str, ...] = ()
+    # definitions left undiscovered (`discover=False`), by name, with what is known without
+    # discovery: their schedule and what they depend on (a worker discovers their entities)
+    deferred: dict[str, FlowOptions] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -389,11 +390,18 @@ def parse(
     source.produced = _produced_paths(source, inlined)
     # Discovery looks with the variables resolved (the enqueuer's own environment when the
     # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
-    deferred: list[str] = []
+    deferred: dict[str, FlowOptions] = {}
     if discover:
         sets = _expand_entities(source, inlined, os.environ if env is None else env)
     else:
-        sets, deferred = {}, [n for n, (raw, _) in inlined.items() if entities.is_definition(raw)]
+        sets = {}
+        for name, (raw, _) in inlined.items():
+            if entities.is_definition(raw):
+                try:
+                    deferred[name] = _deferred_options(source, name, raw)
+                except ConfigError as exc:
+                    problems.append(exc)
+                    deferred[name] = FlowOptions.model_validate({})
     flows: dict[str, FlowSpec] = {}
     made_by: dict[str, tuple[str, str]] = {}  # an entity's flow -> (definition, entity)
     for name, (raw, origins) in inlined.items():
@@ -452,7 +460,23 @@ def parse(
     problems += checks.check_upstream_dependencies(source, flows, defined)
     if problems:  # every problem of the file at once, in the file's order
         raise ConfigErrors.of(sorted(problems, key=lambda e: e.line or 0))
-    return FlowsFile(Path(file), flows, sets, tuple(deferred))
+    return FlowsFile(Path(file), flows, sets, deferred)
+
+
+def _deferred_options(source: Source, name: str, raw: dict[str, Any]) -> FlowOptions:
+    """What a definition left undiscovered says without discovery: its schedule and what it
+    depends on (`hygge scheduler` plans with these; its other options are validated by the
+    worker that discovers it, with each entity's flow)."""
+    source.flow = name
+    flow_path = ("flows", name) if source.located else ()
+    merged = _merge_options(source, dict(raw), flow_path, None, "flow")
+    known = {k: merged[k] for k in ("schedule", "every", "depends_on") if k in merged}
+    resolved = _resolve(source, known, flow_path)
+    options = cast(
+        FlowOptions, validate(source, FlowOptions, resolved, flow_path, "flow option", known)
+    )
+    checks.check_schedule(source, options, flow_path)
+    return options
 
 
 def _expand_entities(
