@@ -297,7 +297,7 @@ class Scheduler:
             )
         except BrokerUnreachable:
             raise  # the claim stays pending: sent once Redis is back
-        except HyggeError as exc:  # flows.yml broken since, a discovery that failed...
+        except HyggeError as exc:  # flows.yml broken since, a flow renamed...
             log.error("flow %s: not sent at %s: %s", flow.flow, when(slot), exc)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
             return
