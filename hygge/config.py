@@ -187,6 +187,7 @@ class FlowSpec:
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
     quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
+    quarantine: ConnectorSpec | None = None  # where `on_check_failure: quarantine` sets rows
 
     def build(
         self,
@@ -611,8 +612,11 @@ def _parse_flow(
             )
         quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
         if quarantine_spec is not None:
+            checks.check_quarantine_parts(
+                source, options, quarantine_spec, (*flow_path, "quarantine")
+            )
             quality = replace(quality, quarantine=quarantine_spec.build)
-    return FlowSpec(name, home, store, options, raw, quality)
+    return FlowSpec(name, home, store, options, raw, quality, quarantine_spec)
 
 
 def _parse_connector(

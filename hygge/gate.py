@@ -27,6 +27,7 @@ from hygge.check_spec import Check
 from hygge.contract import Home, Store
 from hygge.errors import FlowError
 from hygge.quality import CheckAccumulator, CheckReport
+from hygge.rowhash import HashTypeError, check_type
 from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec
 
 log = logging.getLogger("hygge.checks")
@@ -61,8 +62,12 @@ class Quality:
     secret: tuple[str, ...] = ()
     audit: AuditValues | None = None
 
-    def gate(self, decides: bool = True) -> Gate:
-        return Gate(self, decides)
+    def gate(
+        self, decides: bool = True, quarantine: Callable[[], Store[Any]] | None = None
+    ) -> Gate:
+        """A gate for one run of the flow, or (`decides=False`) of one of its parts, whose
+        failing rows go to `quarantine` (a part of the quarantine store) instead."""
+        return Gate(self, decides, quarantine or self.quarantine)
 
     def accumulator(self) -> CheckAccumulator:
         hashed = {}
@@ -91,7 +96,9 @@ class Quality:
         raise ChecksFailed(self.flow, report)
 
     def judge_parts(self, parts: list[CheckAccumulator]) -> str:
-        """Merge the parts' states (duplicates across parts count) and judge them once."""
+        """Merge the parts' states (duplicates across parts count) and judge them once.
+        Quarantine: each part set its own failing rows aside, but a key repeated in two
+        parts is found only now, with both staged: that fails the flow."""
         if not self.checks:
             return ""
         whole = self.accumulator()
@@ -100,7 +107,16 @@ class Quality:
             part.close()
         log.debug("flow %s: the checks held %s", self.flow, whole.describe())
         try:
-            return describe(self.judge(whole.decide()))
+            report = whole.decide()
+            if self.on_failure == "quarantine" and whole.across:
+                _log(self.flow, report)
+                raise ChecksFailed(
+                    self.flow,
+                    CheckReport([o for o in report.failed if o.check.startswith("unique(")]),
+                    f" ({whole.across:,} keys repeat across partitions, which cannot be set "
+                    "aside once staged; partition on the key so its repeats meet in one part)",
+                )
+            return describe(self.judge(report))
         finally:
             whole.close()
 
@@ -127,9 +143,16 @@ def _log(flow: str, report: CheckReport) -> None:
 class Gate:
     """One run of one flow (or one part) through its shape and checks."""
 
-    def __init__(self, quality: Quality, decides: bool = True) -> None:
+    def __init__(
+        self,
+        quality: Quality,
+        decides: bool = True,
+        quarantine: Callable[[], Store[Any]] | None = None,
+    ) -> None:
         self.quality = quality
         self.decides = decides
+        self.new_quarantine = quarantine if quality.on_failure == "quarantine" else None
+        self.quarantine_sealed: dict[str, Any] | None = None  # a part's sealed quarantine
         audit = quality.audit or AuditValues.now("")
         self.shaper = Shaper(quality.shape, quality.flow, audit) if quality.shape else None
         self.acc = quality.accumulator()
@@ -144,8 +167,9 @@ class Gate:
         self.quarantined = 0
         if self.shaper is not None and self.shaper.file_column is not None:
             home.source_column = self.shaper.file_column  # type: ignore[attr-defined]
-        if self.quality.on_failure == "quarantine" and self.quality.quarantine is not None:
-            self._quarantine = self.quality.quarantine()
+        self.quarantine_sealed = None
+        if self.new_quarantine is not None:
+            self._quarantine = self.new_quarantine()
             await self._quarantine.open()
 
     async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -182,6 +206,15 @@ class Gate:
                         f"{', '.join(df.columns)}",
                         hint="use one of the available names",
                     )
+            if check.kind == "unique":
+                for column in check.columns:
+                    try:
+                        check_type(column, df.schema[column])
+                    except HashTypeError as exc:
+                        raise ShapeError(
+                            f"flow '{flow}': check {check.label}: {exc}",
+                            hint="check scalar columns (numbers, text, dates, times, binary)",
+                        ) from None
             if check.kind == "freshness" and not df.schema[check.columns[0]].is_temporal():
                 raise ShapeError(
                     f"flow '{flow}': check {check.label} needs a date or timestamp column; "
@@ -191,8 +224,15 @@ class Gate:
         self._verified = list(df.columns)
 
     async def before_commit(self) -> str:
-        """Decide (unless a part), set failing rows aside for good; raises ChecksFailed."""
-        if not self.decides or not self.quality.checks:
+        """Decide (unless a part), set failing rows aside for good; raises ChecksFailed.
+        A part only seals its quarantine part: the flow's commit publishes it (or not)."""
+        if not self.decides:
+            if self._quarantine is not None:
+                await self._quarantine.commit()
+                self.quarantine_sealed = getattr(self._quarantine, "sealed", None)
+                self._quarantine = None
+            return ""
+        if not self.quality.checks:
             return ""
         log.debug("flow %s: the checks held %s", self.quality.flow, self.acc.describe())
         report = self.quality.judge(self.acc.decide())

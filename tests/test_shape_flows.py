@@ -13,6 +13,10 @@ import duckdb
 import polars as pl
 import pytest
 
+from hygge import registry
+from hygge.config import parse
+from hygge.contract import Store, StoreSettings
+from hygge.errors import ConfigError
 from tests.checks import fingerprint, tree_digest
 from tests.conftest import run_cli
 from tests.helpers import write_flows
@@ -204,6 +208,99 @@ def test_quarantine_publishes_passing_rows_and_sets_failing_ones_aside(tmp_path:
         (2, "accepted_values(country)"),
         (7, "not_null(customer_id, email)"),
     ]
+
+
+SOURCE_COLUMNS = '"Cust No" as customer_id, "Customer Name" as customer_name, "Email" as email'
+SHAPED_COLUMNS = "customer_id, customer_name, email"
+
+
+def quarantine_input(folder: Path) -> int:
+    """Three files (one partition each) with failing rows in every one; their row count."""
+    drop(folder, "a.parquet", customers(10, Country={2: "US"}, Price={5: -1.0}))
+    drop(folder, "b.parquet", customers(10, start=10, Email={3: None}))
+    drop(folder, "c.parquet", customers(10, start=20, **{"Cust No": {7: 21, 8: 21}}))
+    return 30
+
+
+def assert_split(source: Path, out: Path, bad: Path) -> None:
+    """Published + quarantined rows = the source's, by count and checksum (DuckDB), and
+    each quarantined row says which check it failed."""
+    published, quarantined = fingerprint(out, SHAPED_COLUMNS), fingerprint(bad, SHAPED_COLUMNS)
+    assert published[0] == 30 - 5 and quarantined[0] == 5
+    both = (published[0] + quarantined[0], published[1] + quarantined[1])
+    assert both == fingerprint(source, SOURCE_COLUMNS)
+    reasons = (
+        duckdb.connect()
+        .execute(
+            f"select customer_id, _hygge_check from read_parquet('{bad}/**/*.parquet') "
+            "order by customer_id, _hygge_check"
+        )
+        .fetchall()
+    )
+    assert reasons == [
+        (2, "accepted_values(country)"),
+        (5, "expression(price >= 0)"),
+        (13, "not_null(customer_id, email)"),
+        (21, "unique(customer_id)"),
+        (21, "unique(customer_id)"),
+    ]
+
+
+def test_partitioned_quarantine_sets_every_parts_failing_rows_aside(tmp_path: Path) -> None:
+    """Every partition's failing rows go to the quarantine store, the passing ones are
+    published once; published + quarantined = source rows. A key repeated across two
+    partitions cannot be set aside once both are staged: the flow fails, publishing and
+    quarantining nothing."""
+    quarantine_input(tmp_path / "in")
+    extra = (
+        "    options: {partitions: 3}\n"
+        f"    on_check_failure: quarantine\n    quarantine: {tmp_path / 'bad'}\n"
+    )
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", extra))
+    done = run(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 rows quarantined" in " ".join(done.stdout.split()), done.stdout
+    assert_split(tmp_path / "in", tmp_path / "out", tmp_path / "bad")
+    leftovers = [p for p in tmp_path.rglob("*") if ".hygge" in p.name or "staging" in p.name]
+    assert not any(p.is_file() for p in leftovers), leftovers
+
+    # id 29 in two partitions: found only once both are staged, so nothing is published
+    before = tree_digest(tmp_path / "out"), tree_digest(tmp_path / "bad")
+    drop(tmp_path / "in", "d.parquet", customers(1, start=29))
+    extra = extra.replace("partitions: 3", "partitions: 4")
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", extra))
+    done = run(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "1 keys repeat across partitions" in message, message
+    assert (tree_digest(tmp_path / "out"), tree_digest(tmp_path / "bad")) == before
+
+
+@pytest.mark.parametrize(
+    ("quarantine", "says"),
+    [
+        ("{type: test_single_q}", "store type 'test_single_q' cannot take parts"),
+        ("{type: delta, path: q, mode: merge, key: id}", "in mode replace or append only"),
+    ],
+)
+def test_partitioned_quarantine_needs_a_store_that_takes_parts(quarantine: str, says: str) -> None:
+    """A partition stages its failing rows as a part of the quarantine store: a store that
+    cannot take parts is refused when flows.yml is read, at the `quarantine:` line."""
+    with registry.registered("store", "test_single_q"):
+
+        class SingleStore(Store[StoreSettings]):
+            type_name = "test_single_q"
+
+        text = (
+            "flows:\n  s:\n    home: in.parquet\n    store: out\n"
+            "    options: {partitions: 2}\n    checks: [{not_null: [id]}]\n"
+            f"    on_check_failure: quarantine\n    quarantine: {quarantine}\n"
+        )
+        with pytest.raises(ConfigError) as caught:
+            parse(text, "flows.yml")
+    message = str(caught.value)
+    assert "a partitioned flow quarantines into parts" in message and says in message, message
+    assert message.startswith("flows.yml:8: flow 's' -> quarantine"), message
 
 
 def test_partitioned_duplicates_in_different_partitions_fail_unique(tmp_path: Path) -> None:
