@@ -602,10 +602,10 @@ def _parse_flow(
     checks.check_partitions(source, options, home, store, origins, flow_path)
     checks.check_schedule(source, options, flow_path)
     quality = None
+    quarantine_spec = None
     if quality_raw:
         quality_raw = _resolve(source, quality_raw, flow_path)
         quarantine = quality_raw.get("quarantine")
-        quarantine_spec = None
         if quarantine is not None:
             quarantine_spec = _parse_connector(
                 source, "store", name, quarantine, (*flow_path, "quarantine"), options

@@ -16,6 +16,7 @@ the one commit (`Quality.judge_parts`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,6 +159,7 @@ class Gate:
         self.acc = quality.accumulator()
         self.quarantined = 0
         self._quarantine: Store[Any] | None = None
+        self._uncounted: pl.DataFrame | None = None  # shaped, not yet counted (`count`)
         self._verified: list[str] = []  # the columns the checks were last verified against
 
     async def open(self, home: Home[Any]) -> None:
@@ -165,6 +167,7 @@ class Gate:
         self.acc.close()
         self.acc = self.quality.accumulator()
         self.quarantined = 0
+        self._uncounted = None
         if self.shaper is not None and self.shaper.file_column is not None:
             home.source_column = self.shaper.file_column  # type: ignore[attr-defined]
         self.quarantine_sealed = None
@@ -173,7 +176,8 @@ class Gate:
             await self._quarantine.open()
 
     async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
-        """A batch shaped, counted by the checks, and (quarantine) without its failing rows."""
+        """A batch shaped and (quarantine) counted by the checks and without its failing
+        rows; otherwise `count()` counts it, while the store writes it."""
         if self.shaper is not None:
             df = self.shaper.apply(df)
         if not self.quality.checks:
@@ -191,8 +195,15 @@ class Gate:
                 self.acc.rows -= bad.height  # row_count counts what is published
                 df = df.filter(~mask)
             return df
-        self.acc.update(df)
+        self._uncounted = df
         return df
+
+    async def count(self) -> None:
+        """The checks count the last batch `batch` returned, in a thread: polars releases
+        the GIL, so they run on another core while the store encodes the same batch."""
+        df, self._uncounted = self._uncounted, None
+        if df is not None:
+            await asyncio.to_thread(self.acc.update, df)
 
     def _verify(self, df: pl.DataFrame) -> None:
         """The checks' columns exist (after shaping), and freshness's is a date or time."""
@@ -234,6 +245,7 @@ class Gate:
             return ""
         if not self.quality.checks:
             return ""
+        await self.count()
         log.debug("flow %s: the checks held %s", self.quality.flow, self.acc.describe())
         report = self.quality.judge(self.acc.decide())
         self.acc.close()

@@ -61,15 +61,17 @@ class KeySet:
         holding a repeated key), or None when nothing is pending."""
         if not self.pending:
             return None
-        pending = pl.concat(self.pending, how="vertical_relaxed")
+        batches = self.pending
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
-        fresh = pending.select(pl.col("h").sort())
+        # only the hashes are sorted and merged; the key values only when a key repeats
+        fresh = pl.concat([b.get_column("h") for b in batches]).sort().to_frame()
         merged = self.run.to_frame().merge_sorted(fresh, "h").get_column("h")
         repeated = (merged == merged.shift(1)).fill_null(False)
         count = int(repeated.sum() or 0)
-        examples = pending.clear()
+        examples = batches[0].clear()
         if count:
             culprits = merged.filter(repeated).head(EXAMPLES)
+            pending = pl.concat(batches, how="vertical_relaxed")
             examples = (  # one row per repeated key
                 pending.filter(pl.col("h").is_in(culprits.implode()))
                 .unique("h", keep="first", maintain_order=True)
