@@ -6,11 +6,14 @@ against the home's columns."""
 
 from __future__ import annotations
 
+import json
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import polars_hash as plh
 import pytest
 
 from hygge import registry
@@ -159,6 +162,20 @@ def test_each_check_fails_on_purpose_and_publishes_nothing(check: str, tmp_path:
     assert tree_digest(tmp_path / "out") == before  # the published data is untouched
 
 
+def test_a_value_cast_cannot_convert_fails_the_flow_and_publishes_nothing(tmp_path: Path) -> None:
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}"))
+    drop(tmp_path / "in", "a.parquet", customers(12))
+    assert run(tmp_path).returncode == 0
+    before = tree_digest(tmp_path / "out")
+    quality = QUALITY.replace("cast: {age: int32}", "cast: {age: int32, customer_name: int64}")
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
+    done = run(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "shape.cast failed" in message and "Traceback" not in done.stderr, message
+    assert tree_digest(tmp_path / "out") == before
+
+
 def test_secret_columns_are_masked_in_examples(tmp_path: Path) -> None:
     quality = QUALITY.replace('- expression: "price >= 0"', '- expression: "age < 60"')
     write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
@@ -183,6 +200,13 @@ def test_warn_publishes_and_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 of 7 checks failed: accepted_values(country)" in " ".join(done.stdout.split())
     assert fingerprint(tmp_path / "out", "customer_id")[0] == 12
+    # JSON logs: the committed flow's event says what the checks decided
+    done = run(tmp_path, None, "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    committed = next(e for e in events if e["event"] == "flow_committed")
+    assert committed["checks"].startswith("1 of 7 checks failed: accepted_values(country)")
+    assert "e.g. country=US" in committed["checks"], committed
 
 
 def test_quarantine_publishes_passing_rows_and_sets_failing_ones_aside(tmp_path: Path) -> None:
@@ -214,6 +238,18 @@ SOURCE_COLUMNS = '"Cust No" as customer_id, "Customer Name" as customer_name, "E
 SHAPED_COLUMNS = "customer_id, customer_name, email"
 
 
+def documented_key(customer_id: int, email: str) -> int:
+    """`hash_key: [customer_id, email]` by its definition: XXH64 of the id's 8 bytes, the
+    email's XXH64, and the null flags (none), as a signed 64-bit integer."""
+
+    def xxh64(data: bytes) -> int:
+        frame = pl.DataFrame({"b": pl.Series([data], dtype=pl.Binary)})
+        return int(frame.select(plh.col("b").nchash.xxhash64()).item())
+
+    digest = xxh64(struct.pack("<qQQ", customer_id, xxh64(email.encode()), 0))
+    return struct.unpack("<q", struct.pack("<Q", digest))[0]
+
+
 def quarantine_input(folder: Path) -> int:
     """Three files (one partition each) with failing rows in every one; their row count."""
     drop(folder, "a.parquet", customers(10, Country={2: "US"}, Price={5: -1.0}))
@@ -237,6 +273,13 @@ def assert_split(source: Path, out: Path, bad: Path) -> None:
         )
         .fetchall()
     )
+    # the hash key is the documented XXH64 wherever a partition ran (docs/shape.md)
+    keys = (
+        duckdb.connect()
+        .execute(f"select customer_id, email, row_hash from read_parquet('{out}/**/*.parquet')")
+        .fetchall()
+    )
+    assert [h for _, _, h in keys] == [documented_key(i, e) for i, e, _ in keys]
     assert reasons == [
         (2, "accepted_values(country)"),
         (5, "expression(price >= 0)"),

@@ -14,6 +14,7 @@ import pytest
 from hygge.check_spec import CheckSpecError, parse_age, parse_checks
 from hygge.gate import ChecksFailed, Quality
 from hygge.keyset import KeySet
+from hygge.logs import JsonFormatter
 from hygge.quality import CheckAccumulator
 from hygge.rowhash import HashTypeError, hash_expr, row_hash
 from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, normalise
@@ -313,6 +314,9 @@ def test_each_decision_is_one_log_record_with_every_outcome(caplog) -> None:
         ("unique(id)", False, 1),
     ]
     assert outcomes[1]["examples"] == [{"id": "***"}]
+    line = json.loads(JsonFormatter().format(record))  # what --log-format json prints
+    assert [o["check"] for o in line["checks"]] == ["not_null(id)", "unique(id)"]
+    assert line["flow"] == "orders" and line["logger"] == "hygge.checks"
 
 
 def test_gate_names_a_missing_check_column_and_a_bad_freshness_column() -> None:
