@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,8 +148,8 @@ class Dataset(ABC):
         mode: str,
         key: str | None,
         moves: list[tuple[str, str]],
-        deletes: list[str] = (),  # type: ignore[assignment]
-        staging: list[str] = (),  # type: ignore[assignment]
+        deletes: Sequence[str] = (),
+        staging: Sequence[str] = (),
         states: dict[str, Any] | None = None,
     ) -> None:
         """The commit point: once this file exists the commit completes, whatever happens."""
