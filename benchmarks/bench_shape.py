@@ -48,7 +48,7 @@ def flows_file(work: Path, source: Path, name: str, extra: str) -> Path:
 
 
 def run_once(label: str, flows: Path, out: Path, rows: int, shaped: bool) -> Measurement:
-    got = measure(label, [sys.executable, "-m", "hygge", "run", str(flows)], rows)
+    got = measure(label, [sys.executable, "-m", "hygge", "run", str(flows), "--quiet"], rows)
     files = list(out.glob("*.parquet"))
     written = sum(pq.read_metadata(f).num_rows for f in files)
     assert written == rows, f"{label}: wrote {written} rows, expected {rows}"

@@ -66,7 +66,7 @@ class KeySet:
         # only the hashes are sorted and merged; the key values only when a key repeats
         fresh = pl.concat([b.get_column("h") for b in batches]).sort().to_frame()
         merged = self.run.to_frame().merge_sorted(fresh, "h").get_column("h")
-        repeated = (merged == merged.shift(1)).fill_null(False)
+        repeated = _repeats(merged)
         count = int(repeated.sum() or 0)
         examples = batches[0].clear()
         if count:
@@ -105,7 +105,7 @@ class KeySet:
         if not len(other.run):
             return 0
         merged = self.run.to_frame().merge_sorted(other.run.to_frame(), "h").get_column("h")
-        repeated = (merged == merged.shift(1)).fill_null(False)
+        repeated = _repeats(merged)
         self.run = self._maybe_spill(merged.filter(~repeated).rechunk())
         return int(repeated.sum() or 0)
 
@@ -133,3 +133,12 @@ class KeySet:
         if self._folder is not None:
             self._folder.cleanup()
             self._folder, self._file = None, None
+
+
+def _repeats(run: pl.Series) -> pl.Series:
+    """True where a sorted run repeats the value before it. Compares two zero-copy slices,
+    so the only new memory is the mask (a bit a key), not a shifted copy of the run."""
+    if len(run) < 2:
+        return pl.Series("repeated", [False] * len(run), dtype=pl.Boolean)
+    later = (run.slice(1) == run.slice(0, len(run) - 1)).rename("repeated")
+    return pl.concat([pl.Series("repeated", [False]), later])
