@@ -68,7 +68,7 @@ class Quality:
     ) -> Gate:
         """A gate for one run of the flow, or (`decides=False`) of one of its parts, whose
         failing rows go to `quarantine` (a part of the quarantine store) instead."""
-        return Gate(self, decides, quarantine or self.quarantine)
+        return Gate(self, decides, self.quarantine if decides else quarantine)
 
     def accumulator(self) -> CheckAccumulator:
         hashed = {}
@@ -159,7 +159,8 @@ class Gate:
     ) -> None:
         self.quality = quality
         self.decides = decides
-        self.new_quarantine = quarantine if quality.on_failure == "quarantine" else None
+        aside = quality.on_failure == "quarantine" and bool(quality.checks)
+        self.new_quarantine = quarantine if aside else None
         self.quarantine_sealed: dict[str, Any] | None = None  # a part's sealed quarantine
         audit = quality.audit or AuditValues.now("")
         self.shaper = Shaper(quality.shape, quality.flow, audit) if quality.shape else None

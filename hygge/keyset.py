@@ -20,9 +20,11 @@ class KeySet:
     """A set of 64-bit key hashes: one sorted run of distinct hashes, and the batches added
     since it was last compacted (their hashes and key values, for examples).
 
-    Adding a batch only keeps its hashes; every `compact_rows` rows (and before a decision)
-    the pending hashes are sorted and merged into the run in one linear pass, which finds the
-    repeats. So a batch costs a hash, and the whole flow about one sort of its keys. Past
+    Adding a batch only keeps its hashes; once `compact_rows` rows, or as many as the run
+    holds, are pending (and before a decision) the pending hashes are sorted and merged into
+    the run in one linear pass, which finds the repeats. Letting the pending grow with the
+    run keeps the merges' total work near twice the keys rather than growing with their
+    square. So a batch costs a hash, and the whole flow about one sort of its keys. Past
     `spill_keys` the run lives in a memory-mapped Arrow file in a temporary folder.
     """
 
@@ -53,7 +55,10 @@ class KeySet:
         self.pending.append(keys.with_columns(hashes.alias("h")).select("h", *keys.columns))
         self.pending_rows += len(hashes)
         self.pending_bytes += int(self.pending[-1].estimated_size())
-        due = self.pending_rows >= self.compact_rows or self.pending_bytes >= COMPACT_BYTES
+        due = (
+            self.pending_rows >= max(self.compact_rows, len(self.run))
+            or self.pending_bytes >= COMPACT_BYTES
+        )
         return self.compact() if due else None
 
     def compact(self) -> tuple[int, pl.DataFrame] | None:
@@ -64,7 +69,9 @@ class KeySet:
         batches = self.pending
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         # only the hashes are sorted and merged; the key values only when a key repeats
-        fresh = pl.concat([b.get_column("h") for b in batches]).sort().to_frame()
+        # one thread: the count runs beside the store's writer (hygge/gate.py)
+        fresh = pl.concat([b.get_column("h") for b in batches]).sort(multithreaded=False)
+        fresh = fresh.to_frame()
         merged = self.run.to_frame().merge_sorted(fresh, "h").get_column("h")
         repeated = _repeats(merged)
         count = int(repeated.sum() or 0)
