@@ -261,6 +261,7 @@ class PartitionedFlow:
         }
         if gate is not None:  # the part's checks (JSON: the board may be Redis), judged at commit
             record["checks"] = gate.acc.to_json()
+            gate.acc.close()  # its temporary files
             record["quarantine"] = gate.quarantine_sealed
             record["quarantined"] = gate.quarantined
         self.context.board.seal(key, index, record)
