@@ -20,7 +20,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     rows: int
-    cpu_seconds: float = 0.0  # user + system time of the process (suffers less from load)
+    cpu_seconds: float = 0.0  # user + system time of the process: less moved by load
 
     @property
     def rows_per_second(self) -> float:

@@ -184,6 +184,15 @@ class Gate:
         if self.new_quarantine is not None:
             self._quarantine = self.new_quarantine()
             await self._quarantine.open()
+        q = self.quality
+        log.debug(
+            "flow %s: %s; %s",
+            q.flow,
+            "shaping each batch" if self.shaper is not None else "no shaping",
+            f"checks {', '.join(c.label for c in q.checks)} (on failure: {q.on_failure})"
+            if q.checks
+            else "no checks",
+        )
 
     async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
         """A batch shaped and (quarantine) counted by the checks and without its failing
