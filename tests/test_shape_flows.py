@@ -346,6 +346,24 @@ def test_partitioned_quarantine_needs_a_store_that_takes_parts(quarantine: str, 
     assert message.startswith("flows.yml:8: flow 's' -> quarantine"), message
 
 
+def test_workers_refuse_a_partitioned_quarantine_on_an_unshared_local_path(tmp_path: Path) -> None:
+    """Each partition may run on another machine and the commit reads every quarantine
+    part: `validate --workers` (what `enqueue` checks) refuses an unshared local path."""
+    drop(tmp_path / "in", "a.parquet", customers(10))
+    extra = (
+        "    options: {partitions: 2}\n    on_check_failure: quarantine\n"
+        f"    quarantine: {tmp_path / 'bad'}\n"
+    )
+    store = f"{{path: {tmp_path / 'out'}, shared_volume: true}}"
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", store, extra))
+    checked = run_cli("validate", "flows.yml", "--workers", cwd=tmp_path)
+    said = " ".join((checked.stdout + checked.stderr).split())
+    assert checked.returncode == 2, said
+    assert f"its quarantine parts stage under the local path {tmp_path / 'bad'}" in said, said
+    assert "quarantine.shared_volume" in said and "Traceback" not in said
+    assert run_cli("validate", "flows.yml", cwd=tmp_path).returncode == 0  # fine for `run`
+
+
 def test_partitioned_duplicates_in_different_partitions_fail_unique(tmp_path: Path) -> None:
     drop(tmp_path / "in", "a.parquet", customers(10))
     drop(tmp_path / "in", "b.parquet", customers(10, start=9))  # id 9 in both
