@@ -304,8 +304,11 @@ def test_partitioned_quarantine_sets_every_parts_failing_rows_aside(tmp_path: Pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 rows quarantined" in " ".join(done.stdout.split()), done.stdout
     assert_split(tmp_path / "in", tmp_path / "out", tmp_path / "bad")
-    leftovers = [p for p in tmp_path.rglob("*") if ".hygge" in p.name or "staging" in p.name]
-    assert not any(p.is_file() for p in leftovers), leftovers
+    for store in ("out", "bad"):  # every part's staging is gone: data files and journal only
+        files = [p.relative_to(tmp_path / store) for p in (tmp_path / store).rglob("*")]
+        left = [f for f in files if (tmp_path / store / f).is_file()]
+        assert all(f.suffix == ".parquet" or f.parts[:2] == ("_hygge", "commits") for f in left)
+        assert len([f for f in left if f.suffix == ".parquet"]) == 3, left
 
     # id 29 in two partitions: found only once both are staged, so nothing is published
     before = tree_digest(tmp_path / "out"), tree_digest(tmp_path / "bad")
