@@ -184,6 +184,7 @@ class Connector(Generic[S]):
         if settings is None:
             values = self._python_values(name, values)
             try:
+                # Settings is S's class; a ClassVar cannot name a type variable.
                 settings = self.Settings(**values)  # type: ignore[assignment]
             except PydanticValidationError as exc:
                 first = exc.errors()[0]
@@ -237,6 +238,18 @@ class Connector(Generic[S]):
         """How a store with these settings writes (`replace`, `append`, ...), or None."""
         mode = getattr(settings, "mode", None)
         return mode if isinstance(mode, str) else None
+
+    @classmethod
+    def columns_of(cls, settings: Any) -> list[str] | None:
+        """The columns a home with these settings reads, or None (every column)."""
+        columns = getattr(settings, "columns", None)
+        return columns if isinstance(columns, list) and columns else None
+
+    @classmethod
+    def partition_column_of(cls, settings: Any) -> str | None:
+        """The column a home with these settings splits partitions by (`partition_on`)."""
+        column = getattr(settings, "partition_on", None)
+        return column if isinstance(column, str) and column else None
 
     def describe(self) -> str:
         """A one-line, secret-free description for plans and logs."""

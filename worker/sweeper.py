@@ -10,7 +10,8 @@ Every HYGGE_SWEEP_SECONDS it
   `hygge enqueue`, or a worker killed between claiming and sending), after a grace of
   `HYGGE_LEASE_SECONDS`;
 - advances `depends_on` for runs whose worker died between finishing a flow and sending the
-  flows that waited for it.
+  flows that waited for it;
+- tells Flower of the flows skipped since (worker.flower_view), whoever skipped them.
 All of it is idempotent and claimed atomically in Redis, so every worker can sweep.
 """
 
@@ -25,6 +26,8 @@ from celery.signals import task_received, worker_ready, worker_shutdown
 from hygge.secrets import mask_url
 from worker.app import dispatch, runs, settings
 from worker.contract import TASK_NAME, Keys
+from worker.flower_view import announce_all
+from worker.signals import receives
 
 log = logging.getLogger("hygge.worker.sweeper")
 
@@ -68,6 +71,10 @@ class Sweeper(threading.Thread):
                     run_id,
                 )
             dispatch(records, [*lost, *unsent, *records.advance(run_id)])
+        try:  # the skips just decided (or a scheduled run skipped whole) reach Flower too
+            announce_all()
+        except Exception as exc:  # Flower's view is best effort; the run record is the truth
+            log.warning("could not tell Flower about skipped flows: %s", mask_url(str(exc)))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -80,7 +87,7 @@ class Sweeper(threading.Thread):
 _sweeper: Sweeper | None = None
 
 
-@worker_ready.connect
+@receives(worker_ready)
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
     hostname = getattr(sender, "hostname", None) or "worker"
@@ -88,13 +95,13 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     _sweeper.start()
 
 
-@worker_shutdown.connect
+@receives(worker_shutdown)
 def _stop_sweeper(**_: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
 
 
-@task_received.connect
+@receives(task_received)
 def _note_received(request: Any = None, **_: Any) -> None:
     """Remember which worker holds a delayed (retry) message, so its death can be noticed.
 

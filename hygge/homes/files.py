@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -22,12 +24,15 @@ from hygge.contract import (
 )
 from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
+from hygge.secrets import mask_url
 from hygge.storage import is_object_url
 
 if TYPE_CHECKING:
     from hygge.homes.remote_files import RemoteFiles
 
 R = TypeVar("R")
+log = logging.getLogger("hygge.homes")  # -v: which files a home found, and how it reads them
+SHOWN_FILES = 5  # -v names this many of the files a home matched
 
 
 class FileHomeSettings(HomeSettings):
@@ -63,8 +68,44 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
                 from hygge.homes.remote_files import RemoteFiles  # loads pyarrow.fs
 
                 self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
-            return self._remote.expand(self.suffixes)  # type: ignore[return-value]
-        return expand_paths(self.settings.path, self.suffixes)
+            # Object URLs stand in for paths: every reader opens either (`source`).
+            found: list[Path] = self._remote.expand(self.suffixes)  # type: ignore[assignment]
+        else:
+            found = expand_paths(self.settings.path, self.suffixes)
+        if not self._listed:
+            self._listed = True
+            self._tell_files(found)
+        return found
+
+    _listed = False  # -v names the files once per home, however often they are listed
+
+    def _tell_files(self, found: list[Path]) -> None:
+        path = self.settings.path
+        how = (
+            "the glob"
+            if set("*?[") & set(path)
+            else "the file"
+            if len(found) == 1 and str(found[0]).rstrip("/") == path.rstrip("/")
+            else "the objects under"
+            if self._remote is not None
+            else "the folder"
+        )
+        names = ", ".join(mask_url(str(f)) for f in found[:SHOWN_FILES])
+        more = f" and {len(found) - SHOWN_FILES} more" if len(found) > SHOWN_FILES else ""
+        log.debug(
+            "home '%s' (%s): %s %s matched %d file(s): %s%s",
+            self.name,
+            self.type_name,
+            how,
+            mask_url(path),
+            len(found),
+            names,
+            more,
+        )
+
+    def reader(self, path: Path) -> str:
+        """-v: how this home reads one file (the reader path it takes)."""
+        return f"pyarrow's streaming {self.type_name} reader"
 
     def source(self, path: Path) -> Any:
         """What a reader opens: the local path, or a stream over the remote object."""
@@ -93,6 +134,12 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             return files
         stamps = {str(f): self._stamp(f) for f in files}
         self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
+        log.debug(
+            "home '%s': incremental, %d of %d file(s) new or changed since the last run",
+            self.name,
+            len(self._snapshot),
+            len(files),
+        )
         return [f for f in files if str(f) in self._snapshot]
 
     def _stamp(self, path: Path) -> list[int]:
@@ -153,6 +200,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             else:
                 share.append((path, list(groups) if groups else None))
         home._share = share
+        home._listed = True  # the plan named the files already (-v)
         home._loaded = dict(self._loaded or {}) if self._loaded is not None else None
         home._snapshot = {path: stamp for path, _g, stamp in descriptor["files"]}
         return home
@@ -215,7 +263,8 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             counts = [self.file_rows(f) for f in files]
         except (OSError, pa.ArrowException, HomeError, ValueError):
             return None  # reading reports it properly; an estimate never fails a flow
-        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+        known = [c for c in counts if c is not None]
+        return sum(known) if len(known) == len(counts) else None
 
     def _project(self, schema: pa.Schema, path: Path) -> pa.Schema:
         wanted = self.settings.columns
@@ -229,12 +278,15 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             )
         return pa.schema([schema.field(c) for c in wanted])
 
+    def _schema_of(self, path: Path) -> pa.Schema:
+        return self._project(self.file_schema(path), path)
+
     def schema(self) -> pa.Schema:
         """The common schema of every input file; files that disagree are an error."""
         files = self.files()
-        first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
+        first = self._safe(files[0], partial(self._schema_of, files[0]))
         for other in files[1:]:
-            schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
+            schema = self._safe(other, partial(self._schema_of, other))
             if not _same_columns(schema, first):
                 raise HomeError(
                     f"{other} does not have the same columns as {files[0]}: "
@@ -256,18 +308,26 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         if share is None:
             share = [(path, None) for path in self._files_to_read()]
         for path, groups in share:
+            log.debug(
+                "home '%s': reading %s%s through %s",
+                self.name,
+                mask_url(str(path)),
+                f" (row groups {groups[0]}..{groups[-1]})" if groups else "",
+                self.reader(path),
+            )
             batches = self.read_file(path, groups) if groups else self.read_file(path)
             while True:
-                batch = self._safe(path, lambda b=batches: next(b, None))
+                batch = self._safe(path, partial(next, batches, None))
                 if batch is None:
                     break
                 if batch.num_rows:
+                    # A record batch gives a frame; untyped pyarrow hides that from mypy.
                     df: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
                     if self.source_column:  # shape's `file` audit column (hygge/shape.py)
                         df = df.with_columns(pl.lit(str(path)).alias(self.source_column))
                     yield df
 
-    def _safe(self, path: Path, action):
+    def _safe(self, path: Path, action: Callable[[], R]) -> R:
         """Run `action`, turning a reader's error into a HomeError that names the file."""
         try:
             return action()

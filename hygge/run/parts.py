@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import time
 import uuid
@@ -46,6 +47,8 @@ from hygge.run.context import RunContext
 from hygge.run.move import Flow, first_cause, resume_home, state_record
 from hygge.run.steps import partition_name
 
+log = logging.getLogger("hygge.run")  # -v: planning and committing partitions
+
 
 def part_name(key: str, index: int) -> str:
     """A part's name in its store: "<parts key>.p<index>" (the parts of one run share a key)."""
@@ -62,7 +65,8 @@ class PartStore(Store[Any]):
         super().__init__(store.name, store.settings)
         self.store, self.part = store, part
         self.sealed: dict[str, Any] | None = None
-        # A part describes itself as its store (plans, messages).
+        # A part describes itself as its store (plans, messages): an instance shadows the
+        # class's type name, which is registered for the part class itself.
         self.type_name = store.type_name  # type: ignore[misc]
 
     async def open(self) -> None:
@@ -193,6 +197,13 @@ class PartitionedFlow:
                 state = await resume_home(self.name, home, store, self.full_refresh)
             parts = await self.home.plan_parts(self.partitions, self.ranges)
             plan = board.offer_plan(key, {"parts": parts, "state": state})
+            log.debug(
+                "flow '%s': planned %d partition(s) (asked: %s)%s",
+                self.name,
+                len(parts),
+                self.partitions if self.ranges is None else f"{len(self.ranges)} ranges",
+                "" if plan["parts"] == parts else "; another process planned first: its plan",
+            )
             # What a plan holds for its parts (PostgreSQL: the snapshot all of them read)
             # stays in this process until every partition is sealed (watched in the
             # background: on workers they run elsewhere); a plan that lost, not at all.
@@ -304,6 +315,12 @@ class PartitionedFlow:
         records = [found[i] for i in range(count)]
         sealed = [r["sealed"] for r in records]
         read = sum(int(r["rows"]) for r in records)
+        log.debug(
+            "flow '%s': %d partition(s) sealed, %s rows read; checking and committing them",
+            self.name,
+            count,
+            f"{read:,}",
+        )
         with unreachable_parts(self.name, records):
             await check_rows(self.name, self.store, sealed, read)
         if self.incremental:

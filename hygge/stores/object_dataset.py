@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -190,7 +191,7 @@ class ObjectDataset(Dataset):
         except (StorageError, OSError):
             return
         for root in {self.parts_root(p["part"]) for p in parts}:
-            self._guard(lambda root=root: self.storage.delete_prefix(root))  # type: ignore[misc]
+            self._guard(partial(self.storage.delete_prefix, root))
 
     # -- incremental state ----------------------------------------------------------------
     def read_state(self, flow: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
@@ -54,6 +56,7 @@ from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
 from hygge.stores import _mirror_deletes as deletes
 
+log = logging.getLogger("hygge.stores.open_mirroring")  # -v: staging, journal, data files
 KEYS_FILE = "keys.parquet"
 KEYS_PER_BUCKET = 2_000_000  # keys compared at once in a snapshot's delete detection
 # What the replicator supports: uncompressed, Snappy, GZIP or ZSTD.
@@ -69,7 +72,7 @@ LandingZonePath = Annotated[PathSetting, BeforeValidator(_landing_zone_path)]
 
 
 class OpenMirroringSettings(StoreSettings):
-    mode: Literal["replace", "append", "snapshot"] = "replace"  # type: ignore[assignment]
+    mode: Literal["replace", "append", "snapshot"] = "replace"  # type: ignore[assignment]  # widens the base's modes
     path: LandingZonePath = Field(description="The landing zone (…/Files/LandingZone).")
     table: str | None = Field(None, description="The table folder (default: the store's name).")
     db_schema: str | None = Field(
@@ -239,7 +242,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
     def _check_table(self) -> None:
         tree = self.tree
         kind = tree.kind(self.table)
-        if kind == lz.pafs.FileType.File:
+        if kind == pafs.FileType.File:
             raise StoreError(f"{tree.where(self.table)} is a file, not a table folder")
         metadata = tree.read_json(self.table, lz.METADATA)
         if metadata is None:
@@ -291,6 +294,15 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
                 tree.delete_dir(self.staging_root, name)
         tree.mkdir(self.staging)
         self._opened = True
+        log.debug(
+            "store '%s' (open_mirroring): table folder %s, staging in %s (mode %s), "
+            "published through the journal %s",
+            self.name,
+            tree.where(self.table),
+            tree.where(self.staging),
+            self.settings.mode,
+            tree.where(self.journal),
+        )
 
     async def write(self, df: pl.DataFrame) -> None:
         """Stage a batch. Used outside a flow (no `open()` first), one write is one commit."""
@@ -386,7 +398,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
 
     def _file_rows(self, rel: str) -> int:
         with self.tree.fs.open_input_file(self.tree.path(rel)) as f:
-            return pq.ParquetFile(f).metadata.num_rows
+            return int(pq.ParquetFile(f).metadata.num_rows)
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._commit_sync)
@@ -435,12 +447,22 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             "replace": replace,
             "delete": delete,
         }
-        if tree.kind(lz.PARTNER_EVENTS) == lz.pafs.FileType.NotFound:
+        if tree.kind(lz.PARTNER_EVENTS) == pafs.FileType.NotFound:
             tree.write_json(self._partner_events(), lz.PARTNER_EVENTS)
         # Once the journal exists the commit completes, even after a crash: the next run
         # carries it out before anything else.
         tree.write_json(plan, self.journal)
+        log.debug(
+            "store '%s': journal written (the commit point): %d data file(s) as %s..., "
+            "%d state file(s)%s",
+            self.name,
+            len(files),
+            lz.data_file_name(first),
+            len(self._states),
+            "; the table is reset (replace)" if reset else "",
+        )
         lz.apply_journal(tree, self.journal)
+        log.debug("store '%s': journal applied to %s", self.name, tree.where(self.table))
         self._opened = False
 
     def _partner_events(self) -> dict[str, Any]:
@@ -633,9 +655,7 @@ def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
         from hygge.storage.objects import ObjectStorage
 
         storage = ObjectStorage.for_url(path, options)
-    tree = lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
-    tree.storage = storage  # type: ignore[attr-defined]
-    return tree
+    return lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
 
 
 def _home_columns(home: Any) -> list[str] | None:
