@@ -20,6 +20,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     rows: int
+    cpu_seconds: float = 0.0  # user + system time of the process: less moved by load
 
     @property
     def rows_per_second(self) -> float:
@@ -81,7 +82,8 @@ def measure(
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{label}: command failed: {' '.join(command)}")
-    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows, cpu)
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:

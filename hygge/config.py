@@ -599,6 +599,7 @@ def _parse_flow(
     if options.incremental:
         checks.check_incremental(source, home, origins["home"])
         checks.check_incremental(source, store, origins["store"])
+        checks.check_incremental_mode(source, store, origins["store"])
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set

@@ -155,6 +155,23 @@ def check_incremental(source: Source, spec: ConnectorSpec, origin: tuple[Any, ..
     )
 
 
+def check_incremental_mode(source: Source, store: ConnectorSpec, origin: tuple[Any, ...]) -> None:
+    """A store mode that needs the whole table on every run (`whole_table_modes`: Open
+    Mirroring's `snapshot` emits deletes for every key it did not see) is refused for an
+    incremental flow, which reads only what changed: said at validate time, before a run."""
+    mode = store.mode
+    if mode is None or mode not in getattr(store.cls, "whole_table_modes", ()):
+        return
+    raise source.error(
+        f"an incremental flow reads only what changed, so `mode: {mode}` of {store.type_name} "
+        "store would delete every other row",
+        (*origin, "mode"),
+        key="store.mode",
+        hint="remove `mode:` (an incremental flow appends; soft_delete maps a column to "
+        "deletes), or remove `incremental: true` to read the whole table every run",
+    )
+
+
 def check_dependencies(
     source: Source,
     flows: dict[str, FlowSpec],

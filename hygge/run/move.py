@@ -99,7 +99,9 @@ class Flow:
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise
-        return self._emit(FlowState.SUCCESS)
+        completed = self._completed_rows()
+        note = f"{completed:,} of the rows: an interrupted commit completed" if completed else ""
+        return self._emit(FlowState.SUCCESS, message=note)
 
     async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
         await retry_async(
@@ -220,6 +222,14 @@ class Flow:
             "as many" if staged is not None else "rows not counted back by the store,",
         )
 
+    def _completed_rows(self) -> int:
+        """Rows an interrupted commit held that this run published by completing it (a
+        retry after the commit point, or a rerun after a kill): the incremental read that
+        follows starts after them, so without them the run would report 0 rows."""
+        if not self.incremental or not isinstance(self.store, StatefulStore):
+            return 0
+        return self.store.completed_rows(self.name)
+
     def _waiting(self, message: str) -> None:
         self._emit(FlowState.PENDING, message=message)
 
@@ -235,7 +245,7 @@ class Flow:
         report = FlowReport(
             self.name,
             state,
-            rows=self._rows,
+            rows=self._rows + self._completed_rows(),
             batches=self._batches,
             memory_bytes=self._memory_bytes,
             seconds=self._elapsed(),
