@@ -187,6 +187,7 @@ class FlowSpec:
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
     quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
+    quarantine: ConnectorSpec | None = None  # where `on_check_failure: quarantine` sets rows
 
     def build(
         self,
@@ -261,8 +262,9 @@ class FlowsFile:
     flows: dict[str, FlowSpec]
     # definitions with entities, by name: what was discovered; their flows are in `flows`
     entity_sets: dict[str, entities.EntitySet] = field(default_factory=dict)
-    # definitions left undiscovered (`discover=False`): a worker discovers them
-    deferred: tuple[str, ...] = ()
+    # definitions left undiscovered (`discover=False`), by name, with what is known without
+    # discovery: their schedule and what they depend on (a worker discovers their entities)
+    deferred: dict[str, FlowOptions] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -389,11 +391,18 @@ def parse(
     source.produced = _produced_paths(source, inlined)
     # Discovery looks with the variables resolved (the enqueuer's own environment when the
     # specs keep them unresolved); the flows it makes keep `${VAR}` as written.
-    deferred: list[str] = []
+    deferred: dict[str, FlowOptions] = {}
     if discover:
         sets = _expand_entities(source, inlined, os.environ if env is None else env)
     else:
-        sets, deferred = {}, [n for n, (raw, _) in inlined.items() if entities.is_definition(raw)]
+        sets = {}
+        for name, (raw, _) in inlined.items():
+            if entities.is_definition(raw):
+                try:
+                    deferred[name] = _deferred_options(source, name, raw)
+                except ConfigError as exc:
+                    problems.append(exc)
+                    deferred[name] = FlowOptions.model_validate({})
     flows: dict[str, FlowSpec] = {}
     made_by: dict[str, tuple[str, str]] = {}  # an entity's flow -> (definition, entity)
     for name, (raw, origins) in inlined.items():
@@ -452,7 +461,23 @@ def parse(
     problems += checks.check_upstream_dependencies(source, flows, defined)
     if problems:  # every problem of the file at once, in the file's order
         raise ConfigErrors.of(sorted(problems, key=lambda e: e.line or 0))
-    return FlowsFile(Path(file), flows, sets, tuple(deferred))
+    return FlowsFile(Path(file), flows, sets, deferred)
+
+
+def _deferred_options(source: Source, name: str, raw: dict[str, Any]) -> FlowOptions:
+    """What a definition left undiscovered says without discovery: its schedule and what it
+    depends on (`hygge scheduler` plans with these; its other options are validated by the
+    worker that discovers it, with each entity's flow)."""
+    source.flow = name
+    flow_path = ("flows", name) if source.located else ()
+    merged = _merge_options(source, dict(raw), flow_path, None, "flow")
+    known = {k: merged[k] for k in ("schedule", "every", "depends_on") if k in merged}
+    resolved = _resolve(source, known, flow_path)
+    options = cast(
+        FlowOptions, validate(source, FlowOptions, resolved, flow_path, "flow option", known)
+    )
+    checks.check_schedule(source, options, flow_path)
+    return options
 
 
 def _expand_entities(
@@ -615,18 +640,21 @@ def _parse_flow(
     checks.check_partitions(source, options, home, store, origins, flow_path)
     checks.check_schedule(source, options, flow_path)
     quality = None
+    quarantine_spec = None
     if quality_raw:
         quality_raw = _resolve(source, quality_raw, flow_path)
         quarantine = quality_raw.get("quarantine")
-        quarantine_spec = None
         if quarantine is not None:
             quarantine_spec = _parse_connector(
                 source, "store", name, quarantine, (*flow_path, "quarantine"), options
             )
         quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
         if quarantine_spec is not None:
+            checks.check_quarantine_parts(
+                source, options, quarantine_spec, (*flow_path, "quarantine")
+            )
             quality = replace(quality, quarantine=quarantine_spec.build)
-    return FlowSpec(name, home, store, options, raw, quality)
+    return FlowSpec(name, home, store, options, raw, quality, quarantine_spec)
 
 
 def _parse_connector(

@@ -61,7 +61,6 @@ from hygge.errors import ConfigError
 from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 from hygge.secrets import mask_url
 from hygge.storage.location import is_object_url, normalize_url
-from hygge.storage.onelake import is_onelake
 
 DEFAULT_BATCH_SIZE = 100_000
 # Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
@@ -353,11 +352,17 @@ class Store(Connector[S]):
         """The lock a run of `flow` holds on this destination across all its attempts, so a
         second run of the same flow (a cron overlap) is refused or waits instead of loading
         the same data twice. The default locks a file beside a store's `path`, or on S3,
-        Azure Blob and GCS an object created only if absent (`hygge.storage.lock`); a store
-        with no path takes none, and neither does one on OneLake yet. A store kept elsewhere
-        (a database) locks there."""
+        Azure Blob, GCS and OneLake an object created only if absent (`hygge.storage.lock`);
+        a store with no path takes none. A store kept elsewhere (a database) locks there."""
         path = self.path_of(self.settings)
-        if path and is_object_url(path) and not is_onelake(path):
+        if not path:
+            return NoLock(flow, self.describe())
+        return self.lock_at(flow, path)
+
+    def lock_at(self, flow: str, path: str) -> RunLock:
+        """The run lock of `flow` beside `path` (a dataset, a folder): a lock object there on
+        object storage, else a file beside it."""
+        if is_object_url(path):
             from hygge.storage.lock import ObjectLock
 
             options = getattr(self.settings, "storage_options", None)
@@ -365,8 +370,6 @@ class Store(Connector[S]):
             # same run takes over the lock its dead predecessor left.
             owner = getattr(self, "commit_key", None)
             return ObjectLock(flow, self.describe(), path, options, owner)
-        if not path or is_object_url(path):
-            return NoLock(flow, self.describe())
         target = Path(path)  # resolved: two spellings of one folder share one lock
         return FileLock(flow, str(target), lock_file_beside(target.resolve(), flow))
 

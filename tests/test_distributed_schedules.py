@@ -153,9 +153,12 @@ def test_a_definition_with_entities_is_scheduled_once_with_its_dependants(
     found = scheduled_flows(flows)
     assert list(found) == ["crm"]
     crm = found["crm"]
-    assert crm.select == ("crm", "mart.orders", "mart.users")
-    assert set(crm.flows) == {"crm.orders", "crm.users", "mart.orders", "mart.users"}
+    # undiscovered (a worker discovers them at each slot): the definitions stand for their
+    # entities, the one depending on `crm` sent with it
+    assert crm.select == ("crm", "mart")
     assert crm.schedule.interval == 3600
+    (tmp_path / "in").rename(tmp_path / "gone")  # the scheduler never looks at the entities
+    assert scheduled_flows(flows)["crm"].select == ("crm", "mart")
 
 
 def test_the_stack_runs_one_scheduler() -> None:
@@ -532,3 +535,67 @@ def test_the_history_forgets_runs_older_than_its_days(db: str, tmp_path: Path) -
     assert [m.decode() for m in client.zrange("hygge:runs:history", 0, -1)] == ["r-new"]
     assert not client.exists("hygge:run:r-old", "hygge:run:r-old:flow:f")
     assert client.hget("hygge:run:r-new:flow:f", "state") == b"skipped"
+
+
+def _succeeded_runs(cluster: Cluster) -> list[dict[str, dict[str, str]]]:
+    """The flows of every run that ended with each of its flows a success, oldest first."""
+    out = []
+    for run_id in cluster.redis.zrange("hygge:runs:history", 0, -1):
+        flows = cluster.status(run_id.decode())
+        if flows and all(f.get("state") == "success" for f in flows.values()):
+            out.append(flows)
+    return out
+
+
+def test_a_scheduled_definition_is_discovered_by_a_worker_at_each_slot(
+    make_cluster: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    """The database URL is only in the worker's environment: the scheduler plans the
+    definition undiscovered, each slot's discover step finds the tables on the worker, and a
+    table created meanwhile joins at the next slot; exact by count."""
+    from tests.entity_support import fill, parquet_rows, pg_schema
+    from tests.test_distributed_runs import with_password
+
+    with pg_schema(postgres_url) as (pg, schema):
+        fill(pg, schema, "accounts", 0, 21)
+        fill(pg, schema, "invoices", 1, 8)
+        cluster: Cluster = make_cluster(SCHED_PG=with_password(postgres_url))
+        cluster.start_worker("w1")
+        del cluster.env["SCHED_PG"]  # the scheduler's environment has no database URL
+        lake = tmp_path / "lake"
+        flows = write_flows(
+            tmp_path,
+            f"""flows:
+  crm:
+    home: {{type: sql, connection: "${{SCHED_PG}}", tables: ["{schema}.*"]}}
+    store: {{type: parquet, path: "{lake}/{{entity}}", mode: replace}}
+    options: {{every: 3s, retries: 0}}
+""",
+        )
+        cluster.start_scheduler("scheduler", flows)
+        wait_for(lambda: _succeeded_runs(cluster), 300, "a scheduled run of the entities")
+        first = _succeeded_runs(cluster)[0]
+        assert sorted(first) == ["crm.accounts", "crm.invoices", "discover:entities"]
+        assert first["discover:entities"]["worker"] == "w1@test"
+        assert parquet_rows(lake / "accounts") == (21, 21)
+        assert parquet_rows(lake / "invoices") == (8, 8)
+
+        fill(pg, schema, "refunds", 2, 5)  # a new table: it joins at the next slot
+        wait_for(
+            lambda: any("crm.refunds" in r for r in _succeeded_runs(cluster)),
+            300,
+            "a scheduled run with the new table",
+        )
+        _stop(cluster, "scheduler")
+        wait_for(lambda: cluster.queue_drained(), 300, "the last runs to be taken")
+        runs = _succeeded_runs(cluster)
+        assert sorted(runs[-1]) == [
+            "crm.accounts",
+            "crm.invoices",
+            "crm.refunds",
+            "discover:entities",
+        ]
+        assert parquet_rows(lake / "refunds") == (5, 5)
+        assert parquet_rows(lake / "accounts") == (21, 21)  # replaced at each slot, exact
+        log = cluster.log("scheduler")
+        assert "not sent" not in log and "SCHED_PG" not in log, log

@@ -194,3 +194,58 @@ def test_service_principal_in_storage_options_reaches_the_filesystem():
     kwargs = onelake.filesystem_kwargs(ABFSS, {"azure_client_id": CLIENT})
     assert kwargs["client_id"] == CLIENT and "tenant_id" not in kwargs
     assert isinstance(pafs.AzureFileSystem(**kwargs), pafs.AzureFileSystem)
+
+
+# -- the run lock on OneLake: the same lock object as on Azure Blob, at OneLake's Blob endpoint,
+# signed with an Entra token (the lock's conditional writes are tested on Azurite in
+# tests/test_objectstore_lock.py and tests/test_open_mirroring.py).
+
+
+def test_onelake_destinations_take_the_object_lock(monkeypatch):
+    from hygge.storage.conditional import AzureBlob
+    from hygge.storage.lock import ObjectLock
+    from hygge.stores.parquet import ParquetStore
+
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "a-key-of-another-account")
+    mirror = OpenMirroringStore("erp", path=ABFSS, table="orders", key=["id"]).lock("erp")
+    assert isinstance(mirror, ObjectLock)
+    # inside the landing zone (the only place partners may write), in hygge's `_hygge/`
+    assert mirror.url == f"{ABFSS}/_hygge/.orders.hygge-lock.erp"
+    blob = mirror.object
+    assert isinstance(blob, AzureBlob)
+    assert blob.url == (
+        "https://onelake.blob.fabric.microsoft.com/Sales/erp.MountedRelationalDatabase/Files/"
+        "LandingZone/_hygge/.orders.hygge-lock.erp"
+    )
+    assert blob.key is None  # an Entra token, never another account's key
+    schema = OpenMirroringStore(
+        "erp", path=ABFSS, table="orders", db_schema="dbo", key=["id"]
+    ).lock("erp")
+    assert isinstance(schema, ObjectLock)
+    assert schema.url == f"{ABFSS}/_hygge/dbo.schema/.orders.hygge-lock.erp"
+    lakehouse = "abfss://Sales@westus-onelake.dfs.fabric.microsoft.com/lh.Lakehouse/Files/orders"
+    files = ParquetStore("orders", path=lakehouse).lock("orders")
+    assert isinstance(files, ObjectLock)
+    assert files.object.url.startswith(  # type: ignore[attr-defined]
+        "https://westus-onelake.blob.fabric.microsoft.com/Sales/lh.Lakehouse/Files/.orders"
+    )
+
+
+def test_onelake_lock_signs_in_with_entra_and_fails_clearly(monkeypatch):
+    """A service principal that cannot sign in: a clear StoreError saying how to sign in, no
+    secret shown; the token request goes to a closed local port, never to Azure."""
+    from hygge.errors import StoreError
+    from tests.objectstore import free_port
+
+    for key in [k for k in os.environ if k.startswith(("AZURE_", "IDENTITY_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", f"https://127.0.0.1:{free_port()}/")
+    options = {"azure_client_id": CLIENT, "azure_tenant_id": TENANT, "azure_client_secret": SECRET}
+    lock = OpenMirroringStore(
+        "erp", path=ABFSS, table="orders", key=["id"], storage_options=options
+    ).lock("erp")
+    with pytest.raises(StoreError) as raised:
+        lock.try_acquire()
+    text = f"{raised.value.message} {raised.value.hint}"
+    assert "signed in with Microsoft Entra" in text and "az login" in text, text
+    assert SECRET not in text

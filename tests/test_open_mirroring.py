@@ -302,6 +302,70 @@ def test_landing_zone_on_azurite(tmp_path: Path, source: Source, emulators, clou
     assert remote_rows() == source.rows()
 
 
+def test_two_runs_into_one_landing_zone_table_at_once_on_azurite(
+    tmp_path: Path, emulators, cloud_env
+):
+    """Two `hygge run`s into one landing-zone table at once: the second is refused (exit 3)
+    while the first holds the lock object, which sits in the landing zone's `_hygge/` (the
+    replicator ignores it; on OneLake only the landing zone is writable); the first loads
+    every row once and releases it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from hygge.exit_codes import LOCKED
+    from tests.conftest import ROOT
+    from tests.objectstore import objects
+
+    emu = emulators["az"]
+    env = {**cloud_env(emu), "HYGGE_PLUGINS": "tests.distributed_plugins"}
+    bucket = emu.new_bucket()
+    lz_url = f"{bucket}/db/Files/LandingZone"
+    project = write_flows(
+        tmp_path,
+        "flows:\n  erp:\n"
+        "    home: {type: slow, rows: 600, batch_size: 100, delay: 1.0}\n"
+        f"    store: {{type: open_mirroring, path: '{lz_url}', table: orders, key: [id],"
+        " mode: append}\n",
+    ).parent
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hygge", "run", "flows.yml"],
+        cwd=project,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = f"{lz_url}/_hygge/.orders.hygge-lock.erp"
+    deadline = time.monotonic() + 180
+    while lock not in objects(emu, f"{bucket}/db"):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = run_cli("run", "flows.yml", cwd=project, env=env, timeout=300)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert second.returncode == LOCKED and "already running" in second.stderr, second.stderr
+    left = objects(emu, f"{bucket}/db")
+    assert all(o.startswith(f"{lz_url}/") for o in left), left  # nothing outside the zone
+    assert not any(".hygge-lock." in o for o in left), left  # released
+    fs = emu.filesystem()
+    base = f"{bucket.split('://', 1)[1]}/db/Files/LandingZone/orders"
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+    names = check_names([i.base_name for i in infos if i.type == pafs.FileType.File])
+    local = tmp_path / "download"
+    local.mkdir()
+    for n in names:
+        with fs.open_input_stream(f"{base}/{n}") as f:
+            (local / n).write_bytes(f.read())
+    with duckdb.connect() as con:
+        files = [str(local / n) for n in names]
+        rows, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT id) FROM read_parquet(?)", [files]
+        ).fetchone()
+    assert (rows, distinct) == (600, 600)  # once each: the refused run wrote nothing
+
+
 def test_entities_each_table_in_its_folder(tmp_path: Path, postgres_url: str):
     db = Db(postgres_url)
     schema = unique("oms")

@@ -80,35 +80,40 @@ return 0
 class ScheduledFlow:
     flow: str  # a flow, or a definition with entities (all its entities go in one run)
     schedule: Schedule
-    select: tuple[str, ...]  # what the run sends: the flow (or definition), then its dependants
-    flows: tuple[str, ...]  # the flows that makes, as they stand now (a skipped run lists them)
+    # what the run sends: the flow (or definition), then its dependants; a definition stands
+    # for all of its entities (found by the run's discover step)
+    select: tuple[str, ...]
 
 
 def scheduled_flows(path: str | os.PathLike[str]) -> dict[str, ScheduledFlow]:
-    """The scheduled flows of a flows.yml (variables left unresolved, as enqueue does). A
-    definition with entities is scheduled once, as a whole: its entities are discovered
-    again for every run, so a new table joins at the next slot."""
-    config = config_module.load(path, resolve=False)
-    dependants: dict[str, list[str]] = {name: [] for name in config.flows}
-    for name, spec in config.flows.items():
-        for dep in spec.options.depends_on:
-            dependants.setdefault(dep, []).append(name)
-    owner = {f: d for d, entity_set in config.entity_sets.items() for f in entity_set.flows}
+    """The scheduled flows of a flows.yml, read as `hygge enqueue` reads it: variables left
+    unresolved and definitions with entities undiscovered, so the scheduler needs only Redis
+    (never the databases or clouds the definitions name). A definition is scheduled as one
+    unit: each run starts with a discover step on a worker, so a new table joins at the next
+    slot."""
+    config = config_module.load(path, resolve=False, discover=False)
+    options = {**{n: s.options for n, s in config.flows.items()}, **config.deferred}
+
+    def unit(name: str) -> str:  # `crm.orders` of an undiscovered definition `crm`: `crm`
+        head = name.split(".", 1)[0]
+        return name if name in options or head not in config.deferred else head
+
+    dependants: dict[str, list[str]] = {name: [] for name in options}
+    for name, flow_options in options.items():
+        for dep in flow_options.depends_on:
+            dependants.setdefault(unit(dep), []).append(name)
     out: dict[str, ScheduledFlow] = {}
-    for name, spec in config.flows.items():
-        schedule = spec.options.scheduled
-        unit = owner.get(name, name)
-        if schedule is None or unit in out:
+    for name, flow_options in options.items():
+        schedule = flow_options.scheduled
+        if schedule is None:
             continue
-        members = config.entity_sets[unit].flows if unit in owner.values() else [name]
-        chain, todo = list(members), [d for m in members for d in dependants[m]]
+        chain, todo = [name], list(dependants[name])
         while todo:
             nxt = todo.pop(0)
             if nxt not in chain:
                 chain.append(nxt)
                 todo += dependants.get(nxt, [])
-        extra = tuple(f for f in chain if f not in members)
-        out[unit] = ScheduledFlow(unit, schedule, (unit, *extra), tuple(chain))
+        out[name] = ScheduledFlow(name, schedule, tuple(chain))
     return out
 
 
@@ -272,7 +277,7 @@ class Scheduler:
                 self.r,
                 run_id,
                 str(self.path),
-                list(flow.flows),
+                list(flow.select),
                 reason,
                 {"trigger": "schedule", "slot": repr(slot), "skipped": "1"},
             )
@@ -292,7 +297,7 @@ class Scheduler:
             )
         except BrokerUnreachable:
             raise  # the claim stays pending: sent once Redis is back
-        except HyggeError as exc:  # flows.yml broken since, a discovery that failed...
+        except HyggeError as exc:  # flows.yml broken since, a flow renamed...
             log.error("flow %s: not sent at %s: %s", flow.flow, when(slot), exc)
             self.r.hdel(self.key(flow.flow), "pending", "pending_at")
             return

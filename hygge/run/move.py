@@ -132,9 +132,18 @@ class Flow:
     async def _take(self, df: pl.DataFrame) -> None:
         """THE per-batch point: every batch the home yields passes here, in order, on its
         way to the store (one call per batch)."""
-        if self.gate is not None:  # shaped, counted by the checks (quarantine: split)
+        if self.gate is None:
+            await _uncancelled(self.store.write(df))
+        else:  # shaped (quarantine: split); the checks count it while the store writes it
             df = await self.gate.batch(df)
-        await _uncancelled(self.store.write(df))
+            done = await asyncio.gather(
+                _uncancelled(self.store.write(df)),
+                _uncancelled(self.gate.count()),
+                return_exceptions=True,  # both finish before a failure goes on (to abort)
+            )
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         self._rows += df.height
         self._batches += 1
         self._memory_bytes += int(df.estimated_size())

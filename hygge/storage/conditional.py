@@ -9,8 +9,9 @@
 A failed condition raises `Taken`. pyarrow's filesystems expose no conditions, so S3 speaks
 through botocore, and Azure Blob and GCS through their REST APIs over the standard library:
 Azure signs with the account key (Shared Key) or, without one, a Microsoft Entra token from
-azure-identity's default chain; GCS uses Google's application default credentials
-(google-auth), or none for an emulator (`STORAGE_EMULATOR_HOST`).
+azure-identity's default chain (OneLake: always a token, at its Blob endpoint); GCS uses
+Google's application default credentials (google-auth), or none for an emulator
+(`STORAGE_EMULATOR_HOST`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -29,8 +31,10 @@ from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from hygge.storage import onelake
 from hygge.storage.credentials import account_of
 from hygge.storage.location import Location
+from hygge.storage.onelake import is_onelake
 
 TIMEOUT = 30
 
@@ -203,6 +207,11 @@ def _json_reason(text: str) -> str:
 # -- Azure Blob (REST) ----------------------------------------------------------------------
 AZURE_VERSION = "2021-12-02"
 AZURE_SCOPE = "https://storage.azure.com/.default"
+ONELAKE_PERMISSIONS = (
+    "write access to the workspace (Contributor), signed in with Microsoft Entra: az login, a "
+    "managed identity, or a service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+    "AZURE_CLIENT_SECRET)"
+)
 
 
 class AzureBlob(ConditionalObject):
@@ -216,6 +225,11 @@ class AzureBlob(ConditionalObject):
         endpoint = options.get("azure_storage_endpoint")
         # An emulator (Azurite) or a custom endpoint names the account in its path.
         base = endpoint.rstrip("/") if endpoint else f"https://{self.account}.blob.core.windows.net"
+        if is_onelake(location.url):
+            # OneLake: its Blob endpoint (account `onelake`, the workspace as the container)
+            # and Entra tokens only; a key or endpoint in the environment is another account's.
+            self.key, base = None, onelake.blob_endpoint(location.url)
+            self.permissions = ONELAKE_PERMISSIONS
         self.url = f"{base}/{location.bucket}/{quote(location.key, safe='/~')}"
         self.options = options
         self._token: Any = None
@@ -266,10 +280,18 @@ class AzureBlob(ConditionalObject):
         if self._token is None or self._token.expires_on - 300 < time.time():
             import azure.identity as identity
 
+            # It logs every failed sign-in at WARNING, credential by credential; the error
+            # raised here says it once, with what to do.
+            logging.getLogger("azure.identity").setLevel(logging.ERROR)
+
             o = self.options
             if o.get("azure_client_id") and o.get("azure_client_secret"):
                 credential: Any = identity.ClientSecretCredential(
                     o.get("azure_tenant_id") or "", o["azure_client_id"], o["azure_client_secret"]
+                )
+            elif o.get("azure_client_id"):  # a user-assigned managed identity, as pyarrow takes it
+                credential = identity.DefaultAzureCredential(
+                    managed_identity_client_id=o["azure_client_id"]
                 )
             else:
                 credential = identity.DefaultAzureCredential()

@@ -15,7 +15,8 @@ conditional writes (`hygge.storage.conditional`):
   flow whose previous worker died holds the same run's key), without waiting for expiry;
 - released by deleting it (conditionally on the holder's tag).
 
-OneLake takes no lock (see docs/objectstore.md).
+OneLake takes the same lock, at its Blob endpoint with an Entra token (docs/objectstore.md);
+an Open Mirroring store keeps its lock inside the landing zone (`_hygge/`, docs/fabric.md).
 """
 
 from __future__ import annotations

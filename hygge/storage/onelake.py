@@ -77,6 +77,12 @@ def host_of(url: str) -> str:
     return urlsplit(onelake_url(url)).netloc.rsplit("@", 1)[-1].lower() or ONELAKE_DFS_HOST
 
 
+def blob_endpoint(url: str) -> str:
+    """OneLake's Blob endpoint for an abfss:// URL (`https://onelake.blob.fabric.microsoft.com`,
+    regional ones kept): where the run lock's conditional writes go (hygge.storage.conditional)."""
+    return "https://" + host_of(url).replace(".dfs.", ".blob.", 1)
+
+
 def filesystem_kwargs(url: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The arguments of pyarrow's AzureFileSystem for OneLake: the Fabric endpoints and, when
     a service principal (or a user-assigned managed identity) is given in storage_options,

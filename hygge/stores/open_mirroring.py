@@ -50,7 +50,7 @@ from hygge.contract import (
     default_path,
 )
 from hygge.errors import ConfigError, HyggeError, StoreError
-from hygge.locks import file_name
+from hygge.locks import NoLock, RunLock, file_name
 from hygge.storage.location import is_object_url
 from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
@@ -209,13 +209,26 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
     def describe(self) -> str:
         return f"open_mirroring:{self.tree.where(self.table)}"
 
+    def lock(self, flow: str) -> RunLock:
+        """On object storage (OneLake included) the lock object sits inside the landing zone,
+        under `_hygge/` (`_hygge/.orders.hygge-lock.<flow>`): partners may write only there
+        on OneLake, and the replicator ignores names starting with `_`. On a local disk it is
+        the file beside the landing zone, as for every store."""
+        path = self.settings.path
+        if _not_a_landing_zone(path):
+            # check() refuses it, clearly, before anything is written: no lock to take there
+            return NoLock(flow, self.describe())
+        if is_object_url(path):
+            return self.lock_at(flow, f"{path.rstrip('/')}/{lz.HIDDEN}/{self.table}")
+        return super().lock(flow)
+
     # -- checks ---------------------------------------------------------------------------
     async def check(self) -> None:
         await asyncio.to_thread(self._check_sync)
 
     def _check_sync(self) -> None:
         tree, path = self.tree, self.settings.path
-        if is_onelake(path) and path.rstrip("/").rsplit("/", 1)[-1] != "LandingZone":
+        if _not_a_landing_zone(path):
             raise StoreError(
                 f"{tree.where()} is not a mirrored database's landing zone",
                 hint="use the Landing zone URL from the mirrored database's Home page: "
@@ -649,6 +662,11 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _not_a_landing_zone(path: str) -> bool:
+    """A OneLake path that is not a mirrored database's `Files/LandingZone`."""
+    return is_onelake(path) and path.rstrip("/").rsplit("/", 1)[-1] != "LandingZone"
 
 
 def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
