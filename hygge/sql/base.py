@@ -63,6 +63,9 @@ class Session:
     max_identifier = 63
     rules: LoadRules = LoadRules("generic")
     long_text: ClassVar[str] = "TEXT"  # a column type for any length of text
+    # DDL (a RENAME) rolls back with the transaction it is in: a partitioned commit can
+    # rename a part's table into place inside its publish (hygge/stores/sql.py).
+    transactional_ddl: ClassVar[bool] = False
 
     def __init__(self, url: SqlUrl) -> None:
         self.url = url

@@ -32,6 +32,7 @@ class PostgresSql(Session):
     driver): a schema check in the catalog, MERGE on 15+, numerics staged as text."""
 
     dialect = "postgresql"
+    transactional_ddl = True
     rules = LoadRules("postgresql", numeric_staged_as_text=True, label="PostgreSQL")
     _has_merge: bool | None = None
 

@@ -93,9 +93,14 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     def _new_dataset(self, run_id: str) -> Dataset:
         if self.remote:
+            from hygge.storage import Location
             from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
+            from hygge.stores.s3_dataset import S3Dataset
 
-            return ObjectDataset(self.settings.path, self.settings.storage_options, run_id)
+            # S3 stages files as open multipart uploads (a commit completes them); the
+            # other object stores stage copies.
+            kind = S3Dataset if Location.parse(self.settings.path).cloud == "s3" else ObjectDataset
+            return kind(self.settings.path, self.settings.storage_options, run_id)
         from hygge.stores._local_dataset import LocalDataset
 
         return LocalDataset(self.settings.path, run_id, self.type_name)

@@ -93,6 +93,7 @@ class _Run:
     staging_created: bool = False
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # flow -> state record
     batch_schema: pa.Schema | None = None  # the first batch's, as given (a sealed part's)
+    sources: list[str] = field(default_factory=list)  # parts' tables an append reads directly
 
 
 class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
@@ -206,22 +207,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         await asyncio.to_thread(self._write_sync, df.to_arrow())
 
     def _write_sync(self, table: pa.Table) -> None:
-        run, s = self._open_run(), self.settings
+        run = self._open_run()
         if run.batch_schema is None:
             run.batch_schema = table.schema
         table = normalize(table)
         if run.plan is None:
-            run.plan = self._db(
-                "plan the load",
-                lambda: plan_load(
-                    run.target,
-                    table.schema,
-                    run.session.rules,
-                    mode=s.mode,
-                    schema_policy=s.schema_policy,
-                    key=s.key,
-                ),
-            )
+            run.plan = self._plan(run, table.schema)
             self._create_staging(run, run.plan)
         plan = run.plan
         if table.column_names != plan.names:
@@ -237,6 +228,20 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         loader = run.loader
         assert loader is not None
         self._db("load a batch into the staging table", lambda: loader.put(data))
+
+    def _plan(self, run: _Run, schema: pa.Schema) -> LoadPlan:
+        s = self.settings
+        return self._db(
+            "plan the load",
+            lambda: plan_load(
+                run.target,
+                schema,
+                run.session.rules,
+                mode=s.mode,
+                schema_policy=s.schema_policy,
+                key=s.key,
+            ),
+        )
 
     def _create_staging(self, run: _Run, plan: LoadPlan) -> None:
         session, schema = run.session, self.settings.db_schema
@@ -265,7 +270,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     async def commit(self) -> None:
         await asyncio.to_thread(self._commit_sync)
 
-    def _commit_sync(self) -> None:
+    def _commit_sync(self, gather: list[str] | None = None) -> None:
+        """Publish in one transaction; `gather`: statements that fill the staging table
+        first, inside that transaction (a partitioned commit's parts)."""
         run, s = self._open_run(), self.settings
         session = run.session
         if run.loader is not None:  # staged_rows() normally did this already
@@ -275,7 +282,7 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             self._check_keys(run)
         if run.states:  # incremental: the state row commits in the data's transaction
             self._db("create the state table", lambda: self._prepare_state(run))
-        steps = self._publish_steps(run)
+        steps = (gather or []) + self._publish_steps(run)
         if run.states:
             steps += state_table.publish_steps(session, s.db_schema, run.states)
         self._db(f"publish ({s.mode}) into the target", lambda: session.transaction(steps))
@@ -290,8 +297,13 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     # on its own connection, committed when sealed (the staging sweep, keyed on
     # `_hygge_stage_`, leaves it alone). Its name follows from the part's name alone, so a
     # re-run of the part replaces what a dead attempt left, and the commit step (or an
-    # abort) finds every part's table. The commit step copies every part into one staging
-    # table and publishes it exactly as a single run would, in one transaction.
+    # abort) finds every part's table. The commit step publishes them as a single run would,
+    # in one transaction. Where DDL is transactional (PostgreSQL), replace and append do not
+    # copy every part into a staging table first: the largest part's table is renamed into
+    # place inside the publish (metadata) and the others are inserted into it, so the copy
+    # is the other parts' rows only; an append inserts each part straight into the target.
+    # Elsewhere (MySQL/MariaDB: DDL commits by itself) every part is copied into one staging
+    # table, then published. Either way a commit that dies leaves every part's table whole.
 
     def _part_table(self, session: Session, part: str) -> str:
         digest = hashlib.sha1(part.encode()).hexdigest()[:12]  # the same in every process
@@ -348,6 +360,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         run.states = states
         try:
             tables = [p for p in parts if p.get("table")]
+            if tables and self._in_place(run, tables):
+                self._commit_sync(self._adopt_parts(run, tables))
+                return
             if tables:
                 first = pa.ipc.read_schema(
                     pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"]))
@@ -366,6 +381,34 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         except BaseException:
             self._abort_sync()
             raise
+
+    def _in_place(self, run: _Run, tables: list[dict[str, Any]]) -> bool:
+        """Can the parts' tables be published without a gathering copy? (Transactional DDL;
+        replace or append; every part staged the same columns, so the tables match.)"""
+        return (
+            run.session.transactional_ddl
+            and self.settings.mode in ("replace", "append")
+            and len({p["arrow_schema"] for p in tables}) == 1
+        )
+
+    def _adopt_parts(self, run: _Run, tables: list[dict[str, Any]]) -> list[str]:
+        """The statements that make the parts the staging table, run inside the publish:
+        the largest part's table renamed (no copy), the others inserted into it. An append
+        to an existing table reads every part straight into the target instead."""
+        session, schema = run.session, self.settings.db_schema
+        first = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"])))
+        run.batch_schema = first
+        plan = run.plan = self._plan(run, normalize(first.empty_table()).schema)
+        run.staging_created = True
+        if self.settings.mode == "append" and run.target is not None and not plan.staged_as_text:
+            run.sources = [p["table"] for p in tables]
+            return []
+        lead = max(tables, key=lambda p: int(p.get("rows") or 0))
+        return [session.rename_sql(lead["table"], run.staging, schema)] + [
+            session.insert_sql(run.staging, p["table"], schema, plan.names)
+            for p in tables
+            if p is not lead
+        ]
 
     async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._abort_parts_sync, parts)
@@ -448,6 +491,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             )
         steps += [session.add_column_sql(table, schema, n, t) for n, t in plan.add]
         steps += [session.alter_column_sql(table, schema, n, t) for n, t in plan.alter]
+        if s.mode == "append" and run.sources:  # a partitioned append: from each part
+            return steps + [session.insert_sql(table, p, schema, plan.names) for p in run.sources]
         if s.mode == "append":
             steps.append(session.insert_sql(table, staging, schema, plan.names))
         else:
