@@ -5,16 +5,19 @@
 
 Moves (TPC-H lineitem):
 - local parquet -> S3 parquet dataset: hygge vs uploading the source file's bytes with
-  pyarrow's S3 filesystem (target >= 0.8x), and vs a raw pyarrow re-encode into S3;
+  pyarrow's S3 filesystem (target >= 0.8x), and vs a raw pyarrow re-encode into S3 (target
+  >= 0.9x: hygge's commit completes multipart uploads, it copies no bytes);
 - S3 parquet -> local parquet: hygge vs a raw pyarrow streaming copy from S3;
 - local parquet -> Delta table on S3: hygge vs `write_deltalake` fed the same batches
   (target >= 0.8x).
-hygge's peak RSS is printed per scale factor (target: flat from SF1 to SF3).
+hygge's peak RSS (wait4: the largest process of its tree) and the CPU seconds of both sides
+are printed per scale factor (target: RSS flat from SF1 to SF3), with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -110,8 +113,9 @@ def bench_scale(scale: int, work: Path, emu) -> list[tuple[str, Measurement, Mea
     emu.filesystem().delete_dir(bucket.split("://", 1)[1])  # free the emulator's memory
     for name, base, h in out:  # as they come: a long run keeps its figures if cut short
         print(
-            f"{name}: baseline {base.seconds:.1f} s, hygge {h.seconds:.1f} s "
-            f"({base.seconds / h.seconds:.2f}x), hygge RSS {h.peak_rss_mb:.0f} MB",
+            f"{name}: baseline {base.seconds:.1f} s ({base.cpu_seconds:.1f} CPU s), hygge "
+            f"{h.seconds:.1f} s ({h.cpu_seconds:.1f} CPU s) = {base.seconds / h.seconds:.2f}x, "
+            f"hygge peak RSS {h.peak_rss_mb:.0f} MB, load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     return out
@@ -139,6 +143,8 @@ def main() -> None:
                 f"{h.seconds:.1f}",
                 f"{h.rows_per_second:,.0f}",
                 f"{h.peak_rss_mb:.0f}",
+                f"{base.cpu_seconds:.1f}",
+                f"{h.cpu_seconds:.1f}",
                 f"{base.seconds / h.seconds:.2f}x",
             )
             for name, base, h in results
@@ -150,6 +156,8 @@ def main() -> None:
             "hygge s",
             "hygge rows/s",
             "hygge RSS MB",
+            "baseline CPU s",
+            "hygge CPU s",
             "hygge/baseline",
         ),
     )

@@ -20,6 +20,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     rows: int
+    cpu_seconds: float = 0.0  # user + system, the process and the children it waited for
 
     @property
     def rows_per_second(self) -> float:
@@ -72,7 +73,8 @@ def measure(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Measurement:
-    """Run `command` once; wall time and the peak RSS of that process alone (wait4)."""
+    """Run `command` once; wall time, the peak RSS (wait4: the largest of the process and
+    the children it waited for) and CPU seconds."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         command, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT
@@ -81,7 +83,8 @@ def measure(
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{label}: command failed: {' '.join(command)}")
-    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(label, seconds, usage.ru_maxrss / 1024, rows, cpu)
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
