@@ -3,9 +3,10 @@ time the commit step of its partitioned flow.
 
     python -m benchmarks.commit_share FLOWS [--gather]
 
-Prints one JSON line: {"wall": s, "commit": s, "cpu": s}. `--gather` publishes a partitioned
-SQL flow the way hygge did before parts were published in place (every part copied into one
-staging table first), so before and after are measured in one benchmark run.
+Prints one JSON line: {"wall": s, "commit": s, "cpu": s}. `--gather` runs a partitioned
+PostgreSQL flow the way hygge did before parts shared one table (a table per part, every
+part copied into one staging table at the commit), so before and after are measured in one
+benchmark run.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ def main() -> None:
     from hygge.coordinator import Coordinator
     from hygge.run.parts import PartitionedFlow
 
-    if "--gather" in sys.argv:
-        from hygge.stores.sql import SQLStore
+    if "--gather" in sys.argv:  # a table per part, copied into one staging table
+        from hygge.sql.postgres import PostgresSql
 
-        SQLStore._in_place = lambda self, run, tables: False  # type: ignore[method-assign]
+        PostgresSql.transactional_ddl = False
 
     spent: list[float] = []
     commit = PartitionedFlow.commit
