@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator
+from enum import Enum
 from typing import TypeVar
 
 import pyarrow as pa
 
 T = TypeVar("T")
-_END = object()
+
+
+class _End(Enum):
+    """The end of an iterator (an enum member, so a type checker narrows it away)."""
+
+    END = 0
 
 
 async def iterate_in_thread(items: Iterator[T]) -> AsyncIterator[T]:
@@ -21,10 +27,10 @@ async def iterate_in_thread(items: Iterator[T]) -> AsyncIterator[T]:
     """
     try:
         while True:
-            item = await asyncio.to_thread(next, items, _END)
-            if item is _END:
+            item = await asyncio.to_thread(next, items, _End.END)
+            if item is _End.END:
                 return
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         close = getattr(items, "close", None)
         if close is not None:

@@ -31,6 +31,7 @@ from hygge.secrets import mask_logs, mask_url
 if TYPE_CHECKING:
     from hygge.coordinator import Coordinator
     from hygge.report import FlowReport
+    from worker.runs import RunStatus
 
 app = typer.Typer(
     help="hygge moves data from Homes (sources) to Stores (destinations), batch by batch.",
@@ -451,7 +452,7 @@ def _follow(
     with user_errors(verbose), live:
         idle = IdleWatch(connect(Settings.from_env().result_backend, "result backend"))
 
-        def show(run: client.RunStatus) -> None:
+        def show(run: RunStatus) -> None:
             for flow in flow_lines(run, partitions):
                 live(flow.as_report())
             if said := idle.check(run):
@@ -575,12 +576,12 @@ def _record_history(coordinator: Coordinator, result: object) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
-def _record_distributed(final: object) -> None:
+def _record_distributed(final: RunStatus) -> None:
     """A run followed to its end (`enqueue --wait`, `status --watch`) into the local history."""
     from hygge.history import record_local
     from worker import history
 
-    warning = record_local(history.record(final))  # type: ignore[arg-type]
+    warning = record_local(history.record(final))
     if warning:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 

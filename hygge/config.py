@@ -173,7 +173,7 @@ class ConnectorSpec:
         """How a store writes (the connector says: `mode_of`)."""
         return self.cls.mode_of(self.settings)
 
-    def build(self) -> Connector:
+    def build(self) -> Connector[Any]:
         return self.cls(self.name, self.settings)
 
 
@@ -687,7 +687,8 @@ def _resolve(source: Source, value: dict[str, Any], origin: tuple[Any, ...]) -> 
     if source.env is None:
         return dict(value)
     try:
-        return interpolate(value, source.env)
+        resolved: dict[str, Any] = interpolate(value, source.env)
+        return resolved
     except UndefinedVariable as exc:
         raise source.error(
             f"environment variable {exc.name} is not set",

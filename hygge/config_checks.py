@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from hygge import contract, registry
 from hygge.config_source import Source, choices_hint
-from hygge.contract import Store, StoreSettings
+from hygge.contract import MultiPartStore, Store, StoreSettings
 from hygge.errors import ConfigError
 from hygge.plan import find_cycle
 from hygge.shorthand import upstream_of
@@ -89,10 +89,11 @@ def check_partitions(
             "`partitions:`/`ranges:`",
         )
     store_cls = registry.lookup(store.kind, store.type_name)
-    problem = store_cls.parts_problem(store.settings)  # type: ignore[union-attr]
-    if problem:
+    assert store_cls is not None and issubclass(store_cls, MultiPartStore)  # checked above
+    refused = store_cls.parts_problem(store.settings)
+    if refused:
         raise source.error(
-            f"partitions are set, but {store.type_name} store '{store.name}' {problem}",
+            f"partitions are set, but {store.type_name} store '{store.name}' {refused}",
             origins["store"],
             key="store.path",
             hint="change the store setting named above, or remove `partitions:`",

@@ -184,6 +184,7 @@ class Connector(Generic[S]):
         if settings is None:
             values = self._python_values(name, values)
             try:
+                # Settings is S's class; a ClassVar cannot name a type variable.
                 settings = self.Settings(**values)  # type: ignore[assignment]
             except PydanticValidationError as exc:
                 first = exc.errors()[0]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -124,6 +124,13 @@ def _log(flow: str, report: CheckReport) -> None:
     )
 
 
+@runtime_checkable
+class _NamesFiles(Protocol):
+    """A home that can add a column naming each row's file (the file homes)."""
+
+    source_column: str | None
+
+
 class Gate:
     """One run of one flow (or one part) through its shape and checks."""
 
@@ -142,8 +149,10 @@ class Gate:
         self.acc.close()
         self.acc = self.quality.accumulator()
         self.quarantined = 0
-        if self.shaper is not None and self.shaper.file_column is not None:
-            home.source_column = self.shaper.file_column  # type: ignore[attr-defined]
+        shaper = self.shaper
+        # config_quality allows the `file` audit column on file homes only
+        if shaper is not None and shaper.file_column and isinstance(home, _NamesFiles):
+            home.source_column = shaper.file_column
         if self.quality.on_failure == "quarantine" and self.quality.quarantine is not None:
             self._quarantine = self.quality.quarantine()
             await self._quarantine.open()

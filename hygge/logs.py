@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TextIO
 
 from hygge.progress import FlowState
 from hygge.report import FlowReport
@@ -33,12 +33,13 @@ def log_format(chosen: str | None, env: Mapping[str, str]) -> LogFormat:
     from hygge.errors import ConfigError
 
     value = (chosen or env.get(ENV_VAR) or "text").strip().lower()
-    if value not in FORMATS:
-        source = "--log-format" if chosen else ENV_VAR
-        raise ConfigError(
-            f"{source}={value!r} is not a log format", hint=f"use one of {', '.join(FORMATS)}"
-        )
-    return value  # type: ignore[return-value]  # checked against FORMATS just above
+    for known in FORMATS:
+        if value == known:
+            return known
+    source = "--log-format" if chosen else ENV_VAR
+    raise ConfigError(
+        f"{source}={value!r} is not a log format", hint=f"use one of {', '.join(FORMATS)}"
+    )
 
 
 def now_iso() -> str:
@@ -66,7 +67,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stderr is *now*: the live table redirects it while it draws,
     so a warning prints above the table instead of leaving copies of it on screen."""
 

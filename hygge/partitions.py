@@ -42,8 +42,8 @@ class Range:
 
 def partition_count(partitions: int | str | None, units: int | None = None) -> int:
     """`partitions: N` or `auto` (the machine's cores, at most `units` when they are known)."""
-    auto = partitions == "auto" or partitions is None
-    count = (os.cpu_count() or 1) if auto else int(partitions)  # type: ignore[arg-type]
+    auto = partitions is None or partitions == "auto"
+    count = (os.cpu_count() or 1) if partitions is None or auto else int(partitions)
     if units is not None:
         count = min(count, max(units, 1))
     return max(count, 1)
@@ -53,9 +53,9 @@ def _to_int(value: Any, kind: str) -> int:
     if kind == "int":
         return int(value)
     if kind == "date":
-        return value.toordinal()
+        return int(value.toordinal())
     epoch = _EPOCH_UTC if value.tzinfo is not None else _EPOCH
-    return (value - epoch) // dt.timedelta(microseconds=1)
+    return int((value - epoch) // dt.timedelta(microseconds=1))
 
 
 def _from_int(number: int, kind: str, like: Any) -> Any:

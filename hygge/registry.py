@@ -100,7 +100,8 @@ def load_plugins() -> list[str]:
 
 def _import_target(target: str) -> type:
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    found: type = getattr(importlib.import_module(module_name), attr)
+    return found
 
 
 def lookup(kind: str, type_name: str) -> type[Connector[Any]] | None:

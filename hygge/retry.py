@@ -62,6 +62,7 @@ def _wait(base: float, cap: float) -> wait_random_exponential:
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     """Seconds to wait before retry number `attempt` (1-based), by the same policy as
     `retry_async`: for the worker, which retries by re-sending the task with a countdown."""
+    # A state outside any Retrying: the wait policy reads only its attempt number.
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempt
     return _wait(base, cap)(state)

@@ -51,6 +51,7 @@ def flows_json_schema() -> dict[str, Any]:
     """A JSON Schema for editors: homes, stores and flows with every known type's settings."""
     homes = [_connector_model("home", n, c) for n, c in registry.all_classes("home").items()]
     stores = [_connector_model("store", n, c) for n, c in registry.all_classes("store").items()]
+    # Unions of the classes registered at run time: no static type can name them.
     home_ref = Union[str, *homes]  # type: ignore[valid-type]
     store_ref = Union[str, *stores]  # type: ignore[valid-type]
     flow_fields: dict[str, Any] = {
@@ -63,12 +64,12 @@ def flows_json_schema() -> dict[str, Any]:
         ),
     }
     flow_model = create_model("Flow", __config__=ConfigDict(extra="allow"), **flow_fields)
-    root = create_model(
+    root = create_model(  # the same run-time unions (pydantic takes them)
         "FlowsFile",
         __config__=ConfigDict(extra="forbid"),
         homes=(dict[str, Union[*homes]] | None, None),  # type: ignore[valid-type, arg-type]
         stores=(dict[str, Union[*stores]] | None, None),  # type: ignore[valid-type, arg-type]
-        flows=(dict[str, flow_model], ...),  # type: ignore[valid-type]
+        flows=(dict[str, flow_model], ...),  # type: ignore[valid-type]  # made at run time too
     )
     schema = TypeAdapter(root).json_schema()
     _as_accepted(schema)

@@ -161,6 +161,25 @@ flows:
     )
 
 
+def test_mysql_counts_a_table_name_in_characters(tmp_path: Path, mysql_url: str) -> None:
+    """MySQL/MariaDB keep 64 characters (its SQL session says so): `rå_` + 61 letters are 64
+    characters (65 bytes, too long for PostgreSQL) and pass; + 62 letters are refused."""
+    drop(tmp_path / "drops" / ("b" * 62), "a", 1)
+    drop(tmp_path / "drops" / ("a" * 61), "a", 1)
+    stderr = refused(
+        tmp_path,
+        f"""
+flows:
+  drops:
+    home: "drops/{{entity}}/*.csv"
+    store: {{type: sql, connection: "{mysql_url}", table: "rå_{{entity}}"}}
+""",
+        f"entity '{'b' * 62}': table name 'rå_{'b' * 62}' is 65 characters, longer than "
+        "mysql keeps (64)",
+    )
+    assert "a" * 61 not in stderr  # checked first (sorted): 64 characters are kept whole
+
+
 def test_two_schemas_with_one_table_name(tmp_path: Path, postgres_url: str) -> None:
     with pg_schema(postgres_url) as (pg, first), pg_schema(postgres_url) as (_, second):
         for schema in (first, second):

@@ -170,3 +170,18 @@ def test_cast_column_is_exact_or_names_the_column():
         types.cast_column(pa.chunked_array([["abcdef"]]), pa.large_string(), "code", 5)
     with pytest.raises(StoreError, match="column 'f'"):
         types.cast_column(pa.chunked_array([[float("nan")]]), pa.int64(), "f")
+
+
+def test_identifier_limits_come_from_the_sql_session() -> None:
+    """Each dialect's session states how long a name it keeps whole, before connecting."""
+    from hygge.sql.connect import session_class
+
+    def problem(url: str, name: str) -> str | None:
+        return session_class(parse_url(url, "store")).identifier_problem(name)
+
+    for url in ("postgresql://u@h/db", "postgresql+pg8000://u@h/db"):  # ADBC or SQLAlchemy
+        assert problem(url, "t" * 63) is None
+        assert problem(url, "é" * 32) == "is 64 bytes, longer than postgresql keeps (63)"
+    assert problem("mysql://u@h/db", "é" * 64) is None
+    assert problem("mysql://u@h/db", "t" * 65) == "is 65 characters, longer than mysql keeps (64)"
+    assert problem("sqlite:///x.db", "t" * 500) is None  # SQLite has no limit

@@ -24,6 +24,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from hygge.secrets import mask_logs
 from worker.contract import TASK_NAME, FlowJob, Settings
 from worker.runs import Runs, connect
+from worker.signals import receives
 
 settings = Settings.from_env()
 
@@ -50,8 +51,7 @@ app.conf.update(
 )
 
 
-@after_setup_logger.connect
-@after_setup_task_logger.connect
+@receives(after_setup_logger, after_setup_task_logger)
 def _mask_logs(logger: Any, **_: Any) -> None:
     """Every line a worker logs passes the password masking (tracebacks included)."""
     mask_logs(logger)
@@ -97,8 +97,7 @@ def runs() -> Runs:
     return _runs[1]
 
 
-@after_setup_logger.connect
-@after_setup_task_logger.connect
+@receives(after_setup_logger, after_setup_task_logger)
 def _log_format(logger: Any = None, **_: Any) -> None:
     """HYGGE_LOG_FORMAT=json: every handler Celery set up writes JSON lines (hygge.logs)."""
     from hygge import logs

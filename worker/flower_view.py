@@ -20,6 +20,7 @@ from celery.signals import task_postrun
 
 from hygge.secrets import mask_url
 from worker.contract import PREFIX, TASK_NAME
+from worker.signals import receives
 
 log = logging.getLogger("hygge.worker")
 
@@ -74,7 +75,7 @@ def announce_skipped(run_id: str) -> int:
     return len(fresh)
 
 
-@task_postrun.connect
+@receives(task_postrun)
 def _after_a_flow(task: Any = None, kwargs: Any = None, state: str | None = None, **_: Any) -> None:
     """Skips follow only a failure: look for them then (never on the common path)."""
     if getattr(task, "name", None) != TASK_NAME or state != "FAILURE":

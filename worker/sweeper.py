@@ -25,6 +25,7 @@ from celery.signals import task_received, worker_ready, worker_shutdown
 from hygge.secrets import mask_url
 from worker.app import dispatch, runs, settings
 from worker.contract import TASK_NAME, Keys
+from worker.signals import receives
 
 log = logging.getLogger("hygge.worker.sweeper")
 
@@ -80,7 +81,7 @@ class Sweeper(threading.Thread):
 _sweeper: Sweeper | None = None
 
 
-@worker_ready.connect
+@receives(worker_ready)
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
     hostname = getattr(sender, "hostname", None) or "worker"
@@ -88,13 +89,13 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     _sweeper.start()
 
 
-@worker_shutdown.connect
+@receives(worker_shutdown)
 def _stop_sweeper(**_: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
 
 
-@task_received.connect
+@receives(task_received)
 def _note_received(request: Any = None, **_: Any) -> None:
     """Remember which worker holds a delayed (retry) message, so its death can be noticed.
 

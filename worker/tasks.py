@@ -45,12 +45,12 @@ PROGRESS_EVERY = 1.0  # seconds between progress events of one flow
 WAIT_SECONDS = 5.0  # how often a flow waiting for another run's write to its destination looks
 
 
-@app.task(bind=True, name=TASK_NAME, throws=(FlowFailed,))
+@app.task(bind=True, name=TASK_NAME, throws=(FlowFailed,))  # type: ignore[untyped-decorator]  # celery ships no type hints
 def run_flow(self: Task, job: dict[str, Any]) -> dict[str, Any]:
     return FlowRun(self, FlowJob.model_validate(job)).run()
 
 
-@app.task(name=NOOP_TASK_NAME)
+@app.task(name=NOOP_TASK_NAME)  # type: ignore[untyped-decorator]  # celery ships no type hints
 def noop() -> None:
     """Does nothing: the dispatch benchmark's baseline for Celery's own cost per task."""
 

@@ -34,9 +34,6 @@ from hygge.storage.location import is_object_url
 DISCOVERY_KEYS = ("tables", "exclude", "include_views", "missing_cursor")
 CURSOR_KEYS = ("cursor", "lag", "initial")
 NESTED = ("home", "store", "options")
-# Longest table name each database keeps whole: PostgreSQL cuts longer ones silently (63
-# bytes), so two long entity names could land in one table; MySQL/MariaDB: 64 characters.
-IDENTIFIER_LIMITS = {"postgresql": (63, "bytes"), "mysql": (64, "characters")}
 
 
 @dataclass(frozen=True)
@@ -132,7 +129,9 @@ class _Expansion:
         self.overrides = raw.get("entities") or {}
         self.flow = {k: v for k, v in raw.items() if k not in ("home", "store", "entities")}
 
-    def error(self, message: str, *path: Any, key: str | None = None, hint: str | None = None):
+    def error(
+        self, message: str, *path: Any, key: str | None = None, hint: str | None = None
+    ) -> ConfigError:
         return self.source.error(message, (*self.here, *path), key=key, hint=hint)
 
     # -- steps ------------------------------------------------------------------------------
@@ -301,7 +300,8 @@ class _Expansion:
             _set(home, "schema", item.schema)
             return home
         name = path_component(item.name) if inherited else item.name
-        return substitute(self.home, name, home=True)
+        home_settings: dict[str, Any] = substitute(self.home, name, home=True)
+        return home_settings
 
     def _entity(
         self,
@@ -424,15 +424,15 @@ class _Expansion:
         if not isinstance(table, str):
             return
         try:
-            dialect = parse_url(setting(store, "connection"), "store").dialect
+            url = parse_url(setting(store, "connection"), "store")
         except ConfigError:
             return  # validation of the flow itself says what is wrong with the URL
-        limit, unit = IDENTIFIER_LIMITS.get(dialect, (0, ""))
-        size = len(table.encode()) if unit == "bytes" else len(table)
-        if limit and size > limit:
+        from hygge.sql.connect import session_class  # loaded for a SQL store only
+
+        too_long = session_class(url).identifier_problem(table)
+        if too_long:
             raise self.error(
-                f"entity '{entity.name}': table name '{table}' is {size} {unit}, longer "
-                f"than {dialect} keeps ({limit})",
+                f"entity '{entity.name}': table name '{table}' {too_long}",
                 "store",
                 key="store.table",
                 hint="use a shorter table template, or leave the entity out with `exclude:`",
@@ -477,7 +477,8 @@ class _Expansion:
 
     def _resolved(self, mapping: dict[str, Any], kind: str) -> dict[str, Any]:
         try:
-            return interpolate(mapping, self.env)
+            resolved: dict[str, Any] = interpolate(mapping, self.env)
+            return resolved
         except UndefinedVariable as exc:
             raise self.error(
                 f"environment variable {exc.name} is not set (needed to find the entities)",
@@ -547,7 +548,7 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _keys(cls: type) -> set[str]:
+def _keys(cls: type[Connector[Any]]) -> set[str]:
     """Every setting a connector class takes, by name and alias."""
-    fields = cls.Settings.model_fields  # type: ignore[attr-defined]
+    fields = cls.Settings.model_fields
     return set(fields) | {f.alias for f in fields.values() if f.alias}

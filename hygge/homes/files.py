@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -63,6 +64,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
                 from hygge.homes.remote_files import RemoteFiles  # loads pyarrow.fs
 
                 self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
+            # Object URLs stand in for paths: every reader opens either (`source`).
             return self._remote.expand(self.suffixes)  # type: ignore[return-value]
         return expand_paths(self.settings.path, self.suffixes)
 
@@ -215,7 +217,8 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             counts = [self.file_rows(f) for f in files]
         except (OSError, pa.ArrowException, HomeError, ValueError):
             return None  # reading reports it properly; an estimate never fails a flow
-        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+        known = [c for c in counts if c is not None]
+        return sum(known) if len(known) == len(counts) else None
 
     def _project(self, schema: pa.Schema, path: Path) -> pa.Schema:
         wanted = self.settings.columns
@@ -229,12 +232,15 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             )
         return pa.schema([schema.field(c) for c in wanted])
 
+    def _schema_of(self, path: Path) -> pa.Schema:
+        return self._project(self.file_schema(path), path)
+
     def schema(self) -> pa.Schema:
         """The common schema of every input file; files that disagree are an error."""
         files = self.files()
-        first = self._safe(files[0], lambda: self._project(self.file_schema(files[0]), files[0]))
+        first = self._safe(files[0], partial(self._schema_of, files[0]))
         for other in files[1:]:
-            schema = self._safe(other, lambda o=other: self._project(self.file_schema(o), o))
+            schema = self._safe(other, partial(self._schema_of, other))
             if not _same_columns(schema, first):
                 raise HomeError(
                     f"{other} does not have the same columns as {files[0]}: "
@@ -258,16 +264,17 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         for path, groups in share:
             batches = self.read_file(path, groups) if groups else self.read_file(path)
             while True:
-                batch = self._safe(path, lambda b=batches: next(b, None))
+                batch = self._safe(path, partial(next, batches, None))
                 if batch is None:
                     break
                 if batch.num_rows:
+                    # A record batch gives a frame; untyped pyarrow hides that from mypy.
                     df: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
                     if self.source_column:  # shape's `file` audit column (hygge/shape.py)
                         df = df.with_columns(pl.lit(str(path)).alias(self.source_column))
                     yield df
 
-    def _safe(self, path: Path, action):
+    def _safe(self, path: Path, action: Callable[[], R]) -> R:
         """Run `action`, turning a reader's error into a HomeError that names the file."""
         try:
             return action()

@@ -23,7 +23,7 @@ class ParquetHome(FileHome):
         return pq.read_schema(self.source(path))
 
     def file_rows(self, path: Path) -> int | None:
-        return pq.read_metadata(self.source(path)).num_rows  # exact, from the footer
+        return int(pq.read_metadata(self.source(path)).num_rows)  # exact, from the footer
 
     def read_file(
         self, path: Path, row_groups: list[int] | None = None
@@ -34,9 +34,10 @@ class ParquetHome(FileHome):
         # pre_buffer off: with it, pyarrow caches every column chunk it has read, so memory
         # grows with the file (measured: 230 MB at TPC-H SF1, 745 MB at SF3).
         reader = pq.ParquetFile(source, pre_buffer=False)
-        return reader.iter_batches(
+        batches: Iterator[pa.RecordBatch] = reader.iter_batches(
             batch_size=self.batch_size, row_groups=row_groups, columns=self.settings.columns
         )
+        return batches
 
     def row_groups(self, path: Path) -> list[int]:
         metadata = pq.read_metadata(self.source(path))

@@ -403,6 +403,8 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
 
     def _to_polars(self, table: pa.Table) -> pl.DataFrame:
         try:
+            # pyarrow has no type hints, so polars' overloads cannot tell a table (a frame)
+            # from an array (a series).
             return pl.from_arrow(table)  # type: ignore[return-value]
         except Exception as exc:
             for field in table.schema:

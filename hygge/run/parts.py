@@ -62,7 +62,8 @@ class PartStore(Store[Any]):
         super().__init__(store.name, store.settings)
         self.store, self.part = store, part
         self.sealed: dict[str, Any] | None = None
-        # A part describes itself as its store (plans, messages).
+        # A part describes itself as its store (plans, messages): an instance shadows the
+        # class's type name, which is registered for the part class itself.
         self.type_name = store.type_name  # type: ignore[misc]
 
     async def open(self) -> None:

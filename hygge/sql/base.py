@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import pyarrow as pa
 
@@ -55,12 +55,22 @@ def user_query(sql: str) -> str:
     return body + "\n"
 
 
+class IdentifierLimit(NamedTuple):
+    """The longest name a database keeps whole, and what it counts."""
+
+    length: int
+    unit: Literal["bytes", "characters"]
+
+
 class Session:
     """A connection to one database, used from one thread at a time."""
 
     dialect = "generic"
     quote_char = '"'
-    max_identifier = 63
+    max_identifier = 63  # room for hygge's own table names (staging, parts)
+    # The limit this database cuts names at, known before connecting (None: none known, e.g.
+    # SQLite, or learnt only on connecting, as a SQLAlchemy dialect's).
+    identifier_limit: ClassVar[IdentifierLimit | None] = None
     rules: LoadRules = LoadRules("generic")
     long_text: ClassVar[str] = "TEXT"  # a column type for any length of text
     # DDL (a RENAME) rolls back with the transaction it is in: a partitioned commit can
@@ -69,6 +79,18 @@ class Session:
 
     def __init__(self, url: SqlUrl) -> None:
         self.url = url
+
+    @classmethod
+    def identifier_problem(cls, name: str) -> str | None:
+        """Why the database would not keep `name` whole (it may cut it silently, so two long
+        names could become one), or None."""
+        limit = cls.identifier_limit
+        if limit is None:
+            return None
+        size = len(name.encode()) if limit.unit == "bytes" else len(name)
+        if size <= limit.length:
+            return None
+        return f"is {size} {limit.unit}, longer than {cls.dialect} keeps ({limit.length})"
 
     def quote(self, name: str) -> str:
         q = self.quote_char

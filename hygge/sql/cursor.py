@@ -128,7 +128,7 @@ class Cursor:
                     f"'{self.column}' is a {kind}",
                     hint="give the lag as a duration: 30s, 10m, 2h or 1d",
                 )
-            if kind == "date" and lag % dt.timedelta(days=1):  # type: ignore[operator]
+            if kind == "date" and isinstance(lag, dt.timedelta) and lag % dt.timedelta(days=1):
                 raise HomeError(
                     f"home '{self.home}': lag '{_show(lag)}' is not whole days but cursor "
                     f"column '{self.column}' is a date",

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from hygge.errors import HyggeError, StoreError
 from hygge.sql import mysql_arrow, tsv
-from hygge.sql.base import Session, like_prefix, literal
+from hygge.sql.base import IdentifierLimit, Session, like_prefix, literal
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
@@ -44,6 +44,7 @@ class MySqlSession(Session):
     dialect = "mysql"
     quote_char = "`"
     max_identifier = 64
+    identifier_limit = IdentifierLimit(64, "characters")  # MySQL and MariaDB alike
     rules = LoadRules("mysql", key_text_length=255, type_comments=True, label="MySQL/MariaDB")
     long_text = "LONGTEXT"
 
@@ -254,8 +255,8 @@ class MySqlSession(Session):
             # PyMySQL's MySQLResult.__del__ tries again at garbage collection and prints a
             # traceback long after the error was reported.
             for result in (getattr(cur, "_result", None), getattr(self.conn, "_result", None)):
-                if getattr(result, "unbuffered_active", False):
-                    result.unbuffered_active = False  # type: ignore[union-attr]
+                if result is not None and getattr(result, "unbuffered_active", False):
+                    result.unbuffered_active = False
 
     def load(self, table: str, schema: str | None, data: pa.Table) -> None:
         path = self.stage_file(data)
@@ -304,7 +305,7 @@ class MySqlSession(Session):
             return int(loaded)
 
     def claim(self, name: str) -> bool:
-        return self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1
+        return bool(self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1)
 
     def unclaim(self, name: str) -> None:
         self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")

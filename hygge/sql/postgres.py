@@ -10,7 +10,14 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from hygge.errors import HomeError, HyggeError
-from hygge.sql.base import SYSTEM_SCHEMAS, CatalogTable, Session, like_prefix, literal
+from hygge.sql.base import (
+    SYSTEM_SCHEMAS,
+    CatalogTable,
+    IdentifierLimit,
+    Session,
+    like_prefix,
+    literal,
+)
 from hygge.sql.load_plan import LoadRules
 from hygge.sql.types import (
     JSON,
@@ -33,6 +40,7 @@ class PostgresSql(Session):
 
     dialect = "postgresql"
     transactional_ddl = True
+    identifier_limit = IdentifierLimit(63, "bytes")  # NAMEDATALEN - 1; longer ones are cut
     rules = LoadRules("postgresql", numeric_staged_as_text=True, label="PostgreSQL")
     _has_merge: bool | None = None
 

@@ -6,6 +6,8 @@ travel as hex and are decoded by the load statement (`UNHEX`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,7 +31,7 @@ def encode(table: pa.Table) -> bytes:
     data = array.buffers()[2]
     start = pa.Array.from_buffers(pa.int64(), 1, [None, offsets], offset=array.offset)[0]
     end = pa.Array.from_buffers(pa.int64(), 1, [None, offsets], offset=array.offset + len(array))[0]
-    return data.slice(start.as_py(), end.as_py() - start.as_py()).to_pybytes()
+    return cast(bytes, data.slice(start.as_py(), end.as_py() - start.as_py()).to_pybytes())
 
 
 def _text(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:

@@ -267,7 +267,7 @@ def pg_reads_as_text(typname: str) -> bool:
     (`_int4`, ...) stay lists."""
     if typname.startswith("_") or typname in _PG_TEXT_TYPES or typname == "numeric":
         return False
-    return pg_arrow_type(typname, -1) == pa.large_string()
+    return bool(pg_arrow_type(typname, -1) == pa.large_string())
 
 
 def pg_arrow_type(typname: str, typmod: int) -> pa.DataType:

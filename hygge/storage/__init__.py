@@ -7,9 +7,12 @@ SDK: pyarrow ships them, and `deltalake` (the `cloud` extra) is imported by the 
 The filesystems load on first use, so `import hygge` stays light.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hygge.storage.location import OBJECT_SCHEMES, Location, is_object_url, join
+
+if TYPE_CHECKING:  # loaded lazily at run time (below), typed for mypy
+    from hygge.storage.objects import Entry, ObjectStorage
 
 __all__ = ["OBJECT_SCHEMES", "Entry", "Location", "ObjectStorage", "is_object_url", "join"]
 

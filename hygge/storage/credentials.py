@@ -42,10 +42,10 @@ _ENV = {
     "gcs_endpoint": ("STORAGE_EMULATOR_HOST",),  # the variable Google's own clients honour
 }
 
-SECRET_KEYS = ("aws_secret_access_key", "aws_session_token", "azure_storage_account_key")
 
-
-def resolve(options: Mapping[str, Any] | None, env: Mapping[str, str] | None = None) -> dict:
+def resolve(
+    options: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Normalised options: canonical key names, environment filled in where unset."""
     env = os.environ if env is None else env
     given = {str(k).lower(): str(v) for k, v in (options or {}).items() if v is not None}
@@ -69,7 +69,7 @@ def account_of(location: Location, options: Mapping[str, str]) -> str | None:
 
 
 def _http(endpoint: str | None) -> bool:
-    return bool(endpoint) and endpoint.startswith("http://")  # type: ignore[union-attr]
+    return endpoint is not None and endpoint.startswith("http://")
 
 
 def delta_storage_options(location: Location, options: Mapping[str, str]) -> dict[str, str]:

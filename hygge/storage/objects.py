@@ -4,12 +4,11 @@ copy, delete. URLs in, URLs out; errors name the URL (secrets masked) and say wh
 from __future__ import annotations
 
 import builtins
-import contextlib
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -98,7 +97,7 @@ class ObjectStorage:
         """The whole (small) object, or None when it does not exist."""
         try:
             with self.fs.open_input_stream(self._path(url)) as f:
-                return f.read()
+                return cast(bytes, f.read())  # pyarrow ships no type hints
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -262,12 +261,3 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out))
-
-
-@contextlib.contextmanager
-def closing_quietly(f: Any) -> Iterator[Any]:
-    try:
-        yield f
-    finally:
-        with contextlib.suppress(Exception):
-            f.close()

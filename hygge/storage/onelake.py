@@ -21,13 +21,15 @@ imported until a OneLake URL is used.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hygge.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hygge.storage.objects import ObjectStorage
+
 ONELAKE_SCHEME = "onelake"
-ONELAKE_ACCOUNT = "onelake"
 # The ADLS Gen2 (dfs) and Blob endpoints of OneLake; regional ones look like
 # `westus-onelake.dfs.fabric.microsoft.com`.
 FABRIC_SUFFIX = ".fabric.microsoft.com"
@@ -121,7 +123,7 @@ def filesystem(url: str, options: Mapping[str, Any] | None) -> Any:
     return pafs.AzureFileSystem(**filesystem_kwargs(url, principal))
 
 
-def storage(url: str, options: Mapping[str, Any] | None = None) -> Any:
+def storage(url: str, options: Mapping[str, Any] | None = None) -> ObjectStorage:
     """An `ObjectStorage` over OneLake for `url` (either form); an account key in the store's
     own `storage_options` is refused (OneLake takes Entra credentials only)."""
     from hygge.storage.objects import ObjectStorage

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,8 +158,8 @@ class Dataset(ABC):
         mode: str,
         key: str | None,
         moves: list[tuple[str, str]],
-        deletes: list[str] = (),  # type: ignore[assignment]
-        staging: list[str] = (),  # type: ignore[assignment]
+        deletes: Sequence[str] = (),
+        staging: Sequence[str] = (),
         states: dict[str, Any] | None = None,
         uploads: dict[str, Any] | None = None,
     ) -> None:

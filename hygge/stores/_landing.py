@@ -23,9 +23,9 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pyarrow.fs as pafs
 
@@ -38,6 +38,7 @@ MARKER = "__rowMarker__"
 INSERT, UPDATE, DELETE, UPSERT = 0, 1, 2, 4
 HIDDEN = "_hygge"
 SEQUENCE_DIGITS = 20
+T = TypeVar("T")
 DATA_FILE = re.compile(r"^(\d{20})\.parquet$")
 # Where the replicator moves files it has processed (it leaves the last one in place so a
 # writer can continue the sequence); the numbers there count too.
@@ -108,7 +109,7 @@ class Tree:
         return info.type
 
     def exists(self, *parts: str) -> bool:
-        return self.kind(*parts) != pafs.FileType.NotFound
+        return bool(self.kind(*parts) != pafs.FileType.NotFound)
 
     def read_bytes(self, *parts: str) -> bytes | None:
         if self.kind(*parts) != pafs.FileType.File:
@@ -116,7 +117,7 @@ class Tree:
 
         def read() -> bytes:
             with self.fs.open_input_stream(self.path(*parts)) as f:
-                return f.read()
+                return cast(bytes, f.read())  # pyarrow ships no type hints
 
         return self._call(parts, "read", read)
 
@@ -220,7 +221,7 @@ class Tree:
     def _rel(self, path: str) -> str:
         return path[len(self.root.rstrip("/")) :].lstrip("/")
 
-    def _call(self, parts: Any, what: str, action: Any) -> Any:
+    def _call(self, parts: tuple[str, ...], what: str, action: Callable[[], T]) -> T:
         try:
             return action()
         except FileNotFoundError:
@@ -292,13 +293,6 @@ def last_number(tree: Tree, table: str) -> int:
             if found and not is_dir:
                 numbers.append(int(found.group(1)))
     return max(numbers)
-
-
-def data_files(tree: Tree, table: str) -> Iterator[str]:
-    """The data files in a table folder, in sequence order."""
-    for name, is_dir in tree.listing(table):
-        if not is_dir and DATA_FILE.match(name):
-            yield name
 
 
 # -- the commit journal ---------------------------------------------------------------------

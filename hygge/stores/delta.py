@@ -55,7 +55,7 @@ LOG_DIR = "_delta_log"  # present (maybe still without a version) once a first c
 
 class DeltaStoreSettings(StoreSettings):
     path: PathSetting
-    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
+    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]  # widens the base's modes
     key: list[str] | None = Field(None, description="Merge: the columns that identify a row.")
     schema_policy: Literal["evolve", "freeze"] = Field(
         "evolve", description="evolve: add new columns; freeze: refuse any schema change."
@@ -281,7 +281,8 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
             for commit in table.history(limit):  # newest first
                 value = commit.get(STATE_KEY + flow)
                 if value is not None:
-                    return json.loads(value)  # None after a reset
+                    state: dict[str, Any] | None = json.loads(value)  # None after a reset
+                    return state
         return None
 
     async def reset_state(self, flow: str) -> bool:
@@ -630,7 +631,7 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
     a, b = norm.get(a, a), norm.get(b, b)
     if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
         return (a.tz is None) == (b.tz is None)
-    return a == b
+    return bool(a == b)
 
 
 def _version_taken(exc: BaseException) -> bool:

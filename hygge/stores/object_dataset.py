@@ -23,6 +23,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -221,7 +222,7 @@ class ObjectDataset(Dataset):
         except (StorageError, OSError):
             return
         for root in {self.parts_root(p["part"]) for p in parts}:
-            self._guard(lambda root=root: self.drop_staged(root))  # type: ignore[misc]
+            self._guard(partial(self.drop_staged, root))
 
     # -- incremental state ----------------------------------------------------------------
     def read_state(self, flow: str) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
@@ -69,7 +70,7 @@ LandingZonePath = Annotated[PathSetting, BeforeValidator(_landing_zone_path)]
 
 
 class OpenMirroringSettings(StoreSettings):
-    mode: Literal["replace", "append", "snapshot"] = "replace"  # type: ignore[assignment]
+    mode: Literal["replace", "append", "snapshot"] = "replace"  # type: ignore[assignment]  # widens the base's modes
     path: LandingZonePath = Field(description="The landing zone (…/Files/LandingZone).")
     table: str | None = Field(None, description="The table folder (default: the store's name).")
     db_schema: str | None = Field(
@@ -239,7 +240,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
     def _check_table(self) -> None:
         tree = self.tree
         kind = tree.kind(self.table)
-        if kind == lz.pafs.FileType.File:
+        if kind == pafs.FileType.File:
             raise StoreError(f"{tree.where(self.table)} is a file, not a table folder")
         metadata = tree.read_json(self.table, lz.METADATA)
         if metadata is None:
@@ -386,7 +387,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
 
     def _file_rows(self, rel: str) -> int:
         with self.tree.fs.open_input_file(self.tree.path(rel)) as f:
-            return pq.ParquetFile(f).metadata.num_rows
+            return int(pq.ParquetFile(f).metadata.num_rows)
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._commit_sync)
@@ -435,7 +436,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             "replace": replace,
             "delete": delete,
         }
-        if tree.kind(lz.PARTNER_EVENTS) == lz.pafs.FileType.NotFound:
+        if tree.kind(lz.PARTNER_EVENTS) == pafs.FileType.NotFound:
             tree.write_json(self._partner_events(), lz.PARTNER_EVENTS)
         # Once the journal exists the commit completes, even after a crash: the next run
         # carries it out before anything else.
@@ -633,9 +634,7 @@ def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
         from hygge.storage.objects import ObjectStorage
 
         storage = ObjectStorage.for_url(path, options)
-    tree = lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
-    tree.storage = storage  # type: ignore[attr-defined]
-    return tree
+    return lz.Tree(storage.fs, storage.location.fs_path, path, local=False)
 
 
 def _home_columns(home: Any) -> list[str] | None:

@@ -35,4 +35,4 @@ class ParquetStore(FileStore):
         writer.write_table(table, row_group_size=self.settings.row_group_size)
 
     def count_rows(self, path: Any) -> int:
-        return pq.read_metadata(path).num_rows
+        return int(pq.read_metadata(path).num_rows)

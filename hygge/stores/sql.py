@@ -58,7 +58,7 @@ ATTEMPT = "_hygge_attempt"  # a shared parts table's column: the attempt that lo
 class SQLStoreSettings(StoreSettings):
     model_config = ConfigDict(populate_by_name=True)
 
-    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]
+    mode: Literal["replace", "append", "merge"] = "replace"  # type: ignore[assignment]  # widens the base's modes
     connection: str | None = Field(
         None, description="SQLAlchemy URL (default: $DATABASE_URL), e.g. postgresql://u@h/db."
     )
@@ -370,10 +370,11 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self._db("commit the part's table", run.session.commit)
         sealed: dict[str, Any] = {"part": part, "rows": rows, "table": None}
         if run.staging_created and run.plan is not None:
+            assert run.batch_schema is not None  # given by the batch that made the staging
             sealed["table"] = run.staging
             sealed["attempt"] = run.attempt  # None: a table of the part's own
             sealed["arrow_schema"] = base64.b64encode(
-                run.batch_schema.serialize().to_pybytes()  # type: ignore[union-attr]
+                run.batch_schema.serialize().to_pybytes()
             ).decode()
         run.staging_created = False  # sealed: the part's table outlives this connection
         self._close()
@@ -422,7 +423,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
                     pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"]))
                 )
                 self._write_sync(first.empty_table())  # the plan and the staging table
-                self._db("finish the staging table", run.loader.finish)  # type: ignore[union-attr]
+                loader = run.loader
+                assert loader is not None  # made with the staging table just above
+                self._db("finish the staging table", loader.finish)
                 run.loader = None
                 plan = run.plan
                 assert plan is not None
