@@ -55,7 +55,7 @@ def row(label: str, runs: list[dict[str, float]]) -> tuple[str, ...]:
     commit = statistics.median(r["commit"] for r in runs)
     cpu = statistics.median(r["cpu"] for r in runs)
     share_ = statistics.median(r["commit"] / r["wall"] for r in runs)
-    return (label, f"{wall:.1f}", f"{commit:.1f}", f"{share_:.0%}", f"{cpu:.1f}")
+    return (label, f"{wall:.1f}", f"{commit:.2f}", f"{share_:.1%}", f"{cpu:.1f}")
 
 
 def bench_postgres(work: Path, repeat: int) -> list[tuple[str, ...]]:

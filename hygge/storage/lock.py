@@ -32,6 +32,7 @@ from hygge.secrets import mask_url
 from hygge.storage import credentials
 from hygge.storage.location import Location
 from hygge.storage.objects import storage_error
+from hygge.storage.s3 import s3_client
 
 log = logging.getLogger(__name__)
 _TAKEN = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
@@ -72,19 +73,7 @@ class ObjectLock(RunLock):
     # -- S3 calls -------------------------------------------------------------------------
     def client(self) -> Any:
         if self._client is None:
-            import botocore.session
-            from botocore.config import Config
-
-            o = self.options
-            self._client = botocore.session.get_session().create_client(
-                "s3",
-                region_name=o.get("aws_region") or "us-east-1",
-                endpoint_url=o.get("aws_endpoint_url"),
-                aws_access_key_id=o.get("aws_access_key_id"),
-                aws_secret_access_key=o.get("aws_secret_access_key"),
-                aws_session_token=o.get("aws_session_token"),
-                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
-            )
+            self._client = s3_client(self.options, read_timeout=30)
         return self._client
 
     def _put(self, **condition: str) -> str:

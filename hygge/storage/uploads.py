@@ -25,6 +25,7 @@ from typing import Any
 from hygge.storage.location import Location
 from hygge.storage.objects import StorageError
 from hygge.storage.objects import storage_error as _storage_error
+from hygge.storage.s3 import s3_client
 
 PART_BYTES = 8 << 20  # S3's minimum is 5 MiB for every part but the last
 MAX_PARTS = 10_000
@@ -33,37 +34,6 @@ _MISSING = ("NoSuchUpload", "404", "NoSuchKey", "NotFound")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_clients: dict[str, Any] = {}
-
-
-def s3_client(options: Mapping[str, str]) -> Any:
-    """A botocore S3 client for these resolved options (cached per process; thread-safe)."""
-    import json
-
-    frozen = json.dumps(dict(options), sort_keys=True)
-    with _pool_lock:
-        client = _clients.get(frozen)
-        if client is None:
-            import botocore.session
-            from botocore.config import Config
-
-            o = options
-            client = botocore.session.get_session().create_client(
-                "s3",
-                region_name=o.get("aws_region") or "us-east-1",
-                endpoint_url=o.get("aws_endpoint_url"),
-                aws_access_key_id=o.get("aws_access_key_id"),
-                aws_secret_access_key=o.get("aws_secret_access_key"),
-                aws_session_token=o.get("aws_session_token"),
-                config=Config(
-                    connect_timeout=5,
-                    read_timeout=60,
-                    retries={"max_attempts": 3},
-                    max_pool_connections=16,
-                ),
-            )
-            _clients[frozen] = client
-    return client
 
 
 def _uploader() -> ThreadPoolExecutor:
