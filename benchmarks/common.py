@@ -20,7 +20,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     rows: int
-    cpu_seconds: float = 0.0  # user + system, the process and the children it waited for
+    cpu_seconds: float = 0.0  # user + system time of the process: less moved by load
 
     @property
     def rows_per_second(self) -> float:

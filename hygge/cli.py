@@ -609,12 +609,15 @@ def _show_plan(coordinator: Coordinator) -> None:
 
 def _what(coordinator: Coordinator, name: str) -> str:
     """What one flow moves, from where to where, and how."""
+    from hygge.contract import IncrementalHome
+
     spec = coordinator.config.flows[name]
     home, store = spec.home.build(), spec.store.build()
     mode = spec.store.mode or ""
     how = [mode] if mode and not spec.options.incremental else []
     if spec.options.incremental:
-        cursor = getattr(home.settings, "cursor", None)
+        state = home.incremental_definition() if isinstance(home, IncrementalHome) else {}
+        cursor = state.get("cursor")
         how.append("incremental" + (f" on {cursor}" if cursor else ""))
     options = spec.options
     if options.partitioned:

@@ -376,8 +376,8 @@ def parse(
             "no flows defined", ("flows",), hint="add at least one flow under `flows:`"
         )
 
-    # Every flow's own problems are collected and reported together (ConfigErrors), so a
-    # file with three mistakes takes one round, not three; cross-flow checks come after.
+    # Every problem, a flow's own and those across flows, is collected and reported together
+    # (ConfigErrors, the first MAX_SHOWN), so a file with three mistakes takes one round.
     problems: list[ConfigError] = []
     inlined = {}
     for name, body in flows_data.items():
@@ -412,33 +412,46 @@ def parse(
                 raw["home"] = {"type": spec.home.type_name, **home}
             continue
         for entity in sets[name].entities:
+            source.flow = name
             if entity.flow in inlined:
-                raise source.error(
-                    f"entity '{entity.name}' makes a flow named '{entity.flow}', but a flow of "
-                    "that name is defined too",
-                    ("flows", entity.flow),
-                    hint="rename one of them",
+                problems.append(
+                    source.error(
+                        f"entity '{entity.name}' makes a flow named '{entity.flow}', but a "
+                        "flow of that name is defined too",
+                        ("flows", entity.flow),
+                        hint="rename one of them",
+                    )
                 )
+                continue
             if entity.flow in made_by:  # `crm` + table `a.b` and `crm.a` + table `b`
                 other, other_entity = made_by[entity.flow]
-                raise source.error(
-                    f"entity '{entity.name}' makes a flow named '{entity.flow}', and so does "
-                    f"entity '{other_entity}' of definition '{other}'; one of them would never "
-                    "be moved",
-                    ("flows", name),
-                    hint="rename one of the definitions, or exclude the entity from one",
+                problems.append(
+                    source.error(
+                        f"entity '{entity.name}' makes a flow named '{entity.flow}', and so "
+                        f"does entity '{other_entity}' of definition '{other}'; one of them "
+                        "would never be moved",
+                        ("flows", name),
+                        hint="rename one of the definitions, or exclude the entity from one",
+                    )
                 )
+                continue
             made_by[entity.flow] = (name, entity.name)
             at = ("flows", name)
-            flows[entity.flow] = _parse_flow(source, entity.flow, entity.raw, origins, at)
+            try:
+                flows[entity.flow] = _parse_flow(source, entity.flow, entity.raw, origins, at)
+            except ConfigError as exc:
+                problems.append(exc)
     source.flow = None
-    if problems:
-        raise ConfigErrors.of(problems)
+    # The checks across flows look at the flows that parsed; a flow that did not is still a
+    # name others may depend on (`defined`), so its own error is the only one it causes.
     flows = _expand_groups(flows, sets)
+    defined = {*inlined, *made_by, *deferred}
     if not deferred:
-        checks.check_dependencies(source, flows, list(sets))
-    checks.check_destinations(source, flows)
-    checks.check_upstream_dependencies(source, flows)
+        problems += checks.check_dependencies(source, flows, list(sets), defined)
+    problems += checks.check_destinations(source, flows)
+    problems += checks.check_upstream_dependencies(source, flows, defined)
+    if problems:  # every problem of the file at once, in the file's order
+        raise ConfigErrors.of(sorted(problems, key=lambda e: e.line or 0))
     return FlowsFile(Path(file), flows, sets, tuple(deferred))
 
 
@@ -586,6 +599,7 @@ def _parse_flow(
     if options.incremental:
         checks.check_incremental(source, home, origins["home"])
         checks.check_incremental(source, store, origins["store"])
+        checks.check_incremental_mode(source, store, origins["store"])
     if (
         options.incremental
         and "mode" in store.settings.model_fields_set

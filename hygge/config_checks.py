@@ -1,11 +1,13 @@
 """The checks of flows.yml that look across flows or at a connector's abilities: dependencies
 (`depends_on`), two flows writing one destination, a chained home without `depends_on`,
-incremental and partitioned flows on connectors that can do them. Each raises a ConfigError
-naming the file, line, flow and key (through `Source`). Kept apart from `hygge.config`, which
-parses; these only judge what it parsed."""
+incremental and partitioned flows on connectors that can do them. Each makes a ConfigError
+naming the file, line, flow and key (through `Source`): the checks of one flow raise it, the
+checks across flows return every problem they find (flows.yml reports them all at once).
+Kept apart from `hygge.config`, which parses; these only judge what it parsed."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from hygge import contract, registry
@@ -19,26 +21,42 @@ if TYPE_CHECKING:
     from hygge.config import ConnectorSpec, FlowOptions, FlowsFile, FlowSpec
 
 
-def check_upstream_dependencies(source: Source, flows: dict[str, FlowSpec]) -> None:
-    """A flow that reads what another flow writes must run after it: say so, not race it."""
+def check_upstream_dependencies(
+    source: Source, flows: dict[str, FlowSpec], defined: Collection[str] = ()
+) -> list[ConfigError]:
+    """A flow that reads what another flow writes must run after it: say so, not race it.
+    `defined`: every flow of the file, those that did not parse too (reported on their own;
+    a dependency through one of them is taken as given)."""
+    problems = []
     for name, spec in flows.items():
         upstream = upstream_of(source, spec.home.path or "")
         if upstream is None or upstream[0] == name:
             continue
+        if upstream[0] not in flows and upstream[0] in defined:
+            continue  # the upstream flow did not parse: its own error says why
         pending, seen = list(spec.options.depends_on), set()
         while pending and upstream[0] not in seen:
             dep = pending.pop()
-            if dep not in seen and dep in flows:
+            if dep in seen:
+                continue
+            if dep in flows:
                 seen.add(dep)
                 pending.extend(flows[dep].options.depends_on)
+            elif dep in defined:  # did not parse: what it depends on is unknown, take it as given
+                seen.add(upstream[0])
         if upstream[0] not in seen:
             source.flow = name
-            raise source.error(
-                f"the home reads what flow '{upstream[0]}' writes, but does not depend on it",
-                ("flows", name),
-                key="options.depends_on",
-                hint=f"add `depends_on: {upstream[0]}` under the flow's `options:` (it runs after)",
+            problems.append(
+                source.error(
+                    f"the home reads what flow '{upstream[0]}' writes, but does not depend on it",
+                    ("flows", name),
+                    key="options.depends_on",
+                    hint=f"add `depends_on: {upstream[0]}` under the flow's `options:` (it "
+                    "runs after)",
+                )
             )
+    source.flow = None
+    return problems
 
 
 def check_partitions(
@@ -51,7 +69,7 @@ def check_partitions(
 ) -> None:
     """`partitions:` needs a home that can split and a store that takes parts; `ranges:` and
     `partition_on` go together. Said at validate time, before anything is enqueued or read."""
-    partition_on = getattr(home.settings, "partition_on", None)
+    partition_on = home.cls.partition_column_of(home.settings)
     if not options.partitioned:
         if partition_on:
             raise source.error(
@@ -137,32 +155,62 @@ def check_incremental(source: Source, spec: ConnectorSpec, origin: tuple[Any, ..
     )
 
 
+def check_incremental_mode(source: Source, store: ConnectorSpec, origin: tuple[Any, ...]) -> None:
+    """A store mode that needs the whole table on every run (`whole_table_modes`: Open
+    Mirroring's `snapshot` emits deletes for every key it did not see) is refused for an
+    incremental flow, which reads only what changed: said at validate time, before a run."""
+    mode = store.mode
+    if mode is None or mode not in getattr(store.cls, "whole_table_modes", ()):
+        return
+    raise source.error(
+        f"an incremental flow reads only what changed, so `mode: {mode}` of {store.type_name} "
+        "store would delete every other row",
+        (*origin, "mode"),
+        key="store.mode",
+        hint="remove `mode:` (an incremental flow appends; soft_delete maps a column to "
+        "deletes), or remove `incremental: true` to read the whole table every run",
+    )
+
+
 def check_dependencies(
-    source: Source, flows: dict[str, FlowSpec], groups: list[str] | None = None
-) -> None:
+    source: Source,
+    flows: dict[str, FlowSpec],
+    groups: list[str] | None = None,
+    defined: Collection[str] = (),
+) -> list[ConfigError]:
+    """Every `depends_on` names a flow of the file (`defined`: those that did not parse
+    too), and they form no cycle."""
+    problems = []
     for name, spec in flows.items():
         source.flow = name
         for dep in spec.options.depends_on:
-            if dep not in flows:
-                raise source.error(
-                    f"depends on unknown flow '{dep}'",
-                    ("flows", name, "options", "depends_on"),
-                    key="depends_on",
-                    hint=choices_hint(dep, [*flows, *(groups or [])], "flows"),
+            if dep not in flows and dep not in defined:
+                problems.append(
+                    source.error(
+                        f"depends on unknown flow '{dep}'",
+                        ("flows", name, "options", "depends_on"),
+                        key="depends_on",
+                        hint=choices_hint(dep, [*flows, *(groups or [])], "flows"),
+                    )
                 )
     source.flow = None
     cycle = find_cycle({n: s.options.depends_on for n, s in flows.items()})
     if cycle:
-        raise source.error(
-            f"depends_on forms a cycle: {' -> '.join(cycle)}",
-            ("flows", cycle[0]),
-            hint="remove one of these dependencies",
+        problems.append(
+            source.error(
+                f"depends_on forms a cycle: {' -> '.join(cycle)}",
+                ("flows", cycle[0]),
+                hint="remove one of these dependencies",
+            )
         )
+    return problems
 
 
-def check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
+def check_destinations(source: Source, flows: dict[str, FlowSpec]) -> list[ConfigError]:
     """Two flows writing one place would replace each other's data (and race to create it):
-    refused unless every one of them adds to it by design (`mode: append`, or `merge`)."""
+    refused unless every one of them adds to it by design (`mode: append`, or `merge`).
+    One problem per shared destination."""
+    problems = []
     writers: dict[str, list[str]] = {}
     for name, spec in flows.items():
         try:
@@ -183,14 +231,18 @@ def check_destinations(source: Source, flows: dict[str, FlowSpec]) -> None:
         )
         source.flow = second
         store = flows[second].store.build()
-        raise source.error(
-            f"flows {places} all write {store.describe()}; each run would replace the "
-            f"data of the other (flow '{first}')",
-            ("flows", second),
-            key="store",
-            hint="give each flow its own store, or set `mode: append` on every one of them "
-            "if they add to one destination by design",
+        problems.append(
+            source.error(
+                f"flows {places} all write {store.describe()}; each run would replace the "
+                f"data of the other (flow '{first}')",
+                ("flows", second),
+                key="store",
+                hint="give each flow its own store, or set `mode: append` on every one of "
+                "them if they add to one destination by design",
+            )
         )
+    source.flow = None
+    return problems
 
 
 def adds_by_design(spec: FlowSpec) -> bool:

@@ -239,6 +239,18 @@ class Connector(Generic[S]):
         mode = getattr(settings, "mode", None)
         return mode if isinstance(mode, str) else None
 
+    @classmethod
+    def columns_of(cls, settings: Any) -> list[str] | None:
+        """The columns a home with these settings reads, or None (every column)."""
+        columns = getattr(settings, "columns", None)
+        return columns if isinstance(columns, list) and columns else None
+
+    @classmethod
+    def partition_column_of(cls, settings: Any) -> str | None:
+        """The column a home with these settings splits partitions by (`partition_on`)."""
+        column = getattr(settings, "partition_on", None)
+        return column if isinstance(column, str) and column else None
+
     def describe(self) -> str:
         """A one-line, secret-free description for plans and logs."""
         path = self.path_of(self.settings)

@@ -113,7 +113,8 @@ class Coordinator:
     def _check_columns_upstream(self, name: str, upstream: str) -> None:
         """A home reading what `upstream` writes cannot be checked on disk yet; its `columns`
         are checked against the schema `upstream` reads, where that is known already."""
-        wanted = getattr(self.config.flows[name].home.settings, "columns", None)
+        home = self.config.flows[name].home
+        wanted = home.cls.columns_of(home.settings)
         source = self.config.flows[upstream].home.build()
         if not wanted or not hasattr(source, "schema"):
             return

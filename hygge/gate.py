@@ -156,6 +156,15 @@ class Gate:
         if self.quality.on_failure == "quarantine" and self.quality.quarantine is not None:
             self._quarantine = self.quality.quarantine()
             await self._quarantine.open()
+        q = self.quality
+        log.debug(
+            "flow %s: %s; %s",
+            q.flow,
+            "shaping each batch" if self.shaper is not None else "no shaping",
+            f"checks {', '.join(c.label for c in q.checks)} (on failure: {q.on_failure})"
+            if q.checks
+            else "no checks",
+        )
 
     async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
         """A batch shaped, counted by the checks, and (quarantine) without its failing rows."""

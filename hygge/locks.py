@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar
 from urllib.parse import quote
 
 from hygge.errors import FlowLocked, StoreError
 
 POLL_SECONDS = 0.5
+log = logging.getLogger("hygge.locks")
 
 
 class RunLock:
@@ -29,6 +33,8 @@ class RunLock:
 
     Used as `async with store.lock(flow, wait=...)`, or with `acquire()` and `release()`.
     """
+
+    locks: ClassVar[bool] = True  # False: a lock that holds nothing (NoLock); -v says nothing
 
     def __init__(self, flow: str, where: str) -> None:
         self.flow = flow
@@ -59,6 +65,23 @@ class RunLock:
                     hint="let that run finish, or use `hygge run --wait-for-lock` to wait",
                 )
             await asyncio.sleep(POLL_SECONDS)
+        if self.locks:
+            log.debug(
+                "flow '%s': run lock taken on %s (%s)", self.flow, self.where, self.describe()
+            )
+
+    def describe(self) -> str:
+        """-v: what kind of lock this is: its class's first sentence, and the lock object's
+        URL when it has one (an object-store lock)."""
+        doc = (type(self).__doc__ or type(self).__name__).split(".")[0]
+        text = re.sub(r"\s*\([^)]*\)", "", " ".join(doc.split()))
+        text = text[:1].lower() + text[1:]
+        url = getattr(self, "url", None)
+        if isinstance(url, str):
+            from hygge.secrets import mask_url
+
+            text += f": {mask_url(url)}"
+        return text
 
     async def __aenter__(self) -> RunLock:
         await self.acquire()
@@ -72,6 +95,8 @@ class RunLock:
 
 class NoLock(RunLock):
     """For stores that cannot lock (a plugin store without a path): never refuses."""
+
+    locks = False
 
     def try_acquire(self) -> bool:
         return True
@@ -118,6 +143,9 @@ class FileLock(RunLock):
             ) from exc
         except OSError as exc:
             raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
+
+    def describe(self) -> str:
+        return f"an exclusive flock on {self.path}"
 
     def release(self) -> None:
         if self._fd is not None:

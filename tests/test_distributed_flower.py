@@ -11,10 +11,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.distributed_support import (
     FLOWER_PASSWORD,
@@ -27,6 +29,9 @@ from tests.distributed_support import (
     parse_enqueue,
     wait_for,
 )
+from worker import history
+from worker.contract import FlowJob, Keys
+from worker.runs import Runs
 
 pytestmark = pytest.mark.slow
 
@@ -156,6 +161,10 @@ def test_the_task_list_names_flows_and_shows_skipped_ones(cluster: Cluster, tmp_
     done = cluster.cli("enqueue", str(flows), "--wait", HYGGE_FLOWER_URL=flower_url)
     assert done.returncode == 1, done.stdout + done.stderr  # broken fails, after_broken skipped
     assert f"Flower: {flower_url}" in done.stdout  # it answers, so its address is given
+    # --wait through a pipe (not a terminal): timestamped lines, as `hygge run` prints them
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.search(rf"^{stamp} users: success: 500 rows", done.stdout, re.M), done.stdout
+    assert re.search(rf"^{stamp} after_broken: skipped", done.stdout, re.M), done.stdout
     _, tasks = parse_enqueue(done.stdout)
 
     def listed() -> dict[str, dict[str, object]]:
@@ -174,6 +183,87 @@ def test_the_task_list_names_flows_and_shows_skipped_ones(cluster: Cluster, tmp_
     page = fetch(cluster.flower_port, "/tasks")
     headers = re.findall(r"<th[^>]*>\s*([^<]+?)\s*</th>", page)
     assert headers[:7] == ["Name", "State", "Result", "Retries", "Worker", "Started", "Runtime"]
+
+
+def test_flows_skipped_by_a_sweeper_or_the_scheduler_reach_flower(cluster: Cluster) -> None:
+    """No worker task sees these skips: a worker recorded its flow's failure and died before
+    deciding the flows behind it (a sweeper decides them), and a scheduled run skipped whole.
+    The run records are written as those leave them; the worker's sweeper tells Flower."""
+    cluster.env["HYGGE_SWEEP_SECONDS"] = "1"
+    cluster.start_flower()
+    cluster.start_worker("w1")
+    records = Runs(redis.Redis.from_url(cluster.broker_url))
+    graph = {"extract": [], "load": ["extract"], "report": ["load"]}
+    jobs = [
+        FlowJob(
+            run_id="swept",
+            flow=name,
+            raw={"store": name},
+            base_dir="/",
+            task_id=str(uuid.uuid4()),
+            depends_on=deps,
+        )
+        for name, deps in graph.items()
+    ]
+    for job in records.create("swept", "flows.yml", jobs):
+        records.sent(job)
+    records.sending("swept", None)
+    records.update("swept", "extract", state="failed", message="boom")  # ...and its worker died
+    reason = "skipped: the previous run r0 of this flow was still going at its scheduled time"
+    history.record_skipped(records.r, "sched", "flows.yml", ["ticker"], reason, {})
+
+    def listed() -> dict[str, dict[str, object]]:
+        rows = json.loads(fetch(cluster.flower_port, LIST))["data"]
+        return {str(r["name"]): r for r in rows}
+
+    want = {"load", "report", "ticker"}
+    rows = wait_for(lambda: want <= set(listed()) and listed(), 120, "the skipped flows listed")
+    assert all(rows[name]["state"] == "SKIPPED" for name in want), rows
+    assert "depends on extract" in str(rows["load"]["result"])
+    assert "depends on load" in str(rows["report"]["result"])
+    assert rows["load"]["uuid"] == jobs[1].task_id
+    assert "still going at its scheduled time" in str(rows["ticker"]["result"])
+    assert not records.r.exists(Keys.UNANNOUNCED_RUNS)  # each told once, nothing left over
+
+
+def test_the_containers_flower_shows_hygge_columns(cluster: Cluster, tmp_path: Path) -> None:
+    """The Compose stack and the Kubernetes manifests start Flower with the image's
+    `hygge-flower` script (deploy/docker/flower.sh): it too lists tasks with hygge's columns."""
+    import os
+    import signal
+
+    from tests.conftest import ROOT
+
+    port = free_port()
+    env = {
+        **cluster.env,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}",
+        "FLOWER_ADDRESS": "127.0.0.1",  # the container listens on 0.0.0.0; a test on loopback
+    }
+    with (tmp_path / "hygge-flower.log").open("wb") as log:
+        proc = subprocess.Popen(
+            ["sh", str(ROOT / "deploy/docker/flower.sh"), f"--port={port}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: (
+                status_of(port, "/tasks", (FLOWER_USER, FLOWER_PASSWORD)) == 200
+                or proc.poll() is not None
+            ),
+            120,
+            "the container's Flower to answer",
+        )
+        assert proc.poll() is None, (tmp_path / "hygge-flower.log").read_text()
+        headers = re.findall(r"<th[^>]*>\s*([^<]+?)\s*</th>", fetch(port, "/tasks"))
+        assert headers[:7] == ["Name", "State", "Result", "Retries", "Worker", "Started", "Runtime"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
 
 
 def test_enqueue_without_flower_or_worker_says_so(cluster: Cluster, tmp_path: Path) -> None:

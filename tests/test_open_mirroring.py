@@ -116,6 +116,7 @@ def test_snapshot_flow_mirrors_inserts_updates_and_deletes(tmp_path: Path, sourc
     key, rows = replay(table, COLUMNS)
     assert key == ["id"]
     assert json.loads((table / "_metadata.json").read_text()) == {"keyColumns": ["id"]}
+    metadata = (table / "_metadata.json").stat()
     assert rows == source.rows()
     assert markers(table) == [[4], [4]]  # 50 rows, 30 a file: two files of upserts
     events = json.loads((lz / "_partnerEvents.json").read_text())
@@ -134,6 +135,9 @@ def test_snapshot_flow_mirrors_inserts_updates_and_deletes(tmp_path: Path, sourc
     _, rows = replay(table, COLUMNS)
     assert rows == source.rows()
     assert markers(table)[-1] == [4]
+    # _metadata.json was written once: never rewritten by the later runs
+    after = (table / "_metadata.json").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (metadata.st_ino, metadata.st_mtime_ns)
 
 
 def test_incremental_flow_with_soft_deletes(tmp_path: Path, source: Source):
@@ -360,6 +364,9 @@ def test_bad_input_refused_at_validation(tmp_path: Path, source: Source, store: 
         assert done.returncode != 0, done.stdout
         out = done.stdout + done.stderr
         assert expected in out, out
+        # where, and which flow: "flows.yml:N: flow 'erp'" (validate), "erp (flows.yml:N)" (run)
+        assert "flow 'erp'" in out or "erp (flows.yml:" in out, out
+        assert "flows.yml:" in out, out
         assert "Traceback" not in out
         assert tree_digest(tmp_path) == before  # nothing written
 
@@ -416,15 +423,24 @@ def test_two_flows_into_one_table_are_refused(tmp_path: Path, source: Source):
 
 
 def test_an_incremental_flow_cannot_snapshot(tmp_path: Path, source: Source):
-    """An incremental read sees only what changed: as a snapshot it would delete the rest."""
-    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: snapshot}"
+    """An incremental read sees only what changed: as a snapshot it would delete the rest.
+    Refused where flows.yml is read (validate and run alike), naming the flow and the line
+    of `mode:`, before anything is written."""
+    store = (
+        "{type: open_mirroring, path: LandingZone, table: orders, key: [id],\n"
+        "             mode: snapshot}"
+    )
     body = flows(source, store, "{incremental: true}", home=", cursor: updated_at")
     project = write_flows(tmp_path, body).parent
-    done = run_cli("run", "flows.yml", cwd=project, timeout=300)
-    assert done.returncode != 0
-    assert "would delete every other row" in done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    assert not list((tmp_path / "LandingZone").rglob("*.parquet"))
+    line = body.splitlines().index("             mode: snapshot}") + 1
+    for command in ("validate", "run"):
+        done = run_cli(command, "flows.yml", cwd=project, timeout=300)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0, out
+        assert "would delete every other row" in out, out
+        assert f"flows.yml:{line}" in out and "erp" in out, out
+        assert "Traceback" not in out
+        assert not (tmp_path / "LandingZone").exists()
 
 
 def test_partitioned_flow_commits_every_part_in_one_sequence(tmp_path: Path, source: Source):
@@ -443,3 +459,76 @@ def test_partitioned_flow_commits_every_part_in_one_sequence(tmp_path: Path, sou
     assert rows == source.rows()
     assert markers(table)[-1] == [2]
     assert not (tmp_path / "LandingZone" / "_hygge").exists()  # the parts are cleaned up
+
+
+def test_numbers_continue_after_the_files_the_replicator_moved(tmp_path: Path, source: Source):
+    """Fabric's replicator moves processed files to `_ProcessedFiles` / `_FilesReadyToDelete`
+    and leaves the last one in place: the next file continues the sequence after the highest
+    number anywhere, never reusing one."""
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: append}"
+    project = write_flows(tmp_path, flows(source, store)).parent
+    table = tmp_path / "LandingZone" / "orders"
+    run(project)  # 50 rows: one file a run (below max_rows_per_file)
+    first = sorted(p.name for p in table.glob("*.parquet"))
+    assert first == [f"{1:020d}.parquet"]
+    processed = table / "_ProcessedFiles"
+    processed.mkdir()
+    run(project)
+    run(project)
+    names = sorted(p.name for p in table.glob("*.parquet"))
+    assert names == [f"{i:020d}.parquet" for i in (1, 2, 3)]
+    for name in names[:2]:  # processed: moved away, the last one left in place
+        (table / name).rename(processed / name)
+    (table / "_FilesReadyToDelete").mkdir()
+    (table / names[2]).rename(table / "_FilesReadyToDelete" / names[2])  # even the last
+    run(project)
+    assert sorted(p.name for p in table.glob("*.parquet")) == [f"{4:020d}.parquet"]
+
+
+def test_a_second_run_of_the_flow_is_refused_while_one_holds_the_lock(
+    tmp_path: Path, source: Source
+):
+    """Two runs of one flow into one table are serialised by the run lock (a real flock
+    held here, the CLI in another process): the second is refused and writes nothing."""
+    import asyncio
+
+    from hygge.stores.open_mirroring import OpenMirroringStore
+
+    store = "{type: open_mirroring, path: LandingZone, table: orders, key: [id], mode: append}"
+    project = write_flows(tmp_path, flows(source, store)).parent
+    run(project)
+    before = tree_digest(tmp_path / "LandingZone")
+    lock = OpenMirroringStore(
+        "erp", path=str(tmp_path / "LandingZone"), table="orders", key=["id"]
+    ).lock("erp")
+    asyncio.run(lock.acquire())
+    try:
+        done = run_cli("run", "flows.yml", cwd=project, timeout=300)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0, out
+        assert "already running" in out and "Traceback" not in out, out
+        assert tree_digest(tmp_path / "LandingZone") == before
+    finally:
+        lock.release()
+    run(project)  # released: the next run goes through
+    assert len(list((tmp_path / "LandingZone" / "orders").glob("*.parquet"))) == 2
+
+
+def test_a_full_load_with_soft_deletes_marks_inserts_and_deletes(tmp_path: Path):
+    """`replace` with `soft_delete`: the reset, then inserts (0) and deletes (2) in one file,
+    `__rowMarker__` last; the replayer keeps the live rows only."""
+    import asyncio
+
+    import polars as pl
+
+    from hygge.stores.open_mirroring import OpenMirroringStore
+
+    df = pl.DataFrame({"id": [1, 2, 3, 4], "v": ["a", "b", "c", "d"], "gone": [0, None, 1, None]})
+    store = OpenMirroringStore(
+        "t", path=str(tmp_path / "LandingZone"), table="items", key=["id"], soft_delete="gone"
+    )
+    asyncio.run(store.write(df))
+    table = tmp_path / "LandingZone" / "items"
+    assert markers(table) == [[0, 2]]
+    _, rows = replay(table, ["id", "v"])
+    assert rows == {(2, "b"), (4, "d")}

@@ -140,6 +140,91 @@ def test_verbose_says_what_each_flow_does(tmp_path: Path) -> None:
     assert re.search(r"hygge\.\S+: flow 'one'", done.stderr), done.stderr
 
 
+# What -v adds for the file connectors: (logger, what the line says), as regexes.
+PARQUET_NARRATION = [
+    r"hygge\.homes: home 'files' \(parquet\): the glob \S+/in/\*\.parquet matched 3 file\(s\)",
+    r"hygge\.homes: home 'files': reading \S+/p0\.parquet through pyarrow\.parquet",
+    r"hygge\.locks: flow 'files': run lock taken on \S+ \(an exclusive flock on ",
+    r"hygge\.stores: store 'files' \(parquet\): staging in \S+\.hygge-staging-\w+ \(a local",
+    r"hygge\.stores: store 'files': committing 1 staged file\(s\) into \S+ \(mode replace\)",
+    r"hygge\.stores: replacing \S+/out/files with its staging folder in one rename",
+    r"hygge\.run: flow 'files': attempt 1, about 30 rows to move",
+    r"hygge\.run: flow 'files': 30 rows read in 3 batch\(es\), as many staged; committing",
+    r"hygge\.run: flow 'split': planned 2 partition\(s\) \(asked: 2\)",
+    r"hygge\.checks: flow split: no shaping; checks not_null\(id\) \(on failure: fail\)",
+    r"hygge\.stores: store 'split': committing 2 part\(s\) \(2 file\(s\)\) into \S+ \(mode append",
+    r"hygge\.stores: journal \S+/_hygge/journal/commit-\w+\.json written \(the commit point\): "
+    r"2 file\(s\) to publish",
+    r"hygge\.stores: journal \S+ applied: 2 file\(s\) published into \S+/out/split",
+    r"hygge\.stores\.delta: store 'table' \(delta\): no table at \S+ yet",
+    r"hygge\.stores\.delta: store 'table': writes data files in place under \S+/out/table",
+    r"hygge\.stores\.delta: store 'table': committing to \S+ \(attempt 1: one log commit",
+    r"hygge\.stores\.open_mirroring: store 'mirror' \(open_mirroring\): table folder "
+    r"\S+/orders, staging in \S+",
+    r"hygge\.stores\.open_mirroring: store 'mirror': journal written \(the commit point\): "
+    r"1 data file\(s\)",
+]
+
+
+def test_verbose_narrates_file_homes_and_stores(tmp_path: Path) -> None:
+    """-v says which files a home matched and how it reads them, where a store stages, the
+    run lock, the commit's steps, partitions and checks; without -v none of it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        pq.write_table(
+            pa.table({"id": list(range(i * 10, i * 10 + 10))}), tmp_path / f"in/p{i}.parquet"
+        )
+    body = (
+        "flows:\n"
+        "  files: {home: in/*.parquet, store: out/files}\n"
+        "  split:\n    home: in\n    store: {path: out/split, mode: append}\n"
+        "    options: {partitions: 2}\n    checks: [{not_null: id}]\n"
+        "  table: {home: in/*.parquet, store: {type: delta, path: out/table}}\n"
+        "  mirror:\n    home: in/*.parquet\n"
+        "    store: {type: open_mirroring, path: LandingZone, table: orders, key: [id]}\n"
+    )
+    flows = write_flows(tmp_path, body)
+    done = hygge("run", str(flows), "-v", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in PARQUET_NARRATION:
+        assert re.search(line, done.stderr), (line, done.stderr)
+    assert count_and_sum(tmp_path / "out/files") == (30, 30, sum(range(30)))
+    quiet = hygge("run", str(flows), cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not re.search(r"hygge\.(homes|stores|locks|run|checks)", quiet.stdout + quiet.stderr)
+
+
+def test_verbose_narrates_a_csv_home_into_s3(tmp_path: Path, emulators: Any) -> None:
+    """CSV -> S3 with -v: the file matched and its reader, staging on the object store, the
+    run lock object, the journal written and applied; the secrets of the endpoint never."""
+    emu = emulators["s3"]
+    bucket = emu.new_bucket()
+    (tmp_path / "users.csv").write_text("id,name\n" + "".join(f"{i},u{i}\n" for i in range(50)))
+    body = f"flows:\n  users:\n    home: users.csv\n    store: {bucket}/lake/users\n"
+    flows = write_flows(tmp_path, body)
+    env = emu.env
+    done = hygge("run", str(flows), "-v", cwd=tmp_path, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    err, url = done.stderr, re.escape(f"{bucket}/lake/users")
+    for line in (
+        r"home 'users' \(csv\): the file \S+/users\.csv matched 1 file\(s\)",
+        r"reading \S+/users\.csv through pyarrow's streaming CSV reader on the file",
+        rf"store 'users' \(parquet\): staging in {re.escape(bucket)}/lake/\.users\.hygge-staging-"
+        r"\w+ \(an object-store prefix",
+        rf"flow 'users': run lock taken on \S*{url} \(a run lock held as an S3 object: s3://",
+        rf"journal {url}/_hygge/journal/commit-\w+\.json written \(the commit point\): 1 file",
+        rf"journal {url}/_hygge/journal/commit-\w+\.json applied: 1 file\(s\) published",
+    ):
+        assert re.search(line, err), (line, err)
+    assert "testing-secret" not in done.stdout + err
+    quiet = hygge("run", str(flows), cwd=tmp_path, **env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "staging in" not in quiet.stderr and "journal" not in quiet.stderr
+
+
 def test_ctrl_c_says_interrupted_with_a_summary_and_commits_nothing_unfinished(
     tmp_path: Path,
 ) -> None:
@@ -181,6 +266,44 @@ def test_ctrl_c_says_interrupted_with_a_summary_and_commits_nothing_unfinished(
 def test_version() -> None:
     done = run_cli("--version")
     assert done.returncode == 0 and re.fullmatch(r"hygge \d+\.\d+\S*\n", done.stdout), done.stdout
+
+
+def test_the_exit_codes_are_documented_as_they_are() -> None:
+    """README's table of exit codes is the one hygge/exit_codes.py returns, code for code."""
+    from hygge import exit_codes
+
+    section = (ROOT / "README.md").read_text().split("### Exit codes", 1)[1].split("\n#", 1)[0]
+    documented = {int(code) for code in re.findall(r"^\|\s*(\d+)\s*\|", section, re.M)}
+    names = ("OK", "FAILED", "USAGE", "LOCKED", "INTERRUPTED")
+    assert documented == {getattr(exit_codes, n) for n in names} == {0, 1, 2, 3, 130}
+
+
+def test_printed_paths_are_tidy(tmp_path: Path) -> None:
+    """A flows.yml in a subfolder writing `../lake/x`: the summary says `lake/x`, never
+    `sub/../lake/x`."""
+    (tmp_path / "sub").mkdir()
+    body = "flows:\n" + slow("one", Path(".."), rows=10, delay=0).replace(
+        "path: ../one", "path: ../lake/one"
+    )
+    assert "../lake/one" in body
+    done = hygge("run", str(write_flows(tmp_path / "sub", body)), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{tmp_path}/lake/one" in done.stdout and "/../" not in done.stdout, done.stdout
+    assert count_and_sum(tmp_path / "lake/one") == (10, 10, 45)
+
+
+def test_the_schema_describes_options_and_the_readme_the_test_time() -> None:
+    """`options` of a home or store says what it is (it read "Settings, again"); the README
+    says how long the tests take."""
+    schema = _schema()
+    described = [
+        d["properties"]["options"].get("description", "")
+        for name, d in schema["$defs"].items()
+        if name.endswith(("Home", "Store")) and "options" in d.get("properties", {})
+    ]
+    assert len(described) >= 4 and all("More settings of this" in d for d in described)
+    assert "Settings, again" not in json.dumps(schema)
+    assert re.search(r"about \d+ minutes on 2 cores", (ROOT / "README.md").read_text())
 
 
 def test_exit_codes_usage_and_locked(tmp_path: Path) -> None:
@@ -304,6 +427,75 @@ def test_many_config_errors_are_bounded(tmp_path: Path) -> None:
     done = run_cli("validate", str(write_flows(tmp_path, body)), cwd=tmp_path)
     assert done.returncode == 2 and "30 problems in" in done.stderr
     assert done.stderr.count("unknown home type") == 20 and "and 10 more problem(s)" in done.stderr
+
+
+def test_every_cross_flow_error_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    """The checks across flows (shared destinations, dependencies, cycles, schedules on
+    dependent flows, a home reading another flow's output, entity names) report every problem
+    with its flows.yml line, together with a flow's own problems; exit code 2, nothing run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1]}), tmp_path / "in.parquet")
+    for folder, name in (("d1", "a.b"), ("d2", "b")):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.table({"id": [1]}), tmp_path / folder / f"{name}.parquet")
+    body = (
+        "flows:\n"
+        "  a:\n    home: in.parquet\n    store: out/shared\n"  # 2
+        "  b:\n    home: in.parquet\n    store: out/shared\n"  # 5: same destination as a
+        "  c:\n    home: in.parquet\n    store: out/c\n"
+        "    options: {depends_on: nowhere}\n"  # 11: unknown flow
+        "  d:\n    home: in.parquet\n    store: out/d\n    options: {depends_on: e}\n"  # 12
+        "  e:\n    home: in.parquet\n    store: out/e\n    options: {depends_on: d}\n"
+        "  f:\n    home: in.parquet\n    store: out/f\n"
+        '    options: {depends_on: a, schedule: "0 * * * *"}\n'  # 23: schedule on a dependant
+        "  g:\n    home: out/e\n    store: out/g\n"  # 24: reads e's output, no depends_on
+        "  h:\n    home: {type: nope}\n    store: out/h\n"  # 28: a flow's own problem
+        '  crm:\n    home: "d1/{entity}.parquet"\n    store: "lake/one/{entity}"\n'
+        '  crm.a:\n    home: "d2/{entity}.parquet"\n    store: "lake/two/{entity}"\n'  # 33
+        "  i:\n    home: in.parquet\n    store: out/i\n    options: {depends_on: h}\n"
+    )
+    flows = write_flows(tmp_path, body)
+    for command in ("validate", "run"):
+        done = run_cli(command, str(flows), cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        err = done.stderr
+        assert f"7 problems in {flows}" in err, err
+        expected = [
+            (5, "flows 'a' (line 2), 'b' (line 5) all write"),
+            (11, "depends on unknown flow 'nowhere'"),
+            (12, "depends_on forms a cycle: d -> e -> d"),
+            (23, "a flow that depends on another (a) cannot have its own schedule"),
+            (24, "the home reads what flow 'e' writes, but does not depend on it"),
+            (28, "unknown home type 'nope'"),
+            (33, "entity 'b' makes a flow named 'crm.a.b', and so does entity 'a.b'"),
+        ]
+        places = [int(m) for m in re.findall(rf"^{re.escape(str(flows))}:(\d+): ", err, re.M)]
+        assert places == sorted(places), err  # in the file's order
+        for line, message in expected:
+            assert re.search(
+                rf"^{re.escape(str(flows))}:{line}: .*{re.escape(message)}", err, re.M
+            ), (
+                line,
+                message,
+                err,
+            )
+        assert "unknown flow 'h'" not in err  # h did not parse: its own error is enough
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "lake").exists()
+
+
+def test_cross_flow_errors_are_bounded_too(tmp_path: Path) -> None:
+    body = "flows:\n" + "".join(
+        f"  f{i}:\n    home: in.parquet\n    store: out/{i}\n"
+        f"    options: {{depends_on: ghost{i}}}\n"
+        for i in range(25)
+    )
+    done = run_cli("validate", str(write_flows(tmp_path, body)), cwd=tmp_path)
+    assert done.returncode == 2 and "25 problems in" in done.stderr, done.stderr
+    assert done.stderr.count("depends on unknown flow") == 20
+    assert "and 5 more problem(s)" in done.stderr
 
 
 def test_a_missing_input_is_printed_once_with_its_line(tmp_path: Path) -> None:

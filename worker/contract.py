@@ -106,6 +106,8 @@ class Keys:
 
     ACTIVE_RUNS = f"{PREFIX}:runs:active"
     HISTORY = f"{PREFIX}:runs:history"  # sorted set: run id -> created (worker.history)
+    # runs with skipped flows Flower has not been told of yet (worker.flower_view)
+    UNANNOUNCED_RUNS = f"{PREFIX}:runs:unannounced"
 
     @property
     def run(self) -> str:
@@ -127,6 +129,12 @@ class Keys:
         """Hash of a partitioned flow's sealed parts: index -> description, rows, checkpoint,
         the worker that staged it."""
         return f"{PREFIX}:run:{self.run_id}:sealed:{parts_key}"
+
+    @property
+    def unannounced(self) -> str:
+        """Set of this run's skipped flows Flower has not been told of (whoever skipped them,
+        a worker, a sweeper or the scheduler, adds them; worker.flower_view announces)."""
+        return f"{PREFIX}:run:{self.run_id}:unannounced"
 
     @property
     def sender(self) -> str:

@@ -22,7 +22,7 @@ from hygge.errors import RunLost
 from hygge.history.records import DISTRIBUTED, FlowRecord, HistorySettings, RunRecord, matches
 from hygge.progress import FlowState
 from worker.contract import FlowStatus, Keys, text
-from worker.runs import Runs, RunStatus
+from worker.runs import Runs, RunStatus, unannounced
 
 PAGE = 200  # index entries read at a time
 
@@ -150,4 +150,5 @@ def record_skipped(
         pipe.expire(keys.flow(flow), ttl)
     pipe.expire(keys.run, ttl)
     pipe.zadd(Keys.HISTORY, {run_id: now})
+    unannounced(pipe, run_id, flows)  # Flower shows them too, with the reason
     pipe.execute()

@@ -372,6 +372,9 @@ class Runs:
                 message=skip_message(blocked_by(deps, states)),
                 finished=time.time(),
             )
+            pipe = self.r.pipeline(transaction=False)
+            unannounced(pipe, run_id, [name])
+            pipe.execute()
             return SKIPPED
         if decision == Decision.RUN and self.r.hsetnx(
             Keys(run_id).flow(name), "submitted", time.time()
@@ -440,6 +443,14 @@ class Runs:
             for name, claimed in zip(names, pipe.execute(), strict=True)
             if claimed
         ]
+
+
+def unannounced(pipe: Any, run_id: str, flows: list[str]) -> None:
+    """Note (on a pipeline) skipped flows Flower is to be told of: no worker runs a skipped
+    flow, so whoever skips one leaves it here and worker.flower_view announces it."""
+    pipe.sadd(Keys(run_id).unannounced, *flows)
+    pipe.expire(Keys(run_id).unannounced, FINISHED_RUN_TTL)
+    pipe.sadd(Keys.UNANNOUNCED_RUNS, run_id)
 
 
 def _wire(values: Mapping[str, Any]) -> Mapping[Any, str | int | float]:

@@ -10,7 +10,8 @@ Every HYGGE_SWEEP_SECONDS it
   `hygge enqueue`, or a worker killed between claiming and sending), after a grace of
   `HYGGE_LEASE_SECONDS`;
 - advances `depends_on` for runs whose worker died between finishing a flow and sending the
-  flows that waited for it.
+  flows that waited for it;
+- tells Flower of the flows skipped since (worker.flower_view), whoever skipped them.
 All of it is idempotent and claimed atomically in Redis, so every worker can sweep.
 """
 
@@ -25,6 +26,7 @@ from celery.signals import task_received, worker_ready, worker_shutdown
 from hygge.secrets import mask_url
 from worker.app import dispatch, runs, settings
 from worker.contract import TASK_NAME, Keys
+from worker.flower_view import announce_all
 from worker.signals import receives
 
 log = logging.getLogger("hygge.worker.sweeper")
@@ -69,6 +71,10 @@ class Sweeper(threading.Thread):
                     run_id,
                 )
             dispatch(records, [*lost, *unsent, *records.advance(run_id)])
+        try:  # the skips just decided (or a scheduled run skipped whole) reach Flower too
+            announce_all()
+        except Exception as exc:  # Flower's view is best effort; the run record is the truth
+            log.warning("could not tell Flower about skipped flows: %s", mask_url(str(exc)))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -69,6 +69,14 @@ class CsvHome(FileHome):
     def file_schema(self, path: Path) -> pa.Schema:
         return self.opened(path, lambda: self._open(path)).schema
 
+    def reader(self, path: Path) -> str:
+        s = self.settings
+        where = "a stream over the object" if not isinstance(path, Path) else "the file"
+        return (
+            f"pyarrow's streaming CSV reader on {where} (blocks of {s.block_size:,} bytes, "
+            f"delimiter {s.delimiter!r}, {'a header row' if s.has_header else 'no header'})"
+        )
+
     def file_rows(self, path: Path) -> int | None:
         return rows_from_size(path, header_lines=1 if self.settings.has_header else 0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -23,12 +24,15 @@ from hygge.contract import (
 )
 from hygge.errors import HomeError, HyggeError
 from hygge.homes._paths import expand_paths
+from hygge.secrets import mask_url
 from hygge.storage import is_object_url
 
 if TYPE_CHECKING:
     from hygge.homes.remote_files import RemoteFiles
 
 R = TypeVar("R")
+log = logging.getLogger("hygge.homes")  # -v: which files a home found, and how it reads them
+SHOWN_FILES = 5  # -v names this many of the files a home matched
 
 
 class FileHomeSettings(HomeSettings):
@@ -65,8 +69,43 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
 
                 self._remote = RemoteFiles(self.settings.path, self.settings.storage_options)
             # Object URLs stand in for paths: every reader opens either (`source`).
-            return self._remote.expand(self.suffixes)  # type: ignore[return-value]
-        return expand_paths(self.settings.path, self.suffixes)
+            found: list[Path] = self._remote.expand(self.suffixes)  # type: ignore[assignment]
+        else:
+            found = expand_paths(self.settings.path, self.suffixes)
+        if not self._listed:
+            self._listed = True
+            self._tell_files(found)
+        return found
+
+    _listed = False  # -v names the files once per home, however often they are listed
+
+    def _tell_files(self, found: list[Path]) -> None:
+        path = self.settings.path
+        how = (
+            "the glob"
+            if set("*?[") & set(path)
+            else "the file"
+            if len(found) == 1 and str(found[0]).rstrip("/") == path.rstrip("/")
+            else "the objects under"
+            if self._remote is not None
+            else "the folder"
+        )
+        names = ", ".join(mask_url(str(f)) for f in found[:SHOWN_FILES])
+        more = f" and {len(found) - SHOWN_FILES} more" if len(found) > SHOWN_FILES else ""
+        log.debug(
+            "home '%s' (%s): %s %s matched %d file(s): %s%s",
+            self.name,
+            self.type_name,
+            how,
+            mask_url(path),
+            len(found),
+            names,
+            more,
+        )
+
+    def reader(self, path: Path) -> str:
+        """-v: how this home reads one file (the reader path it takes)."""
+        return f"pyarrow's streaming {self.type_name} reader"
 
     def source(self, path: Path) -> Any:
         """What a reader opens: the local path, or a stream over the remote object."""
@@ -95,6 +134,12 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             return files
         stamps = {str(f): self._stamp(f) for f in files}
         self._snapshot = {p: s for p, s in stamps.items() if self._loaded.get(p) != s}
+        log.debug(
+            "home '%s': incremental, %d of %d file(s) new or changed since the last run",
+            self.name,
+            len(self._snapshot),
+            len(files),
+        )
         return [f for f in files if str(f) in self._snapshot]
 
     def _stamp(self, path: Path) -> list[int]:
@@ -155,6 +200,7 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
             else:
                 share.append((path, list(groups) if groups else None))
         home._share = share
+        home._listed = True  # the plan named the files already (-v)
         home._loaded = dict(self._loaded or {}) if self._loaded is not None else None
         home._snapshot = {path: stamp for path, _g, stamp in descriptor["files"]}
         return home
@@ -262,6 +308,13 @@ class FileHome(SplittableHome, IncrementalHome, Home[FileHomeSettings]):
         if share is None:
             share = [(path, None) for path in self._files_to_read()]
         for path, groups in share:
+            log.debug(
+                "home '%s': reading %s%s through %s",
+                self.name,
+                mask_url(str(path)),
+                f" (row groups {groups[0]}..{groups[-1]})" if groups else "",
+                self.reader(path),
+            )
             batches = self.read_file(path, groups) if groups else self.read_file(path)
             while True:
                 batch = self._safe(path, partial(next, batches, None))

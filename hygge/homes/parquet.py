@@ -39,6 +39,11 @@ class ParquetHome(FileHome):
         )
         return batches
 
+    def reader(self, path: Path) -> str:
+        if self._remote is not None and isinstance(path, str):
+            return "pyarrow.parquet, one row group at a time, pre-buffered (coalesced ranged reads)"
+        return f"pyarrow.parquet, row groups streamed in batches of {self.batch_size:,} rows"
+
     def row_groups(self, path: Path) -> list[int]:
         metadata = pq.read_metadata(self.source(path))
         return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -25,6 +26,7 @@ from hygge.report import FlowReport, ProgressCallback
 from hygge.retry import retry_async
 
 _END = object()
+log = logging.getLogger("hygge.run")  # -v: what each flow is doing, step by step
 
 
 class Flow:
@@ -192,7 +194,14 @@ class Flow:
             total = await self.home.estimate_rows()
         except Exception:
             return None
-        return total if isinstance(total, int) and total >= 0 else None
+        total = total if isinstance(total, int) and total >= 0 else None
+        log.debug(
+            "flow '%s': attempt %d, %s",
+            self.name,
+            self._attempt,
+            f"about {total:,} rows to move" if total is not None else "rows to move unknown",
+        )
+        return total
 
     async def _verify(self) -> None:
         """Rows read must equal rows staged, counted from the written files where possible."""
@@ -203,6 +212,13 @@ class Flow:
                 f"{staged:,}; nothing was committed",
                 hint="this is a bug in the store; please report it with --verbose output",
             )
+        log.debug(
+            "flow '%s': %s rows read in %d batch(es), %s staged; committing",
+            self.name,
+            f"{self._rows:,}",
+            self._batches,
+            "as many" if staged is not None else "rows not counted back by the store,",
+        )
 
     def _waiting(self, message: str) -> None:
         self._emit(FlowState.PENDING, message=message)

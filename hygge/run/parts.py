@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import time
 import uuid
@@ -45,6 +46,8 @@ from hygge.retry import retry_async
 from hygge.run.context import RunContext
 from hygge.run.move import Flow, first_cause, resume_home, state_record
 from hygge.run.steps import partition_name
+
+log = logging.getLogger("hygge.run")  # -v: planning and committing partitions
 
 
 def part_name(key: str, index: int) -> str:
@@ -194,6 +197,13 @@ class PartitionedFlow:
                 state = await resume_home(self.name, home, store, self.full_refresh)
             parts = await self.home.plan_parts(self.partitions, self.ranges)
             plan = board.offer_plan(key, {"parts": parts, "state": state})
+            log.debug(
+                "flow '%s': planned %d partition(s) (asked: %s)%s",
+                self.name,
+                len(parts),
+                self.partitions if self.ranges is None else f"{len(self.ranges)} ranges",
+                "" if plan["parts"] == parts else "; another process planned first: its plan",
+            )
             # What a plan holds for its parts (PostgreSQL: the snapshot all of them read)
             # stays in this process until every partition is sealed (watched in the
             # background: on workers they run elsewhere); a plan that lost, not at all.
@@ -305,6 +315,12 @@ class PartitionedFlow:
         records = [found[i] for i in range(count)]
         sealed = [r["sealed"] for r in records]
         read = sum(int(r["rows"]) for r in records)
+        log.debug(
+            "flow '%s': %d partition(s) sealed, %s rows read; checking and committing them",
+            self.name,
+            count,
+            f"{read:,}",
+        )
         with unreachable_parts(self.name, records):
             await check_rows(self.name, self.store, sealed, read)
         if self.incremental:

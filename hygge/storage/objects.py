@@ -141,6 +141,11 @@ class ObjectStorage:
     def check_bucket(self) -> None:
         """Fail clearly when the bucket/container is missing or the credentials are refused."""
         loc = self.location
+        if isinstance(self.fs, pafs.AzureFileSystem):
+            # Sign in on a path inside the container first: pyarrow (26) lets a failed
+            # Microsoft Entra sign-in escape from a container-level call and abort the
+            # process; on any deeper path it raises.
+            self._call(loc.url, "access", lambda: self.fs.get_file_info(f"{loc.bucket}/_hygge"))
         info = self._call(loc.url, "access", lambda: self.fs.get_file_info(loc.bucket))
         if info.type == pafs.FileType.NotFound:
             raise StorageError(
@@ -160,6 +165,8 @@ class ObjectStorage:
             if _not_found(exc) and what == "read":
                 raise FileNotFoundError(f"not found: {mask_url(url)}") from exc
             raise self._error(url, what, exc) from exc
+        except pa.ArrowException as exc:  # e.g. Azure's failed sign-in: "Unknown error"
+            raise storage_error(url, what, exc) from exc
 
     def _error(self, url: str, what: str, exc: OSError) -> StorageError:
         return storage_error(url, what, exc)
@@ -210,6 +217,8 @@ def storage_error(url: str, what: str, exc: BaseException) -> StorageError:
             "signaturedoesnotmatch",
             "authorizationfailure",
             "authenticationfailed",
+            "authenticationexception",  # Azure: no Microsoft Entra token
+            "failed to get token",
             "forbidden",
         )
     ) or re.search(r"\b(401|403)\b", lowered.replace(where.lower(), "")):

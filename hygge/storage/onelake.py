@@ -10,12 +10,16 @@ Both name the same place; `onelake_url` turns the first into the second, which
 `hygge.storage.Location` already parses (container = workspace, account = onelake).
 
 OneLake takes Microsoft Entra tokens only (no account keys). pyarrow's Azure filesystem
-authenticates with Azure Identity's `DefaultAzureCredential` (the C++ azure-identity library
-pyarrow ships) when it is given no key: environment variables of a service principal
-(AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET), workload identity, the Azure CLI's
-`az login`, then managed identity. A service principal may also be given in
-`storage_options` (`azure_client_id`, `azure_tenant_id`, `azure_client_secret`). Nothing is
-imported until a OneLake URL is used.
+signs in with the Azure SDK for C++'s azure-identity library, which the pyarrow wheel links
+in (pyarrow 26.0.1, as pinned: azure-identity-cpp 1.13.3). Given no credential, it uses that
+library's `DefaultAzureCredential`: EnvironmentCredential (a service principal from
+AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH),
+WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential (`az login`), in
+that order; AZURE_TOKEN_CREDENTIALS narrows it (`prod`, `dev` or one credential's name), as
+in the Python azure-identity package. `storage_options` may name a service principal
+(`azure_client_id`, `azure_tenant_id`, `azure_client_secret`) or, with `azure_client_id`
+alone, a user-assigned managed identity. docs/fabric.md says why the Python package is not
+needed. Nothing is imported until a OneLake URL is used.
 """
 
 from __future__ import annotations
@@ -75,8 +79,9 @@ def host_of(url: str) -> str:
 
 def filesystem_kwargs(url: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The arguments of pyarrow's AzureFileSystem for OneLake: the Fabric endpoints and, when
-    a service principal is given in storage_options, its credentials; with none, Azure
-    Identity's default chain (environment, workload identity, Azure CLI, managed identity)."""
+    a service principal (or a user-assigned managed identity) is given in storage_options,
+    its credentials; with none, azure-identity's default chain (environment, workload
+    identity, managed identity, Azure CLI)."""
     host = host_of(url)
     # pyarrow builds `https://<account><authority>` from an authority that starts with a dot
     region = host.split(".", 1)[0]  # "onelake" or "westus-onelake"
@@ -88,15 +93,19 @@ def filesystem_kwargs(url: str, options: Mapping[str, Any] | None) -> dict[str, 
     }
     given = {str(k).lower(): str(v) for k, v in (options or {}).items() if v is not None}
     principal = {k: given[k] for k in _PRINCIPAL if given.get(k)}
-    if principal:
+    if set(principal) == {"azure_client_id"}:
+        # a user-assigned managed identity: pyarrow's ManagedIdentityCredential(client_id)
+        kwargs["client_id"] = principal["azure_client_id"]
+    elif principal:
         missing = [k for k in _PRINCIPAL if k not in principal]
         if missing:
             raise ConfigError(
                 f"a service principal for OneLake needs {', '.join(_PRINCIPAL)}; "
                 f"{', '.join(missing)} is missing",
                 key="storage_options",
-                hint="give all three, or none to use the default chain (AZURE_* variables, "
-                "az login, managed identity)",
+                hint="give all three; azure_client_id alone for a user-assigned managed "
+                "identity; or none for the default chain (AZURE_* variables, managed "
+                "identity, az login)",
             )
         kwargs.update(
             client_id=principal["azure_client_id"],

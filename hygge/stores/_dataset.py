@@ -23,6 +23,7 @@ under its final name, what completing it needs (upload id, parts and their ETags
 from __future__ import annotations
 
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hygge.locks import file_name
+from hygge.secrets import mask_url
+
+log = logging.getLogger("hygge.stores")  # -v: the steps of a commit
 
 META_DIR = "_hygge"
 STAGING_MARK = ".hygge-staging-"
@@ -175,6 +179,14 @@ class Dataset(ABC):
             "created_at": datetime.now(UTC).isoformat(),
         }
         self.write_bytes(self.journal, json.dumps(plan, default=str).encode())
+        log.debug(
+            "journal %s written (the commit point): %d file(s) to publish, %d to delete, "
+            "%d state(s)",
+            mask_url(self.journal),
+            len(moves),
+            len(deletes),
+            len(states or {}),
+        )
 
     def apply_journal(self, journal: str) -> None:
         """Complete a committed run (idempotent; safe to repeat after a crash at any step):
@@ -197,12 +209,22 @@ class Dataset(ABC):
         for folder in [staging] if isinstance(staging, str) else staging:  # older journals
             self.delete_tree(folder)
         self.delete(journal)
+        log.debug(
+            "journal %s applied: %d file(s) published into %s, staging removed",
+            mask_url(journal),
+            len(plan["moves"]),
+            mask_url(self.url),
+        )
 
     def roll_forward(self) -> None:
         """Complete every commit whose journal is there (runs killed after their commit
         point), and forget commit markers too old to matter."""
         for journal, _ in self.listing(self.meta("journal")):
             if journal.rsplit("/", 1)[-1].startswith("commit-"):
+                log.debug(
+                    "%s: completing the commit of a run stopped after its commit point",
+                    mask_url(self.url),
+                )
                 self.apply_journal(journal)
         cutoff = time.time_ns() - MARKER_SECONDS * 1_000_000_000
         for marker, mtime in self.listing(self.meta("commits")):

@@ -25,12 +25,16 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from hygge.errors import HyggeError, StoreError
 from hygge.secrets import mask_url
+
+if TYPE_CHECKING:
+    from hygge.storage.objects import ObjectStorage
 
 METADATA = "_metadata.json"
 PARTNER_EVENTS = "_partnerEvents.json"
@@ -86,6 +90,7 @@ class Tree:
     root: str  # filesystem path of the landing zone (local: absolute)
     url: str  # the landing zone as the user wrote it (for messages)
     local: bool
+    storage: ObjectStorage | None = None  # on object storage: its bucket check, sign-in
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts if p)])
@@ -226,10 +231,10 @@ class Tree:
             return action()
         except FileNotFoundError:
             raise
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # Azure's failed sign-in: ArrowException
             if self.local:
                 raise StoreError(
-                    f"cannot {what} {self.where(*parts)}: {exc.strerror or exc}",
+                    f"cannot {what} {self.where(*parts)}: {getattr(exc, 'strerror', None) or exc}",
                     hint="check the path and its permissions",
                 ) from exc
             raise self._error(parts, what, exc) from exc

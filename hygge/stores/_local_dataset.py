@@ -31,6 +31,7 @@ from hygge.stores._dataset import (
     META_DIR,
     PARTS_MARK,
     Dataset,
+    log,
 )
 from hygge.stores._staging import StagingLock, sweep_abandoned_parts, sweep_dead
 
@@ -146,6 +147,7 @@ class LocalDataset(Dataset):
                     str(meta / "commits" / f"{file_name(key)}.json"),
                     json.dumps({"key": key, "run": self.run_id}).encode(),
                 )
+            log.debug("replacing %s with its staging folder in one rename", self.target)
             old = replace_dir(staging, self.target)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)

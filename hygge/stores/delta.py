@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -46,6 +47,7 @@ from hygge.stores._delta_files import DataFiles, add_actions, delta_schema, same
 
 STATE_KEY = "hygge.state."
 COMMIT_ATTEMPTS = 15  # tries of one commit against other writers (delta-rs' own default)
+log = logging.getLogger("hygge.stores.delta")  # -v: the table found, the write path, commits
 COMMIT_KEY = "hygge.commit"  # each commit's own id, to find it in the log (`_landed`)
 APP_PREFIX = "hygge:"
 STAGE_ROWS_PER_FILE = 1_000_000
@@ -173,6 +175,14 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
         self._cleanup()
         self._existing = self._table()  # fail before reading anything if unusable
         self._files, self._writer, self._rows_in_file, self._states = [], None, 0, {}
+        log.debug(
+            "store '%s' (delta): %s (mode %s)",
+            self.name,
+            f"table {self.where} at version {self._existing.version()}"
+            if self._existing is not None
+            else f"no table at {self.where} yet: the first commit creates it",
+            self.settings.mode,
+        )
 
     def _decide(self, schema: pa.Schema) -> None:
         """At the first batch: write data files in place, or stage locally for delta-rs."""
@@ -197,6 +207,19 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
             self._direct = DataFiles(self.uri, target, s.target_file_size, s.storage_options)
         else:
             self._staging = Path(tempfile.mkdtemp(prefix="hygge-delta-"))
+        if self._staging is not None:
+            why = (
+                f"merge on {', '.join(s.key or [])}"
+                if s.mode == "merge"
+                else f"partition_by {', '.join(s.partition_by)}"
+                if s.partition_by
+                else "its columns differ from the table's"
+            )
+            path = f"stages locally in {self._staging}, written by delta-rs at commit ({why})"
+        else:
+            path = f"writes data files in place under {self.where}, invisible until one log "
+            path += "commit lists them"
+        log.debug("store '%s': %s", self.name, path)
         self._decided = True
 
     async def write(self, df: pl.DataFrame) -> None:
@@ -321,6 +344,15 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
             # tries once (max_commit_retries=0) and the log decides: ours is there (done), or
             # another writer's (try again on top of it).
             for attempt in range(1, COMMIT_ATTEMPTS + 1):
+                log.debug(
+                    "store '%s': committing to %s (attempt %d: %s)",
+                    self.name,
+                    self.where,
+                    attempt,
+                    "one log commit adding the data files"
+                    if self._direct is not None
+                    else f"delta-rs {self.settings.mode} of {len(self._files)} staged file(s)",
+                )
                 try:
                     if self._direct is not None:
                         self._commit_files(self._direct)
@@ -594,6 +626,13 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
             else:
                 schema = pa.schema(table.schema().to_arrow())
             self._check_schema(table, schema)
+            log.debug(
+                "store '%s': committing %d part(s), %d data file(s), in one log commit to %s",
+                self.name,
+                len(parts),
+                len(files),
+                self.where,
+            )
             mark = Transaction(app, 1, _now_ms())
             self._commit_actions(add_actions(files), schema, [mark])
         except StoreError:

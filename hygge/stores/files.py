@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import re
 import threading
 import uuid
@@ -40,6 +41,7 @@ from hygge.storage import is_object_url
 from hygge.stores._dataset import Dataset
 
 T = TypeVar("T")
+log = logging.getLogger("hygge.stores")  # -v: where a store stages, and how it commits
 _DISK_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
@@ -140,6 +142,16 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             self._reset()
         self.dataset.prepare()
         self._opened = True
+        log.debug(
+            "store '%s' (%s): staging in %s (%s), then published into %s through the commit "
+            "journal under %s/_hygge",
+            self.name,
+            self.type_name,
+            self._masked(self.staging),
+            "an object-store prefix, copied at commit" if self.remote else "a local folder",
+            self.where,
+            self.where,
+        )
 
     async def write(self, df: pl.DataFrame) -> None:
         """Stage a batch. Used on its own, outside a flow (no `open()` first), a write is one
@@ -179,7 +191,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._drop_writer()
         name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
         self._file_index += 1
-        _, self._sink = self.dataset.new_file(name)
+        ref, self._sink = self.dataset.new_file(name)
+        log.debug("store '%s': staging file %s", self.name, self._masked(ref))
         self._writer = self.open_writer(self._sink, schema)
         self._rows_in_file = 0
 
@@ -214,6 +227,13 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         self._close_writer()
         # Only an append can be doubled by a repeat; a replace repeated replaces the same.
         key = self.commit_key if self.settings.mode == "append" else None
+        log.debug(
+            "store '%s': committing %d staged file(s) into %s (mode %s)",
+            self.name,
+            len(self.dataset.files),
+            self.where,
+            self.settings.mode,
+        )
         self.dataset.commit(self.settings.mode, self._states, key)
         self._opened = False
 
@@ -273,6 +293,14 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         # The flow run's key: a commit repeated by another process (a worker re-running the
         # commit step after its publish landed) publishes nothing more.
         key = "parts-" + parts[0]["part"].split(".", 1)[0] if parts else None
+        log.debug(
+            "store '%s': committing %d part(s) (%d file(s)) into %s (mode %s)",
+            self.name,
+            len(parts),
+            sum(len(p.get("files", [])) for p in parts),
+            self.where,
+            self.settings.mode,
+        )
         self.dataset.commit_parts(self.settings.mode, states, key, parts)
 
     async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
@@ -284,6 +312,12 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         from hygge.secrets import mask_url
 
         return mask_url(self.settings.path)
+
+    @staticmethod
+    def _masked(ref: str) -> str:
+        from hygge.secrets import mask_url
+
+        return mask_url(ref)
 
     def _disk_errors(self, action: Callable[..., T], *args: Any) -> T:
         """Run `action`; a full disk (or quota, or read-only file system) is an error that
