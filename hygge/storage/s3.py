@@ -8,14 +8,19 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-_clients: dict[tuple[str, float], Any] = {}
+_clients: dict[tuple[str, float, bool], Any] = {}
 _lock = threading.Lock()
 
 
-def s3_client(options: Mapping[str, str], read_timeout: float = 60) -> Any:
+def s3_client(
+    options: Mapping[str, str], read_timeout: float = 60, *, sign_payload: bool = True
+) -> Any:
     """A botocore S3 client for these resolved options (cached per process; botocore clients
-    are thread-safe)."""
-    key = (json.dumps(dict(options), sort_keys=True), read_timeout)
+    are thread-safe). `sign_payload=False`: no SHA-256 of request bodies, also over plain
+    HTTP (an emulator, a MinIO without TLS), where botocore would hash every byte; a body
+    still carries its CRC32 checksum, which the store verifies, and over HTTPS botocore
+    signs no body anyway."""
+    key = (json.dumps(dict(options), sort_keys=True), read_timeout, sign_payload)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -35,6 +40,7 @@ def s3_client(options: Mapping[str, str], read_timeout: float = 60) -> Any:
                     read_timeout=read_timeout,
                     retries={"max_attempts": 3},
                     max_pool_connections=16,
+                    s3={"payload_signing_enabled": sign_payload},
                 ),
             )
             _clients[key] = client

@@ -62,7 +62,7 @@ class PendingUpload:
     def __init__(self, url: str, options: Mapping[str, str]) -> None:
         self.url = url
         self.location = Location.parse(url)
-        self.client = s3_client(options)
+        self.client = s3_client(options, sign_payload=False)
         created = self._call(
             "start the upload of",
             lambda: self.client.create_multipart_upload(
@@ -184,7 +184,7 @@ def complete(record: Mapping[str, Any], options: Mapping[str, str]) -> None:
 
     url = str(record["url"])
     location = Location.parse(url)
-    client = s3_client(options)
+    client = s3_client(options, sign_payload=False)
     parts = list(record["parts"])
     try:
         client.complete_multipart_upload(
@@ -221,7 +221,7 @@ def abort(url: str, upload_id: str, client_or_options: Any) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = (
-        s3_client(client_or_options)
+        s3_client(client_or_options, sign_payload=False)
         if isinstance(client_or_options, Mapping)
         else client_or_options
     )
