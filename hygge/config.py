@@ -187,6 +187,7 @@ class FlowSpec:
     options: FlowOptions
     raw: dict[str, Any] = field(repr=False)
     quality: Quality | None = None  # `shape:` and `checks:` (hygge/gate.py)
+    quarantine: ConnectorSpec | None = None  # where `on_check_failure: quarantine` sets rows
 
     def build(
         self,
@@ -615,18 +616,21 @@ def _parse_flow(
     checks.check_partitions(source, options, home, store, origins, flow_path)
     checks.check_schedule(source, options, flow_path)
     quality = None
+    quarantine_spec = None
     if quality_raw:
         quality_raw = _resolve(source, quality_raw, flow_path)
         quarantine = quality_raw.get("quarantine")
-        quarantine_spec = None
         if quarantine is not None:
             quarantine_spec = _parse_connector(
                 source, "store", name, quarantine, (*flow_path, "quarantine"), options
             )
         quality = config_quality.parse(source, name, quality_raw, flow_path, options, home)
         if quarantine_spec is not None:
+            checks.check_quarantine_parts(
+                source, options, quarantine_spec, (*flow_path, "quarantine")
+            )
             quality = replace(quality, quarantine=quarantine_spec.build)
-    return FlowSpec(name, home, store, options, raw, quality)
+    return FlowSpec(name, home, store, options, raw, quality, quarantine_spec)
 
 
 def _parse_connector(

@@ -250,6 +250,36 @@ def adds_by_design(spec: FlowSpec) -> bool:
     return "mode" in spec.store.settings.model_fields_set and spec.store.mode in shared
 
 
+def check_quarantine_parts(
+    source: Source, options: FlowOptions, quarantine: ConnectorSpec, at: tuple[Any, ...]
+) -> None:
+    """A partitioned flow's parts each stage their failing rows as a part of the quarantine
+    store, published with the data's parts: so that store must take parts too."""
+    if not options.partitioned:
+        return
+    cls = registry.lookup(quarantine.kind, quarantine.type_name)
+    if not contract.takes_parts(cls):
+        choices = sorted(
+            n for n, c in registry.all_classes("store").items() if contract.takes_parts(c)
+        )
+        raise source.error(
+            f"a partitioned flow quarantines into parts, but store type "
+            f"'{quarantine.type_name}' cannot take parts staged by several processes",
+            at,
+            key="quarantine",
+            hint=f"quarantine into a store that can ({', '.join(choices)})",
+        )
+    problem = cls.parts_problem(quarantine.settings)  # type: ignore[union-attr]
+    if problem:
+        raise source.error(
+            f"a partitioned flow quarantines into parts, but {quarantine.type_name} store "
+            f"'{quarantine.name}' {problem}",
+            at,
+            key="quarantine",
+            hint="change the quarantine store's setting named above",
+        )
+
+
 def check_for_workers(file: FlowsFile, names: list[str]) -> None:
     """What `hygge enqueue` (and `hygge validate --workers`) refuse before sending anything:
     a partitioned flow whose parts stage on a local path the workers do not share. Each
@@ -257,27 +287,34 @@ def check_for_workers(file: FlowsFile, names: list[str]) -> None:
     path is accepted only when the store says every worker mounts it (`shared_volume: true`)."""
     for name in names:
         spec = file.flows[name]
-        settings = spec.store.settings
-        if not spec.options.partitioned or (
-            isinstance(settings, StoreSettings) and settings.shared_volume
-        ):
+        if not spec.options.partitioned:
             continue
-        cls = registry.lookup(spec.store.kind, spec.store.type_name)
-        if not isinstance(cls, type) or not issubclass(cls, contract.MultiPartStore):
-            continue
-        path = cls.local_parts_path(settings)
-        if path is None or "${" in path:  # a variable only the workers resolve: they judge
-            continue
-        raise ConfigError(
-            f"partitioned, its parts stage under the local path {path}, which other workers "
-            "cannot read; nothing was enqueued",
-            file=str(file.path),
-            flow=name,
-            key="store.shared_volume",
-            hint="write to object storage (s3://, az://, gs://) or a SQL table, or mount that "
-            "path as one volume on every worker and set `shared_volume: true` on the store "
-            "(or run it in one process with `hygge run`)",
-        )
+        for key, store in (("store", spec.store), ("quarantine", spec.quarantine)):
+            if store is not None:
+                _check_shared(file, name, key, store)
+
+
+def _check_shared(file: FlowsFile, name: str, key: str, store: ConnectorSpec) -> None:
+    """A partitioned flow's store (or quarantine store) is one every worker reaches."""
+    settings = store.settings
+    if isinstance(settings, StoreSettings) and settings.shared_volume:
+        return
+    cls = registry.lookup(store.kind, store.type_name)
+    if not isinstance(cls, type) or not issubclass(cls, contract.MultiPartStore):
+        return
+    path = cls.local_parts_path(settings)
+    if path is None or "${" in path:  # a variable only the workers resolve: they judge
+        return
+    raise ConfigError(
+        f"partitioned, its {'' if key == 'store' else 'quarantine '}parts stage under the "
+        f"local path {path}, which other workers cannot read; nothing was enqueued",
+        file=str(file.path),
+        flow=name,
+        key=f"{key}.shared_volume",
+        hint="write to object storage (s3://, az://, gs://) or a SQL table, or mount that "
+        "path as one volume on every worker and set `shared_volume: true` on the store "
+        "(or run it in one process with `hygge run`)",
+    )
 
 
 def check_schedule(source: Source, options: FlowOptions, flow_path: tuple[Any, ...]) -> None:

@@ -63,14 +63,6 @@ def parse(
             key="quarantine",
             hint="remove it, or set on_check_failure: quarantine",
         )
-    if on_failure == "quarantine" and options.partitioned:
-        raise source.error(
-            "a partitioned flow cannot quarantine: a key repeated in two partitions is found "
-            "only after both are staged",
-            (*at, "on_check_failure"),
-            key="on_check_failure",
-            hint="use on_check_failure: fail or warn, or remove `partitions:`",
-        )
     secret = raw.get("secret_columns") or []
     if not isinstance(secret, list) or not all(isinstance(c, str) for c in secret):
         raise source.error(

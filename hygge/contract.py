@@ -60,7 +60,8 @@ from hygge import registry
 from hygge.errors import ConfigError
 from hygge.locks import FileLock, NoLock, RunLock, lock_file_beside
 from hygge.secrets import mask_url
-from hygge.storage.location import Location, is_object_url, normalize_url
+from hygge.storage.location import is_object_url, normalize_url
+from hygge.storage.onelake import is_onelake
 
 DEFAULT_BATCH_SIZE = 100_000
 # Where a file home or store built in Python without a `path` lives: `data/<name>`, relative
@@ -351,12 +352,12 @@ class Store(Connector[S]):
     def lock(self, flow: str) -> RunLock:
         """The lock a run of `flow` holds on this destination across all its attempts, so a
         second run of the same flow (a cron overlap) is refused or waits instead of loading
-        the same data twice. The default locks a file beside a store's `path`, or on S3 an
-        object created only if absent (`hygge.storage.lock`); a store with no path takes
-        none, and neither does one on Azure Blob or GCS yet. A store kept elsewhere (a
-        database) locks there."""
+        the same data twice. The default locks a file beside a store's `path`, or on S3,
+        Azure Blob and GCS an object created only if absent (`hygge.storage.lock`); a store
+        with no path takes none, and neither does one on OneLake yet. A store kept elsewhere
+        (a database) locks there."""
         path = self.path_of(self.settings)
-        if path and is_object_url(path) and Location.parse(path).cloud == "s3":
+        if path and is_object_url(path) and not is_onelake(path):
             from hygge.storage.lock import ObjectLock
 
             options = getattr(self.settings, "storage_options", None)
@@ -409,6 +410,12 @@ class StatefulStore:
     async def reset_state(self, flow: str) -> bool:
         """Forget the state of `flow`; True if there was one."""
         raise NotImplementedError(f"{type(self).__name__} must implement reset_state()")
+
+    def completed_rows(self, flow: str) -> int:
+        """Rows of `flow` this store published by completing a commit that an interrupted
+        run or attempt had begun (a journal it rolled forward), so the run reports them:
+        its own read then starts after them. 0 where a commit cannot be left half-done."""
+        return 0
 
 
 class SplittableHome:

@@ -16,6 +16,7 @@ the one commit (`Quality.judge_parts`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from hygge.check_spec import Check
 from hygge.contract import Home, Store
 from hygge.errors import FlowError
 from hygge.quality import CheckAccumulator, CheckReport
+from hygge.rowhash import HashTypeError, check_type
 from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec
 
 log = logging.getLogger("hygge.checks")
@@ -61,8 +63,12 @@ class Quality:
     secret: tuple[str, ...] = ()
     audit: AuditValues | None = None
 
-    def gate(self, decides: bool = True) -> Gate:
-        return Gate(self, decides)
+    def gate(
+        self, decides: bool = True, quarantine: Callable[[], Store[Any]] | None = None
+    ) -> Gate:
+        """A gate for one run of the flow, or (`decides=False`) of one of its parts, whose
+        failing rows go to `quarantine` (a part of the quarantine store) instead."""
+        return Gate(self, decides, self.quarantine if decides else quarantine)
 
     def accumulator(self) -> CheckAccumulator:
         hashed = {}
@@ -91,7 +97,9 @@ class Quality:
         raise ChecksFailed(self.flow, report)
 
     def judge_parts(self, parts: list[CheckAccumulator]) -> str:
-        """Merge the parts' states (duplicates across parts count) and judge them once."""
+        """Merge the parts' states (duplicates across parts count) and judge them once.
+        Quarantine: each part set its own failing rows aside, but a key repeated in two
+        parts is found only now, with both staged: that fails the flow."""
         if not self.checks:
             return ""
         whole = self.accumulator()
@@ -100,7 +108,16 @@ class Quality:
             part.close()
         log.debug("flow %s: the checks held %s", self.flow, whole.describe())
         try:
-            return describe(self.judge(whole.decide()))
+            report = whole.decide()
+            if self.on_failure == "quarantine" and whole.across:
+                _log(self.flow, report)
+                raise ChecksFailed(
+                    self.flow,
+                    CheckReport([o for o in report.failed if o.check.startswith("unique(")]),
+                    f" ({whole.across:,} keys repeat across partitions, which cannot be set "
+                    "aside once staged; partition on the key so its repeats meet in one part)",
+                )
+            return describe(self.judge(report))
         finally:
             whole.close()
 
@@ -134,14 +151,23 @@ class _NamesFiles(Protocol):
 class Gate:
     """One run of one flow (or one part) through its shape and checks."""
 
-    def __init__(self, quality: Quality, decides: bool = True) -> None:
+    def __init__(
+        self,
+        quality: Quality,
+        decides: bool = True,
+        quarantine: Callable[[], Store[Any]] | None = None,
+    ) -> None:
         self.quality = quality
         self.decides = decides
+        aside = quality.on_failure == "quarantine" and bool(quality.checks)
+        self.new_quarantine = quarantine if aside else None
+        self.quarantine_sealed: dict[str, Any] | None = None  # a part's sealed quarantine
         audit = quality.audit or AuditValues.now("")
         self.shaper = Shaper(quality.shape, quality.flow, audit) if quality.shape else None
         self.acc = quality.accumulator()
         self.quarantined = 0
         self._quarantine: Store[Any] | None = None
+        self._uncounted: pl.DataFrame | None = None  # shaped, not yet counted (`count`)
         self._verified: list[str] = []  # the columns the checks were last verified against
 
     async def open(self, home: Home[Any]) -> None:
@@ -149,12 +175,14 @@ class Gate:
         self.acc.close()
         self.acc = self.quality.accumulator()
         self.quarantined = 0
+        self._uncounted = None
         shaper = self.shaper
         # config_quality allows the `file` audit column on file homes only
         if shaper is not None and shaper.file_column and isinstance(home, _NamesFiles):
             home.source_column = shaper.file_column
-        if self.quality.on_failure == "quarantine" and self.quality.quarantine is not None:
-            self._quarantine = self.quality.quarantine()
+        self.quarantine_sealed = None
+        if self.new_quarantine is not None:
+            self._quarantine = self.new_quarantine()
             await self._quarantine.open()
         q = self.quality
         log.debug(
@@ -167,7 +195,8 @@ class Gate:
         )
 
     async def batch(self, df: pl.DataFrame) -> pl.DataFrame:
-        """A batch shaped, counted by the checks, and (quarantine) without its failing rows."""
+        """A batch shaped and (quarantine) counted by the checks and without its failing
+        rows; otherwise `count()` counts it, while the store writes it."""
         if self.shaper is not None:
             df = self.shaper.apply(df)
         if not self.quality.checks:
@@ -185,8 +214,15 @@ class Gate:
                 self.acc.rows -= bad.height  # row_count counts what is published
                 df = df.filter(~mask)
             return df
-        self.acc.update(df)
+        self._uncounted = df
         return df
+
+    async def count(self) -> None:
+        """The checks count the last batch `batch` returned, in a thread: polars releases
+        the GIL, so they run on another core while the store encodes the same batch."""
+        df, self._uncounted = self._uncounted, None
+        if df is not None:
+            await asyncio.to_thread(self.acc.update, df)
 
     def _verify(self, df: pl.DataFrame) -> None:
         """The checks' columns exist (after shaping), and freshness's is a date or time."""
@@ -200,6 +236,15 @@ class Gate:
                         f"{', '.join(df.columns)}",
                         hint="use one of the available names",
                     )
+            if check.kind == "unique":
+                for column in check.columns:
+                    try:
+                        check_type(column, df.schema[column])
+                    except HashTypeError as exc:
+                        raise ShapeError(
+                            f"flow '{flow}': check {check.label}: {exc}",
+                            hint="check scalar columns (numbers, text, dates, times, binary)",
+                        ) from None
             if check.kind == "freshness" and not df.schema[check.columns[0]].is_temporal():
                 raise ShapeError(
                     f"flow '{flow}': check {check.label} needs a date or timestamp column; "
@@ -209,9 +254,17 @@ class Gate:
         self._verified = list(df.columns)
 
     async def before_commit(self) -> str:
-        """Decide (unless a part), set failing rows aside for good; raises ChecksFailed."""
-        if not self.decides or not self.quality.checks:
+        """Decide (unless a part), set failing rows aside for good; raises ChecksFailed.
+        A part only seals its quarantine part: the flow's commit publishes it (or not)."""
+        if not self.decides:
+            if self._quarantine is not None:
+                await self._quarantine.commit()
+                self.quarantine_sealed = getattr(self._quarantine, "sealed", None)
+                self._quarantine = None
             return ""
+        if not self.quality.checks:
+            return ""
+        await self.count()
         log.debug("flow %s: the checks held %s", self.quality.flow, self.acc.describe())
         report = self.quality.judge(self.acc.decide())
         self.acc.close()

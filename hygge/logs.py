@@ -59,7 +59,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": mask_url(record.getMessage()),
         }
-        for key in ("flow", "event", "run_id"):  # structured extras, when a caller gives them
+        # structured extras, when a caller gives them (`checks`: hygge.checks' outcomes)
+        for key in ("flow", "event", "run_id", "checks"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
@@ -172,4 +173,6 @@ def report_fields(report: FlowReport) -> dict[str, Any]:
         fields["retry"] = report.attempt
     if report.state == FlowState.SUCCESS:
         fields["data_bytes"] = report.memory_bytes
+    if report.checks:  # what the flow's checks decided (hygge/gate.py)
+        fields["checks"] = mask_url(report.checks)
     return fields

@@ -7,8 +7,9 @@ partitioned flow (in one process or from the workers, through `to_json`/`from_js
 
 Memory stays bounded whatever the data size: row checks keep a count and a few examples;
 `unique` keeps one 64-bit hash per distinct key (8 bytes a key) in one sorted run, into which
-the pending batches' hashes are merged every million rows (a linear pass that finds the
-repeats), memory-mapped from a temporary file past 32 million keys (hygge/keyset.py);
+the pending batches' hashes are merged once a million (or as many as the run holds) are
+pending (a linear pass that finds the repeats), memory-mapped from a temporary file past 32
+million keys (hygge/keyset.py);
 `row_count` keeps a count; `freshness` a maximum.
 """
 
@@ -22,7 +23,7 @@ import polars as pl
 
 from hygge.check_spec import Check
 from hygge.keyset import SPILL_KEYS, KeySet
-from hygge.shape import hash_expr
+from hygge.rowhash import hash_expr
 
 EXAMPLES = 5  # failing rows kept per check, to show what is wrong
 MASK = "***"
@@ -103,6 +104,7 @@ class CheckAccumulator:
         # columns -> a column already holding their hash (the shape's hash_key): not hashed twice
         self.hashed = hashed or {}
         self.rows = 0
+        self.across = 0  # keys repeated in another part (found by `merge`)
         self.failing = [0] * len(checks)
         self.examples: list[list[dict[str, Any]]] = [[] for _ in checks]
         self.keys: dict[int, KeySet] = {
@@ -195,6 +197,7 @@ class CheckAccumulator:
             if i in self.keys:
                 across = self.keys[i].merge(other.keys[i])
                 self.failing[i] += across
+                self.across += across
                 if across and len(self.examples[i]) < EXAMPLES:
                     self.examples[i].append(
                         {"note": f"{across:,} keys repeat in another partition"}

@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hygge.errors import FlowError
+from hygge.rowhash import HashTypeError, check_type, row_hash
 
 Naming = Literal["keep", "snake_case", "camel", "pascal"]
 AuditValue = Literal["now", "run", "file"]
@@ -46,8 +47,6 @@ CAST_TYPES: dict[str, Any] = {
     "binary": pl.Binary,
 }
 _DECIMAL = re.compile(r"decimal\((\d+)\s*,\s*(\d+)\)")
-_NULL = "\x00"  # how a null stands in a hashed key: no text value equals it
-_SEP = "\x1f"  # between the columns of a hashed key (unit separator)
 
 
 class ShapeError(FlowError):
@@ -134,12 +133,6 @@ def normalise(name: str, naming: Naming) -> str:
     return pascal if naming == "pascal" else pascal[:1].lower() + pascal[1:]
 
 
-def hash_expr(columns: list[str]) -> pl.Expr:
-    """A stable 64-bit xxHash of the columns' text (nulls and column boundaries kept apart):
-    the same on every machine, process and run, unlike polars' own `hash`."""
-    return _hash_of([pl.col(c) for c in columns])
-
-
 @dataclass(frozen=True)
 class AuditValues:
     """What the audit columns hold for one run: its start time and its id."""
@@ -161,6 +154,7 @@ class Shaper:
         self.flow = flow
         self.audit = audit
         self._plans: dict[tuple[tuple[str, Any], ...], list[pl.Expr]] = {}
+        self._hashed: list[pl.Expr] = []  # the hash key's inputs in the last plan
         files = [name for name, value in spec.add.items() if value == "file"]
         self.file_column: str | None = f"__hygge_file_{files[0]}" if files else None
 
@@ -169,6 +163,7 @@ class Shaper:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self.plan(list(df.columns))
+            self._check_hashable(df)
         try:
             return df.select(plan)
         except pl.exceptions.InvalidOperationError as exc:  # a value `cast` cannot convert
@@ -177,6 +172,21 @@ class Shaper:
                 f"flow '{self.flow}': shape.cast failed: {first}",
                 hint="fix the value at the source, or cast to a type that holds it",
             ) from None
+
+    def _check_hashable(self, df: pl.DataFrame) -> None:
+        """The hash key's columns are of types the row hash takes (before any batch)."""
+        key = self.spec.hash_key
+        if key is None:
+            return
+        inputs = df.head(0).select(self._hashed)
+        for column in key.columns:
+            try:
+                check_type(column, inputs.schema[column])
+            except HashTypeError as exc:
+                raise ShapeError(
+                    f"flow '{self.flow}': shape.hash_key: {exc}",
+                    hint="hash scalar columns (numbers, text, dates, times, binary)",
+                ) from None
 
     def columns(self, source: list[str]) -> list[str]:
         """The columns a batch with `source` columns has after shaping (for validate)."""
@@ -208,10 +218,11 @@ class Shaper:
         if spec.hash_key is not None:
             for column in spec.hash_key.columns:
                 self._need(column, named, "hash_key")
-            hashed = [exprs[c] for c in spec.hash_key.columns]
+            hashed = self._hashed = [exprs[c] for c in spec.hash_key.columns]
             self._fresh(spec.hash_key.name, made, "hash_key")
             # Signed: every store (PostgreSQL, MariaDB, Delta) has a 64-bit signed integer.
-            out.append(_hash_of(hashed).reinterpret(signed=True).alias(spec.hash_key.name))
+            key = pl.struct(hashed).map_batches(_hash_key, return_dtype=pl.Int64)
+            out.append(key.alias(spec.hash_key.name))
             made.add(spec.hash_key.name)
         for name, value in spec.add.items():
             self._fresh(name, made, "add")
@@ -278,8 +289,7 @@ class Shaper:
         return pl.col(self.file_column).alias(name)
 
 
-def _hash_of(columns: list[pl.Expr]) -> pl.Expr:
-    import polars_hash as plh  # a plugin: loaded by the flows that hash, not by `import hygge`
-
-    parts = [c.cast(pl.String).fill_null(_NULL) for c in columns]
-    return plh.concat_str(parts, separator=_SEP).nchash.xxhash64()
+def _hash_key(key: pl.Series) -> pl.Series:
+    """The hash key of a batch's struct of key columns (hygge/rowhash.py), as Int64 (the
+    types are checked before the first batch: Shaper._check_hashable)."""
+    return row_hash(key.struct.unnest()).reinterpret(signed=True)

@@ -352,3 +352,23 @@ def make_cluster(db: str, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     yield make
     for c in clusters:
         c.stop()
+
+
+def cloud_cluster(scheme: str, **env: str) -> Any:
+    """A `cluster` fixture for a test module whose workers reach one object-store emulator
+    (`scheme`: s3, az, gs) with its endpoint and credentials only, plus `env`:
+    `cluster = cloud_cluster("s3", HYGGE_LEASE_SECONDS="4")`. The workers get a Redis
+    database of their own, flushed and stopped whatever the test's outcome."""
+
+    @pytest.fixture
+    def cluster(redis_url: str, tmp_path: Path, emulators: Any) -> Iterator[Cluster]:
+        url = claim_db(redis_url)
+        c = Cluster(url, tmp_path / "cluster", {**emulators[scheme].env, **env})
+        c.workdir.mkdir()
+        try:
+            yield c
+        finally:
+            c.stop()
+            flush(url)
+
+    return cluster

@@ -1,5 +1,6 @@
 """`checks:` on real workers: a partitioned flow whose duplicate keys sit in partitions run by
-different workers fails `unique` and publishes nothing; a passing flow's checks show in
+different workers fails `unique` and publishes nothing; a partitioned flow quarantines every
+partition's failing rows, publishing the rest once; a passing flow's checks show in
 `hygge status` and in Flower's task result."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tests.distributed_support import (  # noqa: F401  (fixtures)
     parse_enqueue,
     wait_for,
 )
-from tests.test_shape_flows import QUALITY, customers, drop, flows
+from tests.test_shape_flows import QUALITY, assert_split, customers, drop, flows, quarantine_input
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +67,32 @@ def test_distributed_checks_in_status_and_flower(make_cluster, tmp_path: Path) -
         "flower to show the task's result",
     )
     assert "7 checks passed" in str(info["result"]), info
+
+
+def test_distributed_partitioned_quarantine(make_cluster, tmp_path: Path) -> None:
+    """Three partitions on two workers, failing rows in each: the commit step publishes the
+    passing rows and the quarantined ones; together they are the source (DuckDB)."""
+    quarantine_input(tmp_path / "in")
+    quality = QUALITY.replace(", source_file: file", "")
+    extra = (
+        "    options: {partitions: 3, retries: 0}\n    on_check_failure: quarantine\n"
+        f"    quarantine: {{path: {tmp_path / 'bad'}, shared_volume: true}}\n"
+    )
+    (tmp_path / "flows.yml").write_text(
+        flows(
+            str(tmp_path / "in"),
+            f"{{path: {tmp_path / 'out'}, shared_volume: true}}",
+            extra,
+            quality=quality,
+        )
+    )
+    cluster = make_cluster()
+    cluster.start_worker("w1", concurrency=1)
+    cluster.start_worker("w2", concurrency=1)
+    done = cluster.cli("enqueue", str(tmp_path / "flows.yml"), "--wait", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id, _ = parse_enqueue(done.stdout)
+    summary = " ".join(cluster.status(run_id)["customers"]["summary"].split())
+    assert "5 rows quarantined" in summary, summary
+    assert all(cluster.status(run_id)[f"customers#{i}/3"]["state"] == "success" for i in (1, 2, 3))
+    assert_split(tmp_path / "in", tmp_path / "out", tmp_path / "bad")

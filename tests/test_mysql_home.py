@@ -505,3 +505,42 @@ def test_a_row_over_max_allowed_packet_is_read_or_named_never_retried(
         assert "larger than max_allowed_packet" in out and "not retried" in out, out
         assert "retry" not in out.replace("not retried", ""), out  # tried once
         assert not (tmp_path / "lake" / "later").exists()
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+def test_connectorx_reads_ahead_of_a_stalled_writer_only_a_window(mysql_url: str):
+    """connectorx decodes into an unbounded channel: a writer that stalls would let it
+    buffer the whole result (about 150 MB of Arrow here). Through hygge's relay
+    (hygge/sql/relay.py) it stops a window (16 MB) ahead of the reader, whatever the table."""
+    from hygge.sql.connect import connect
+    from hygge.sql.url import parse_url
+
+    table = unique("myahead")
+    with database(mysql_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id bigint, note varchar(250))")
+        db.run(
+            f"INSERT INTO {table} SELECT seq, CONCAT(REPEAT('x', 200), seq) FROM seq_1_to_700000"
+        )
+        session = connect(parse_url(mysql_url, "test"), HyggeError, "test")
+        try:
+            columns = session.columns(table, None)
+            assert columns is not None
+            sql = f"SELECT {session.select_list(columns)} FROM {session.qualified(table, None)}"
+            stream = session.stream(sql, 20_000, columns)
+            rows = next(stream).num_rows  # connectorx runs; the writer now "stalls"
+            before, grown, deadline = _rss_mb(), [0.0], time.monotonic() + 120
+            while time.monotonic() < deadline:  # until connectorx stops reading
+                time.sleep(2)
+                grown.append(_rss_mb() - before)
+                if grown[-1] - grown[-2] < 1:
+                    break
+            assert grown[-1] < 60, f"read {grown[-1]:.0f} MB ahead of a stalled writer"
+            rows += sum(t.num_rows for t in stream)
+            assert rows == 700_000
+        finally:
+            session.close()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.checks import fingerprint
 from tests.conftest import run_cli
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, cloud_cluster, parse_enqueue, wait_for
 from tests.objectstore import Emulator, download, objects
 from tests.tcpproxy import TcpProxy
 
@@ -49,18 +49,9 @@ def proxy(emulators) -> Iterator[TcpProxy]:
     p.close()
 
 
-def test_endpoint_cut_mid_commit_appends_once(emulators, proxy: TcpProxy, tmp_path: Path):
-    """30 files x 500 rows, `retries: 5`, the endpoint cut for 3 s once the journal exists:
-    the retry completes the journal and publishes nothing more (15,000 rows, not 30,000)."""
-    emu = emulators["s3"]
-    bucket = emu.new_bucket()
-    source = drops(tmp_path / "incoming", 30, 500)
-    url = f"{bucket}/lake/t"
-    (tmp_path / "flows.yml").write_text(
-        f"flows:\n  f:\n    home: incoming\n"
-        f"    store: {{path: '{url}', mode: append, max_rows_per_file: 150}}\n"
-        "    options: {retries: 5, retry_delay: 0.5}\n"
-    )
+def run_cut_at_commit(emu: Emulator, proxy: TcpProxy, url: str, project: Path):
+    """`hygge run` through the proxy, the endpoint cut for 3 s once the commit journal of
+    `url` exists; the run must retry and succeed."""
     env = {**emu.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}
     cut = threading.Event()
 
@@ -75,10 +66,27 @@ def test_endpoint_cut_mid_commit_appends_once(emulators, proxy: TcpProxy, tmp_pa
 
     watcher = threading.Thread(target=cut_at_commit, daemon=True)
     watcher.start()
-    done = run_cli("run", "flows.yml", cwd=tmp_path, env=env, timeout=600)
+    done = run_cli("run", "flows.yml", cwd=project, env=env, timeout=600)
     watcher.join(10)
     assert cut.is_set() and done.returncode == 0, done.stdout + done.stderr
     assert "retry" in (done.stdout + done.stderr).lower(), "the cut interrupted nothing"
+    return done
+
+
+def test_endpoint_cut_mid_commit_appends_once(emulators, proxy: TcpProxy, tmp_path: Path):
+    """30 files x 500 rows, `retries: 5`, the endpoint cut for 3 s once the journal exists:
+    the retry completes the journal and publishes nothing more (15,000 rows, not 30,000)."""
+    emu = emulators["s3"]
+    bucket = emu.new_bucket()
+    source = drops(tmp_path / "incoming", 30, 500)
+    url = f"{bucket}/lake/t"
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  f:\n    home: incoming\n"
+        f"    store: {{path: '{url}', mode: append, max_rows_per_file: 150}}\n"
+        "    options: {retries: 5, retry_delay: 0.5}\n"
+    )
+    done = run_cut_at_commit(emu, proxy, url, tmp_path)
+    assert "f: success: 15,000 rows" in done.stdout + done.stderr, done.stdout + done.stderr
     assert dataset(emu, url, tmp_path / "out") == fingerprint(source / "*.parquet")
     left = objects(emu, f"{bucket}/lake")
     assert not [o for o in left if "staging" in o or "/journal/" in o], left
@@ -88,17 +96,31 @@ def test_endpoint_cut_mid_commit_appends_once(emulators, proxy: TcpProxy, tmp_pa
     assert dataset(emu, url, tmp_path / "out2")[0] == 2 * 15_000
 
 
-@pytest.fixture
-def cluster(redis_url: str, tmp_path: Path, emulators) -> Iterator[Cluster]:
-    url = claim_db(redis_url)
-    env = {**emulators["s3"].env, "HYGGE_LEASE_SECONDS": "4", "HYGGE_SWEEP_SECONDS": "1"}
-    c = Cluster(url, tmp_path / "cluster", env)
-    c.workdir.mkdir()
-    try:
-        yield c
-    finally:
-        c.stop()
-        flush(url)
+def test_endpoint_cut_mid_incremental_commit_reports_its_rows(
+    emulators, proxy: TcpProxy, tmp_path: Path
+):
+    """An incremental run whose commit is cut once its journal exists: the retry completes
+    that commit, then reads nothing new (the state moved with the data). The run published
+    15,000 rows and says so (it said 0); a second run finds nothing new and says 0."""
+    emu = emulators["s3"]
+    bucket = emu.new_bucket()
+    source = drops(tmp_path / "incoming", 30, 500)
+    url = f"{bucket}/lake/t"
+    (tmp_path / "flows.yml").write_text(
+        f"flows:\n  f:\n    home: incoming\n"
+        f"    store: {{path: '{url}', mode: append, max_rows_per_file: 150}}\n"
+        "    options: {incremental: true, retries: 5, retry_delay: 0.5}\n"
+    )
+    done = run_cut_at_commit(emu, proxy, url, tmp_path)
+    out = done.stdout + done.stderr
+    assert "f: success: 15,000 rows" in out, out
+    assert dataset(emu, url, tmp_path / "out") == fingerprint(source / "*.parquet")
+    again = run_cli("run", "flows.yml", cwd=tmp_path, env=emu.env, timeout=600)
+    assert again.returncode == 0 and "f: success: 0 rows" in again.stdout + again.stderr
+    assert dataset(emu, url, tmp_path / "out2") == fingerprint(source / "*.parquet")
+
+
+cluster = cloud_cluster("s3", HYGGE_LEASE_SECONDS="4", HYGGE_SWEEP_SECONDS="1")
 
 
 def test_worker_killed_mid_publish_appends_once(cluster: Cluster, emulators, tmp_path: Path):

@@ -3,7 +3,6 @@ the S3 emulator is the only place the data meets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -13,23 +12,14 @@ from deltalake import DeltaTable
 from hygge.storage.credentials import delta_storage_options, resolve
 from hygge.storage.location import Location
 from tests.checks import fingerprint
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, cloud_cluster, parse_enqueue, wait_for
 from tests.objectstore import download, upload
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def cluster(redis_url: str, tmp_path: Path, emulators) -> Iterator[Cluster]:
-    url = claim_db(redis_url)
-    # Each worker runs from the repository with the S3 endpoint and credentials only.
-    c = Cluster(url, tmp_path / "cluster", emulators["s3"].env)
-    c.workdir.mkdir()
-    try:
-        yield c
-    finally:
-        c.stop()
-        flush(url)
+# Each worker runs from the repository with the S3 endpoint and credentials only.
+cluster = cloud_cluster("s3")
 
 
 def test_two_workers_move_data_through_s3_only(cluster: Cluster, emulators, tmp_path: Path):

@@ -77,6 +77,8 @@ def test_sigkill_mid_commit_is_completed_by_the_next_run(
     assert journal_written(), "the kill came after the commit finished: nothing tested"
     done = run_cli("run", "flows.yml", "--wait-for-lock", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    # It published the killed run's 20,000 rows (and read nothing new): it says so.
+    assert "f: success: 20,000 rows" in done.stdout + done.stderr, done.stdout + done.stderr
     assert dataset(emu, f"{bucket}/lake/t", tmp_path / "out") == fingerprint(
         tmp_path / "incoming" / "*.parquet"
     )

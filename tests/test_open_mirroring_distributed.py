@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 
-from tests.distributed_support import Cluster, claim_db, flush, parse_enqueue, wait_for
+from tests.distributed_support import Cluster, cloud_cluster, parse_enqueue, wait_for
 from tests.landing_replay import check_names, replay_files
 from tests.sqldb import Db, unique
 
@@ -17,16 +16,7 @@ pytestmark = pytest.mark.slow
 TABLES = ("customers", "orders", "refunds")
 
 
-@pytest.fixture
-def cluster(redis_url: str, tmp_path: Path, emulators) -> Iterator[Cluster]:
-    url = claim_db(redis_url)
-    c = Cluster(url, tmp_path / "cluster", emulators["az"].env)
-    c.workdir.mkdir()
-    try:
-        yield c
-    finally:
-        c.stop()
-        flush(url)
+cluster = cloud_cluster("az")
 
 
 def test_entities_through_two_workers_into_one_landing_zone(

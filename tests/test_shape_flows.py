@@ -6,13 +6,20 @@ against the home's columns."""
 
 from __future__ import annotations
 
+import json
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import polars_hash as plh
 import pytest
 
+from hygge import registry
+from hygge.config import parse
+from hygge.contract import Store, StoreSettings
+from hygge.errors import ConfigError
 from tests.checks import fingerprint, tree_digest
 from tests.conftest import run_cli
 from tests.helpers import write_flows
@@ -155,6 +162,20 @@ def test_each_check_fails_on_purpose_and_publishes_nothing(check: str, tmp_path:
     assert tree_digest(tmp_path / "out") == before  # the published data is untouched
 
 
+def test_a_value_cast_cannot_convert_fails_the_flow_and_publishes_nothing(tmp_path: Path) -> None:
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}"))
+    drop(tmp_path / "in", "a.parquet", customers(12))
+    assert run(tmp_path).returncode == 0
+    before = tree_digest(tmp_path / "out")
+    quality = QUALITY.replace("cast: {age: int32}", "cast: {age: int32, customer_name: int64}")
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
+    done = run(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "shape.cast failed" in message and "Traceback" not in done.stderr, message
+    assert tree_digest(tmp_path / "out") == before
+
+
 def test_secret_columns_are_masked_in_examples(tmp_path: Path) -> None:
     quality = QUALITY.replace('- expression: "price >= 0"', '- expression: "age < 60"')
     write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", quality=quality))
@@ -179,6 +200,13 @@ def test_warn_publishes_and_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 of 7 checks failed: accepted_values(country)" in " ".join(done.stdout.split())
     assert fingerprint(tmp_path / "out", "customer_id")[0] == 12
+    # JSON logs: the committed flow's event says what the checks decided
+    done = run(tmp_path, None, "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    committed = next(e for e in events if e["event"] == "flow_committed")
+    assert committed["checks"].startswith("1 of 7 checks failed: accepted_values(country)")
+    assert "e.g. country=US" in committed["checks"], committed
 
 
 def test_quarantine_publishes_passing_rows_and_sets_failing_ones_aside(tmp_path: Path) -> None:
@@ -204,6 +232,139 @@ def test_quarantine_publishes_passing_rows_and_sets_failing_ones_aside(tmp_path:
         (2, "accepted_values(country)"),
         (7, "not_null(customer_id, email)"),
     ]
+
+
+SOURCE_COLUMNS = '"Cust No" as customer_id, "Customer Name" as customer_name, "Email" as email'
+SHAPED_COLUMNS = "customer_id, customer_name, email"
+
+
+def documented_key(customer_id: int, email: str) -> int:
+    """`hash_key: [customer_id, email]` by its definition: XXH64 of the id's 8 bytes, the
+    email's XXH64, and the null flags (none), as a signed 64-bit integer."""
+
+    def xxh64(data: bytes) -> int:
+        frame = pl.DataFrame({"b": pl.Series([data], dtype=pl.Binary)})
+        return int(frame.select(plh.col("b").nchash.xxhash64()).item())
+
+    digest = xxh64(struct.pack("<qQQ", customer_id, xxh64(email.encode()), 0))
+    return struct.unpack("<q", struct.pack("<Q", digest))[0]
+
+
+def quarantine_input(folder: Path) -> int:
+    """Three files (one partition each) with failing rows in every one; their row count."""
+    drop(folder, "a.parquet", customers(10, Country={2: "US"}, Price={5: -1.0}))
+    drop(folder, "b.parquet", customers(10, start=10, Email={3: None}))
+    drop(folder, "c.parquet", customers(10, start=20, **{"Cust No": {7: 21, 8: 21}}))
+    return 30
+
+
+def assert_split(source: Path, out: Path, bad: Path) -> None:
+    """Published + quarantined rows = the source's, by count and checksum (DuckDB), and
+    each quarantined row says which check it failed."""
+    published, quarantined = fingerprint(out, SHAPED_COLUMNS), fingerprint(bad, SHAPED_COLUMNS)
+    assert published[0] == 30 - 5 and quarantined[0] == 5
+    both = (published[0] + quarantined[0], published[1] + quarantined[1])
+    assert both == fingerprint(source, SOURCE_COLUMNS)
+    reasons = (
+        duckdb.connect()
+        .execute(
+            f"select customer_id, _hygge_check from read_parquet('{bad}/**/*.parquet') "
+            "order by customer_id, _hygge_check"
+        )
+        .fetchall()
+    )
+    # the hash key is the documented XXH64 wherever a partition ran (docs/shape.md)
+    keys = (
+        duckdb.connect()
+        .execute(f"select customer_id, email, row_hash from read_parquet('{out}/**/*.parquet')")
+        .fetchall()
+    )
+    assert [h for _, _, h in keys] == [documented_key(i, e) for i, e, _ in keys]
+    assert reasons == [
+        (2, "accepted_values(country)"),
+        (5, "expression(price >= 0)"),
+        (13, "not_null(customer_id, email)"),
+        (21, "unique(customer_id)"),
+        (21, "unique(customer_id)"),
+    ]
+
+
+def test_partitioned_quarantine_sets_every_parts_failing_rows_aside(tmp_path: Path) -> None:
+    """Every partition's failing rows go to the quarantine store, the passing ones are
+    published once; published + quarantined = source rows. A key repeated across two
+    partitions cannot be set aside once both are staged: the flow fails, publishing and
+    quarantining nothing."""
+    quarantine_input(tmp_path / "in")
+    extra = (
+        "    options: {partitions: 3}\n"
+        f"    on_check_failure: quarantine\n    quarantine: {tmp_path / 'bad'}\n"
+    )
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", extra))
+    done = run(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 rows quarantined" in " ".join(done.stdout.split()), done.stdout
+    assert_split(tmp_path / "in", tmp_path / "out", tmp_path / "bad")
+    for store in ("out", "bad"):  # every part's staging is gone: data files and journal only
+        files = [p.relative_to(tmp_path / store) for p in (tmp_path / store).rglob("*")]
+        left = [f for f in files if (tmp_path / store / f).is_file()]
+        assert all(f.suffix == ".parquet" or f.parts[:2] == ("_hygge", "commits") for f in left)
+        assert len([f for f in left if f.suffix == ".parquet"]) == 3, left
+
+    # id 29 in two partitions: found only once both are staged, so nothing is published
+    before = tree_digest(tmp_path / "out"), tree_digest(tmp_path / "bad")
+    drop(tmp_path / "in", "d.parquet", customers(1, start=29))
+    extra = extra.replace("partitions: 3", "partitions: 4")
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", f"{tmp_path / 'out'}", extra))
+    done = run(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "1 keys repeat across partitions" in message, message
+    assert (tree_digest(tmp_path / "out"), tree_digest(tmp_path / "bad")) == before
+
+
+@pytest.mark.parametrize(
+    ("quarantine", "says"),
+    [
+        ("{type: test_single_q}", "store type 'test_single_q' cannot take parts"),
+        ("{type: delta, path: q, mode: merge, key: id}", "in mode replace or append only"),
+    ],
+)
+def test_partitioned_quarantine_needs_a_store_that_takes_parts(quarantine: str, says: str) -> None:
+    """A partition stages its failing rows as a part of the quarantine store: a store that
+    cannot take parts is refused when flows.yml is read, at the `quarantine:` line."""
+    with registry.registered("store", "test_single_q"):
+
+        class SingleStore(Store[StoreSettings]):
+            type_name = "test_single_q"
+
+        text = (
+            "flows:\n  s:\n    home: in.parquet\n    store: out\n"
+            "    options: {partitions: 2}\n    checks: [{not_null: [id]}]\n"
+            f"    on_check_failure: quarantine\n    quarantine: {quarantine}\n"
+        )
+        with pytest.raises(ConfigError) as caught:
+            parse(text, "flows.yml")
+    message = str(caught.value)
+    assert "a partitioned flow quarantines into parts" in message and says in message, message
+    assert message.startswith("flows.yml:8: flow 's' -> quarantine"), message
+
+
+def test_workers_refuse_a_partitioned_quarantine_on_an_unshared_local_path(tmp_path: Path) -> None:
+    """Each partition may run on another machine and the commit reads every quarantine
+    part: `validate --workers` (what `enqueue` checks) refuses an unshared local path."""
+    drop(tmp_path / "in", "a.parquet", customers(10))
+    extra = (
+        "    options: {partitions: 2}\n    on_check_failure: quarantine\n"
+        f"    quarantine: {tmp_path / 'bad'}\n"
+    )
+    store = f"{{path: {tmp_path / 'out'}, shared_volume: true}}"
+    write_flows(tmp_path, flows(f"{tmp_path / 'in'}", store, extra))
+    checked = run_cli("validate", "flows.yml", "--workers", cwd=tmp_path)
+    said = " ".join((checked.stdout + checked.stderr).split())
+    assert checked.returncode == 2, said
+    assert f"its quarantine parts stage under the local path {tmp_path / 'bad'}" in said, said
+    assert "quarantine.shared_volume" in said and "Traceback" not in said
+    assert run_cli("validate", "flows.yml", cwd=tmp_path).returncode == 0  # fine for `run`
 
 
 def test_partitioned_duplicates_in_different_partitions_fail_unique(tmp_path: Path) -> None:

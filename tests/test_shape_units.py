@@ -4,16 +4,20 @@ passing and failing, the accumulator's merge and its JSON form, the key set's sp
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import struct
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+import polars_hash as plh
 import pytest
 
 from hygge.check_spec import CheckSpecError, parse_age, parse_checks
 from hygge.gate import ChecksFailed, Quality
 from hygge.keyset import KeySet
+from hygge.logs import JsonFormatter
 from hygge.quality import CheckAccumulator
-from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, hash_expr, normalise
+from hygge.rowhash import HashTypeError, hash_expr, row_hash
+from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, normalise
 
 AUDIT = AuditValues("run42", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
 
@@ -62,13 +66,60 @@ def test_shape_applies_in_order_and_keeps_hash_and_audit_columns() -> None:
     assert len(set(out["row_hash"].to_list())) == 2
 
 
-def test_hash_is_stable_and_keeps_nulls_and_boundaries_apart() -> None:
+def _xxh64(data: bytes) -> int:
+    """XXH64 (seed 0) by polars-hash's own code path for bytes: a reference for rowhash's."""
+    frame = pl.DataFrame({"b": pl.Series([data], dtype=pl.Binary)})
+    return int(frame.select(plh.col("b").nchash.xxhash64()).item())
+
+
+def test_hash_is_xxh64_of_the_documented_bytes() -> None:
+    """The hash key's definition (hygge/rowhash.py, docs/shape.md): XXH64 of one 8-byte
+    little-endian lane per column, then the null flags. A change here changes every
+    published hash key: it must be deliberate (and said in docs/shape.md)."""
+    df = pl.DataFrame(
+        {"a": [1, None, -5], "b": pl.Series([2, 3, None], dtype=pl.Int32), "s": ["x", "y", None]}
+    )
+    text = {v: _xxh64(v.encode()) for v in ("x", "y")}
+    expected = [
+        _xxh64(struct.pack("<qqQQ", 1, 2, text["x"], 0)),
+        _xxh64(struct.pack("<qqQQ", 0, 3, text["y"], 0b001)),
+        _xxh64(struct.pack("<qqQQ", -5, 0, 0, 0b110)),
+    ]
+    assert row_hash(df).to_list() == expected
+    assert df.select(hash_expr(["a", "b", "s"])).to_series().to_list() == expected
+    # golden values: the same on every machine, process and release
+    assert _xxh64(b"") == 0xEF46DB3751D8E999  # XXH64's published test vector
+    assert text["x"] == 0x5C80C09683041123
+    assert row_hash(pl.DataFrame({"k": [1]})).item() == 0x6C1CFF0459C8BB10
+    assert row_hash(pl.DataFrame({"a": [1], "b": [2]})).item() == 0x404598B5DA910070
+    # 4 lanes and more: the 32-byte stripe path of XXH64
+    wide = pl.DataFrame({f"c{i}": [i * 7 + 1] for i in range(5)})
+    lanes = struct.pack("<6q", *[i * 7 + 1 for i in range(5)], 0)
+    assert row_hash(wide).item() == _xxh64(lanes)
+    exact = pl.DataFrame({f"c{i}": [i] for i in range(3)})
+    assert row_hash(exact).item() == _xxh64(struct.pack("<4q", 0, 1, 2, 0))
+
+
+def test_hash_takes_values_not_their_formatting() -> None:
+    """Int32 7 and Int64 7 agree; -0.0 is 0.0; dates are days; decimals are their text."""
+    ints = pl.DataFrame({"a": pl.Series([7], dtype=pl.Int32)})
+    assert row_hash(ints).item() == row_hash(ints.cast(pl.Int64)).item()
+    floats = pl.DataFrame({"f": [0.0, -0.0, 1.5, None]})
+    got = row_hash(floats).to_list()
+    assert got[0] == got[1] != got[3]  # a null is not a 0.0: its flag differs
+    assert got[2] == _xxh64(struct.pack("<dQ", 1.5, 0))
+    day = pl.DataFrame({"d": [date(1970, 1, 3)], "t": [True]})
+    assert row_hash(day).item() == _xxh64(struct.pack("<qqQ", 2, 1, 0))
+    money = pl.DataFrame({"m": pl.Series(["12.50"]).cast(pl.Decimal(10, 2))})
+    assert row_hash(money).item() == _xxh64(struct.pack("<QQ", _xxh64(b"12.50"), 0))
+    with pytest.raises(HashTypeError, match="cannot hash column 'l'"):
+        row_hash(pl.DataFrame({"l": [[1, 2]]}))
+
+
+def test_hash_keeps_nulls_and_boundaries_apart() -> None:
     df = pl.DataFrame({"a": ["ab", "a", None, ""], "b": ["c", "bc", "x", "x"]})
     hashes = df.select(hash_expr(["a", "b"])).to_series().to_list()
     assert len(set(hashes)) == 4  # "ab|c" != "a|bc", null != ""
-    # xxHash64 of a known input: the same on every machine and release
-    one = pl.DataFrame({"a": ["hygge"]}).select(hash_expr(["a"])).item()
-    assert one == pl.DataFrame({"a": ["hygge"]}).select(hash_expr(["a"])).item()
 
 
 def test_collision_after_naming_names_both_columns() -> None:
@@ -263,6 +314,9 @@ def test_each_decision_is_one_log_record_with_every_outcome(caplog) -> None:
         ("unique(id)", False, 1),
     ]
     assert outcomes[1]["examples"] == [{"id": "***"}]
+    line = json.loads(JsonFormatter().format(record))  # what --log-format json prints
+    assert [o["check"] for o in line["checks"]] == ["not_null(id)", "unique(id)"]
+    assert line["flow"] == "orders" and line["logger"] == "hygge.checks"
 
 
 def test_gate_names_a_missing_check_column_and_a_bad_freshness_column() -> None:

@@ -99,7 +99,9 @@ class Flow:
         except BaseException as exc:
             self._emit(FlowState.FAILED, message=str(exc))
             raise
-        return self._emit(FlowState.SUCCESS)
+        completed = self._completed_rows()
+        note = f"{completed:,} of the rows: an interrupted commit completed" if completed else ""
+        return self._emit(FlowState.SUCCESS, message=note)
 
     async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
         await retry_async(
@@ -130,9 +132,18 @@ class Flow:
     async def _take(self, df: pl.DataFrame) -> None:
         """THE per-batch point: every batch the home yields passes here, in order, on its
         way to the store (one call per batch)."""
-        if self.gate is not None:  # shaped, counted by the checks (quarantine: split)
+        if self.gate is None:
+            await _uncancelled(self.store.write(df))
+        else:  # shaped (quarantine: split); the checks count it while the store writes it
             df = await self.gate.batch(df)
-        await _uncancelled(self.store.write(df))
+            done = await asyncio.gather(
+                _uncancelled(self.store.write(df)),
+                _uncancelled(self.gate.count()),
+                return_exceptions=True,  # both finish before a failure goes on (to abort)
+            )
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         self._rows += df.height
         self._batches += 1
         self._memory_bytes += int(df.estimated_size())
@@ -220,6 +231,14 @@ class Flow:
             "as many" if staged is not None else "rows not counted back by the store,",
         )
 
+    def _completed_rows(self) -> int:
+        """Rows an interrupted commit held that this run published by completing it (a
+        retry after the commit point, or a rerun after a kill): the incremental read that
+        follows starts after them, so without them the run would report 0 rows."""
+        if not self.incremental or not isinstance(self.store, StatefulStore):
+            return 0
+        return self.store.completed_rows(self.name)
+
     def _waiting(self, message: str) -> None:
         self._emit(FlowState.PENDING, message=message)
 
@@ -235,7 +254,7 @@ class Flow:
         report = FlowReport(
             self.name,
             state,
-            rows=self._rows,
+            rows=self._rows + self._completed_rows(),
             batches=self._batches,
             memory_bytes=self._memory_bytes,
             seconds=self._elapsed(),

@@ -55,6 +55,12 @@ def part_name(key: str, index: int) -> str:
     return f"{key}.p{index:04d}"
 
 
+def quarantine_part(key: str, index: int) -> str:
+    """A part's name in the quarantine store (apart from the data's, should both stores
+    share a path)."""
+    return part_name(f"{key}q", index)
+
+
 class PartStore(Store[Any]):
     """One part of a multi-part store, seen by a Flow as a whole store: `commit` seals."""
 
@@ -223,7 +229,17 @@ class PartitionedFlow:
         store = PartStore(self.new_store(), part_name(key, index))
         name = partition_name(self.name, index, count)
         checkpoint = None
-        gate = self.quality.gate(decides=False) if self.quality is not None else None
+        gate = None
+        if self.quality is not None:  # quarantine: the part's failing rows to a part of its own
+            aside = self._new_quarantine()
+            gate = self.quality.gate(
+                decides=False,
+                quarantine=(
+                    None
+                    if aside is None
+                    else lambda: PartStore(aside(), quarantine_part(key, index))
+                ),
+            )
         if index < len(plan["parts"]):
             home = self.home.part(plan["parts"][index])
             flow = Flow(
@@ -255,6 +271,9 @@ class PartitionedFlow:
         }
         if gate is not None:  # the part's checks (JSON: the board may be Redis), judged at commit
             record["checks"] = gate.acc.to_json()
+            gate.acc.close()  # its temporary files
+            record["quarantine"] = gate.quarantine_sealed
+            record["quarantined"] = gate.quarantined
         self.context.board.seal(key, index, record)
         return report
 
@@ -293,6 +312,27 @@ class PartitionedFlow:
 
     async def discard(self, key: str, count: int) -> None:
         await self.store.abort_parts([{"part": part_name(key, i)} for i in range(count)])
+        aside = self._quarantine_store()
+        if aside is not None:
+            await aside.abort_parts([{"part": quarantine_part(key, i)} for i in range(count)])
+
+    def _new_quarantine(self) -> Callable[[], Store[Any]] | None:
+        """The quarantine store's factory, when failing rows are set aside."""
+        q = self.quality
+        if q is None or q.on_failure != "quarantine" or not q.checks:
+            return None
+        return q.quarantine
+
+    def _quarantine_store(self) -> MultiPartStore | None:
+        new = self._new_quarantine()
+        if new is None:
+            return None
+        store = new()
+        if not isinstance(store, MultiPartStore):  # refused when flows.yml is read
+            raise FlowError(
+                f"flow '{self.name}': quarantine store '{store.name}' cannot take parts"
+            )
+        return store
 
     async def _commit(
         self, key: str, count: int, failed: Sequence[tuple[str, str]]
@@ -336,8 +376,19 @@ class PartitionedFlow:
             checks = q.judge_parts(
                 [CheckAccumulator.from_json(list(q.checks), r["checks"], q.secret) for r in records]
             )
+        aside = self._quarantine_store()
+        if aside is not None:  # every part sealed its failing rows: counted like the data
+            set_aside = [r["quarantine"] for r in records if r.get("quarantine")]
+            quarantined = sum(int(r.get("quarantined") or 0) for r in records)
+            with unreachable_parts(self.name, records):
+                await check_rows(self.name, aside, set_aside, quarantined)
+            if quarantined:
+                checks += f"; {quarantined:,} rows quarantined"
         if self.context.fence is not None:
             await self.context.fence()
+        if aside is not None:  # the same order as a plain flow: the quarantine, then the data
+            with unreachable_parts(self.name, records):
+                await aside.commit_parts(set_aside)
         with unreachable_parts(self.name, records):
             await self.store.commit_parts(sealed)
         return records, checks

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygge.errors import HyggeError
+from hygge.sql.relay import Relay
 from hygge.sql.types import Column, family
 from hygge.sql.url import SqlUrl
 
@@ -45,6 +46,10 @@ _CAST = {
     "inet6": "CAST({c} AS CHAR)",
 }
 _DATES = ("date", "datetime", "timestamp")
+_MIN_WINDOW = 16 << 20  # bytes the relay lets through ahead of the reader, at least
+# The server waits (TCP flow control) while the relay holds it back for a slow writer; its
+# default 60 s would end the read under a writer that stalls (a busy database, a slow upload).
+_WRITE_TIMEOUT = "SET SESSION net_write_timeout = 86400"
 
 
 def base_type(sql_type: str) -> str:
@@ -88,11 +93,17 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     return Plan(sql, columns)
 
 
-def connectorx_url(url: SqlUrl) -> str:
+def connectorx_url(url: SqlUrl, port: int | None = None) -> str:
+    """connectorx's URL for `url`, or for the relay on 127.0.0.1:`port` in front of it."""
     user = quote(url.user or "root", safe="")
     password = f":{quote(url.password, safe='')}" if url.password else ""
-    host = url.host or "localhost"
-    return f"mysql://{user}{password}@{host}:{url.port or 3306}/{quote(url.database or '')}"
+    if port is None:
+        host, port = url.host or "localhost", url.port or 3306
+        return f"mysql://{user}{password}@{host}:{port}/{quote(url.database or '')}"
+    # Through the relay: its client would otherwise switch to the server's Unix socket
+    # (it does so on a loopback address), around the relay.
+    db = quote(url.database or "")
+    return f"mysql://{user}{password}@127.0.0.1:{port}/{db}?prefer_socket=false"
 
 
 def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
@@ -102,28 +113,38 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
 
     schema = pa.schema([pa.field(c.name, c.type) for c in read.columns])
     try:
-        reader = connectorx.read_sql(
-            connectorx_url(url),
-            read.sql,
-            return_type="arrow_stream",
-            batch_size=batch_size,
-            pre_execution_query=["SET time_zone = '+00:00'"],
-        )
+        relay = Relay(url.host or "localhost", url.port or 3306)
+    except OSError as exc:
+        raise ReadError(f"cannot start the read relay: {exc}", connecting=True) from None
+    with relay:
         try:
-            for batch in reader:
-                arrays = [
-                    convert(batch.column(i), c) for i, c in enumerate(read.columns)
-                ]  # by position: a query's names may differ in case from its probe
-                yield pa.Table.from_arrays(arrays, schema=schema)
-        finally:
-            with contextlib.suppress(Exception):
-                reader.close()
-    except HyggeError:
-        raise
-    except BaseException as exc:  # connectorx reports read faults as a Rust panic
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise  # KeyboardInterrupt, SystemExit
-        raise _error(str(exc), read.columns, url) from None
+            reader = connectorx.read_sql(
+                connectorx_url(url, relay.port),
+                read.sql,
+                return_type="arrow_stream",
+                batch_size=batch_size,
+                # the relay holds the server back while the writer is behind: let it wait
+                pre_execution_query=["SET time_zone = '+00:00'", _WRITE_TIMEOUT],
+            )
+            try:
+                for batch in reader:
+                    relay.took(batch.nbytes)
+                    if batch.num_rows == batch_size:  # two full batches' worth ahead at most
+                        relay.window(max(_MIN_WINDOW, 2 * batch.nbytes))
+                    arrays = [
+                        convert(batch.column(i), c) for i, c in enumerate(read.columns)
+                    ]  # by position: a query's names may differ in case from its probe
+                    yield pa.Table.from_arrays(arrays, schema=schema)
+                    relay.waiting()
+            finally:
+                with contextlib.suppress(Exception):
+                    reader.close()
+        except HyggeError:
+            raise
+        except BaseException as exc:  # connectorx reports read faults as a Rust panic
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise  # KeyboardInterrupt, SystemExit
+            raise _error(str(exc), read.columns, url) from None
 
 
 class ReadError(Exception):

@@ -1,18 +1,21 @@
-"""The run lock of an S3 destination: a lock object created only if absent.
+"""The run lock of an object-store destination: a lock object created only if absent.
 
-`s3://b/lake/.orders.hygge-lock.FLOW` beside the dataset (hidden from readers globbing it):
-- taken with a conditional PUT (`If-None-Match: *`): of two runs, exactly one creates it;
-- renewed by its holder every `renew` seconds (a conditional PUT on its own ETag), so a
-  holder that died (SIGKILL, a lost machine) stops renewing and the lock expires after
-  `HYGGE_OBJECT_LOCK_SECONDS` (default 120), measured on the store's clock (its `Date`
-  against the object's `Last-Modified`), so machines' clocks never matter;
-- an expired lock is taken over with a conditional PUT on its ETag: two runs seeing it
+`s3://b/lake/.orders.hygge-lock.FLOW` beside the dataset (hidden from readers globbing it),
+the same on Azure Blob (`az://`, `abfss://`) and GCS (`gs://`), written through each cloud's
+conditional writes (`hygge.storage.conditional`):
+- taken with a create-if-absent (S3 and Azure `If-None-Match: *`, GCS
+  `ifGenerationMatch=0`): of two runs, exactly one creates it;
+- renewed by its holder every quarter of `HYGGE_OBJECT_LOCK_SECONDS` (default 120) with a
+  write conditional on its own tag (ETag, generation), so a holder that died (SIGKILL, a
+  lost machine) stops renewing and the lock expires after that long, measured on the
+  store's clock (its `Date` against the object's last modification), so machines' clocks
+  never matter;
+- an expired lock is taken over with a write conditional on its tag: two runs seeing it
   expired cannot both win. So is the lock of the same run (`owner`: a worker re-running a
   flow whose previous worker died holds the same run's key), without waiting for expiry;
-- released by deleting it (conditionally on the holder's ETag).
+- released by deleting it (conditionally on the holder's tag).
 
-pyarrow's S3 filesystem exposes no conditional writes, so this speaks S3 through botocore.
-Azure Blob and GCS destinations take no lock yet (see docs/objectstore.md).
+OneLake takes no lock (see docs/objectstore.md).
 """
 
 from __future__ import annotations
@@ -22,20 +25,18 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from hygge.errors import FlowLocked, StoreError
 from hygge.locks import RunLock, file_name
 from hygge.secrets import mask_url
 from hygge.storage import credentials
-from hygge.storage.location import Location
+from hygge.storage.conditional import ConditionalObject, Taken, conditional_object
 from hygge.storage.objects import storage_error
-from hygge.storage.s3 import s3_client
 
 log = logging.getLogger(__name__)
-_TAKEN = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 def lock_seconds() -> float:
@@ -48,7 +49,7 @@ def lock_url(dataset: str, flow: str) -> str:
 
 
 class ObjectLock(RunLock):
-    """A run lock held as an S3 object (see the module docstring)."""
+    """A run lock held as an object beside the dataset (see the module docstring)."""
 
     def __init__(
         self,
@@ -61,92 +62,65 @@ class ObjectLock(RunLock):
         super().__init__(flow, where)
         self.owner = owner  # the run (all its attempts and deliveries) holding the lock
         self.url = lock_url(dataset, flow)
-        self.location = Location.parse(self.url)
         self.options = credentials.resolve(options)
         self.seconds = lock_seconds()
-        self._etag: str | None = None
+        self._tag: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self._client: Any = None
+        self._object: ConditionalObject | None = None
         self.holder: dict[str, Any] = {}  # who holds it, when this run was refused
+        self.nonce = uuid.uuid4().hex
 
-    # -- S3 calls -------------------------------------------------------------------------
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = s3_client(self.options, read_timeout=30)
-        return self._client
+    @property
+    def object(self) -> ConditionalObject:
+        if self._object is None:
+            self._object = conditional_object(self.url, self.options)
+        return self._object
 
-    def _put(self, **condition: str) -> str:
-        body = {
-            "flow": self.flow,
-            "owner": self.owner,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-        done = self.client().put_object(
-            Bucket=self.location.bucket,
-            Key=self.location.key,
-            Body=json.dumps(body).encode(),
-            **condition,
-        )
-        return str(done["ETag"])
+    def _body(self) -> bytes:
+        # `holder` is this lock's own: S3's ETag is the body's MD5, so two holders writing
+        # the same body would share a tag, and one could renew or delete the other's lock.
+        body = {"flow": self.flow, "owner": self.owner, "host": socket.gethostname()}
+        return json.dumps({**body, "pid": os.getpid(), "holder": self.nonce}).encode()
 
     # -- RunLock ----------------------------------------------------------------------------
     def try_acquire(self) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             try:
-                self._etag = self._put(IfNoneMatch="*")
-            except ClientError as exc:
-                if _code(exc) not in _TAKEN:
-                    raise
-                expired = self._reclaimable_etag()
+                self._tag = self.object.create(self._body())
+            except Taken:
+                expired = self._reclaimable_tag()
                 if expired is None:
                     return False
                 try:
-                    self._etag = self._put(IfMatch=expired)  # take over a dead holder's lock
-                except ClientError as again:
-                    if _code(again) in (*_TAKEN, "NoSuchKey", "404"):
-                        return False  # another run took it over first (or released it)
-                    raise
-        except (ClientError, BotoCoreError) as exc:
+                    self._tag = self.object.replace(self._body(), expired)  # take it over
+                except Taken:
+                    return False  # another run took it over first (or released it)
+        except StoreError:
+            raise
+        except Exception as exc:
             err = storage_error(self.url, "take the run lock", exc)
+            needs = f"the run lock needs {self.object.permissions}"
             raise StoreError(
                 err.message,
-                hint=f"{err.hint}; the run lock needs s3:PutObject, s3:GetObject and "
-                "s3:DeleteObject beside the dataset"
-                if err.hint
-                else "the run lock needs s3:PutObject, s3:GetObject and s3:DeleteObject "
-                "beside the dataset",
-                transient=err.transient or not isinstance(exc, ClientError),
+                hint=f"{err.hint}; {needs}" if err.hint else needs,
+                transient=err.transient or self.object.transient(exc),
             ) from exc
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew, name="hygge-lock", daemon=True)
         self._renewer.start()
         return True
 
-    def _reclaimable_etag(self) -> str | None:
-        """The ETag of the lock object when its holder stopped renewing it long enough ago
+    def _reclaimable_tag(self) -> str | None:
+        """The tag of the lock object when its holder stopped renewing it long enough ago
         (by the store's clock), or when it is this run's own (an earlier delivery that
         died); else None."""
-        from botocore.exceptions import ClientError
-
-        try:
-            got = self.client().get_object(Bucket=self.location.bucket, Key=self.location.key)
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return None  # released meanwhile: the next try creates it
-            raise
-        try:
-            holder = json.loads(got["Body"].read())
-        except ValueError:
-            holder = {}
-        self.holder = holder
-        now = parsedate_to_datetime(got["ResponseMetadata"]["HTTPHeaders"]["date"])
-        age = (now - got["LastModified"]).total_seconds()
-        mine = self.owner is not None and holder.get("owner") == self.owner
-        return str(got["ETag"]) if mine or age > self.seconds else None
+        held = self.object.read()
+        if held is None:
+            return None  # released meanwhile: the next try creates it
+        self.holder = held.body
+        mine = self.owner is not None and held.body.get("owner") == self.owner
+        return held.tag if mine or held.age > self.seconds else None
 
     async def acquire(self, *, wait: bool = False, on_wait: Any = None) -> None:
         try:
@@ -164,8 +138,8 @@ class ObjectLock(RunLock):
         every = max(self.seconds / 4, 0.05)
         while not self._stop.wait(every):
             try:
-                assert self._etag is not None
-                self._etag = self._put(IfMatch=self._etag)
+                assert self._tag is not None
+                self._tag = self.object.replace(self._body(), self._tag)
             except Exception as exc:  # a blip: try again; a takeover: nothing to renew
                 log.warning("run lock %s not renewed: %s", mask_url(self.url), mask_url(str(exc)))
 
@@ -174,18 +148,10 @@ class ObjectLock(RunLock):
         if self._renewer is not None:
             self._renewer.join(30)
             self._renewer = None
-        if self._etag is None:
+        if self._tag is None:
             return
-        etag, self._etag = self._etag, None
+        tag, self._tag = self._tag, None
         try:
-            self.client().delete_object(
-                Bucket=self.location.bucket, Key=self.location.key, IfMatch=etag
-            )
+            self.object.delete(tag)
         except Exception as exc:  # it expires by itself
             log.warning("run lock %s not released: %s", mask_url(self.url), mask_url(str(exc)))
-
-
-def _code(exc: Any) -> str:
-    error = getattr(exc, "response", {}).get("Error", {})
-    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return str(error.get("Code") or status or "")

@@ -54,6 +54,9 @@ class Dataset(ABC):
         self.parent, self.name = parent, name
         self.staging = f"{parent}/.{name}{STAGING_MARK}{run_id}"
         self.files: list[str] = []  # staged files, in the order they were written
+        # Rows by flow of interrupted commits this dataset completed (`complete_journal`);
+        # the store shares one dict across its attempts' datasets.
+        self.completed: dict[str, int] = {}
 
     # -- storage primitives -----------------------------------------------------------------
     @abstractmethod
@@ -188,13 +191,13 @@ class Dataset(ABC):
             len(states or {}),
         )
 
-    def apply_journal(self, journal: str) -> None:
+    def apply_journal(self, journal: str) -> dict[str, Any]:
         """Complete a committed run (idempotent; safe to repeat after a crash at any step):
         publish the staged files, delete the files they replace, write the states and the
-        commit marker, clean up, and drop the journal last."""
+        commit marker, clean up, and drop the journal last. Returns the states published."""
         data = self.read_bytes(journal)
         if data is None:
-            return  # completed meanwhile by another run
+            return {}  # completed meanwhile by another run
         plan = json.loads(data)
         self.publish_all([(src, dst) for src, dst in plan["moves"]], plan.get("uploads") or {})
         new = {dst for _, dst in plan["moves"]}
@@ -215,6 +218,16 @@ class Dataset(ABC):
             len(plan["moves"]),
             mask_url(self.url),
         )
+        return dict(plan.get("states", {}))
+
+    def complete_journal(self, journal: str) -> None:
+        """Complete a commit that was interrupted (a killed run's, or this run's own failed
+        attempt's): its rows were published by this run, so they count in its report
+        (`completed`, from the incremental states the journal carries)."""
+        for flow, state in self.apply_journal(journal).items():
+            rows = state.get("rows") if isinstance(state, dict) else None
+            if isinstance(rows, int) and rows > 0:
+                self.completed[flow] = self.completed.get(flow, 0) + rows
 
     def roll_forward(self) -> None:
         """Complete every commit whose journal is there (runs killed after their commit
@@ -225,7 +238,7 @@ class Dataset(ABC):
                     "%s: completing the commit of a run stopped after its commit point",
                     mask_url(self.url),
                 )
-                self.apply_journal(journal)
+                self.complete_journal(journal)
         cutoff = time.time_ns() - MARKER_SECONDS * 1_000_000_000
         for marker, mtime in self.listing(self.meta("commits")):
             if mtime and mtime < cutoff:

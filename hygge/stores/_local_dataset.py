@@ -185,7 +185,7 @@ class LocalDataset(Dataset):
             # The commit point was passed: finishing it is the only consistent outcome. If
             # that fails too, the next run rolls the journal forward from the staged files.
             with contextlib.suppress(Exception):
-                self.apply_journal(self.journal)
+                self.complete_journal(self.journal)
         else:  # a run's staging, or one part's attempt
             shutil.rmtree(self.staging, ignore_errors=True)
         self._lock.release()

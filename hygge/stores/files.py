@@ -80,6 +80,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         # Re-entrant: abort() closes the writer while it holds the lock.
         self._io = threading.RLock()
         self._opened = False
+        # Rows by flow of interrupted commits this store completed, across its attempts.
+        self._completed: dict[str, int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -101,11 +103,16 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
             # S3 stages files as open multipart uploads (a commit completes them); the
             # other object stores stage copies.
-            kind = S3Dataset if Location.parse(self.settings.path).cloud == "s3" else ObjectDataset
-            return kind(self.settings.path, self.settings.storage_options, run_id)
-        from hygge.stores._local_dataset import LocalDataset
+            remote = (
+                S3Dataset if Location.parse(self.settings.path).cloud == "s3" else ObjectDataset
+            )
+            dataset: Dataset = remote(self.settings.path, self.settings.storage_options, run_id)
+        else:
+            from hygge.stores._local_dataset import LocalDataset
 
-        return LocalDataset(self.settings.path, run_id, self.type_name)
+            dataset = LocalDataset(self.settings.path, run_id, self.type_name)
+        dataset.completed = self._completed
+        return dataset
 
     @property
     def staging(self) -> str:
@@ -242,6 +249,9 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     def stage_state(self, flow: str, state: dict[str, Any]) -> None:
         self._states[flow] = state
+
+    def completed_rows(self, flow: str) -> int:
+        return self._completed.get(flow, 0)
 
     async def reset_state(self, flow: str) -> bool:
         return await asyncio.to_thread(self.dataset.reset_state, flow)

@@ -209,7 +209,7 @@ class ObjectDataset(Dataset):
         staging prefix without one once it is stale."""
         with contextlib.suppress(StorageError, OSError):
             if self.storage.read_bytes(self.journal) is not None:
-                self.apply_journal(self.journal)
+                self.complete_journal(self.journal)
             else:
                 self.drop_staged(self.staging)
 
