@@ -284,6 +284,23 @@ def objects(emu: Emulator, url: str) -> list[str]:
     )
 
 
+def open_uploads(emu: Emulator, url: str) -> list[str]:
+    """S3 multipart uploads started and neither completed nor aborted under `url` (keys as
+    URLs), read with a separate client: staged files of hygge that no commit published."""
+    import botocore.session
+
+    bucket, _, prefix = _fs_path(url).partition("/")
+    client = botocore.session.get_session().create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=emu.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+    found = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    return sorted(f"s3://{bucket}/{u['Key']}" for u in found)
+
+
 def upload(emu: Emulator, local: Path, url: str) -> None:
     """Put a local file at `url` with a separate client."""
     with emu.filesystem().open_output_stream(_fs_path(url)) as out:

@@ -18,7 +18,7 @@ from hygge import Coordinator
 from hygge.storage.credentials import delta_storage_options, resolve
 from hygge.storage.location import Location
 from tests.conftest import kill_run_when, run_cli
-from tests.objectstore import Emulator, download, objects, upload
+from tests.objectstore import Emulator, download, objects, open_uploads, upload
 from tests.sqldb import Db, unique
 
 pytestmark = pytest.mark.slow
@@ -68,6 +68,8 @@ def flows(project: Path, db: Db, table: str, store: str, parts: int = 4) -> Path
 def no_leftovers(emu: Emulator, prefix: str) -> None:
     left = [o for o in objects(emu, prefix) if ".hygge-" in o or "/_hygge/journal/" in o]
     assert left == [], left
+    if emu.scheme == "s3":  # every staged upload completed (published) or aborted
+        assert open_uploads(emu, prefix) == []
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])

@@ -289,6 +289,65 @@ def test_sql_to_sql_parts_publish_in_one_transaction(db: Db, tmp_path: Path, mod
         db.drop(table, target)
 
 
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_dead_attempts_rows_in_the_shared_parts_table_are_never_published(
+    postgres_url: str, mode: str
+) -> None:
+    """PostgreSQL parts load one shared table, each row tagged with its attempt. An attempt
+    that loaded (and committed) rows but never sealed (a worker killed after its COPY, its
+    part re-run) is counted out of the row check and deleted by the commit: exact. The
+    target has the part's columns only (the tag column is dropped in the publish)."""
+    import asyncio
+
+    from hygge.stores.sql import ATTEMPT, SQLStore
+
+    db = Db(postgres_url)
+    target = unique("dest")
+    key = unique("run")
+
+    def frame(start: int) -> pl.DataFrame:
+        return pl.DataFrame({"id": range(start, start + 1_000), "v": ["x"] * 1_000})
+
+    def store() -> SQLStore:
+        return SQLStore("t", connection=postgres_url, table=target, mode=mode)
+
+    async def stage(part: str, start: int, seal: bool) -> dict[str, Any] | None:
+        s = store()
+        await s.open_part(part)
+        await s.write(frame(start))
+        if not seal:  # loaded and committed, then "killed": no seal, no abort
+            await s.staged_rows()
+            return None
+        return await s.seal_part(part)
+
+    async def scenario() -> None:
+        if mode == "append":  # an existing target: the parts insert straight into it
+            db.run(f"CREATE TABLE {target} (id bigint, v text)")
+            db.run(f"INSERT INTO {target} VALUES (-1, 'old')")
+        p0 = await stage(f"{key}.p0000", 0, seal=True)
+        await stage(f"{key}.p0001", 5_000, seal=False)  # the dead attempt of part 1
+        p1 = await stage(f"{key}.p0001", 1_000, seal=True)
+        assert p0 is not None and p1 is not None and p0["table"] == p1["table"]
+        committer = store()
+        assert await committer.parts_rows([p0, p1]) == 2_000  # the dead attempt's not counted
+        await committer.commit_parts([p0, p1])
+        await committer.abort_parts([p0, p1])
+
+    try:
+        asyncio.run(scenario())
+        ids = [r[0] for r in db.run(f"SELECT id FROM {target} ORDER BY id")]
+        assert ids == ([-1] if mode == "append" else []) + list(range(2_000))
+        columns = db.run(
+            f"SELECT column_name FROM information_schema.columns WHERE table_name = '{target}'"
+        )
+        assert sorted(c[0] for c in columns) == ["id", "v"], columns
+        assert ATTEMPT not in {c[0] for c in columns}
+        assert not [t for t in db.staging_tables() if target in t]
+    finally:
+        db.drop(target)
+        db.close()
+
+
 def test_a_failing_part_into_sql_leaves_no_table(postgres_url: str, tmp_path: Path) -> None:
     db = Db(postgres_url)
     target = unique("dest")

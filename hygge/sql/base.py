@@ -73,6 +73,9 @@ class Session:
     identifier_limit: ClassVar[IdentifierLimit | None] = None
     rules: LoadRules = LoadRules("generic")
     long_text: ClassVar[str] = "TEXT"  # a column type for any length of text
+    # DDL (a RENAME) rolls back with the transaction it is in: a partitioned commit can
+    # rename a part's table into place inside its publish (hygge/stores/sql.py).
+    transactional_ddl: ClassVar[bool] = False
 
     def __init__(self, url: SqlUrl) -> None:
         self.url = url
@@ -307,6 +310,40 @@ class Session:
             f"INSERT INTO {self.qualified(target, schema)} ({cols}) "
             f"SELECT {cols} FROM {self.qualified(staging, schema)}"
         )
+
+    # -- one table for every part of a partitioned run (where DDL is transactional) ---------
+    def attempts_in(self, column: str, attempts: list[int]) -> str:
+        """A condition: `column` holds one of these attempt ids (integers only)."""
+        return f"{self.quote(column)} IN ({', '.join(str(int(a)) for a in attempts)})"
+
+    def insert_where_sql(
+        self,
+        target: str,
+        source: str,
+        schema: str | None,
+        names: list[str],
+        where: str,
+    ) -> str:
+        """INSERT the rows of `source` that meet `where` (a part's rows of a shared table)."""
+        return f"{self.insert_sql(target, source, schema, names)} WHERE {where}"
+
+    def count_by(self, table: str, schema: str | None, column: str) -> dict[int, int]:
+        """Rows per value of `column` (a shared parts table: rows per attempt)."""
+        q = self.quote(column)
+        rows = self.query(f"SELECT {q}, count(*) FROM {self.qualified(table, schema)} GROUP BY {q}")
+        self.rollback()
+        return {int(value): int(n) for value, n in rows if value is not None}
+
+    def create_shared_steps(
+        self, table: str, schema: str | None, names: list[str], types: list[str]
+    ) -> list[str]:
+        """Create a table several connections may race to create (one wins, all succeed)."""
+        raise NotImplementedError
+
+    def keep_only_steps(self, table: str, schema: str | None, column: str, where: str) -> list[str]:
+        """Inside a publish: wait out every writer of `table`, delete the rows that do not
+        meet `where` (a dead attempt's), and drop `column`, in metadata only."""
+        raise NotImplementedError
 
     def merge_sql(
         self, target: str, staging: str, schema: str | None, names: list[str], key: list[str]

@@ -39,6 +39,7 @@ class PostgresSql(Session):
     driver): a schema check in the catalog, MERGE on 15+, numerics staged as text."""
 
     dialect = "postgresql"
+    transactional_ddl = True
     identifier_limit = IdentifierLimit(63, "bytes")  # NAMEDATALEN - 1; longer ones are cut
     rules = LoadRules("postgresql", numeric_staged_as_text=True, label="PostgreSQL")
     _has_merge: bool | None = None
@@ -47,6 +48,30 @@ class PostgresSql(Session):
         found = self.query(f"SELECT 1 FROM pg_namespace WHERE nspname = {literal(schema)}")
         self.rollback()
         return bool(found)
+
+    def create_shared_steps(
+        self, table: str, schema: str | None, names: list[str], types: list[str]
+    ) -> list[str]:
+        # CREATE TABLE IF NOT EXISTS alone can still fail on a race (a unique violation in
+        # the catalog): an advisory lock on the name serializes the creators.
+        create = self.create_table_sql(table, schema, names, types)
+        return [
+            f"SELECT pg_advisory_xact_lock(hashtext({literal(table)}))",
+            create.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
+        ]
+
+    def keep_only_steps(self, table: str, schema: str | None, column: str, where: str) -> list[str]:
+        name = self.qualified(table, schema)
+        return [
+            # A writer that hangs (not dead: its connection would be gone) fails the commit
+            # after 5 minutes, rather than holding it forever.
+            "SET LOCAL lock_timeout = '300s'",
+            # every COPY into it has ended (committed or not) once this is granted, so the
+            # DELETE below sees every row that will ever be in the table
+            f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE",
+            f"DELETE FROM {name} WHERE NOT ({where})",
+            f"ALTER TABLE {name} DROP COLUMN {self.quote(column)}",  # catalog only: no rewrite
+        ]
 
     def timestamp_literal(self, value: dt.datetime) -> str:
         text = value.isoformat(sep=" ")  # a zoned value keeps its offset: TIMESTAMPTZ compares

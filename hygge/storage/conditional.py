@@ -35,6 +35,7 @@ from hygge.storage import onelake
 from hygge.storage.credentials import account_of
 from hygge.storage.location import Location
 from hygge.storage.onelake import is_onelake
+from hygge.storage.s3 import s3_client
 
 TIMEOUT = 30
 
@@ -110,20 +111,8 @@ class S3Object(ConditionalObject):
     permissions = "s3:PutObject, s3:GetObject and s3:DeleteObject beside the dataset"
 
     def __init__(self, location: Location, options: Mapping[str, str]) -> None:
-        import botocore.session
-        from botocore.config import Config
-
         self.location = location
-        o = options
-        self.client = botocore.session.get_session().create_client(
-            "s3",
-            region_name=o.get("aws_region") or "us-east-1",
-            endpoint_url=o.get("aws_endpoint_url"),
-            aws_access_key_id=o.get("aws_access_key_id"),
-            aws_secret_access_key=o.get("aws_secret_access_key"),
-            aws_session_token=o.get("aws_session_token"),
-            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
-        )
+        self.client = s3_client(options, read_timeout=30)
 
     def _put(self, body: bytes, **condition: str) -> str:
         from botocore.exceptions import ClientError

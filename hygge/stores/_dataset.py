@@ -14,7 +14,10 @@ same journal and keep the same metadata under `<dataset>/_hygge/`:
 
 The journal (one format for both):
     {"mode": "append"|"replace", "key": KEY|null, "moves": [[src, dst], ...],
-     "deletes": [url, ...], "states": {flow: state}, "staging": [prefix, ...], "created_at"}
+     "deletes": [url, ...], "states": {flow: state}, "staging": [prefix, ...],
+     "uploads": {src: upload}, "created_at"}
+`uploads` (S3 only, `s3_dataset.py`): for each staged file that is an open multipart upload
+under its final name, what completing it needs (upload id, parts and their ETags).
 """
 
 from __future__ import annotations
@@ -70,6 +73,13 @@ class Dataset(ABC):
     @abstractmethod
     def publish(self, src: str, dst: str) -> None:
         """Put a staged file at its place in the dataset (rename locally, copy remotely)."""
+
+    def publish_all(self, moves: list[tuple[str, str]], uploads: dict[str, Any]) -> None:
+        """Publish a journal's staged files (idempotent: a file published already is gone
+        from staging, or is published again with the same bytes)."""
+        for src, dst in moves:
+            if self.exists(src):
+                self.publish(src, dst)
 
     @abstractmethod
     def delete(self, ref: str) -> None:
@@ -158,6 +168,7 @@ class Dataset(ABC):
         deletes: Sequence[str] = (),
         staging: Sequence[str] = (),
         states: dict[str, Any] | None = None,
+        uploads: dict[str, Any] | None = None,
     ) -> None:
         """The commit point: once this file exists the commit completes, whatever happens."""
         plan = {
@@ -167,6 +178,7 @@ class Dataset(ABC):
             "deletes": list(deletes),
             "states": states or {},
             "staging": list(staging),
+            "uploads": uploads or {},
             "created_at": datetime.now(UTC).isoformat(),
         }
         self.write_bytes(self.journal, json.dumps(plan, default=str).encode())
@@ -187,9 +199,7 @@ class Dataset(ABC):
         if data is None:
             return {}  # completed meanwhile by another run
         plan = json.loads(data)
-        for src, dst in plan["moves"]:
-            if self.exists(src):
-                self.publish(src, dst)  # a repeat after a crash re-publishes the same bytes
+        self.publish_all([(src, dst) for src, dst in plan["moves"]], plan.get("uploads") or {})
         new = {dst for _, dst in plan["moves"]}
         for old in plan.get("deletes", []):
             if old not in new:

@@ -7,10 +7,14 @@ Layout for a dataset at `s3://b/lake/orders`:
   a reader globbing `orders/**/*.parquet` never sees it);
 - parts of a partitioned run: `s3://b/lake/.orders.hygge-parts-FLOWRUN/p0003-RUN/...`; the
   commit's journal lists every part's files, so the commit costs one small PUT plus a
-  server-side copy per file (no bytes through the committing process);
+  server-side copy per file (no bytes through the committing process; copies run
+  `PUBLISH_THREADS` at a time);
 - journal: `s3://b/lake/orders/_hygge/journal/commit-RUN.json`, written in one PUT (an object
   appears whole or not at all). Its existence is the commit point;
 - state and commit markers: `s3://b/lake/orders/_hygge/{state,commits}/...`.
+
+On S3 the staged files are not copied at all: `S3Dataset` (`s3_dataset.py`) stages each file
+as a multipart upload under its final name, and publishing completes it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -40,6 +45,7 @@ T = TypeVar("T")
 # A staging prefix with no journal whose newest object is older than this belongs to a run
 # that died (a live run writes a part at least every `max_rows_per_file` rows); swept.
 STALE_STAGING_SECONDS = 6 * 3600
+PUBLISH_THREADS = 8  # publishing is one request per file: overlap their round trips
 
 
 class ObjectDataset(Dataset):
@@ -67,6 +73,31 @@ class ObjectDataset(Dataset):
 
     def publish(self, src: str, dst: str) -> None:
         self.storage.copy(src, dst)
+
+    def publish_all(self, moves: list[tuple[str, str]], uploads: dict[str, Any]) -> None:
+        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="hygge-publish") as pool:
+            for done in [pool.submit(self._publish_one, s, d, uploads) for s, d in moves]:
+                done.result()
+
+    def _publish_one(self, src: str, dst: str, uploads: dict[str, Any]) -> None:
+        if self.exists(src):
+            self.publish(src, dst)
+
+    def final_name(self, staged: str) -> str:
+        """Where a staged file is published."""
+        return f"{self.url}/{staged.rsplit('/', 1)[1]}"
+
+    def drop_staged(self, prefix: str) -> None:
+        """Delete staged files that will never be published (and what they hold)."""
+        self.storage.delete_prefix(prefix)
+
+    def staged_exists(self, ref: str) -> bool:
+        """Is a part's staged file there for the commit?"""
+        return self.exists(ref)
+
+    def upload_records(self, moves: list[tuple[str, str]]) -> dict[str, Any]:
+        """What the journal keeps to publish these staged files (nothing for a copy)."""
+        return {}
 
     def delete(self, ref: str) -> None:
         self.storage.delete(ref)
@@ -110,8 +141,7 @@ class ObjectDataset(Dataset):
                 entries = self.storage.list(folder)
                 newest = max((e.mtime_ns for e in entries), default=0)
                 if now - newest > seconds * 1_000_000_000:
-                    for entry in entries:
-                        self.storage.delete(entry.url)
+                    self.drop_staged(folder)
 
     def new_file(self, name: str) -> tuple[str, Any]:
         url = f"{self.staging}/{name}"
@@ -130,9 +160,9 @@ class ObjectDataset(Dataset):
     def commit(self, mode: str, states: dict[str, Any], key: str | None) -> None:
         def commit() -> None:
             if self.committed(key):  # an earlier attempt of this run landed: nothing more
-                self.storage.delete_prefix(self.staging)
+                self.drop_staged(self.staging)
                 return
-            moves = [(f, f"{self.url}/{f.rsplit('/', 1)[1]}") for f in self.files]
+            moves = [(f, self.final_name(f)) for f in self.files]
             self._publish(mode, key, moves, [self.staging], states)
 
         self._guard(commit)
@@ -148,9 +178,9 @@ class ObjectDataset(Dataset):
             moves = []
             for description in parts:
                 for name in description.get("files", []):
-                    if not self.exists(name):
+                    if not self.staged_exists(name):
                         raise missing_part(description, mask_url(name), mask_url(self.url))
-                    moves.append((name, f"{self.url}/{name.rsplit('/', 1)[1]}"))
+                    moves.append((name, self.final_name(name)))
             # The parts stay where they are (no staging to drop): `remove_parts` deletes
             # them once the flow run is over, so a repeated commit finds them again.
             self._publish(mode, key, moves, [], states)
@@ -169,7 +199,8 @@ class ObjectDataset(Dataset):
         if mode == "replace":
             meta = f"{self.url}/{META_DIR}/"
             deletes = [e.url for e in self.storage.list(self.url) if not e.url.startswith(meta)]
-        self.write_journal(mode, key, moves, deletes, staging, states)
+        uploads = self.upload_records(moves)
+        self.write_journal(mode, key, moves, deletes, staging, states, uploads)
         self.apply_journal(self.journal)
 
     def abort(self) -> None:
@@ -180,7 +211,7 @@ class ObjectDataset(Dataset):
             if self.storage.read_bytes(self.journal) is not None:
                 self.complete_journal(self.journal)
             else:
-                self.storage.delete_prefix(self.staging)
+                self.drop_staged(self.staging)
 
     def remove_parts(self, parts: list[dict[str, Any]]) -> None:
         """Delete the parts, but never under a journal still to apply: its moves copy from
@@ -191,7 +222,7 @@ class ObjectDataset(Dataset):
         except (StorageError, OSError):
             return
         for root in {self.parts_root(p["part"]) for p in parts}:
-            self._guard(partial(self.storage.delete_prefix, root))
+            self._guard(partial(self.drop_staged, root))
 
     # -- incremental state ----------------------------------------------------------------
     def read_state(self, flow: str) -> dict[str, Any] | None:

@@ -24,8 +24,10 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ from hygge.sql.url import SqlUrl, parse_url
 T = TypeVar("T")
 log = logging.getLogger("hygge.stores.sql")
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
+ATTEMPT = "_hygge_attempt"  # a shared parts table's column: the attempt that loaded the row
 
 
 class SQLStoreSettings(StoreSettings):
@@ -93,6 +96,11 @@ class _Run:
     staging_created: bool = False
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # flow -> state record
     batch_schema: pa.Schema | None = None  # the first batch's, as given (a sealed part's)
+    # A part of a partitioned run loading the run's shared table (transactional DDL):
+    shared_key: str | None = None  # the flow run all its parts belong to
+    attempt: int | None = None  # this attempt's id, in every row it loads (ATTEMPT)
+    # A partitioned append reading the sealed attempts' rows straight from the shared table:
+    source_where: tuple[str, str] | None = None
 
 
 class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
@@ -206,22 +214,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         await asyncio.to_thread(self._write_sync, df.to_arrow())
 
     def _write_sync(self, table: pa.Table) -> None:
-        run, s = self._open_run(), self.settings
+        run = self._open_run()
         if run.batch_schema is None:
             run.batch_schema = table.schema
         table = normalize(table)
         if run.plan is None:
-            run.plan = self._db(
-                "plan the load",
-                lambda: plan_load(
-                    run.target,
-                    table.schema,
-                    run.session.rules,
-                    mode=s.mode,
-                    schema_policy=s.schema_policy,
-                    key=s.key,
-                ),
-            )
+            run.plan = self._plan(run, table.schema)
             self._create_staging(run, run.plan)
         plan = run.plan
         if table.column_names != plan.names:
@@ -234,14 +232,38 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             for i, col in enumerate(plan.columns)
         ]
         data = pa.Table.from_arrays(arrays, names=plan.names)
+        if run.attempt is not None:  # a part's rows in the shared table: tagged
+            tag = pa.repeat(pa.scalar(run.attempt, pa.int64()), data.num_rows)
+            data = data.append_column(ATTEMPT, tag)
         loader = run.loader
         assert loader is not None
         self._db("load a batch into the staging table", lambda: loader.put(data))
 
+    def _plan(self, run: _Run, schema: pa.Schema) -> LoadPlan:
+        s = self.settings
+        return self._db(
+            "plan the load",
+            lambda: plan_load(
+                run.target,
+                schema,
+                run.session.rules,
+                mode=s.mode,
+                schema_policy=s.schema_policy,
+                key=s.key,
+            ),
+        )
+
     def _create_staging(self, run: _Run, plan: LoadPlan) -> None:
         session, schema = run.session, self.settings.db_schema
-        sql = session.create_table_sql(run.staging, schema, plan.names, plan.staging_ddl)
-        self._db("create the staging table", lambda: session.transaction([sql]))
+        if run.shared_key is not None:  # a part: the run's shared table, made by the first
+            run.staging = self._shared_table(session, run.shared_key, plan)
+            steps = session.create_shared_steps(
+                run.staging, schema, [*plan.names, ATTEMPT], [*plan.staging_ddl, "BIGINT"]
+            )
+            self._db("create the parts' table", lambda: session.transaction(steps))
+        else:
+            sql = session.create_table_sql(run.staging, schema, plan.names, plan.staging_ddl)
+            self._db("create the staging table", lambda: session.transaction([sql]))
         run.staging_created = True
         run.loader = loader_for(session, run.staging, schema, self.settings.streams)
 
@@ -256,16 +278,22 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self._db("finish loading the staging table", loader.finish)
         if loader.server_rows is not None:
             return loader.server_rows  # the server's own count of rows it took
-        n = self._db(
-            "count the staged rows", lambda: session.count(run.staging, self.settings.db_schema)
-        )
+        schema, attempt = self.settings.db_schema, run.attempt
+        if attempt is not None:  # a shared parts table: this attempt's rows
+            return self._db(
+                "count the staged rows",
+                lambda: session.count_by(run.staging, schema, ATTEMPT).get(attempt, 0),
+            )
+        n = self._db("count the staged rows", lambda: session.count(run.staging, schema))
         session.rollback()
         return n
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._commit_sync)
 
-    def _commit_sync(self) -> None:
+    def _commit_sync(self, gather: list[str] | None = None) -> None:
+        """Publish in one transaction; `gather`: statements that fill the staging table
+        first, inside that transaction (a partitioned commit's parts)."""
         run, s = self._open_run(), self.settings
         session = run.session
         if run.loader is not None:  # staged_rows() normally did this already
@@ -275,7 +303,7 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             self._check_keys(run)
         if run.states:  # incremental: the state row commits in the data's transaction
             self._db("create the state table", lambda: self._prepare_state(run))
-        steps = self._publish_steps(run)
+        steps = (gather or []) + self._publish_steps(run)
         if run.states:
             steps += state_table.publish_steps(session, s.db_schema, run.states)
         self._db(f"publish ({s.mode}) into the target", lambda: session.transaction(steps))
@@ -286,12 +314,21 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self._close()
 
     # -- parts of a partitioned flow (MultiPartStore) ---------------------------------------
-    # Each part (each attempt of it) loads a table of its own, `_hygge_part_<table>_<hash>`,
-    # on its own connection, committed when sealed (the staging sweep, keyed on
-    # `_hygge_stage_`, leaves it alone). Its name follows from the part's name alone, so a
-    # re-run of the part replaces what a dead attempt left, and the commit step (or an
-    # abort) finds every part's table. The commit step copies every part into one staging
-    # table and publishes it exactly as a single run would, in one transaction.
+    # Where DDL is transactional (PostgreSQL), every part loads ONE table of the flow run,
+    # `_hygge_parts_<table>_<run>_<columns>`, each row tagged with its attempt's id (a
+    # random integer in the column `_hygge_attempt`), and commits when sealed. The commit
+    # publishes that table itself, in one transaction: it waits out every writer (an
+    # exclusive lock), deletes the rows of attempts that did not seal (a retried part's dead
+    # attempt: exact), drops the tag column (catalog only) and, for `replace` or a first
+    # load, renames the table into place; an `append` inserts the sealed attempts' rows into
+    # the target. No copy of the parts. Parts whose columns differ load a table each (the
+    # name ends with a digest of the columns), and `merge` reads one staging table: then
+    # the sealed attempts' rows are copied into a staging table first.
+    # Elsewhere (MySQL/MariaDB: DDL commits by itself; SQLite) each part (each attempt) loads
+    # a table of its own, `_hygge_part_<table>_<hash of the part>` (a re-run of the part
+    # replaces what a dead attempt left), and the commit copies every part into one staging
+    # table, then publishes it as a single run would, in one transaction.
+    # Either way a commit that dies leaves every part's rows whole for the commit run again.
 
     def _part_table(self, session: Session, part: str) -> str:
         digest = hashlib.sha1(part.encode()).hexdigest()[:12]  # the same in every process
@@ -299,12 +336,27 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         base = re.sub(r"\W", "_", self.settings.table)[:room]
         return f"_hygge_part_{base}_{digest}"
 
+    def _shared_prefix(self, session: Session, run_key: str) -> str:
+        """`_hygge_parts_<table>_<run>_`: the tables every part of one flow run loads."""
+        digest = hashlib.sha1(run_key.encode()).hexdigest()[:10]
+        room = session.max_identifier - len("_hygge_parts___") - len(digest) - 6
+        base = re.sub(r"\W", "_", self.settings.table)[:room]
+        return f"_hygge_parts_{base}_{digest}_"
+
+    def _shared_table(self, session: Session, run_key: str, plan: LoadPlan) -> str:
+        columns = json.dumps([plan.names, plan.staging_ddl]).encode()
+        return self._shared_prefix(session, run_key) + hashlib.sha1(columns).hexdigest()[:6]
+
     async def open_part(self, part: str) -> None:
         await asyncio.to_thread(self._open_part_sync, part)
 
     def _open_part_sync(self, part: str) -> None:
         self._open_sync()
         run = self._open_run()
+        if run.session.transactional_ddl:  # the run's shared table, named at the first batch
+            run.shared_key = part.split(".", 1)[0]
+            run.attempt = secrets.randbits(62)
+            return
         run.staging = self._part_table(run.session, part)
         schema = self.settings.db_schema
         self._db("drop a dead attempt's part", lambda: run.session.drop(run.staging, schema))
@@ -320,6 +372,7 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         if run.staging_created and run.plan is not None:
             assert run.batch_schema is not None  # given by the batch that made the staging
             sealed["table"] = run.staging
+            sealed["attempt"] = run.attempt  # None: a table of the part's own
             sealed["arrow_schema"] = base64.b64encode(
                 run.batch_schema.serialize().to_pybytes()
             ).decode()
@@ -331,11 +384,24 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         return await asyncio.to_thread(self._parts_rows_sync, parts)
 
     def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int:
-        tables = [p["table"] for p in parts if p.get("table")]
+        """Rows of the sealed attempts, counted by the database (rows of dead attempts in a
+        shared table are not counted: the commit deletes them)."""
         schema = self.settings.db_schema
-        return self._with_session(
-            "count the staged rows", lambda db: sum(db.count(t, schema) for t in tables)
-        )
+
+        def count(db: Session) -> int:
+            total, shared = 0, {}
+            for p in parts:
+                if not p.get("table"):
+                    continue
+                if p.get("attempt") is None:
+                    total += db.count(p["table"], schema)
+                    continue
+                if p["table"] not in shared:
+                    shared[p["table"]] = db.count_by(p["table"], schema, ATTEMPT)
+                total += shared[p["table"]].get(int(p["attempt"]), 0)
+            return total
+
+        return self._with_session("count the staged rows", count)
 
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._commit_parts_sync, parts)
@@ -345,10 +411,13 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self._pending_states = {}
         self._close()
         self._open_sync()
-        run, schema = self._open_run(), self.settings.db_schema
+        run = self._open_run()
         run.states = states
         try:
             tables = [p for p in parts if p.get("table")]
+            if tables and self._in_place(tables):
+                self._commit_sync(self._adopt_parts(run, tables))
+                return
             if tables:
                 first = pa.ipc.read_schema(
                     pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"]))
@@ -360,15 +429,50 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
                 run.loader = None
                 plan = run.plan
                 assert plan is not None
-                copies = [
-                    run.session.insert_sql(run.staging, p["table"], schema, plan.names)
-                    for p in tables
-                ]
+                copies = [self._gather_sql(run.session, run.staging, p, plan) for p in tables]
                 self._db("gather the parts", lambda: run.session.transaction(copies))
             self._commit_sync()
         except BaseException:
             self._abort_sync()
             raise
+
+    def _gather_sql(
+        self, session: Session, staging: str, part: dict[str, Any], plan: LoadPlan
+    ) -> str:
+        """Copy one sealed part's rows into the staging table."""
+        schema = self.settings.db_schema
+        if part.get("attempt") is None:
+            return session.insert_sql(staging, part["table"], schema, plan.names)
+        where = session.attempts_in(ATTEMPT, [int(part["attempt"])])
+        return session.insert_where_sql(staging, part["table"], schema, plan.names, where)
+
+    def _in_place(self, tables: list[dict[str, Any]]) -> bool:
+        """Can the parts' table be published as it is? (One shared table for every part;
+        replace or append; merge reads a staging table.)"""
+        return (
+            self.settings.mode in ("replace", "append")
+            and all(p.get("attempt") is not None for p in tables)
+            and len({p["table"] for p in tables}) == 1
+        )
+
+    def _adopt_parts(self, run: _Run, tables: list[dict[str, Any]]) -> list[str]:
+        """The statements, run first in the publishing transaction, that make the shared
+        parts table hold exactly the sealed attempts' rows and then the staging table (no
+        copy). An append to an existing table reads those rows straight into the target."""
+        session, schema = run.session, self.settings.db_schema
+        first = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"])))
+        run.batch_schema = first
+        plan = run.plan = self._plan(run, normalize(first.empty_table()).schema)
+        run.staging_created = True
+        shared = tables[0]["table"]
+        sealed = session.attempts_in(ATTEMPT, [int(p["attempt"]) for p in tables])
+        if self.settings.mode == "append" and run.target is not None and not plan.staged_as_text:
+            run.source_where = (shared, sealed)
+            return []
+        return [
+            *session.keep_only_steps(shared, schema, ATTEMPT, sealed),
+            session.rename_sql(shared, run.staging, schema),
+        ]
 
     async def abort_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._abort_parts_sync, parts)
@@ -379,6 +483,10 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         def drop_all(db: Session) -> None:
             for p in parts:
                 db.drop(self._part_table(db, p["part"]), schema)
+            if db.transactional_ddl:
+                for key in {p["part"].split(".", 1)[0] for p in parts}:
+                    for table in db.tables_like(self._shared_prefix(db, key), schema):
+                        db.drop(table, schema)
 
         self._with_session("drop the parts' tables", drop_all)
 
@@ -451,6 +559,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             )
         steps += [session.add_column_sql(table, schema, n, t) for n, t in plan.add]
         steps += [session.alter_column_sql(table, schema, n, t) for n, t in plan.alter]
+        if s.mode == "append" and run.source_where:  # a partitioned append: the parts' rows
+            source, where = run.source_where
+            return [*steps, session.insert_where_sql(table, source, schema, plan.names, where)]
         if s.mode == "append":
             steps.append(session.insert_sql(table, staging, schema, plan.names))
         else:
@@ -488,6 +599,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         if run.loader is not None:
             run.loader.cancel()
             run.loader = None
+        if run.staging_created and run.shared_key is not None:
+            # A part's attempt in the shared table: what it loaded is not sealed, so the
+            # commit deletes it; the table goes with the flow run (abort_parts).
+            with contextlib.suppress(Exception):
+                run.session.rollback()
+            run.staging_created = False
         if run.staging_created:
             schema = self.settings.db_schema
             with contextlib.suppress(Exception):
