@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -50,9 +51,11 @@ def tpch_lineitem(scale: int, parts: int | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         print(f"generating TPC-H lineitem at scale factor {scale} ...", file=sys.stderr)
         split = [] if parts is None else ["--parts", str(parts)]
+        # the venv's own tpchgen-cli, so `.venv/bin/python -m benchmarks...` works unactivated
+        tpchgen = shutil.which("tpchgen-cli", path=str(Path(sys.executable).parent))
         subprocess.run(
             [
-                "tpchgen-cli",
+                tpchgen or "tpchgen-cli",
                 "parquet",
                 "-s",
                 str(scale),
