@@ -98,7 +98,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         # writers while it holds it).
         self._io = threading.RLock()
         self._naming = threading.Lock()
-        self._lanes: list[_Lane] = []
+        self._pool = WriterPool(1)
         self._opened = False
         # Rows by flow of interrupted commits this store completed, across its attempts.
         self._completed: dict[str, int] = {}
@@ -107,13 +107,10 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
     def _reset(self) -> None:
         """Fresh staging state: every attempt of a flow stages from scratch (the caller
         holds `_io`; a write of the attempt before finishes first)."""
-        for lane in self._lanes:
-            with lane.lock:
-                pass
+        self._pool.wait_idle()
         self.run_id = uuid.uuid4().hex[:12]
         self.dataset = self._new_dataset(self.run_id)
-        self._lanes = [_Lane() for _ in range(self.settings.writers)]
-        self._turn = self._handed = 0  # lane choice: batches and rows handed out
+        self._pool = WriterPool(self.settings.writers, self.settings.max_rows_per_file)
         self._schema: pa.Schema | None = None  # every file's, from the first batch
         self._file_index = 0
         self._states: dict[str, dict[str, Any]] = {}
@@ -196,50 +193,23 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         await self._stage(df)
 
     async def _stage(self, df: pl.DataFrame) -> None:
-        """Hand the batch to a lane and return while it encodes: the next batch may go to
-        the other lane at once. A lane takes one batch at a time (we wait for its previous
-        one, whose error surfaces here), so memory stays bounded by a batch per lane."""
-        lane = self._next_lane(df.height)
-        await self._settle(lane)
-        lane.pending = asyncio.ensure_future(
-            asyncio.to_thread(self._disk_errors, self._write_sync, lane, df, self.run_id)
+        """Hand the batch to a lane and return while it encodes (`WriterPool.submit`)."""
+        run_id = self.run_id
+        await self._pool.submit(
+            df.height, lambda lane: self._disk_errors(self._write_sync, lane, df, run_id)
         )
 
-    def _next_lane(self, rows: int) -> _Lane:
-        """Round robin over the lanes, one lane until the output passes `PARALLEL_AFTER`
-        rows (a small output stays one file, as with one writer)."""
-        parallel = self._handed >= min(self.settings.max_rows_per_file, PARALLEL_AFTER)
-        active = self.settings.writers if parallel else 1
-        lane = self._lanes[self._turn % active]
-        self._turn += 1
-        self._handed += rows
-        return lane
-
-    async def _settle(self, lane: _Lane) -> None:
-        """Wait for the lane's write in flight; its error is raised here."""
-        if lane.pending is not None:
-            pending, lane.pending = lane.pending, None
-            await pending
-
     async def _settle_all(self, quiet: bool = False) -> None:
-        """Wait for every write in flight, then raise the first error (all awaited, so no
-        failed write is left unretrieved)."""
-        pending = [lane.pending for lane in self._lanes if lane.pending is not None]
-        for lane in self._lanes:
-            lane.pending = None
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors and not quiet:
-            raise errors[0]
+        await self._pool.settle_all(quiet)
 
-    def _write_sync(self, lane: _Lane, df: pl.DataFrame, run_id: str | None = None) -> None:
+    def _write_sync(self, lane: Lane, df: pl.DataFrame, run_id: str | None = None) -> None:
         table = df.to_arrow(compat_level=self.arrow_compat(df))  # here: off the event loop
         with lane.lock:
             if self._aborted or (run_id is not None and run_id != self.run_id):
                 return  # a write of an attempt that was given up: nothing may land
             self._write_rows(lane, table)
 
-    def _write_rows(self, lane: _Lane, table: pa.Table) -> None:
+    def _write_rows(self, lane: Lane, table: pa.Table) -> None:
         limit = self.settings.max_rows_per_file
         with self._naming:  # every file of the run gets the schema of the first batch
             if self._schema is None:
@@ -260,8 +230,8 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
             lane.rows += take
             table = table.slice(take)
 
-    def _start_file(self, lane: _Lane) -> None:
-        lane.close(self.dataset)
+    def _start_file(self, lane: Lane) -> None:
+        lane.close(self.dataset.close_file)
         with self._naming:  # lanes open files concurrently: one index, one list of files
             name = f"part-{self.run_id}-{self._file_index:05d}{self.suffix}"
             self._file_index += 1
@@ -273,9 +243,9 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
     def _close_writer(self) -> None:
         """Close every lane's file (waiting for a write still running in a thread)."""
         with self._io:
-            for lane in self._lanes:
+            for lane in self._pool.lanes:
                 with lane.lock:
-                    lane.close(self.dataset)
+                    lane.close(self.dataset.close_file)
 
     async def staged_rows(self) -> int | None:
         await self._settle_all()
@@ -416,7 +386,7 @@ def _errno_in(exc: OSError) -> int:
     return int(found.group(1)) if found else 0
 
 
-class _Lane:
+class Lane:
     """One file being written: its writer, what it writes to, its rows, the write in flight."""
 
     def __init__(self) -> None:
@@ -426,11 +396,67 @@ class _Lane:
         self.rows = 0
         self.pending: asyncio.Future[None] | None = None
 
-    def close(self, dataset: Dataset) -> None:
-        """Close the current file (the caller holds the lock)."""
+    def close(self, close_sink: Callable[[Any], None]) -> None:
+        """Close the current file (the caller holds the lock); `close_sink` closes what it
+        was written to (a dataset's `close_file`, a stream's close)."""
         if self.writer is not None:
             writer, self.writer = self.writer, None
             writer.close()
         if self.sink is not None:
             sink, self.sink = self.sink, None
-            dataset.close_file(sink)
+            close_sink(sink)
+
+
+class WriterPool:
+    """The lanes of one attempt of a store (the file stores, the Open Mirroring store).
+
+    Batches go to the lanes in turn once the output passes `PARALLEL_AFTER` rows (or a
+    file's worth, if files are smaller; a small output stays one file), each encoded on a
+    thread of its own while the flow reads the next batch. A lane takes one batch at a time
+    (the next waits for its previous one, whose error surfaces there), so memory stays
+    bounded by a batch per lane. Rows of different lanes interleave across files: a store
+    that must keep the read order uses one lane.
+    """
+
+    def __init__(self, writers: int, max_rows_per_file: int = PARALLEL_AFTER) -> None:
+        self.lanes = [Lane() for _ in range(writers)]
+        self._after = min(max_rows_per_file, PARALLEL_AFTER)
+        self._turn = self._handed = 0  # lane choice: batches and rows handed out
+
+    def next_lane(self, rows: int) -> Lane:
+        """Round robin over the lanes, one lane until the output passes the threshold."""
+        active = len(self.lanes) if self._handed >= self._after else 1
+        lane = self.lanes[self._turn % active]
+        self._turn += 1
+        self._handed += rows
+        return lane
+
+    async def submit(self, rows: int, write: Callable[[Lane], None]) -> None:
+        """Run `write(lane)` on a thread for the next lane; return once that lane's previous
+        write is done (not this one: it runs while the flow reads the next batch)."""
+        lane = self.next_lane(rows)
+        await self.settle(lane)
+        lane.pending = asyncio.ensure_future(asyncio.to_thread(write, lane))
+
+    async def settle(self, lane: Lane) -> None:
+        """Wait for the lane's write in flight; its error is raised here."""
+        if lane.pending is not None:
+            pending, lane.pending = lane.pending, None
+            await pending
+
+    async def settle_all(self, quiet: bool = False) -> None:
+        """Wait for every write in flight, then raise the first error (all awaited, so no
+        failed write is left unretrieved)."""
+        pending = [lane.pending for lane in self.lanes if lane.pending is not None]
+        for lane in self.lanes:
+            lane.pending = None
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and not quiet:
+            raise errors[0]
+
+    def wait_idle(self) -> None:
+        """Wait (from a thread) for a write still running in a thread of an earlier attempt."""
+        for lane in self.lanes:
+            with lane.lock:
+                pass

@@ -55,6 +55,8 @@ from hygge.storage.location import is_object_url
 from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
 from hygge.stores import _mirror_deletes as deletes
+from hygge.stores.files import Lane, WriterPool
+from hygge.stores.parquet import dictionary_columns
 
 log = logging.getLogger("hygge.stores.open_mirroring")  # -v: staging, journal, data files
 KEYS_FILE = "keys.parquet"
@@ -88,6 +90,13 @@ class OpenMirroringSettings(StoreSettings):
     )
     compression: Compression = "snappy"
     max_rows_per_file: int = Field(1_000_000, gt=0, description="Start a new file after this.")
+    writers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Files written at once by `replace` and `snapshot` (as for a parquet "
+        "dataset); `append` writes one file at a time, keeping the rows' order.",
+    )
     partner_name: str = Field("hygge", description="`partnerName` of _partnerEvents.json.")
     source_type: str | None = Field(None, description="`sourceType` of _partnerEvents.json.")
     storage_options: dict[str, str] | None = None
@@ -170,17 +179,20 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         self.journal = f"{self.staging_root}/commit.json"
         self._tree: lz.Tree | None = None
         self._io = threading.RLock()
+        self._naming = threading.Lock()  # lanes open files concurrently: one list of files
+        self._keys_lock = threading.Lock()  # and write one keys file
+        self._pool = WriterPool(1)
         self._reset()
 
     def _reset(self) -> None:
+        self._pool.wait_idle()  # a write of the attempt before finishes first
         self.run_id = uuid.uuid4().hex[:12]
         self.staging = f"{self.staging_root}/staging-{self.run_id}"
-        self._writer: pq.ParquetWriter | None = None
-        self._stream: Any = None
+        self._pool = WriterPool(self._writers, self.settings.max_rows_per_file)
+        self._dictionary: list[str] | bool = True
         self._keys_writer: pq.ParquetWriter | None = None
         self._keys_stream: Any = None
         self._files: list[str] = []
-        self._rows_in_file = 0
         self._schema: pa.Schema | None = None
         self._states: dict[str, dict[str, Any]] = {}
         self._checked_columns = False
@@ -195,6 +207,14 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         """Replace and snapshot runs read the whole table: their keys are recorded, so the
         next snapshot run can tell which keys disappeared."""
         return self.settings.mode in ("replace", "snapshot")
+
+    @property
+    def _writers(self) -> int:
+        """Lanes (`WriterPool`): rows of two lanes interleave across files, which is the
+        same table only when every key comes once. A replace or snapshot reads the whole
+        table, one row per key; an append may carry a key twice (a change log, a row
+        updated twice), whose upserts must land in read order: one lane."""
+        return 1 if self.settings.mode == "append" else self.settings.writers
 
     @property
     def tree(self) -> lz.Tree:
@@ -323,14 +343,16 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         if not self._checked_columns:
             self._check_columns(df.columns, "the data")
             self._checked_columns = True
-        # The conversion runs in the writer's thread: the event loop meanwhile fetches the
-        # next batch (a landing zone costs no more than a parquet dataset, issue 22).
-        await asyncio.to_thread(self._write_frame, df, self.run_id)
+        # The conversion runs in the lane's thread: the event loop meanwhile fetches the
+        # next batch, and the other lane encodes (a landing zone costs no more than a
+        # parquet dataset, issue 22).
+        run_id = self.run_id
+        await self._pool.submit(df.height, lambda lane: self._write_frame(lane, df, run_id))
 
-    def _write_frame(self, df: pl.DataFrame, run_id: str) -> None:
+    def _write_frame(self, lane: Lane, df: pl.DataFrame, run_id: str) -> None:
         table = self._with_marker(df).to_arrow(compat_level=pl.CompatLevel.oldest())
         keys = table.select(self.key) if self._full_read else None  # no copy: same buffers
-        self._write_sync(self._with_row_marker(table), keys, run_id)
+        self._write_sync(lane, self._with_row_marker(table), keys, run_id)
 
     def _with_marker(self, df: pl.DataFrame) -> pl.DataFrame:
         """The rows with a soft-delete's `__rowMarker__` as the last column (computed by
@@ -357,62 +379,70 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             upserts = self._upserts = pa.repeat(pa.scalar(lz.UPSERT, pa.int32()), max(n, 1))
         return table.append_column(pa.field(lz.MARKER, pa.int32()), upserts.slice(0, n))
 
-    def _write_sync(self, table: pa.Table, keys: pa.Table | None, run_id: str) -> None:
-        with self._io:
+    def _write_sync(self, lane: Lane, table: pa.Table, keys: pa.Table | None, run_id: str) -> None:
+        with lane.lock:
             if self._aborted or run_id != self.run_id:
                 return  # a write of an attempt that was given up: nothing may land
+            with self._naming:  # every file of the run: the first batch's schema
+                if self._schema is None:
+                    self._schema = table.schema
+                    # as a parquet dataset: a dictionary where values repeat
+                    self._dictionary = dictionary_columns(table)
             limit = self.settings.max_rows_per_file
             while table.num_rows:
-                if self._writer is None or self._rows_in_file >= limit:
-                    self._start_file(table.schema)
-                take = min(limit - self._rows_in_file, table.num_rows)
+                if lane.writer is None or lane.rows >= limit:
+                    self._start_file(lane)
+                take = min(limit - lane.rows, table.num_rows)
                 try:
-                    assert self._writer is not None
-                    self._writer.write_table(table.slice(0, take))
+                    lane.writer.write_table(table.slice(0, take))
                 except (pa.ArrowException, ValueError) as exc:
                     raise StoreError(
                         f"cannot write a batch to {self.describe()}: {exc}",
                         hint="every batch of a flow must have the same columns and types",
                     ) from exc
-                self._rows_in_file += take
+                lane.rows += take
                 table = table.slice(take)
             if keys is not None and keys.num_rows:
-                if self._keys_writer is None:
-                    self._keys_stream = self.tree.open_output(self.staging, KEYS_FILE)
-                    self._keys_writer = keys_writer(self._keys_stream, keys.schema)
-                self._keys_writer.write_table(keys)
+                with self._keys_lock:
+                    if self._keys_writer is None:
+                        self._keys_stream = self.tree.open_output(self.staging, KEYS_FILE)
+                        self._keys_writer = keys_writer(self._keys_stream, keys.schema)
+                    self._keys_writer.write_table(keys)
 
-    def _start_file(self, schema: pa.Schema) -> None:
-        self._close_data()
-        self._schema = schema
-        name = f"{self.staging}/part-{len(self._files):06d}.parquet"
-        self._stream = self.tree.open_output(name)
+    def _start_file(self, lane: Lane) -> None:
+        """A new staged file for the lane, its place in the run's list of files taken as it
+        opens (the journal numbers them in that order)."""
+        lane.close(_close_stream)
+        with self._naming:
+            name = f"{self.staging}/part-{len(self._files):06d}.parquet"
+            self._files.append(name)
+        lane.sink = self.tree.open_output(name)
         compression = self.settings.compression
-        self._writer = pq.ParquetWriter(
-            self._stream, schema, compression=None if compression == "none" else compression
+        lane.writer = pq.ParquetWriter(
+            lane.sink,
+            self._schema,
+            compression=None if compression == "none" else compression,
+            use_dictionary=self._dictionary,
         )
-        self._files.append(name)
-        self._rows_in_file = 0
-
-    def _close_data(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            stream.close()
+        lane.rows = 0
 
     def _close_all(self) -> None:
+        """Close every lane's file (waiting for a write still running in a thread) and the
+        keys file."""
         with self._io:
-            self._close_data()
-            if self._keys_writer is not None:
-                writer, self._keys_writer = self._keys_writer, None
-                writer.close()
-            if self._keys_stream is not None:
-                stream, self._keys_stream = self._keys_stream, None
-                stream.close()
+            for lane in self._pool.lanes:
+                with lane.lock:
+                    lane.close(_close_stream)
+            with self._keys_lock:
+                if self._keys_writer is not None:
+                    writer, self._keys_writer = self._keys_writer, None
+                    writer.close()
+                if self._keys_stream is not None:
+                    stream, self._keys_stream = self._keys_stream, None
+                    stream.close()
 
     async def staged_rows(self) -> int | None:
+        await self._pool.settle_all()
         return await asyncio.to_thread(self._staged_rows_sync)
 
     def _staged_rows_sync(self) -> int:
@@ -424,6 +454,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             return int(pq.ParquetFile(f).metadata.num_rows)
 
     async def commit(self) -> None:
+        await self._pool.settle_all()
         await asyncio.to_thread(self._commit_sync)
 
     def _commit_sync(self) -> None:
@@ -534,6 +565,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         self._opened = True
 
     async def seal_part(self, part: str) -> dict[str, Any]:
+        await self._pool.settle_all()
         return await asyncio.to_thread(self._seal_part_sync, part)
 
     def _seal_part_sync(self, part: str) -> dict[str, Any]:
@@ -638,6 +670,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
 
     # -- abort ----------------------------------------------------------------------------
     async def abort(self) -> None:
+        await self._pool.settle_all(quiet=True)  # the flow is failing already: its error counts
         await asyncio.to_thread(self._abort_sync)
 
     def _abort_sync(self) -> None:
@@ -685,6 +718,10 @@ def _tree(path: str, options: Mapping[str, Any] | None) -> lz.Tree:
 
         storage = ObjectStorage.for_url(path, options)
     return lz.Tree(storage.fs, storage.location.fs_path, path, local=False, storage=storage)
+
+
+def _close_stream(stream: Any) -> None:
+    stream.close()
 
 
 def keys_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
