@@ -56,7 +56,7 @@ from hygge.storage.onelake import is_onelake, onelake_url
 from hygge.stores import _landing as lz
 from hygge.stores import _mirror_deletes as deletes
 from hygge.stores.files import Lane, WriterPool
-from hygge.stores.parquet import dictionary_columns
+from hygge.stores.parquet import ArrowOutput, declared_schema, dictionary_columns
 
 log = logging.getLogger("hygge.stores.open_mirroring")  # -v: staging, journal, data files
 KEYS_FILE = "keys.parquet"
@@ -190,6 +190,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         self.staging = f"{self.staging_root}/staging-{self.run_id}"
         self._pool = WriterPool(self._writers, self.settings.max_rows_per_file)
         self._dictionary: list[str] | bool = True
+        self._arrow = ArrowOutput()  # as a parquet dataset: polars' string views, no copy
         self._keys_writer: pq.ParquetWriter | None = None
         self._keys_stream: Any = None
         self._files: list[str] = []
@@ -350,8 +351,10 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         await self._pool.submit(df.height, lambda lane: self._write_frame(lane, df, run_id))
 
     def _write_frame(self, lane: Lane, df: pl.DataFrame, run_id: str) -> None:
-        table = self._with_marker(df).to_arrow(compat_level=pl.CompatLevel.oldest())
+        table = self._with_marker(df).to_arrow(compat_level=self._arrow.compat(df))
         keys = table.select(self.key) if self._full_read else None  # no copy: same buffers
+        if keys is not None and not (declared := declared_schema(keys.schema)).equals(keys.schema):
+            keys = keys.cast(declared)  # string keys: compared with earlier runs' large ones
         self._write_sync(lane, self._with_row_marker(table), keys, run_id)
 
     def _with_marker(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -386,6 +389,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             with self._naming:  # every file of the run: the first batch's schema
                 if self._schema is None:
                     self._schema = table.schema
+                    self._arrow.judge(table)
                     # as a parquet dataset: a dictionary where values repeat
                     self._dictionary = dictionary_columns(table)
             limit = self.settings.max_rows_per_file
@@ -394,7 +398,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
                     self._start_file(lane)
                 take = min(limit - lane.rows, table.num_rows)
                 try:
-                    lane.writer.write_table(table.slice(0, take))
+                    lane.writer.write_table(self._arrow.prepare(table.slice(0, take)))
                 except (pa.ArrowException, ValueError) as exc:
                     raise StoreError(
                         f"cannot write a batch to {self.describe()}: {exc}",
@@ -418,7 +422,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             self._files.append(name)
         lane.sink = self.tree.open_output(name)
         compression = self.settings.compression
-        lane.writer = pq.ParquetWriter(
+        lane.writer = self._arrow.open_writer(
             lane.sink,
             self._schema,
             compression=None if compression == "none" else compression,
@@ -536,7 +540,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             previous=f"{self.table}/{lz.HIDDEN}/{KEYS_FILE}",
             current=f"{self.staging}/{KEYS_FILE}",
             key=self.key,
-            schema=self._schema,
+            schema=None if self._schema is None else declared_schema(self._schema),
             target=target,
             per_bucket=KEYS_PER_BUCKET,
         )

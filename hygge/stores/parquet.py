@@ -31,41 +31,19 @@ class ParquetStore(FileStore):
     settings: ParquetStoreSettings
 
     _dictionary: list[str] | bool = True
-    _stored: pa.Schema | None = None  # the Arrow schema the file declares, when not its own
-    _cast = False  # the batches are cast to `_stored` (views nested in other types)
-
-    _views: bool | None = None  # polars' views handed on as they are (None: not judged yet)
+    _arrow: ArrowOutput
 
     def _reset(self) -> None:
         super()._reset()
-        self._views = None
+        self._arrow = ArrowOutput()
 
     def arrow_compat(self, df: pl.DataFrame) -> pl.CompatLevel:
-        """Polars' own string and binary views, without a copy into the large types: the
-        file still declares large_string/large_binary (see `first_batch`). Not where an
-        extension type (hygge's uuid, numeric, json) would carry a view: its storage type
-        is part of what the file declares, so those flows keep the large types."""
-        if self._views is None:
-            probe = df.head(0).to_arrow(compat_level=pl.CompatLevel.newest()).schema
-            self._views = not any(_has_extension(f.type) for f in probe)
-        return pl.CompatLevel.newest() if self._views else pl.CompatLevel.oldest()
+        return self._arrow.compat(df)
 
     def first_batch(self, table: pa.Table) -> None:
-        """Choose, once per attempt: the schema the files declare and the dictionary columns.
-
-        Parquet stores a string column the same way whatever its Arrow type; only the Arrow
-        schema kept in the footer says which type a reader gets back. Writing polars' views
-        as they are and declaring the large types readers always got from hygge is cheaper
-        (no copy of every string, a faster encoder) and gives byte-identical files (checked
-        on TPC-H lineitem). Views nested in lists, structs or dictionaries are cast instead.
-        """
-        legacy = pa.schema(
-            [f.with_type(_without_views(f.type)) for f in table.schema], table.schema.metadata
-        )
-        self._stored = None if legacy.equals(table.schema) else legacy
-        self._cast = any(
-            _without_views(f.type) != f.type and not _is_view(f.type) for f in table.schema
-        )
+        """Choose, once per attempt: the schema the files declare (`ArrowOutput`) and the
+        dictionary columns."""
+        self._arrow.judge(table)
         self._choose_dictionary(table)
 
     def _choose_dictionary(self, table: pa.Table) -> None:
@@ -81,29 +59,76 @@ class ParquetStore(FileStore):
 
     def open_writer(self, path: Any, schema: pa.Schema) -> pq.ParquetWriter:
         s = self.settings
-        declared = self._stored
-        if declared is not None and self._cast:
-            schema, declared = declared, None  # nested views: written as the large types
-        writer = pq.ParquetWriter(
+        return self._arrow.open_writer(
             path,
             schema,
             compression=s.compression,
             compression_level=s.compression_level,
             use_dictionary=self._dictionary,
-            store_schema=declared is None,
         )
+
+    def write_chunk(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
+        writer.write_table(self._arrow.prepare(table), row_group_size=self.settings.row_group_size)
+
+    def count_rows(self, path: Any) -> int:
+        return int(pq.read_metadata(path).num_rows)
+
+
+class ArrowOutput:
+    """How polars' batches reach a parquet writer, for the stores that write parquet files
+    (a parquet dataset, an Open Mirroring landing zone): judged on a run's first frame and
+    first batch, then the same for every file of the run.
+
+    Parquet stores a string column the same way whatever its Arrow type; only the Arrow
+    schema kept in the footer says which type a reader gets back. Writing polars' views as
+    they are and declaring the large types readers always got from hygge is cheaper (no copy
+    of every string, a faster encoder) and gives byte-identical files (checked on TPC-H
+    lineitem). Views nested in lists, structs or dictionaries are cast instead.
+    """
+
+    def __init__(self) -> None:
+        self.views: bool | None = None  # polars' views handed on as they are (None: not judged)
+        self.stored: pa.Schema | None = None  # the Arrow schema files declare, when not their own
+        self.cast = False  # the batches are cast to `stored` (views nested in other types)
+
+    def compat(self, df: pl.DataFrame) -> pl.CompatLevel:
+        """Polars' own string and binary views, without a copy into the large types: the
+        file still declares large_string/large_binary. Not where an extension type (hygge's
+        uuid, numeric, json) would carry a view: its storage type is part of what the file
+        declares, so those flows keep the large types."""
+        if self.views is None:
+            probe = df.head(0).to_arrow(compat_level=pl.CompatLevel.newest()).schema
+            self.views = not any(_has_extension(f.type) for f in probe)
+        return pl.CompatLevel.newest() if self.views else pl.CompatLevel.oldest()
+
+    def judge(self, table: pa.Table) -> None:
+        """The schema the files declare, from the first batch."""
+        self.stored = declared_schema(table.schema)
+        if self.stored.equals(table.schema):
+            self.stored = None
+        self.cast = any(
+            _without_views(f.type) != f.type and not _is_view(f.type) for f in table.schema
+        )
+
+    def open_writer(self, sink: Any, schema: pa.Schema, **options: Any) -> pq.ParquetWriter:
+        """A parquet writer for `schema` (the batches'), declaring the large types."""
+        declared = self.stored
+        if declared is not None and self.cast:
+            schema, declared = declared, None  # nested views: written as the large types
+        writer = pq.ParquetWriter(sink, schema, store_schema=declared is None, **options)
         if declared is not None:  # what pyarrow's writer stores for `declared`, as it does
             encoded = base64.b64encode(declared.serialize().to_pybytes()).decode()
             writer.add_key_value_metadata({"ARROW:schema": encoded})
         return writer
 
-    def write_chunk(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
-        if self._cast and self._stored is not None:
-            table = table.cast(self._stored)
-        writer.write_table(table, row_group_size=self.settings.row_group_size)
+    def prepare(self, table: pa.Table) -> pa.Table:
+        """A batch as the writer takes it."""
+        return table.cast(self.stored) if self.cast and self.stored is not None else table
 
-    def count_rows(self, path: Any) -> int:
-        return int(pq.read_metadata(path).num_rows)
+
+def declared_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` with every string/binary view as the large type (what files declare)."""
+    return pa.schema([f.with_type(_without_views(f.type)) for f in schema], schema.metadata)
 
 
 # A column is dictionary-encoded when its first rows repeat values at least this much:
