@@ -7,9 +7,9 @@ partitioned flow (in one process or from the workers, through `to_json`/`from_js
 
 Memory stays bounded whatever the data size: row checks keep a count and a few examples;
 `unique` keeps one 64-bit hash per distinct key (8 bytes a key) in one sorted run, into which
-the pending batches' hashes are merged once a million (or as many as the run holds) are
-pending (a linear pass that finds the repeats), memory-mapped from a temporary file past 32
-million keys (hygge/keyset.py);
+the pending batches' hashes are merged once a million (or half as many as the run holds) are
+pending (a linear pass that finds the repeats); past 2 million keys the run lives in a
+temporary file, read and rewritten a piece at a time by each merge (hygge/keyset.py);
 `row_count` keeps a count; `freshness` a maximum.
 """
 
