@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.ipc
 
 SPILL_KEYS = 2_000_000  # distinct keys in memory (16 MB) before the run goes to a file
+# ... when every batch is merged at once (quarantine): rewriting a file per batch would cost more
+EAGER_SPILL_KEYS = 32_000_000
 COMPACT_ROWS = 1_000_000  # keys pending (their hashes) before a compaction (or half the run)
 CHUNK = 262_144  # keys per piece of the run (2 MB): a merge holds about one piece extra
 COMPACT_BYTES = 64 * 2**20  # ... or this much of their key values (wide text keys)
