@@ -7,9 +7,10 @@ partitioned flow (in one process or from the workers, through `to_json`/`from_js
 
 Memory stays bounded whatever the data size: row checks keep a count and a few examples;
 `unique` keeps one 64-bit hash per distinct key (8 bytes a key) in one sorted run, into which
-the pending batches' hashes are merged once a million (or as many as the run holds) are
-pending (a linear pass that finds the repeats), memory-mapped from a temporary file past 32
-million keys (hygge/keyset.py);
+the pending batches' hashes are merged once a million (or half as many as the run holds) are
+pending (a linear pass that finds the repeats); past 2 million keys (32 million under
+quarantine, which merges every batch) the run lives in a temporary file, read and rewritten a
+piece at a time by each merge (hygge/keyset.py);
 `row_count` keeps a count; `freshness` a maximum.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from hygge.check_spec import Check
-from hygge.keyset import SPILL_KEYS, KeySet
+from hygge.keyset import EAGER_SPILL_KEYS, SPILL_KEYS, KeySet
 from hygge.rowhash import hash_expr
 
 EXAMPLES = 5  # failing rows kept per check, to show what is wrong
@@ -107,6 +108,8 @@ class CheckAccumulator:
         self.across = 0  # keys repeated in another part (found by `merge`)
         self.failing = [0] * len(checks)
         self.examples: list[list[dict[str, Any]]] = [[] for _ in checks]
+        if eager and spill_keys == SPILL_KEYS:  # a merge per batch: keep the run in memory longer
+            spill_keys = EAGER_SPILL_KEYS
         self.keys: dict[int, KeySet] = {
             i: KeySet(spill_keys) for i, c in enumerate(checks) if c.kind == "unique"
         }

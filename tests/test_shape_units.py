@@ -333,3 +333,26 @@ def test_gate_names_a_missing_check_column_and_a_bad_freshness_column() -> None:
         batch([{"not_null": ["nope"]}], df)
     with pytest.raises(ShapeError, match="needs a date or timestamp column; 'when' is String"):
         batch([{"freshness": {"column": "when", "max_age": "1d"}}], df)
+
+
+def test_key_set_merges_piece_by_piece_and_counts_every_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hygge.keyset
+
+    monkeypatch.setattr(hygge.keyset, "CHUNK", 64)  # many pieces, many piece boundaries
+    values = pl.Series("id", range(3000), dtype=pl.UInt64).sample(
+        9000, with_replacement=True, seed=7
+    )
+    for spill in (100_000, 1500):
+        keys, found = KeySet(spill_keys=spill, compact_rows=400), 0
+        for start in range(0, len(values), 300):
+            ids = values.slice(start, 300)
+            result = keys.add(ids, ids.to_frame())
+            found += result[0] if result else 0
+        found += (keys.compact() or (0, None))[0]
+        distinct = values.n_unique()
+        assert (found, len(keys)) == (len(values) - distinct, distinct)
+        assert keys.run.to_list() == sorted(values.unique().to_list())
+        assert ("spilled" in keys.describe()) == (spill < distinct)
+        keys.close()
