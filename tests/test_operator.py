@@ -214,7 +214,8 @@ def test_verbose_narrates_a_csv_home_into_s3(tmp_path: Path, emulators: Any) -> 
         r"reading \S+/users\.csv through pyarrow's streaming CSV reader on the file",
         rf"store 'users' \(parquet\): staging in {re.escape(bucket)}/lake/\.users\.hygge-staging-"
         r"\w+ \(an object-store prefix",
-        rf"flow 'users': run lock taken on \S*{url} \(a run lock held as an S3 object: s3://",
+        rf"flow 'users': run lock taken on \S*{url} "
+        r"\(a run lock held as an object beside the dataset: s3://",
         rf"journal {url}/_hygge/journal/commit-\w+\.json written \(the commit point\): 1 file",
         rf"journal {url}/_hygge/journal/commit-\w+\.json applied: 1 file\(s\) published",
     ):
