@@ -474,12 +474,20 @@ def write_slow_flow(stack: Stack, name: str, rows: int) -> Path:
 
 
 def slow_output_complete(stack: Stack, name: str, rows: int) -> bool:
-    """The long flow's output is there, with every row once (count and sum of ids)."""
+    """The long flow's output is there, with every row once (count and sum of ids).
+
+    An S3 commit makes its files visible one completion at a time (docs/objectstore.md:
+    a plain-prefix reader sees an append part by part while the commit runs), so fewer rows
+    than expected means "not yet": the caller's wait ends in a failure if they never all
+    come. More rows, or all of them with a wrong checksum, fails at once."""
     stack.sync()
     if not list((stack.lake / name).glob("*.parquet")):
         return False
     query = f"SELECT count(*), sum(id) FROM read_parquet('{stack.lake / name}/*.parquet')"
     found = duckdb_rows(query)[0]
+    if found[0] < rows:
+        log(f"{name}: {found[0]} of {rows} rows visible so far (the commit is under way)")
+        return False
     if found != (rows, rows * (rows - 1) // 2):
         raise Failed(f"{name}: committed (rows, sum) {found}, expected ({rows}, checksum)")
     return True
