@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
-from benchmarks.common import ROOT, tpch_lineitem, tree_rss_kb
+from benchmarks.common import ROOT, run_sampled, tpch_lineitem
 from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -72,21 +71,10 @@ def timed(command: list[str], stdout: int | None = None, root: Path = ROOT) -> R
     """Wall time, the peak RSS of the command's whole process tree (sampled every 0.1 s),
     and its CPU seconds (wait4), failing loudly."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, cwd=root, stdout=stdout)
-    peak = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak = max(peak, tree_rss_kb(proc.pid))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    code, seconds, peak, cpu = run_sampled(command, env, root, stdout)
+    if code != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
-    peak = max(peak, usage.ru_maxrss)  # a run shorter than one sample
-    return Run(seconds, peak / 1024, usage.ru_utime + usage.ru_stime)
+    return Run(seconds, peak / 1024, cpu)
 
 
 def lineitem(scale: int) -> tuple[Path, Path, int]:

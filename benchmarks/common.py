@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +71,11 @@ def tpch_lineitem(scale: int, parts: int | None = None) -> Path:
     return target
 
 
-def tree_rss_kb(pid: int) -> int:
-    """The summed RSS of `pid` and all its descendants now, from /proc (0 once it is gone)."""
+def _tree_sum(pid: int, value: Callable[[list[str]], float]) -> float:
+    """The sum of `value(stat fields)` over `pid` and all its descendants now, from /proc
+    (0 once it is gone)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    values: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -83,37 +85,51 @@ def tree_rss_kb(pid: int) -> int:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [pid]
+        values[int(entry)] = value(fields)
+    total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        total += values.get(p, 0.0)
         todo.extend(children.get(p, []))
     return total
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The summed RSS of `pid` and all its descendants now, from /proc (0 once it is gone)."""
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    return int(_tree_sum(pid, lambda fields: int(fields[21]) * page_kb))
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by `pid`, its descendants and the children
     they have reaped, from /proc (0 once it is gone)."""
-    children: dict[int, list[int]] = {}
-    used: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        used[int(entry)] = sum(int(x) for x in fields[11:15]) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += used.get(p, 0.0)
-        todo.extend(children.get(p, []))
-    return total
+    return _tree_sum(pid, lambda fields: sum(int(x) for x in fields[11:15]) / tick)
+
+
+def run_sampled(
+    command: list[str], env: dict[str, str], cwd: Path, stdout: int | None = None
+) -> tuple[int, float, float, float]:
+    """Run `command` to its end: (exit code, wall seconds, peak RSS in KB of its process tree
+    sampled every 0.1 s and at least the largest process's own peak from wait4, CPU seconds
+    from wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, tree_rss_kb(proc.pid))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    peak = max(peak, usage.ru_maxrss)  # a run shorter than one sample
+    return (
+        os.waitstatus_to_exitcode(status),
+        seconds,
+        peak,
+        usage.ru_utime + usage.ru_stime,
+    )
 
 
 def measure(
@@ -125,29 +141,12 @@ def measure(
 ) -> Measurement:
     """Run `command` once: wall time, the peak RSS of its process tree (sampled every 0.1 s,
     and at least the largest process's own peak from wait4), its CPU seconds (wait4)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        command, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT
+    code, seconds, peak_kb, cpu = run_sampled(
+        command, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd or ROOT
     )
-    peak = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak = max(peak, tree_rss_kb(proc.pid))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if code != 0:
         raise SystemExit(f"{label}: command failed: {' '.join(command)}")
-    return Measurement(
-        label,
-        seconds,
-        max(peak, usage.ru_maxrss) / 1024,
-        rows,
-        usage.ru_utime + usage.ru_stime,
-        os.getloadavg()[0],
-    )
+    return Measurement(label, seconds, peak_kb / 1024, rows, cpu, os.getloadavg()[0])
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
