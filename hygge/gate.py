@@ -28,8 +28,7 @@ from hygge.check_spec import Check
 from hygge.contract import Home, Store
 from hygge.errors import FlowError
 from hygge.quality import CheckAccumulator, CheckReport
-from hygge.rowhash import HashTypeError, check_type
-from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec
+from hygge.shape import AuditValues, ShapeError, Shaper, ShapeSpec, require_hashable
 
 log = logging.getLogger("hygge.checks")
 
@@ -237,14 +236,12 @@ class Gate:
                         hint="use one of the available names",
                     )
             if check.kind == "unique":
-                for column in check.columns:
-                    try:
-                        check_type(column, df.schema[column])
-                    except HashTypeError as exc:
-                        raise ShapeError(
-                            f"flow '{flow}': check {check.label}: {exc}",
-                            hint="check scalar columns (numbers, text, dates, times, binary)",
-                        ) from None
+                require_hashable(
+                    f"flow '{flow}': check {check.label}",
+                    check.columns,
+                    df.schema,
+                    hint="check scalar columns (numbers, text, dates, times, binary)",
+                )
             if check.kind == "freshness" and not df.schema[check.columns[0]].is_temporal():
                 raise ShapeError(
                     f"flow '{flow}': check {check.label} needs a date or timestamp column; "

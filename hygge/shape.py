@@ -11,6 +11,7 @@ raised on the first batch, before anything is staged.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -145,6 +146,16 @@ class AuditValues:
         return cls(run_id, datetime.now(UTC))
 
 
+def require_hashable(where: str, columns: Sequence[str], schema: pl.Schema, hint: str) -> None:
+    """Refuse a column of a type the row hash cannot take (hash keys, `unique`), before any
+    batch: the error names `where` and the column."""
+    for column in columns:
+        try:
+            check_type(column, schema[column])
+        except HashTypeError as exc:
+            raise ShapeError(f"{where}: {exc}", hint=hint) from None
+
+
 class Shaper:
     """Applies a ShapeSpec to each batch; `file_column` is the column a file home fills with
     each row's source file (the `file` audit value), None when no such column is asked for."""
@@ -178,15 +189,12 @@ class Shaper:
         key = self.spec.hash_key
         if key is None:
             return
-        inputs = df.head(0).select(self._hashed)
-        for column in key.columns:
-            try:
-                check_type(column, inputs.schema[column])
-            except HashTypeError as exc:
-                raise ShapeError(
-                    f"flow '{self.flow}': shape.hash_key: {exc}",
-                    hint="hash scalar columns (numbers, text, dates, times, binary)",
-                ) from None
+        require_hashable(
+            f"flow '{self.flow}': shape.hash_key",
+            key.columns,
+            df.head(0).select(self._hashed).schema,
+            hint="hash scalar columns (numbers, text, dates, times, binary)",
+        )
 
     def columns(self, source: list[str]) -> list[str]:
         """The columns a batch with `source` columns has after shaping (for validate)."""
