@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -173,6 +174,29 @@ def test_a_failed_replace_keeps_the_old_table(target, tmp_path):
             ),
             SQLStore(table, connection=url),
         )
+
+
+@pytest.mark.parametrize("bad_batch", [0, 5])
+def test_a_value_the_server_changes_fails_the_run_whichever_stream_loads_it(
+    mysql_url, tmp_path, bad_batch
+):
+    """LOAD DATA LOCAL loads a value the server cannot store changed, with a warning (a date
+    past 9999 here: Arrow's date32 holds it): any warning fails the run, whichever of the
+    parallel LOAD DATA connections met it, and the target keeps its rows."""
+    table = unique("warned")
+    days = [18_262] * 600  # 2020-01-01
+    days[bad_batch * 100 + 42] = 3_650_000  # about the year 11963
+    data = {"id": list(range(600)), "d": pa.array(days, pa.int32()).cast(pa.date32())}
+    with database(mysql_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id INTEGER, d DATE)")
+        db.run(f"INSERT INTO {table} VALUES (1, '2026-01-02')")
+        with pytest.raises(StoreError, match=r"changed or refused values .*column 'd'"):
+            run(
+                ParquetHome("in", path=parquet_file(tmp_path, "in", data), batch_size=100),
+                SQLStore(table, connection=mysql_url, streams=2),
+            )
+        assert db.rows(table) == [(1, dt.date(2026, 1, 2))]
+        assert not [t for t in db.staging_tables() if table in t], "staging table left behind"
 
 
 @pytest.mark.parametrize("which", ["mysql", "sqlite"])

@@ -240,3 +240,19 @@ def test_staging_left_by_a_dead_run_is_dropped_and_a_live_runs_kept(request, ser
         assert db.rows(table) == [(1,)]
         assert not db.exists(dead), "a dead run's staging table was left behind"
         assert db.exists(live), "a live run's staging table was dropped"
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_mariadb_loads_each_batch_once_over_parallel_streams(mysql_url, tmp_path, streams):
+    """`streams` connections run LOAD DATA at once: every row lands exactly once, and text
+    holding LOAD DATA's special characters arrives as it was, in the batches that hold
+    them and beside the batches that hold none (which skip the escaping)."""
+    specials = ["a\\b", "t\tab", "new\nline", "c\rr", "nul\x00", "\\N", "\\", "", None, "😀 ü"]
+    ids = list(range(2_000))
+    names = [specials[i % len(specials)] if i < 300 or i >= 1_800 else f"row {i}" for i in ids]
+    path = parquet_file(tmp_path, "many", {"id": ids, "name": names})
+    table = unique("streams")
+    with database(mysql_url, table) as db:
+        move(path, mysql_url, table, batch_size=150, streams=streams)
+        assert db.rows(table) == list(zip(ids, names, strict=True))
+        assert not [t for t in db.staging_tables() if table in t]

@@ -3,9 +3,9 @@
 PostgreSQL gets `streams` connections, each running one binary COPY (ADBC) for the whole
 flow, fed from a shared bounded queue: no per-batch round trips or commits, and the server
 parses on as many cores as there are streams while hygge reads the next batches.
-MySQL/MariaDB pipelines LOAD DATA LOCAL INFILE: one batch is encoded while the previous one
-loads. Other databases load batch by batch on the store's own connection. Each commits once,
-at the end.
+MySQL/MariaDB gets `streams` connections running LOAD DATA LOCAL INFILE on batch files from
+a bounded queue, encoded while the previous ones load. Other databases load batch by batch on
+the store's own connection. Each connection commits once, at the end.
 """
 
 from __future__ import annotations
@@ -142,21 +142,36 @@ class CopyStreams(Loader):
         self.threads = []
 
 
-class LoadDataPipeline(Loader):
-    """MySQL/MariaDB: the next batch is encoded to a file while the server loads this one."""
+class LoadDataStreams(Loader):
+    """MySQL/MariaDB: `streams` connections each run LOAD DATA LOCAL INFILE in a transaction
+    of its own, taking batch files from a bounded queue while the next batches are encoded.
 
-    def __init__(self, session: MySqlSession, table: str, schema: str | None) -> None:
+    The server parses and inserts a statement's rows on one core, which made it the
+    bottleneck of a load; InnoDB inserts into one table from several connections at
+    once. The first stream is the store's own connection."""
+
+    def __init__(
+        self, session: MySqlSession, table: str, schema: str | None, streams: int = 2
+    ) -> None:
         super().__init__(session, table, schema)
         self.mysql = session
-        self.files: queue.Queue[tuple[str, pa.Schema, int] | object] = queue.Queue(maxsize=2)
+        self.streams = max(1, streams)
+        self.files: queue.Queue[tuple[str, pa.Schema, int] | object] = queue.Queue(
+            maxsize=self.streams
+        )
         self.errors: list[BaseException] = []
-        self.thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
 
     def put(self, data: pa.Table) -> None:
         self._raise_errors()
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._load, name="hygge-load", daemon=True)
-            self.thread.start()
+        if not self.threads:
+            self.threads = [
+                threading.Thread(target=self._load, args=(n,), name=f"hygge-load-{n}", daemon=True)
+                for n in range(self.streams)
+            ]
+            for t in self.threads:
+                t.start()
         path = self.mysql.stage_file(data)
         item = (path, data.schema, data.num_rows)
         while True:
@@ -164,37 +179,53 @@ class LoadDataPipeline(Loader):
                 self.files.put(item, timeout=0.2)
                 return
             except queue.Full:
-                if self.errors or not self.thread.is_alive():
+                if self.errors or not any(t.is_alive() for t in self.threads):
                     _unlink(path)
                     self._raise_errors()
 
-    def _load(self) -> None:
-        while (item := self.files.get()) is not _STOP:
-            assert isinstance(item, tuple)
-            path, schema, rows = item
-            try:
-                if not self.errors:
-                    taken = self.mysql.load_file(path, self.table, self.schema, schema, rows)
-                    self.server_rows = (self.server_rows or 0) + taken
-            except BaseException as exc:
-                self.errors.append(exc)
-            finally:
-                _unlink(path)
+    def _load(self, n: int) -> None:
+        """One stream: load files until told to stop, then commit (nothing after an error:
+        the store drops the staging table). Files are taken, and deleted, to the end."""
+        session: MySqlSession | None = None
+        try:
+            while (item := self.files.get()) is not _STOP:
+                assert isinstance(item, tuple)
+                path, schema, rows = item
+                try:
+                    if not self.errors:
+                        if session is None:
+                            session = self.mysql if n == 0 else MySqlSession(self.mysql.url)
+                        taken = session.load_file(path, self.table, self.schema, schema, rows)
+                        with self.lock:
+                            self.server_rows = (self.server_rows or 0) + taken
+                except BaseException as exc:
+                    self.errors.append(exc)
+                finally:
+                    _unlink(path)
+            if session is not None and not self.errors:
+                session.commit()
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            if session is not None and session is not self.mysql:
+                with contextlib.suppress(Exception):
+                    session.close()  # uncommitted rows roll back with the connection
 
     def _raise_errors(self) -> None:
         if self.errors:
             raise self.errors[0]
 
     def _stop(self) -> None:
-        if self.thread is not None:
-            while self.thread.is_alive():
+        for _ in self.threads:
+            while any(t.is_alive() for t in self.threads):
                 try:
                     self.files.put(_STOP, timeout=0.2)
                     break
                 except queue.Full:
                     continue
-            self.thread.join()
-            self.thread = None
+        for t in self.threads:
+            t.join()
+        self.threads = []
 
     def finish(self) -> None:
         self._stop()
@@ -202,7 +233,7 @@ class LoadDataPipeline(Loader):
         self.session.commit()
 
     def cancel(self) -> None:
-        self.errors.append(HyggeError("load cancelled"))  # the thread skips what is left
+        self.errors.append(HyggeError("load cancelled"))  # the streams skip what is left
         self._stop()
         super().cancel()
 
@@ -217,5 +248,5 @@ def loader_for(session: Session, table: str, schema: str | None, streams: int) -
     if isinstance(session, PostgresSession):
         return CopyStreams(session, table, schema, streams)
     if isinstance(session, MySqlSession):
-        return LoadDataPipeline(session, table, schema)
+        return LoadDataStreams(session, table, schema, streams)
     return Loader(session, table, schema)

@@ -66,7 +66,10 @@ class SQLStoreSettings(StoreSettings):
     db_schema: str | None = Field(None, alias="schema", description="Schema of `table`.")
     key: list[str] | None = Field(None, description="Key columns for mode: merge.")
     streams: int = Field(
-        2, ge=1, le=16, description="PostgreSQL: parallel COPY connections while loading."
+        2,
+        ge=1,
+        le=16,
+        description="PostgreSQL COPY / MySQL LOAD DATA connections loading at once.",
     )
     schema_policy: Literal["evolve", "freeze"] = Field(
         "evolve", description="evolve: alter a column whose type changed; freeze: refuse."
