@@ -247,7 +247,8 @@ def test_mariadb_loads_each_batch_once_over_parallel_streams(mysql_url, tmp_path
     """`streams` connections run LOAD DATA at once: every row lands exactly once, and text
     holding LOAD DATA's special characters arrives as it was, in the batches that hold
     them and beside the batches that hold none (which skip the escaping)."""
-    specials = ["a\\b", "t\tab", "new\nline", "c\rr", "nul\x00", "\\N", "\\", "", None, "😀 ü"]
+    specials = ["a\\b", "t\tab", "new\nline", "c\rr", "nul\x00", "\\N", "\\", '"q"', "", None]
+    specials += ["😀 ü", '\\\t"\n\\N']
     ids = list(range(2_000))
     names = [specials[i % len(specials)] if i < 300 or i >= 1_800 else f"row {i}" for i in ids]
     path = parquet_file(tmp_path, "many", {"id": ids, "name": names})
