@@ -148,3 +148,28 @@ def fingerprint_of(df: pl.DataFrame, tmp_path: Path) -> tuple[int, int]:
     path = tmp_path / "expected.parquet"
     df.write_parquet(path)
     return fingerprint(path)
+
+
+def test_azure_block_lists_commit_once_and_take_an_empty_file(emulators, cloud_env) -> None:
+    """A block list committed twice (a commit repeated after a crash) gives the same blob;
+    an empty file (no block: Azure takes none empty) commits as an empty blob."""
+    from hygge.storage import ObjectStorage, blocks
+
+    emu = emulators["az"]
+    cloud_env(emu)
+    bucket = emu.new_bucket()
+    options = ObjectStorage.for_url(bucket).options
+    written = {"two.bin": b"x" * (9 << 20), "empty.csv": b""}  # two blocks; none
+    for name, data in written.items():
+        staged = blocks.PendingBlocks(f"{bucket}/t/{name}", options)
+        staged.write(data)
+        staged.close()
+        assert open_uploads(emu, f"{bucket}/t") == ([f"{bucket}/t/{name}"] if data else [])
+        assert f"{bucket}/t/{name}" not in objects(emu, f"{bucket}/t")  # until committed
+        blocks.complete(staged.record(), options)
+        blocks.complete(staged.record(), options)  # again: nothing changes
+    fs = emu.filesystem()
+    for name, data in written.items():
+        with fs.open_input_stream(f"{bucket.split('://', 1)[1]}/t/{name}") as got:
+            assert got.read() == data
+    assert open_uploads(emu, f"{bucket}/t") == []

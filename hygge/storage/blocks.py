@@ -44,6 +44,8 @@ class PendingBlocks(PartStream):
         return secrets.token_hex(8)  # no request: a blob's blocks need no upload to exist
 
     def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+        if not chunk:  # an empty file: Azure takes no empty block, and an empty list is one
+            return {"PartNumber": number, "BlockId": None}
         block = block_id(self.upload_id, number)
         query = {"comp": "block", "blockid": block}
         _call(self.url, "upload a block of", self.blob, query, chunk, _BYTES)
@@ -62,7 +64,9 @@ def complete(record: Mapping[str, Any], options: Mapping[str, str]) -> None:
     """Commit a staged blob's blocks in order: it appears whole under its name. Idempotent."""
     url = str(record["url"])
     blob = AzureBlob(Location.parse(url), options)
-    ids = "".join(f"<Latest>{escape(str(p['BlockId']))}</Latest>" for p in record["parts"])
+    ids = "".join(
+        f"<Latest>{escape(str(p['BlockId']))}</Latest>" for p in record["parts"] if p["BlockId"]
+    )
     body = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{ids}</BlockList>'.encode()
     try:
         _call(url, "commit the blocks of", blob, {"comp": "blocklist"}, body, _XML)
