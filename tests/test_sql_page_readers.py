@@ -93,7 +93,7 @@ def test_each_select_is_read_by_its_own_connection_at_once(postgres_url: str) ->
         assert ids == list(range(3000))
 
 
-def test_a_table_is_split_into_page_ranges_that_cover_it(postgres_url: str) -> None:
+def test_a_table_is_split_into_page_ranges_that_cover_it(postgres_url: str, monkeypatch) -> None:
     table = unique("pages")
     with database(postgres_url, table) as db:
         fill(db, table)
@@ -103,13 +103,14 @@ def test_a_table_is_split_into_page_ranges_that_cover_it(postgres_url: str) -> N
             assert len(selects) == 3
             counts = [planner.query(f"SELECT count(*) FROM ({s}) AS p")[0][0] for s in selects]
             assert sum(counts) == ROWS and all(c > ROWS // 5 for c in counts), counts
-            # the default: one reader for a small table, two once the catalog counts a million
+            # the default: one reader for a small table, two from 64 MB on disk
             assert page_readers.page_selects(planner, "x", table, None, None) == []
-            db.run(
-                f"UPDATE pg_class SET reltuples = {page_readers.AUTO_MIN_ROWS} "
-                f"WHERE relname = '{table}'"
-            )  # as ANALYZE says of a large table
-            auto = page_readers.page_selects(planner, f"SELECT id FROM {table}", table, None, None)
+            size = db.run(f"SELECT pg_relation_size('{table}')")[0][0]
+            with monkeypatch.context() as patch:
+                patch.setattr(page_readers, "AUTO_MIN_BYTES", size)  # a smaller threshold
+                auto = page_readers.page_selects(
+                    planner, f"SELECT id FROM {table}", table, None, None
+                )
             assert len(auto) == page_readers.AUTO_READERS
         finally:
             planner.close()

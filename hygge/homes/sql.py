@@ -50,7 +50,7 @@ class SQLHomeSettings(HomeSettings):
         ge=1,
         le=16,
         description="Connections that read one table at once, each a range of its pages, in "
-        "one snapshot (PostgreSQL 14+). Default: 2 from a million rows, else 1.",
+        "one snapshot (PostgreSQL 14+). Default: 2 from 64 MB on disk, else 1.",
     )
 
     @model_validator(mode="after")

@@ -139,9 +139,12 @@ class Session:
         raise NotImplementedError
 
     # -- one table, several readers (hygge/sql/page_readers.py) ---------------------------
-    def page_ranges(self, table: str, schema: str | None, count: int) -> list[str]:
+    def page_ranges(
+        self, table: str, schema: str | None, count: int, smallest: int = 0
+    ) -> list[str]:
         """WHERE conditions that split a plain table's pages into `count` ranges, together
-        every row once; [] where the database (or this relation) cannot."""
+        every row once; [] where the database (or this relation) cannot, or for a table of
+        fewer than `smallest` bytes."""
         return []
 
     def transaction(self, steps: list[str]) -> None:

@@ -25,7 +25,7 @@ from hygge.sql.base import Session
 from hygge.sql.types import Column
 
 AUTO_READERS = 2  # both cores, when the table is large enough to pay for the connections
-AUTO_MIN_ROWS = 1_000_000
+AUTO_MIN_BYTES = 64 << 20  # on disk: known at once, unlike the row estimate ANALYZE keeps
 _DONE = object()
 
 
@@ -34,13 +34,11 @@ def page_selects(
 ) -> list[str]:
     """`select` (a plain SELECT of `table`, no WHERE) once per reader, each restricted to its
     range of pages and wrapped so that filters can be added around it; [] for one reader.
-    Readers: `wanted`, or (None) two for a table of a million rows or more."""
-    if wanted is None:
-        estimate = session.estimate_rows(table, schema)
-        wanted = AUTO_READERS if estimate is not None and estimate >= AUTO_MIN_ROWS else 1
+    Readers: `wanted`, or (None) two for a table of 64 MB or more on disk."""
+    count, smallest = (wanted, 0) if wanted is not None else (AUTO_READERS, AUTO_MIN_BYTES)
     return [
         f"SELECT * FROM ({select} WHERE {where}) AS hygge_pages"
-        for where in session.page_ranges(table, schema, wanted)
+        for where in session.page_ranges(table, schema, count, smallest)
     ]
 
 

@@ -128,13 +128,15 @@ class PostgresSession(PostgresSql):
     # after a rollback is the first statement of a fresh one, as PostgreSQL requires.
     snapshot_note: ClassVar[str] = ""  # shares one: every partition reads the same snapshot
 
-    def page_ranges(self, table: str, schema: str | None, count: int) -> list[str]:
+    def page_ranges(
+        self, table: str, schema: str | None, count: int, smallest: int = 0
+    ) -> list[str]:
         """`ctid` ranges (a TID range scan from PostgreSQL 14; before it each reader would
         scan the whole table, so none) of a table or materialized view (a view has no ctid).
         The last range is open: pages added before the snapshot are read too."""
         found = self.query(
             "SELECT current_setting('server_version_num')::int >= 140000, c.relkind IN "
-            "('r', 'm'), pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "('r', 'm'), pg_relation_size(c.oid), current_setting('block_size')::int "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = "
             f"{literal(table)} AND n.nspname = "
             f"{literal(schema) if schema else 'current_schema()'}"
@@ -142,7 +144,10 @@ class PostgresSession(PostgresSql):
         self.rollback()
         if count < 2 or not found or not (found[0][0] and found[0][1]):
             return []
-        pages = int(found[0][2])
+        size, block = int(found[0][2]), int(found[0][3])
+        if size < smallest:
+            return []
+        pages = size // block
         starts = [pages * i // count for i in range(count)]
         ranges = [
             f"ctid >= '({low},0)'::tid AND ctid < '({high},0)'::tid"
