@@ -196,3 +196,24 @@ def test_a_view_is_read_on_one_connection(postgres_url: str, tmp_path: Path) -> 
             assert fingerprint(out) == expected(db, table, tmp_path)
         finally:
             db.run(f"DROP VIEW IF EXISTS {view}")
+
+
+def test_a_hostile_table_name_is_split_and_read(postgres_url: str, tmp_path: Path) -> None:
+    import duckdb
+
+    name = unique('Pa"ges; x')
+    with database(postgres_url) as db:
+        quoted = db.q(name)
+        db.run(f"CREATE TABLE {quoted} AS SELECT g AS id FROM generate_series(1, 5000) g")
+        try:
+            out = tmp_path / "h"
+            Flow(
+                SQLHome("h", connection=postgres_url, table=name, readers=2, batch_size=700),
+                ParquetStore("h", path=str(out)),
+            ).run()
+            got = duckdb.sql(
+                f"SELECT count(*), count(DISTINCT id), sum(id) FROM '{out}/**/*.parquet'"
+            ).fetchone()
+            assert got == (5000, 5000, 5000 * 5001 // 2)
+        finally:
+            db.run(f"DROP TABLE IF EXISTS {quoted}")
