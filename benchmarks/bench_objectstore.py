@@ -1,8 +1,10 @@
-"""Object storage: hygge vs the same move done directly, against a loopback S3 emulator (moto).
+"""Object storage: hygge vs the same move done directly, against a loopback S3 emulator (moto)
+or Azure Blob emulator (Azurite).
 
     python -m benchmarks.bench_objectstore            # scale factors 1 and 3
     python -m benchmarks.bench_objectstore --scale 1  # quicker
     python -m benchmarks.bench_objectstore --scale 1 --reencode 3  # hygge vs re-encode, median
+    python -m benchmarks.bench_objectstore --scale 1 --reencode 3 --cloud az  # on Azurite
 
 Moves (TPC-H lineitem):
 - local parquet -> S3 parquet dataset: hygge vs uploading the source file's bytes with
@@ -124,8 +126,8 @@ def bench_scale(scale: int, work: Path, emu) -> list[tuple[str, Measurement, Mea
 
 
 def bench_reencode(scale: int, work: Path, emu, repeat: int) -> None:
-    """parquet -> S3 dataset vs the raw re-encode alone, alternating which runs first,
-    `repeat` pairs: the median of the pairs' ratios (the target: >= 0.9x)."""
+    """parquet -> S3 (or Azure) dataset vs the raw re-encode alone, alternating which runs
+    first, `repeat` pairs: the median of the pairs' ratios (the target: >= 0.9x)."""
     source = tpch_lineitem(scale)
     rows = pq.read_metadata(source).num_rows
     pairs: list[tuple[Measurement, Measurement]] = []
@@ -154,7 +156,8 @@ def bench_reencode(scale: int, work: Path, emu, repeat: int) -> None:
     wall = statistics.median(b.seconds / h.seconds for b, h in pairs)
     cpu = statistics.median(b.cpu_seconds / h.cpu_seconds for b, h in pairs)
     print(
-        f"SF{scale} parquet -> S3 dataset vs raw re-encode: median {wall:.2f}x of {repeat} "
+        f"SF{scale} parquet -> {emu.scheme} dataset vs raw re-encode: median {wall:.2f}x of "
+        f"{repeat} "
         f"pairs (target >= 0.9x); CPU seconds {cpu:.2f}x",
         flush=True,
     )
@@ -169,8 +172,11 @@ def main() -> None:
         metavar="PAIRS",
         help="only hygge -> S3 vs the raw re-encode, this many alternating pairs (median)",
     )
+    parser.add_argument(
+        "--cloud", choices=["s3", "az"], default="s3", help="moto (s3) or Azurite (az)"
+    )
     args = parser.parse_args()
-    emu = emulator("s3")
+    emu = emulator(args.cloud)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="hygge-bench-os-") as tmp:

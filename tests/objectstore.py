@@ -286,7 +286,10 @@ def objects(emu: Emulator, url: str) -> list[str]:
 
 def open_uploads(emu: Emulator, url: str) -> list[str]:
     """S3 multipart uploads started and neither completed nor aborted under `url` (keys as
-    URLs), read with a separate client: staged files of hygge that no commit published."""
+    URLs), read with a separate client: staged files of hygge that no commit published. On
+    Azure: blobs with staged blocks and no committed version."""
+    if emu.scheme == "az":
+        return _uncommitted_blobs(emu, url)
     import botocore.session
 
     bucket, _, prefix = _fs_path(url).partition("/")
@@ -299,6 +302,39 @@ def open_uploads(emu: Emulator, url: str) -> list[str]:
     )
     found = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
     return sorted(f"s3://{bucket}/{u['Key']}" for u in found)
+
+
+def _uncommitted_blobs(emu: Emulator, url: str) -> list[str]:
+    """Blobs with staged blocks and no committed version under `url`: List Blobs with
+    `include=uncommittedblobs` less List Blobs without it, signed here with Shared Key (the
+    Blob service's documented scheme), independently of hygge's own signer."""
+    container, _, prefix = _fs_path(url).partition("/")
+    every = _list_blobs(emu, container, prefix, include="uncommittedblobs")
+    committed = _list_blobs(emu, container, prefix)
+    return sorted(f"az://{container}/{name}" for name in every - committed)
+
+
+def _list_blobs(emu: Emulator, container: str, prefix: str, **extra: str) -> set[str]:
+    import base64
+    import hashlib
+    import hmac
+    import urllib.request
+    import xml.etree.ElementTree as ET
+    from email.utils import formatdate
+    from urllib.parse import urlencode
+
+    query = {"comp": "list", "prefix": prefix, "restype": "container", **extra}
+    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-12-02"}
+    path = f"/{AZURITE_ACCOUNT}/{container}"  # Azurite names the account in the path
+    signed = "GET\n" + "\n" * 11 + "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+    signed += f"/{AZURITE_ACCOUNT}{path}" + "".join(f"\n{k}:{query[k]}" for k in sorted(query))
+    mac = hmac.new(base64.b64decode(AZURITE_KEY), signed.encode(), hashlib.sha256).digest()
+    headers["Authorization"] = f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(mac).decode()}"
+    base = emu.endpoint.rstrip("/").removesuffix(f"/{AZURITE_ACCOUNT}")
+    request = urllib.request.Request(f"{base}{path}?{urlencode(query)}", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        listing = ET.fromstring(answer.read())
+    return {str(b.findtext("Name")) for b in listing.iter("Blob")}
 
 
 def upload(emu: Emulator, local: Path, url: str) -> None:

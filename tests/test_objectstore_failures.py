@@ -28,8 +28,10 @@ def dataset(emu, url: str, dest: Path) -> tuple[int, int]:
     return fingerprint(f"{got}/*.parquet") if list(got.glob("*.parquet")) else (0, 0)
 
 
-def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env, monkeypatch):
-    emu = emulators["s3"]
+# S3 stages files as multipart uploads, Azure as uncommitted blocks: both killed and rerun
+@pytest.mark.parametrize("cloud", ["s3", "az"])
+def test_sigkill_mid_write_then_rerun(cloud, emulators, tmp_path, cloud_env, monkeypatch):
+    emu = emulators[cloud]
     cloud_env(emu)
     monkeypatch.setenv("HYGGE_OBJECT_LOCK_SECONDS", "1")  # the killed run's lock expires soon
     bucket = emu.new_bucket()
@@ -54,12 +56,13 @@ def test_sigkill_mid_write_then_rerun(emulators, tmp_path, cloud_env, monkeypatc
     )
 
 
+@pytest.mark.parametrize("cloud", ["s3", "az"])
 def test_sigkill_mid_commit_is_completed_by_the_next_run(
-    emulators, tmp_path, cloud_env, monkeypatch
+    cloud, emulators, tmp_path, cloud_env, monkeypatch
 ):
     """Killed after the journal is written: the next run finishes that commit (data and
     state together), so an incremental append loads every file exactly once."""
-    emu = emulators["s3"]
+    emu = emulators[cloud]
     cloud_env(emu)
     monkeypatch.setenv("HYGGE_OBJECT_LOCK_SECONDS", "1")  # the killed run's lock expires soon
     bucket = emu.new_bucket()

@@ -138,6 +138,15 @@ class Session:
         """Begin a transaction reading `snapshot` (from `export_snapshot`)."""
         raise NotImplementedError
 
+    # -- one table, several readers (hygge/sql/page_readers.py) ---------------------------
+    def page_ranges(
+        self, table: str, schema: str | None, count: int, smallest: int = 0
+    ) -> list[str]:
+        """WHERE conditions that split a plain table's pages into `count` ranges, together
+        every row once; [] where the database (or this relation) cannot, or for a table of
+        fewer than `smallest` bytes."""
+        return []
+
     def transaction(self, steps: list[str]) -> None:
         """Run `steps` in one transaction: all of them commit, or none."""
         self.begin()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -127,6 +128,33 @@ class PostgresSession(PostgresSql):
     # after a rollback is the first statement of a fresh one, as PostgreSQL requires.
     snapshot_note: ClassVar[str] = ""  # shares one: every partition reads the same snapshot
 
+    def page_ranges(
+        self, table: str, schema: str | None, count: int, smallest: int = 0
+    ) -> list[str]:
+        """`ctid` ranges (a TID range scan from PostgreSQL 14; before it each reader would
+        scan the whole table, so none) of a table or materialized view (a view has no ctid).
+        The last range is open: pages added before the snapshot are read too."""
+        found = self.query(
+            "SELECT current_setting('server_version_num')::int >= 140000, c.relkind IN "
+            "('r', 'm'), pg_relation_size(c.oid), current_setting('block_size')::int "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = "
+            f"{literal(table)} AND n.nspname = "
+            f"{literal(schema) if schema else 'current_schema()'}"
+        )
+        self.rollback()
+        if count < 2 or not found or not (found[0][0] and found[0][1]):
+            return []
+        size, block = int(found[0][2]), int(found[0][3])
+        if size < smallest:
+            return []
+        pages = size // block
+        starts = [pages * i // count for i in range(count)]
+        ranges = [
+            f"ctid >= '({low},0)'::tid AND ctid < '({high},0)'::tid"
+            for low, high in itertools.pairwise(starts)
+        ]
+        return [*ranges, f"ctid >= '({starts[-1]},0)'::tid"]
+
     def export_snapshot(self) -> str | None:
         self.rollback()
         self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -233,12 +261,17 @@ class PostgresSession(PostgresSql):
     def stream(self, sql: str, batch_size: int, known: list[Column] | None) -> Iterator[pa.Table]:
         decimals = {c.name: c.type for c in known or [] if pa.types.is_decimal(c.type)}
         cur = self.conn.cursor()
+        read_all = False
         try:
             cur.execute(sql)
             reader = cur.fetch_record_batch()
             for batch in reader:
                 yield _pg_fix(pa.Table.from_batches([batch]), decimals)
+            read_all = True
         finally:
+            if not read_all:  # else ending the transaction waits for every row still to come
+                with contextlib.suppress(Exception):
+                    cur.adbc_cancel()
             cur.close()
             with contextlib.suppress(Exception):
                 self.conn.rollback()

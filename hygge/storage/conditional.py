@@ -223,7 +223,21 @@ class AzureBlob(ConditionalObject):
         self.options = options
         self._token: Any = None
 
-    def _headers(self, method: str, extra: Mapping[str, str], length: int) -> dict[str, str]:
+    def request(
+        self, method: str, query: Mapping[str, str], extra: Mapping[str, str], body: bytes | None
+    ) -> Answer:
+        """One signed request on this blob with `query` parameters (e.g. comp=block)."""
+        url = f"{self.url}?{urlencode(dict(query))}" if query else self.url
+        length = len(body) if body is not None else 0
+        return _send(method, url, self._headers(method, extra, length, query), body)
+
+    def _headers(
+        self,
+        method: str,
+        extra: Mapping[str, str],
+        length: int,
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
         headers = {
             "x-ms-date": formatdate(usegmt=True),
             "x-ms-version": AZURE_VERSION,
@@ -232,12 +246,13 @@ class AzureBlob(ConditionalObject):
         if method == "PUT":
             headers["Content-Length"] = str(length)
         if self.key:
-            headers["Authorization"] = f"SharedKey {self.account}:{self._sign(method, headers)}"
+            signature = self._sign(method, headers, query or {})
+            headers["Authorization"] = f"SharedKey {self.account}:{signature}"
         else:
             headers["Authorization"] = f"Bearer {self._bearer()}"
         return headers
 
-    def _sign(self, method: str, headers: Mapping[str, str]) -> str:
+    def _sign(self, method: str, headers: Mapping[str, str], query: Mapping[str, str]) -> str:
         """Shared Key (the Blob service's documented string to sign)."""
         h = {k.lower(): v for k, v in headers.items()}
         length = h.get("content-length", "")
@@ -256,7 +271,9 @@ class AzureBlob(ConditionalObject):
             h.get("range", ""),
         ]
         ms = "".join(f"{k}:{h[k].strip()}\n" for k in sorted(h) if k.startswith("x-ms-"))
-        resource = f"/{self.account}{urlsplit(self.url).path}"
+        resource = f"/{self.account}{urlsplit(self.url).path}" + "".join(
+            f"\n{k.lower()}:{query[k]}" for k in sorted(query, key=str.lower)
+        )
         text = "\n".join(standard) + "\n" + ms + resource
         assert self.key is not None
         digest = hmac.new(base64.b64decode(self.key), text.encode(), hashlib.sha256).digest()

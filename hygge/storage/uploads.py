@@ -11,7 +11,8 @@ at most 10,000 parts (so a file may reach 78 GiB); an upload completes once (a r
 recognised by the object's multipart ETag, which is derived from the parts' ETags).
 
 pyarrow's S3 filesystem completes every upload it starts when the stream closes, so this
-speaks S3 through botocore (already a dependency, for the run lock).
+speaks S3 through botocore (already a dependency, for the run lock). `PartStream`, the
+streaming in parts, is shared with Azure's staged blocks (`blocks.py`).
 """
 
 from __future__ import annotations
@@ -51,33 +52,38 @@ def multipart_etag(parts: list[dict[str, Any]]) -> str:
     return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
 
 
-class PendingUpload:
-    """A write-only stream into an S3 multipart upload that `close` leaves open.
+class PartStream:
+    """A write-only stream sent in parts as it is written, which `close` leaves uncommitted.
 
     Parts upload in background threads while the format writer goes on (at most `IN_FLIGHT`
-    at once per file). After `close`, `record()` holds what completing it needs, and the
+    at once per file). After `close`, `record()` holds what committing it needs, and the
     file's last bytes (`tail`): a parquet footer, so rows can be counted before the object
-    exists."""
+    exists. A cloud supplies `_start` (an upload id), `_put_part` and `_discard`."""
 
-    def __init__(self, url: str, options: Mapping[str, str]) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.location = Location.parse(url)
-        self.client = s3_client(options, sign_payload=False)
-        created = self._call(
-            "start the upload of",
-            lambda: self.client.create_multipart_upload(
-                Bucket=self.location.bucket, Key=self.location.key
-            ),
-        )
-        self.upload_id: str = created["UploadId"]
+        self.upload_id: str = self._start()
         self._buffer = bytearray()
         self._last = b""  # the part sent last: with the buffer, the file's tail at close
         self._futures: list[Future[dict[str, Any]]] = []
         self._checked = 0  # parts known to have arrived (a failed one stops the writer early)
         self._slots = threading.Semaphore(IN_FLIGHT)
         self._size = 0
+        self._parts: list[dict[str, Any]] = []
         self.closed = False
         self.tail = b""
+
+    def _start(self) -> str:
+        raise NotImplementedError
+
+    def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+        """Send part `number` (from 1); what committing needs to know of it."""
+        raise NotImplementedError
+
+    def _discard(self) -> None:
+        """Free what was sent (the file will never be committed)."""
+        raise NotImplementedError
 
     # -- the file protocol pa.PythonFile needs ----------------------------------------------
     def write(self, data: Any) -> int:
@@ -134,7 +140,7 @@ class PendingUpload:
         self.closed = True
         for f in self._futures:
             f.exception()
-        abort(self.url, self.upload_id, self.client)
+        self._discard()
 
     # -- helpers ----------------------------------------------------------------------------
     def _send(self, chunk: bytes) -> None:
@@ -154,19 +160,42 @@ class PendingUpload:
 
     def _upload_part(self, number: int, chunk: bytes) -> dict[str, Any]:
         try:
-            done = self._call(
-                "upload a part of",
-                lambda: self.client.upload_part(
-                    Bucket=self.location.bucket,
-                    Key=self.location.key,
-                    UploadId=self.upload_id,
-                    PartNumber=number,
-                    Body=chunk,
-                ),
-            )
-            return {"PartNumber": number, "ETag": done["ETag"]}
+            return self._put_part(number, chunk)
         finally:
             self._slots.release()
+
+
+class PendingUpload(PartStream):
+    """An S3 multipart upload under the file's final key, left open by `close`."""
+
+    def __init__(self, url: str, options: Mapping[str, str]) -> None:
+        self.client = s3_client(options, sign_payload=False)
+        super().__init__(url)
+
+    def _start(self) -> str:
+        created = self._call(
+            "start the upload of",
+            lambda: self.client.create_multipart_upload(
+                Bucket=self.location.bucket, Key=self.location.key
+            ),
+        )
+        return str(created["UploadId"])
+
+    def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+        done = self._call(
+            "upload a part of",
+            lambda: self.client.upload_part(
+                Bucket=self.location.bucket,
+                Key=self.location.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=chunk,
+            ),
+        )
+        return {"PartNumber": number, "ETag": done["ETag"]}
+
+    def _discard(self) -> None:
+        abort(self.url, self.upload_id, self.client)
 
     def _call(self, what: str, action: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -118,15 +118,9 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
 
     def _new_dataset(self, run_id: str) -> Dataset:
         if self.remote:
-            from hygge.storage import Location
-            from hygge.stores.object_dataset import ObjectDataset  # loads pyarrow.fs
-            from hygge.stores.s3_dataset import S3Dataset
+            from hygge.stores.object_dataset import dataset_class  # loads pyarrow.fs
 
-            # S3 stages files as open multipart uploads (a commit completes them); the
-            # other object stores stage copies.
-            remote = (
-                S3Dataset if Location.parse(self.settings.path).cloud == "s3" else ObjectDataset
-            )
+            remote = dataset_class(self.settings.path)
             dataset: Dataset = remote(self.settings.path, self.settings.storage_options, run_id)
         else:
             from hygge.stores._local_dataset import LocalDataset

@@ -13,8 +13,9 @@ Layout for a dataset at `s3://b/lake/orders`:
   appears whole or not at all). Its existence is the commit point;
 - state and commit markers: `s3://b/lake/orders/_hygge/{state,commits}/...`.
 
-On S3 the staged files are not copied at all: `S3Dataset` (`s3_dataset.py`) stages each file
-as a multipart upload under its final name, and publishing completes it.
+On S3 and Azure Blob the staged files are not copied at all: `S3Dataset` (`s3_dataset.py`)
+stages each file as a multipart upload under its final name, `AzureDataset`
+(`azure_dataset.py`) as uncommitted blocks, and publishing completes it (`dataset_class`).
 """
 
 from __future__ import annotations
@@ -236,3 +237,21 @@ class ObjectDataset(Dataset):
             return action()
         except StorageError as exc:
             raise StoreError(exc.message, hint=exc.hint, transient=exc.transient) from exc
+
+
+def dataset_class(url: str) -> type[ObjectDataset]:
+    """How a dataset at `url` stages its files: S3 as open multipart uploads and Azure Blob as
+    uncommitted blocks, both under their final names (a commit completes them); GCS and
+    OneLake as copies in a staging prefix."""
+    from hygge.storage.onelake import is_onelake
+
+    cloud = Location.parse(url).cloud
+    if cloud == "s3":
+        from hygge.stores.s3_dataset import S3Dataset
+
+        return S3Dataset
+    if cloud == "azure" and not is_onelake(url):
+        from hygge.stores.azure_dataset import AzureDataset
+
+        return AzureDataset
+    return ObjectDataset

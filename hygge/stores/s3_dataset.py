@@ -44,16 +44,18 @@ PARQUET_MAGIC = b"PAR1"
 class S3Dataset(ObjectDataset):
     """An S3 dataset prefix whose staged files are open multipart uploads."""
 
+    frees_uploads = True  # an upload that will never complete is aborted (Azure: expires)
+
     def __init__(self, url: str, storage_options: Mapping[str, str] | None, run_id: str) -> None:
         super().__init__(url, storage_options, run_id)
         self.options = self.storage.options
-        self._open: dict[int, tuple[str, uploads.PendingUpload]] = {}  # by id(sink)
+        self._open: dict[int, tuple[str, uploads.PartStream]] = {}  # by id(sink)
         self._records: dict[str, dict[str, Any]] = {}  # record url -> record (closed files)
 
     # -- staging ----------------------------------------------------------------------------
     def new_file(self, name: str) -> tuple[str, Any]:
         record_url = f"{self.staging}/{name}{RECORD}"
-        upload = self._guard(lambda: uploads.PendingUpload(f"{self.url}/{name}", self.options))
+        upload = self._guard(lambda: self._pending(f"{self.url}/{name}"))
         opened = {"url": upload.url, "upload_id": upload.upload_id}
         self._guard(lambda: self.write_bytes(record_url, json.dumps(opened).encode()))
         self.files.append(record_url)
@@ -101,19 +103,19 @@ class S3Dataset(ObjectDataset):
         if record is None:  # a journal of a copy (written before uploads were staged)
             super()._publish_one(src, dst, uploads_)
             return
-        uploads.complete(record, self.options)  # idempotent: a repeat sees the ETag
+        self._complete(record)  # idempotent: a repeat is recognised
         self.delete(src)
 
     # -- dropping staging -------------------------------------------------------------------
     def drop_staged(self, prefix: str) -> None:
         """Abort the uploads the records below `prefix` name, then delete the records."""
         entries = self.storage.list(prefix)
-        records = [e.url for e in entries if e.url.endswith(RECORD)]
+        records = [e.url for e in entries if e.url.endswith(RECORD) and self.frees_uploads]
 
         def abort(url: str) -> None:
             record = self._record(url)
             if record is not None and record.get("upload_id"):
-                uploads.abort(str(record["url"]), str(record["upload_id"]), self.options)
+                self._abort(str(record["url"]), str(record["upload_id"]))
 
         with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="hygge-abort") as pool:
             for done in [pool.submit(abort, url) for url in records]:
@@ -129,6 +131,16 @@ class S3Dataset(ObjectDataset):
                 upload.abort()  # the next drop or sweep aborts it
         self._open.clear()
         super().abort()
+
+    # -- the cloud's calls (Azure's are in azure_dataset.py) -------------------------------
+    def _pending(self, url: str) -> uploads.PartStream:
+        return uploads.PendingUpload(url, self.options)
+
+    def _complete(self, record: Mapping[str, Any]) -> None:
+        uploads.complete(record, self.options)
+
+    def _abort(self, url: str, upload_id: str) -> None:
+        uploads.abort(url, upload_id, self.options)
 
     # -- helpers ----------------------------------------------------------------------------
     def _record(self, ref: str) -> dict[str, Any] | None:
