@@ -51,7 +51,7 @@ def receive_until_quiet(sock: socket.socket, quiet: float = 0.5) -> int:
         got += len(data)
 
 
-def test_the_relay_passes_a_window_ahead_of_the_reader(server: tuple[int, list[bytes]]):
+def test_the_relay_passes_a_window_ahead_of_the_reader(server: tuple[int, list[bytes]]) -> None:
     port, heard = server
     with Relay("127.0.0.1", port, window=WINDOW) as relay:
         relay.waiting(False)  # the reader works on a batch: only the window passes
@@ -68,7 +68,7 @@ def test_the_relay_passes_a_window_ahead_of_the_reader(server: tuple[int, list[b
             assert first + second + rest == PAYLOAD
 
 
-def test_the_child_ends_with_its_parent_s_close(server: tuple[int, list[bytes]]):
+def test_the_child_ends_with_its_parent_s_close(server: tuple[int, list[bytes]]) -> None:
     port, _ = server
     relay = Relay("127.0.0.1", port, window=WINDOW)
     client = socket.create_connection(("127.0.0.1", relay.port))
