@@ -425,6 +425,14 @@ def peak_rss_mb(project: Path, flow: str) -> float:
     return usage.ru_maxrss / 1024
 
 
+def test_the_flow_queue_leaves_out_what_connectorx_reads_ahead(mysql_url: str, read_path: str):
+    """The relay lets connectorx read `mysql_arrow.AHEAD` batches ahead; the flow's queue
+    holds that many fewer (`Home.reads_ahead`). The PyMySQL path reads nothing ahead."""
+    home = SQLHome("t", connection=mysql_url)
+    assert home.reads_ahead == (mysql_arrow.AHEAD if read_path == "connectorx" else 0)
+    assert SQLHome("t", connection="postgresql://u@localhost/db").reads_ahead == 0
+
+
 @pytest.mark.slow
 def test_memory_is_bounded_by_the_batch_not_the_table(mysql_url: str, tmp_path: Path):
     """1.2 M rows (about 200 MB as Arrow) need no more memory than 200 k rows: a reader that

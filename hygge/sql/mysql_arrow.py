@@ -51,6 +51,7 @@ _DATES = ("date", "datetime", "timestamp")
 # Arrow turns into decimal128 by a cast and a view (no text parse). Wider ones travel as text.
 SCALED_PRECISION = 18
 _MIN_WINDOW = 16 << 20  # bytes the relay lets through ahead of the reader, at least
+AHEAD = 2  # batches the relay lets connectorx read ahead of the reader
 # The server waits (TCP flow control) while the relay holds it back for a slow writer; its
 # default 60 s would end the read under a writer that stalls (a busy database, a slow upload).
 _WRITE_TIMEOUT = "SET SESSION net_write_timeout = 86400"
@@ -149,7 +150,7 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
                 for batch in reader:
                     relay.took(batch.nbytes)
                     if batch.num_rows == batch_size:  # two full batches' worth ahead at most
-                        relay.window(max(_MIN_WINDOW, 2 * batch.nbytes))
+                        relay.window(max(_MIN_WINDOW, AHEAD * batch.nbytes))
                     arrays = [
                         convert(batch.column(i), c) for i, c in enumerate(read.columns)
                     ]  # by position: a query's names may differ in case from its probe
