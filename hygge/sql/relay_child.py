@@ -15,12 +15,19 @@ Stdlib only and run by its path, not `-m`: `-m` would import the hygge package f
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import sys
 import threading
 from collections.abc import Iterable
 
 CHUNK = 1 << 18  # bytes per recv
+# The server's bytes are taken LOWAT at a time, or what came within LINGER_MS (so a short
+# reply waits at most that): woken per ~32 KB packet, the relay cost 1.0-1.4 CPU-s on
+# lineitem SF1, 0.76-0.94 s this way (and hygge's process 0.1-0.2 s less system time, as it
+# reads bigger chunks too).
+LOWAT = 64 << 10
+LINGER_MS = 1
 
 
 class Gate:
@@ -70,9 +77,21 @@ def pump(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
     """Copy src to dst until either side ends (through `gate` when given), then shut both."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
+    poller = select.poll()
+    poller.register(src, select.POLLIN)
+    if gate is not None:  # the server's bytes: woken per LOWAT bytes, not per packet
+        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
     try:
         while gate is None or gate.wait_open():
-            n = src.recv_into(buf)
+            if gate is not None:
+                poller.poll(LINGER_MS)  # LOWAT bytes, or what came within LINGER_MS
+            try:
+                n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if gate is not None else 0)
+            except BlockingIOError:  # nothing came: wait for a byte, without spinning
+                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                poller.poll()
+                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+                continue
             if not n:
                 break
             dst.sendall(view[:n])
