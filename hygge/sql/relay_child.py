@@ -77,17 +77,20 @@ def pump(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
     """Copy src to dst until either side ends (through `gate` when given), then shut both."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    poller = select.poll()
-    poller.register(src, select.POLLIN)
-    if gate is not None:  # the server's bytes: woken per LOWAT bytes, not per packet
+    # the server's bytes: woken per LOWAT bytes, not per packet (where poll(2) exists)
+    batched = gate is not None and hasattr(select, "poll")
+    poller = select.poll() if batched else None
+    if poller is not None:
+        poller.register(src, select.POLLIN)
         src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
     try:
         while gate is None or gate.wait_open():
-            if gate is not None:
+            if poller is not None:
                 poller.poll(LINGER_MS)  # LOWAT bytes, or what came within LINGER_MS
             try:
-                n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if gate is not None else 0)
+                n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if poller is not None else 0)
             except BlockingIOError:  # nothing came: wait for a byte, without spinning
+                assert poller is not None  # only a non-blocking recv raises it
                 src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
                 poller.poll()
                 src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
