@@ -100,6 +100,13 @@ def tree_rss_kb(pid: int) -> int:
     return int(_tree_sum(pid, lambda fields: int(fields[21]) * page_kb))
 
 
+def own_rss_kb() -> int:
+    """This process's RSS now, in KB."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by `pid`, its descendants and the children
     they have reaped, from /proc (0 once it is gone)."""
@@ -113,6 +120,10 @@ def run_sampled(
     """Run `command` to its end: (exit code, wall seconds, peak RSS in KB of its process tree
     sampled every 0.1 s and at least the largest process's own peak from wait4, CPU seconds
     from wait4)."""
+    # Linux starts a child's peak (wait4's ru_maxrss) at this process's RSS when it forks,
+    # so that peak says something only where it is above ours (after generating SF3 data
+    # here, every child "peaked" at this process's 1.6 GB)
+    forked_at = own_rss_kb()
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout)
     peak = 0
@@ -123,7 +134,8 @@ def run_sampled(
         peak = max(peak, tree_rss_kb(proc.pid))
         time.sleep(0.1)
     seconds = time.perf_counter() - started
-    peak = max(peak, usage.ru_maxrss)  # a run shorter than one sample
+    if usage.ru_maxrss > forked_at:  # a run shorter than one sample, a peak between two
+        peak = max(peak, usage.ru_maxrss)
     return (
         os.waitstatus_to_exitcode(status),
         seconds,

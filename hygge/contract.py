@@ -282,6 +282,13 @@ class Home(Connector[S]):
     def batch_size(self) -> int:
         return int(getattr(self.settings, "batch_size", DEFAULT_BATCH_SIZE))
 
+    @property
+    def reads_ahead(self) -> int:
+        """Batches this home already holds ahead of the flow on its own (a driver's
+        read-ahead): the flow's queue holds that many fewer (at least one), so memory is not
+        paid twice for the same overlap."""
+        return 0
+
     async def estimate_rows(self) -> int | None:
         """How many rows the next read will yield, if that is known or cheap to estimate
         (file footers, sizes, a catalog's statistics), for a progress bar; None if not.

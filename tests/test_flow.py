@@ -24,6 +24,7 @@ from hygge import (
     StoreError,
 )
 from hygge.contract import Home
+from hygge.stores.parquet import DECIMALS_AS_INTEGERS
 from tests.checks import fingerprint, tree_digest
 
 
@@ -229,13 +230,19 @@ def test_minimal_custom_store_only_implements_write(tmp_path: Path):
     assert seen == [1_000, 1_000, 500] and result.rows == 2_500
 
 
-def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path):
-    """The home runs ahead of a slow store by at most queue_size batches (backpressure)."""
+@pytest.mark.parametrize("ahead", [0, 1, 5])
+def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path, ahead: int):
+    """The home runs ahead of a slow store by at most queue_size batches (backpressure),
+    less what it reads ahead on its own (`Home.reads_ahead`), but at least one."""
     produced: list[int] = []
     written: list[int] = []
 
     class Counting(Home):
-        type_name = "test_counting"
+        type_name = f"test_counting_{ahead}"
+
+        @property
+        def reads_ahead(self) -> int:
+            return ahead
 
         async def read_batches(self) -> AsyncIterator[pl.DataFrame]:
             for i in range(20):
@@ -243,7 +250,7 @@ def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path):
                 yield pl.DataFrame({"i": [i]})
 
     class Slow(Store):
-        type_name = "test_slow"
+        type_name = f"test_slow_{ahead}"
         lead: list[int] = []
 
         async def write(self, df: pl.DataFrame) -> None:
@@ -251,9 +258,11 @@ def test_reading_and_writing_overlap_with_bounded_queue(tmp_path: Path):
             await asyncio.sleep(0.005)
             written.append(df.height)
 
-    Flow(Counting("c"), Slow("s"), queue_size=2).run()
+    Flow(Counting("c"), Slow("s"), queue_size=3).run()
     assert len(written) == 20
-    assert max(Slow.lead) <= 2 + 2  # queue plus one in the producer's hand and one being written
+    queue = max(1, 3 - ahead)
+    # the queue plus one in the producer's hand and one being written
+    assert max(Slow.lead) == queue + 2
 
 
 def test_two_writers_interleave_batches_and_keep_every_row(tmp_path: Path):
@@ -366,7 +375,9 @@ def test_parquet_store_writes_the_bytes_pyarrow_writes_for_the_large_types(tmp_p
         }
     )
     expected = tmp_path / "pyarrow.parquet"
-    pq.write_table(df.to_arrow(compat_level=pl.CompatLevel.oldest()), expected, compression="zstd")
+    table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+    # with the store's own choice of decimal encoding (parquet's INT64 for p <= 18)
+    pq.write_table(table, expected, compression="zstd", **DECIMALS_AS_INTEGERS)
     asyncio.run(ParquetStore("o", path=str(tmp_path / "o"), dictionary="all").write(df))
     (written,) = (tmp_path / "o").glob("*.parquet")
     assert filecmp.cmp(expected, written, shallow=False)

@@ -28,7 +28,8 @@ UTC = dt.UTC
 COLUMNS = """
     id int, ti tinyint, tiu tinyint unsigned, si smallint, siu smallint unsigned,
     mi mediumint, miu mediumint unsigned, i int, iu int unsigned, bi bigint,
-    biu bigint unsigned, b1 tinyint(1), d10 decimal(10,2), d28 decimal(28,14),
+    biu bigint unsigned, b1 tinyint(1), d10 decimal(10,2), d18 decimal(18,3) unsigned,
+    d28 decimal(28,14),
     d38 decimal(38,10), d65 decimal(65,30), f float, dbl double, dt date, dtt datetime(6),
     ts timestamp(6) NULL, tm time(6), yr year, bt bit(10), b64 bit(64), en enum('a','b','ü'),
     st set('x','y','z'), js json, bn binary(4), vb varbinary(10), bl blob, ch char(5),
@@ -36,7 +37,8 @@ COLUMNS = """
 """
 ROWS = """
     (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
-     -9223372036854775808, 18446744073709551615, 1, -12345678.91, 12345678901234.56789012345678,
+     -9223372036854775808, 18446744073709551615, 1, -12345678.91, 999999999999999.999,
+     12345678901234.56789012345678,
      1234567890123456789012345678.0123456789,
      12345678901234567890123456789012345.123456789012345678901234567891, 3.25,
      1.0000000000000002, '1000-01-01', '9999-12-31 23:59:59.999999',
@@ -44,11 +46,11 @@ ROWS = """
      b'1111111111111111111111111111111111111111111111111111111111111111', 'ü', 'x,z',
      '{"a": [1, 2], "ü": "😀"}', x'00ff0001', x'deadbeef', x'005c4e0a',
      'ab😀', 'héllo 😀 \\t', '𝄞 text\\nline'),
-    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL, NULL),
     (3, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807,
-     9223372036854775808, 0, 0.01, -0.00000000000001, -0.0000000001,
+     9223372036854775808, 0, 0.01, 0, -0.00000000000001, -0.0000000001,
      -99999999999999999999999999999999999.999999999999999999999999999999, -1.5e38, -1e308,
      '2024-02-29', '1970-01-01 00:00:00.000001', '1970-01-01 00:00:01.000000',
      '838:59:59.500000', 1901, b'0', b'0', 'a', '', '[]', x'00000000', x'', x'',
@@ -69,6 +71,7 @@ EXPECTED = {
     "biu": [2**64 - 1, None, 2**63],
     "b1": [True, None, False],
     "d10": [D("-12345678.91"), None, D("0.01")],
+    "d18": [D("999999999999999.999"), None, D("0.000")],
     "d28": [D("12345678901234.56789012345678"), None, D("-0.00000000000001")],
     "d38": [D("1234567890123456789012345678.0123456789"), None, D("-0.0000000001")],
     # wider than decimal128: exact text (hygge's numeric type), see docs/sql.md
@@ -111,6 +114,8 @@ EXPECTED = {
 TYPES = {
     "biu": pa.uint64(),
     "b1": pa.bool_(),
+    "d10": pa.decimal128(10, 2),
+    "d18": pa.decimal128(18, 3),
     "d28": pa.decimal128(28, 14),
     "d38": pa.decimal128(38, 10),
     "f": pa.float32(),
@@ -418,6 +423,14 @@ def peak_rss_mb(project: Path, flow: str) -> float:
     process.returncode = os.waitstatus_to_exitcode(status)
     assert process.returncode == 0, process.stderr.read() if process.stderr else ""
     return usage.ru_maxrss / 1024
+
+
+def test_the_flow_queue_leaves_out_what_connectorx_reads_ahead(mysql_url: str, read_path: str):
+    """The relay lets connectorx read `mysql_arrow.AHEAD` batches ahead; the flow's queue
+    holds that many fewer (`Home.reads_ahead`). The PyMySQL path reads nothing ahead."""
+    home = SQLHome("t", connection=mysql_url)
+    assert home.reads_ahead == (mysql_arrow.AHEAD if read_path == "connectorx" else 0)
+    assert SQLHome("t", connection="postgresql://u@localhost/db").reads_ahead == 0
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ writes the rest plainly (hygge/stores/parquet.py `dictionary_columns`)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -53,3 +54,23 @@ def test_an_extension_column_is_judged_by_its_storage():
     values = pa.array(["00000000-0000-0000-0000-000000000001"] * 20_000)
     table = pa.table({"u": as_extension(pa.chunked_array([values]), UUID)})
     assert dictionary_columns(table) == ["u"]
+
+
+def test_decimals_of_up_to_18_digits_are_stored_as_integers(tmp_path: Path) -> None:
+    """Parquet's INT32/INT64 decimals, not 16-byte arrays; read back as the same decimals."""
+    values = [Decimal("-9999999999999.99"), None, Decimal("0.01")]
+    data = pa.table(
+        {
+            "small": pa.array([Decimal("1.5"), None, Decimal("-0.5")], pa.decimal128(9, 1)),
+            "price": pa.array(values, pa.decimal128(15, 2)),
+            "wide": pa.array(values, pa.decimal128(30, 2)),
+        }
+    )
+    source = tmp_path / "in.parquet"
+    pq.write_table(data, source)
+    Flow(ParquetHome("in", path=str(source)), ParquetStore("out", path=str(tmp_path / "out"))).run()
+    (written,) = (tmp_path / "out").glob("*.parquet")
+    assert pq.read_table(written).equals(data)
+    schema = pq.read_metadata(written).schema
+    physical = {schema.column(i).name: schema.column(i).physical_type for i in range(3)}
+    assert physical == {"small": "INT32", "price": "INT64", "wide": "FIXED_LEN_BYTE_ARRAY"}

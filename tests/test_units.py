@@ -8,11 +8,11 @@ import decimal
 import pyarrow as pa
 import pytest
 
-from hygge.errors import ConfigError, StoreError
+from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.interpolate import UndefinedVariable, interpolate
 from hygge.plan import find_cycle, waves
 from hygge.secrets import mask_url
-from hygge.sql import types
+from hygge.sql import mysql_arrow, types
 from hygge.sql.url import parse_url
 
 
@@ -141,6 +141,25 @@ def test_every_timestamp_flavour_keeps_its_time_zone_meaning():
 def test_a_decimal_wider_than_mysql_allows_names_the_column():
     with pytest.raises(StoreError, match=r"column 'big'.*DECIMAL\(65\)"):
         types.ddl(pa.decimal256(70, 2), "mysql", "big")
+
+
+def test_mysql_decimals_read_as_scaled_integers_are_exact_or_an_error():
+    """The MariaDB fast path reads decimal(p<=18, s) as CAST(x * 10^s AS SIGNED): the plan
+    says so, the integers become the decimals, and a value with more than p digits (a
+    saturated CAST) is an error naming the column, never a wrong value."""
+    price = types.Column("price", pa.decimal128(15, 2), "decimal(15,2)")
+    wide = types.Column("wide", pa.decimal128(30, 2), "decimal(30,2)")
+    whole = types.Column("whole", pa.decimal128(18, 0), "decimal(18,0) unsigned")
+    read = mysql_arrow.plan("SELECT * FROM t", [price, wide, whole], lambda n: f"`{n}`")
+    assert isinstance(read, mysql_arrow.Plan)
+    assert "CAST(`price` * 100 AS SIGNED) AS `price`" in read.sql
+    assert "CAST(`wide` AS CHAR) AS `wide`" in read.sql
+    assert "CAST(`whole` AS SIGNED) AS `whole`" in read.sql
+    got = mysql_arrow.convert(pa.array([-99999999999999, None, 1], pa.int64()), price)
+    assert got.type == pa.decimal128(15, 2)
+    assert got.to_pylist() == [decimal.Decimal("-999999999999.99"), None, decimal.Decimal("0.01")]
+    with pytest.raises(HyggeError, match=r"column 'price'.*more than 15 digits"):
+        mysql_arrow.convert(pa.array([2**63 - 1], pa.int64()), price)
 
 
 def test_postgres_catalog_types_map_to_exact_arrow_types():

@@ -15,7 +15,7 @@ from hygge import partitions
 from hygge.batching import iterate_in_thread, rebatch
 from hygge.contract import Home, HomeSettings, IncrementalHome, SplittableHome
 from hygge.errors import HomeError, HyggeError
-from hygge.sql import faults, page_readers, snapshot
+from hygge.sql import faults, mysql_arrow, page_readers, snapshot
 from hygge.sql.base import Session, user_query
 from hygge.sql.connect import connect, session_class
 from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
@@ -83,6 +83,17 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
     @property
     def url(self) -> SqlUrl:
         return parse_url(self.settings.connection, f"home '{self.name}'")
+
+    @property
+    def reads_ahead(self) -> int:
+        """MariaDB/MySQL's connectorx path reads `mysql_arrow.AHEAD` batches ahead (its
+        relay's window): lineitem SF1 peaked at 352-356 MB with a flow queue of one batch
+        against 400-402 MB with four, in the same time."""
+        try:
+            mysql = self.url.dialect == "mysql"
+        except HyggeError:
+            return 0  # the read reports a bad URL
+        return mysql_arrow.AHEAD if mysql and mysql_arrow.available() else 0
 
     # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
     _cursor: Cursor | None = None

