@@ -310,8 +310,7 @@ class AzureBlob(ConditionalObject):
             "Content-Type": "application/json",
             **condition,
         }
-        answer = _send("PUT", self.url, self._headers("PUT", extra, len(body)), body)
-        return str(answer.headers["ETag"])
+        return str(self.request("PUT", {}, extra, body).headers["ETag"])
 
     def create(self, body: bytes) -> str:
         return self._put(body, {"If-None-Match": "*"})
@@ -326,7 +325,7 @@ class AzureBlob(ConditionalObject):
 
     def read(self) -> Held | None:
         try:
-            answer = _send("GET", self.url, self._headers("GET", {}, 0), None)
+            answer = self.request("GET", {}, {}, None)
         except HttpError as exc:
             if exc.status == 404:
                 return None
@@ -335,7 +334,7 @@ class AzureBlob(ConditionalObject):
         return Held(_body(answer.body), str(answer.headers["ETag"]), age)
 
     def delete(self, tag: str) -> None:
-        _send("DELETE", self.url, self._headers("DELETE", {"If-Match": tag}, 0), None)
+        self.request("DELETE", {}, {"If-Match": tag}, None)
 
 
 def _age(date: str, modified: datetime) -> float:

@@ -32,6 +32,3 @@ class AzureDataset(S3Dataset):
 
     def _complete(self, record: Mapping[str, Any]) -> None:
         blocks.complete(record, self.options)
-
-    def _abort(self, url: str, upload_id: str) -> None:
-        """Nothing to send (see the module's docstring)."""

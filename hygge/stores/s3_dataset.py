@@ -108,18 +108,20 @@ class S3Dataset(ObjectDataset):
 
     # -- dropping staging -------------------------------------------------------------------
     def drop_staged(self, prefix: str) -> None:
-        """Abort the uploads the records below `prefix` name, then delete the records."""
+        """Abort the uploads the records below `prefix` name (where the cloud can free
+        them: `frees_uploads`), then delete the records."""
         entries = self.storage.list(prefix)
-        records = [e.url for e in entries if e.url.endswith(RECORD) and self.frees_uploads]
+        if self.frees_uploads:
+            records = [e.url for e in entries if e.url.endswith(RECORD)]
 
-        def abort(url: str) -> None:
-            record = self._record(url)
-            if record is not None and record.get("upload_id"):
-                self._abort(str(record["url"]), str(record["upload_id"]))
+            def abort(url: str) -> None:
+                record = self._record(url)
+                if record is not None and record.get("upload_id"):
+                    self._abort(str(record["url"]), str(record["upload_id"]))
 
-        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="hygge-abort") as pool:
-            for done in [pool.submit(abort, url) for url in records]:
-                done.result()
+            with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="hygge-abort") as pool:
+                for done in [pool.submit(abort, url) for url in records]:
+                    done.result()
         for entry in entries:
             self.storage.delete(entry.url)
 
@@ -140,6 +142,7 @@ class S3Dataset(ObjectDataset):
         uploads.complete(record, self.options)
 
     def _abort(self, url: str, upload_id: str) -> None:
+        """Only where `frees_uploads`."""
         uploads.abort(url, upload_id, self.options)
 
     # -- helpers ----------------------------------------------------------------------------
