@@ -100,11 +100,10 @@ def tree_rss_kb(pid: int) -> int:
     return int(_tree_sum(pid, lambda fields: int(fields[21]) * page_kb))
 
 
-def own_rss_kb() -> int:
-    """This process's RSS now, in KB."""
-    with open("/proc/self/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+def own_peak_rss_kb() -> int:
+    """This process's peak RSS so far (VmHWM), in KB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -120,10 +119,11 @@ def run_sampled(
     """Run `command` to its end: (exit code, wall seconds, peak RSS in KB of its process tree
     sampled every 0.1 s and at least the largest process's own peak from wait4, CPU seconds
     from wait4)."""
-    # Linux starts a child's peak (wait4's ru_maxrss) at this process's RSS when it forks,
-    # so that peak says something only where it is above ours (after generating SF3 data
-    # here, every child "peaked" at this process's 1.6 GB)
-    forked_at = own_rss_kb()
+    # Linux starts a child's peak (wait4's ru_maxrss) at this process's own peak when it
+    # forks (the copied memory map keeps its high-water mark), so that peak says something
+    # only where it is above ours (after generating SF1 data here, every child "peaked" at
+    # this process's 747 MB)
+    forked_at = own_peak_rss_kb()
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout)
     peak = 0

@@ -315,26 +315,47 @@ def _uncommitted_blobs(emu: Emulator, url: str) -> list[str]:
 
 
 def _list_blobs(emu: Emulator, container: str, prefix: str, **extra: str) -> set[str]:
+    import xml.etree.ElementTree as ET
+
+    query = {"comp": "list", "prefix": prefix, "restype": "container", **extra}
+    listing = ET.fromstring(_azure_request(emu, "GET", container, query, {}))
+    return {str(b.findtext("Name")) for b in listing.iter("Blob")}
+
+
+def lease_blob(emu: Emulator, url: str) -> None:
+    """Take an infinite lease on the blob at `url`, as a process killed while holding one
+    leaves it (pyarrow leases a blob while deleting it)."""
+    lease = {"x-ms-lease-action": "acquire", "x-ms-lease-duration": "-1"}
+    _azure_request(emu, "PUT", _fs_path(url), {"comp": "lease"}, lease)
+
+
+def _azure_request(
+    emu: Emulator, method: str, path: str, query: dict[str, str], extra: dict[str, str]
+) -> bytes:
+    """One request to Azurite, signed here with Shared Key (the Blob service's documented
+    scheme), independently of hygge's own signer. `path` is container/blob."""
     import base64
     import hashlib
     import hmac
     import urllib.request
-    import xml.etree.ElementTree as ET
     from email.utils import formatdate
-    from urllib.parse import urlencode
+    from urllib.parse import quote, urlencode
 
-    query = {"comp": "list", "prefix": prefix, "restype": "container", **extra}
-    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-12-02"}
-    path = f"/{AZURITE_ACCOUNT}/{container}"  # Azurite names the account in the path
-    signed = "GET\n" + "\n" * 11 + "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
-    signed += f"/{AZURITE_ACCOUNT}{path}" + "".join(f"\n{k}:{query[k]}" for k in sorted(query))
+    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-12-02", **extra}
+    resource = f"/{AZURITE_ACCOUNT}/{quote(path)}"  # Azurite names the account in the path
+    signed = f"{method}\n" + "\n" * 11
+    signed += "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+    signed += f"/{AZURITE_ACCOUNT}{resource}" + "".join(f"\n{k}:{query[k]}" for k in sorted(query))
     mac = hmac.new(base64.b64decode(AZURITE_KEY), signed.encode(), hashlib.sha256).digest()
     headers["Authorization"] = f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(mac).decode()}"
+    if method == "PUT":
+        headers["Content-Length"] = "0"
     base = emu.endpoint.rstrip("/").removesuffix(f"/{AZURITE_ACCOUNT}")
-    request = urllib.request.Request(f"{base}{path}?{urlencode(query)}", headers=headers)
+    # no body (urllib would add a Content-Type for one, and the signature would not match)
+    url = f"{base}{resource}?{urlencode(query)}"
+    request = urllib.request.Request(url, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=30) as answer:
-        listing = ET.fromstring(answer.read())
-    return {str(b.findtext("Name")) for b in listing.iter("Blob")}
+        return bytes(answer.read())
 
 
 def upload(emu: Emulator, local: Path, url: str) -> None:

@@ -4,6 +4,7 @@ copy, delete. URLs in, URLs out; errors name the URL (secrets masked) and say wh
 from __future__ import annotations
 
 import builtins
+import contextlib
 import fnmatch
 import re
 from collections.abc import Callable, Mapping
@@ -131,8 +132,21 @@ class ObjectStorage:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            if not _not_found(exc):
+            if _not_found(exc):
+                return
+            if not (self.location.cloud == "azure" and "LeaseAlreadyPresent" in str(exc)):
                 raise self._error(url, "delete", exc) from exc
+            # pyarrow leases an Azure blob (15 s) while deleting it; a run killed then leaves
+            # the lease behind. Deletes run under the dataset's run lock, so the holder is
+            # gone: break its lease and delete again, rather than fail until it expires.
+            self._break_lease(url)
+            self._call(url, "delete", lambda: self.fs.delete_file(self._path(url)))
+
+    def _break_lease(self, url: str) -> None:
+        from hygge.storage.conditional import AzureBlob, Taken
+
+        with contextlib.suppress(Taken):  # no lease any more: it expired meanwhile
+            AzureBlob(Location.parse(url), self.options).break_lease()
 
     def delete_prefix(self, url: str) -> None:
         for entry in self.list(url):
