@@ -137,8 +137,9 @@ class ObjectStorage:
             if not (self.location.cloud == "azure" and "LeaseAlreadyPresent" in str(exc)):
                 raise self._error(url, "delete", exc) from exc
             # pyarrow leases an Azure blob (15 s) while deleting it; a run killed then leaves
-            # the lease behind. Deletes run under the dataset's run lock, so the holder is
-            # gone: break its lease and delete again, rather than fail until it expires.
+            # the lease behind. hygge deletes only what no live run uses (under the dataset's
+            # run lock, or a run's own unpublished files), so the holder is gone: break its
+            # lease and delete again, rather than fail until it expires.
             self._break_lease(url)
             self._call(url, "delete", lambda: self.fs.delete_file(self._path(url)))
 
