@@ -191,7 +191,9 @@ class Stack:
             except OSError as exc:
                 # A running flow moves its staged objects and lock between our listing and
                 # our read; a vanished object is simply not part of this copy.
-                if not isinstance(exc, FileNotFoundError) and "NO_SUCH_KEY" not in str(exc):
+                # (S3 says NO_SUCH_KEY, or RESOURCE_NOT_FOUND for a GET of one just deleted)
+                gone = any(code in str(exc) for code in ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND"))
+                if not isinstance(exc, FileNotFoundError) and not gone:
                     raise
                 target.unlink(missing_ok=True)
         return self.lake

@@ -253,7 +253,10 @@ def _not_found(exc: OSError) -> bool:
     text = str(exc).lower()
     if isinstance(exc, FileNotFoundError):
         return True
-    missing = "not found" in text or "nosuchkey" in text or "does not exist" in text
+    # S3 through pyarrow: NO_SUCH_KEY, or RESOURCE_NOT_FOUND for a GET of an object deleted
+    # after it was listed (seen against moto while a commit removed its staging)
+    codes = ("not found", "nosuchkey", "no_such_key", "resource_not_found", "does not exist")
+    missing = any(code in text for code in codes)
     return missing and "bucket" not in text and "container" not in text
 
 
