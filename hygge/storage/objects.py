@@ -127,21 +127,23 @@ class ObjectStorage:
 
     def delete(self, url: str) -> None:
         """Delete one object; a missing object is not an error (deletes are retried)."""
-        try:
-            self.fs.delete_file(self._path(url))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if _not_found(exc):
+        for first_try in (True, False):
+            try:
+                self.fs.delete_file(self._path(url))
                 return
-            if not (self.location.cloud == "azure" and "LeaseAlreadyPresent" in str(exc)):
-                raise self._error(url, "delete", exc) from exc
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if _not_found(exc):
+                    return
+                leased = self.location.cloud == "azure" and "LeaseAlreadyPresent" in str(exc)
+                if not (first_try and leased):
+                    raise self._error(url, "delete", exc) from exc
             # pyarrow leases an Azure blob (15 s) while deleting it; a run killed then leaves
             # the lease behind. hygge deletes only what no live run uses (under the dataset's
             # run lock, or a run's own unpublished files), so the holder is gone: break its
             # lease and delete again, rather than fail until it expires.
             self._break_lease(url)
-            self._call(url, "delete", lambda: self.fs.delete_file(self._path(url)))
 
     def _break_lease(self, url: str) -> None:
         from hygge.storage.conditional import AzureBlob, Taken
