@@ -198,7 +198,7 @@ def test_query_home_types_its_result(mysql_url: str, read_path: str, caplog):
         )
         query = (
             f"SELECT id, price * 2 AS p2, TIMEDIFF(a, b) AS span, CONCAT(name, '!') AS n, "
-            f"b'101' + 0 AS five FROM {table} ORDER BY id"
+            f"b'101' + 0 AS five FROM {table}"
         )
         sink = _Sink("s")
         Flow(SQLHome("q", query=query, connection=mysql_url), sink).run()
@@ -207,6 +207,34 @@ def test_query_home_types_its_result(mysql_url: str, read_path: str, caplog):
             (1, None, dt.timedelta(seconds=1), None, 5),
             (2**64 - 1, D("2469135780246913.5782"), dt.timedelta(hours=40), "x😀!", 5),
         ]
+
+
+def test_a_query_ordering_by_a_cast_column_keeps_its_order(mysql_url: str, read_path: str, caplog):
+    """The fast path casts a wide decimal to text. A query in the very form of hygge's own
+    table read but with ORDER BY must not have the cast in its select list, where ORDER BY
+    would sort by the text alias ('10.00' < '100.00' < '9.00'): it reads through a derived
+    table, and the rows come in the query's order, by value."""
+    table = unique("myorder")
+    with database(mysql_url, table) as db:
+        db.run(f"CREATE TABLE {table} (`id` int, `wide` decimal(30,2), `price` decimal(15,2))")
+        db.run(f"INSERT INTO {table} VALUES (1, 100, 1.5), (2, 9, 22.25), (3, 10, 3)")
+        sink = _Sink("s")
+        query = f"SELECT `wide`, `price` FROM `{table}` ORDER BY `wide`"
+        Flow(SQLHome("q", query=query, connection=mysql_url), sink).run()
+        got = [row for df in sink.frames for row in df.iter_rows()]  # in the order read
+        assert got == [(D("9.00"), D("22.25")), (D("10.00"), D("3.00")), (D("100.00"), D("1.50"))]
+        assert ran_through(caplog, read_path)
+        # any other query that orders its rows and needs a cast reads through PyMySQL (a
+        # cast around it, in a derived table, would lose its ORDER BY), and says why
+        caplog.clear()
+        sink = _Sink("s2")
+        query = f"SELECT `wide` + 1 AS w, `id` FROM `{table}` ORDER BY w DESC"
+        Flow(SQLHome("q2", query=query, connection=mysql_url), sink).run()
+        got = [row for df in sink.frames for row in df.iter_rows()]
+        assert got == [(D("101.00"), 1), (D("11.00"), 3), (D("10.00"), 2)]
+        assert ran_through(caplog, "pymysql")
+        if read_path == "connectorx":
+            assert any("orders its rows (ORDER BY)" in r.getMessage() for r in caplog.records)
 
 
 def test_spatial_columns_fall_back_to_pymysql(mysql_url: str, caplog):

@@ -155,6 +155,23 @@ def test_mysql_decimals_read_as_scaled_integers_are_exact_or_an_error():
     assert "CAST(`price` * 100 AS SIGNED) AS `price`" in read.sql
     assert "CAST(`wide` AS CHAR) AS `wide`" in read.sql
     assert "CAST(`whole` AS SIGNED) AS `whole`" in read.sql
+    assert "hygge_fast" in read.sql  # `*`: not hygge's own read of a table
+    # one SELECT of plain columns (hygge's own read of a table) takes the casts in its own
+    # select list, under aliases no clause names (WHERE and ORDER BY read stored values)
+    columns = [price, wide]
+    own = "SELECT `price`, `wide` FROM `t` WHERE `price` >= 1.50"
+    for tail in ("", " ORDER BY `wide`"):
+        read = mysql_arrow.plan(own + tail, columns, lambda n: f"`{n}`")
+        assert isinstance(read, mysql_arrow.Plan)
+        assert read.sql == (
+            "SELECT CAST(`price` * 100 AS SIGNED) AS `hygge_cast_0`, CAST(`wide` AS CHAR) AS "
+            f"`hygge_cast_1` FROM `t` WHERE `price` >= 1.50{tail}"
+        )
+    union = f"{own} UNION SELECT `price`, `wide` FROM `u`"
+    read = mysql_arrow.plan(union, columns, lambda n: f"`{n}`")
+    assert isinstance(read, mysql_arrow.Plan) and "hygge_fast" in read.sql
+    ordered = "SELECT `price`, `wide` FROM `t` UNION SELECT 1, 2 ORDER BY 1"
+    assert "ORDER BY" in str(mysql_arrow.plan(ordered, columns, lambda n: f"`{n}`"))
     got = mysql_arrow.convert(pa.array([-99999999999999, None, 1], pa.int64()), price)
     assert got.type == pa.decimal128(15, 2)
     assert got.to_pylist() == [decimal.Decimal("-999999999999.99"), None, decimal.Decimal("0.01")]
