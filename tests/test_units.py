@@ -172,6 +172,17 @@ def test_mysql_decimals_read_as_scaled_integers_are_exact_or_an_error():
     assert isinstance(read, mysql_arrow.Plan) and "hygge_fast" in read.sql
     ordered = "SELECT `price`, `wide` FROM `t` UNION SELECT 1, 2 ORDER BY 1"
     assert "ORDER BY" in str(mysql_arrow.plan(ordered, columns, lambda n: f"`{n}`"))
+    commented = "SELECT price * 1 AS price, wide -- it's (\nFROM t ORDER BY price"
+    assert "ORDER BY" in str(mysql_arrow.plan(commented, columns, lambda n: f"`{n}`"))
+    # an ORDER BY in a window, a subquery or a quoted text is not the result's order: the
+    # fast path reads such a query through the derived table
+    for unordered in (
+        "SELECT ROW_NUMBER() OVER (ORDER BY x) AS price, x AS wide FROM t",
+        f"SELECT * FROM ({ordered}) AS hygge_src WHERE `price` >= 1",
+        "SELECT price, 'it\\'s ORDER BY' AS wide FROM t",
+    ):
+        read = mysql_arrow.plan(unordered, columns, lambda n: f"`{n}`")
+        assert isinstance(read, mysql_arrow.Plan) and "hygge_fast" in read.sql, unordered
     got = mysql_arrow.convert(pa.array([-99999999999999, None, 1], pa.int64()), price)
     assert got.type == pa.decimal128(15, 2)
     assert got.to_pylist() == [decimal.Decimal("-999999999999.99"), None, decimal.Decimal("0.01")]

@@ -101,7 +101,7 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     quoted = [quote_name(n) for n in names]
     if (own := _with_casts(sql, quoted, casts)) is not None:
         return Plan(own, columns)
-    if _ORDER_BY.search(sql):
+    if _ORDER_BY.search(outside_parentheses(sql)):
         first = next(n for n, c in zip(names, casts, strict=True) if c)
         return (
             f"the query orders its rows (ORDER BY), which reading column '{first}' through a "
@@ -116,6 +116,40 @@ _ORDER_BY = re.compile(r"\bORDER\s+BY\b", re.IGNORECASE)
 _NOT_ONE_SELECT = re.compile(r"\b(UNION|INTERSECT|EXCEPT|INTO)\b", re.IGNORECASE)
 
 
+def outside_parentheses(sql: str) -> str:
+    """`sql` with quoted text, comments and whatever is inside parentheses blanked out: the
+    clauses of the statement itself (an ORDER BY in a window or a subquery is not the
+    result's order)."""
+    out, depth, i = [], 0, 0
+    while i < len(sql):
+        ch, end = sql[i], i + 1
+        if ch in "'\"`":  # to the closing quote ('' and \' stay inside)
+            while end < len(sql) and sql[end] != ch:
+                end += 2 if sql[end] == "\\" and ch != "`" else 1
+            end += 1
+        elif sql.startswith(("-- ", "#"), i) or sql.startswith("--\n", i):
+            end = _until(sql, "\n", i)  # the newline itself stays
+        elif sql.startswith("/*", i):
+            end = _until(sql, "*/", i + 2) + 2
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+            i = end
+            continue
+        out.append(" " * (min(end, len(sql)) - i))
+        i = end
+    return "".join(out)
+
+
+def _until(sql: str, mark: str, start: int) -> int:
+    """Where `mark` is next in `sql` from `start`, or its end."""
+    at = sql.find(mark, start)
+    return len(sql) if at < 0 else at
+
+
 def _with_casts(sql: str, quoted: list[str], casts: list[str | None]) -> str | None:
     """`sql` with the casts in its own select list, when it is one SELECT of plain columns
     (`SELECT <columns> FROM ...`: hygge's own read of a table, with a WHERE when it is
@@ -127,7 +161,7 @@ def _with_casts(sql: str, quoted: list[str], casts: list[str | None]) -> str | N
     lineitem SF1 the connection thread spent 10.05 CPU-s with it against 9.35 without, five
     interleaved pairs)."""
     head = f"SELECT {', '.join(quoted)} FROM "
-    if not sql.startswith(head) or _NOT_ONE_SELECT.search(sql):
+    if not sql.startswith(head) or _NOT_ONE_SELECT.search(outside_parentheses(sql)):
         return None
     listing = [
         f"{c} AS `hygge_cast_{i}`" if c else q
