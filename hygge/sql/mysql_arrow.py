@@ -99,9 +99,10 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     if not any(casts):
         return Plan(sql, columns)
     quoted = [quote_name(n) for n in names]
-    if (own := _with_casts(sql, quoted, casts)) is not None:
+    clauses = outside_parentheses(sql)  # the statement's own clauses, scanned once
+    if (own := _with_casts(sql, clauses, quoted, casts, quote_name)) is not None:
         return Plan(own, columns)
-    if _ORDER_BY.search(outside_parentheses(sql)):
+    if _ORDER_BY.search(clauses):
         first = next(n for n, c in zip(names, casts, strict=True) if c)
         return (
             f"the query orders its rows (ORDER BY), which reading column '{first}' through a "
@@ -150,8 +151,11 @@ def _until(sql: str, mark: str, start: int) -> int:
     return len(sql) if at < 0 else at
 
 
-def _with_casts(sql: str, quoted: list[str], casts: list[str | None]) -> str | None:
-    """`sql` with the casts in its own select list, when it is one SELECT of plain columns
+def _with_casts(
+    sql: str, clauses: str, quoted: list[str], casts: list[str | None], quote_name: Any
+) -> str | None:
+    """`sql` (whose own clauses are `clauses`, from `outside_parentheses`) with the casts in
+    its own select list, when it is one SELECT of plain columns
     (`SELECT <columns> FROM ...`: hygge's own read of a table, with a WHERE when it is
     incremental); else None.
 
@@ -161,10 +165,10 @@ def _with_casts(sql: str, quoted: list[str], casts: list[str | None]) -> str | N
     lineitem SF1 the connection thread spent 10.05 CPU-s with it against 9.35 without, five
     interleaved pairs)."""
     head = f"SELECT {', '.join(quoted)} FROM "
-    if not sql.startswith(head) or _NOT_ONE_SELECT.search(outside_parentheses(sql)):
+    if not sql.startswith(head) or _NOT_ONE_SELECT.search(clauses):
         return None
     listing = [
-        f"{c} AS `hygge_cast_{i}`" if c else q
+        f"{c} AS {quote_name(f'hygge_cast_{i}')}" if c else q
         for i, (q, c) in enumerate(zip(quoted, casts, strict=True))
     ]
     return f"SELECT {', '.join(listing)} FROM {sql[len(head) :]}"
