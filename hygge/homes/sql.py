@@ -87,13 +87,14 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
     @property
     def reads_ahead(self) -> int:
         """MariaDB/MySQL's connectorx path reads `mysql_arrow.AHEAD` batches ahead (its
-        relay's window): lineitem SF1 peaked at 352-356 MB with a flow queue of one batch
-        against 400-402 MB with four, in the same time."""
+        relay's window), and holds the batch it regroups from connectorx's pieces: lineitem
+        SF1 peaked at 352-356 MB with a flow queue of one batch against 400-402 MB with four,
+        in the same time."""
         try:
             mysql = self.url.dialect == "mysql"
         except HyggeError:
             return 0  # the read reports a bad URL
-        return mysql_arrow.AHEAD if mysql and mysql_arrow.available() else 0
+        return mysql_arrow.AHEAD + 1 if mysql and mysql_arrow.available() else 0
 
     # -- incremental: rows with `cursor >= mark - lag`, see hygge/sql/cursor.py ------------
     _cursor: Cursor | None = None
@@ -438,7 +439,9 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         try:
             # pyarrow has no type hints, so polars' overloads cannot tell a table (a frame)
             # from an array (a series).
-            return pl.from_arrow(table)  # type: ignore[return-value]
+            # rechunk=False: a batch regrouped from a driver's pieces (`rebatch`) keeps them
+            # as chunks instead of being copied whole once more (polars copies strings anyway)
+            return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
         except Exception as exc:
             for field in table.schema:
                 try:

@@ -51,7 +51,12 @@ _DATES = ("date", "datetime", "timestamp")
 # Arrow turns into decimal128 by a cast and a view (no text parse). Wider ones travel as text.
 SCALED_PRECISION = 18
 _MIN_WINDOW = 16 << 20  # bytes the relay lets through ahead of the reader, at least
-AHEAD = 2  # batches the relay lets connectorx read ahead of the reader
+# connectorx decodes into batches of at most this many rows, which the SQL home regroups
+# into the flow's batches (`batching.rebatch`, no copy: each piece is copied into Arrow's
+# memory by `convert` anyway). Its builders and its channel then hold a quarter of a 100 k
+# row batch each, not a whole one.
+PIECE_ROWS = 25_000
+AHEAD = 1  # flow batches the relay lets connectorx read ahead of the reader
 # The server waits (TCP flow control) while the relay holds it back for a slow writer; its
 # default 60 s would end the read under a writer that stalls (a busy database, a slow upload).
 _WRITE_TIMEOUT = "SET SESSION net_write_timeout = 86400"
@@ -209,19 +214,21 @@ def stream(url: SqlUrl, read: Plan, batch_size: int) -> Iterator[pa.Table]:
         raise ReadError(f"cannot start the read relay: {exc}", connecting=True) from None
     with relay:
         try:
+            piece = min(batch_size, PIECE_ROWS)
             reader = connectorx.read_sql(
                 connectorx_url(url, relay.port),
                 read.sql,
                 return_type="arrow_stream",
-                batch_size=batch_size,
+                batch_size=piece,
                 # the relay holds the server back while the writer is behind: let it wait
                 pre_execution_query=["SET time_zone = '+00:00'", _WRITE_TIMEOUT],
             )
+            pieces_per_batch = -(-batch_size // piece)
             try:
                 for batch in reader:
                     relay.took(batch.nbytes)
-                    if batch.num_rows == batch_size:  # two full batches' worth ahead at most
-                        relay.window(max(_MIN_WINDOW, AHEAD * batch.nbytes))
+                    if batch.num_rows == piece:  # AHEAD batches' worth ahead at most
+                        relay.window(max(_MIN_WINDOW, AHEAD * pieces_per_batch * batch.nbytes))
                     arrays = [
                         convert(batch.column(i), c) for i, c in enumerate(read.columns)
                     ]  # by position: a query's names may differ in case from its probe
