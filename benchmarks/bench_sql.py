@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -288,6 +289,9 @@ def main() -> None:
         "--compare", type=Path, help="also run hygge from this checkout (before vs after)"
     )
     args = parser.parse_args()
+    if not re.fullmatch(r"[a-z0-9_]*", args.suffix):
+        # hygge quotes its table names (case kept); psql and mariadb fold an unquoted one
+        parser.error("--suffix: lowercase letters, digits and '_' only (e.g. _me)")
     cases = "".join(c for c in "abcd" if c in args.cases)
     t = Tables.suffixed(args.suffix)
     parquet, csv, rows = lineitem(args.scale)
