@@ -478,6 +478,44 @@ def test_mysql_source_with_a_datetime_cursor(tmp_path: Path, mysql_url: str):
         db.close()
 
 
+def test_mysql_says_when_an_incremental_query_loses_its_order_by(tmp_path: Path, mysql_url: str):
+    """MariaDB ignores the ORDER BY of the derived table hygge wraps an incremental query in
+    (to add `cursor >= mark`): the run says so rather than losing the order silently; the
+    first run (no mark, nothing wrapped) and an ORDER BY inside a subquery are not warned."""
+    db = Db(mysql_url)
+    table = unique("myorder")
+    db.run(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    try:
+        db.run(f"INSERT INTO {table} VALUES (1), (2), (3)")
+        flows = (
+            "flows:\n"
+            "  ordered:\n"
+            f"    home: {{type: sql, connection: '{mysql_url}', "
+            f"query: 'SELECT id FROM {table} ORDER BY id DESC', cursor: id}}\n"
+            "    store: {path: lake/ordered}\n    options: {incremental: true}\n"
+            "  inner:\n"
+            f"    home: {{type: sql, connection: '{mysql_url}', query: 'SELECT id FROM "
+            f"{table} WHERE id IN (SELECT id FROM {table} ORDER BY id)', cursor: id}}\n"
+            "    store: {path: lake/inner}\n    options: {incremental: true}\n"
+        )
+        (tmp_path / "flows.yml").write_text(flows)
+        first = run_cli("run", "flows.yml", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr + first.stdout
+        assert "ORDER BY is not kept" not in first.stderr + first.stdout
+        db.run(f"INSERT INTO {table} VALUES (4), (5)")
+        second = run_cli("run", "flows.yml", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr + second.stdout
+        said = second.stderr + second.stdout
+        assert "home 'ordered': the query's ORDER BY is not kept" in said, said
+        assert "incremental bound" in said
+        assert "home 'inner'" not in said
+        landed = pl.read_parquet(tmp_path / "lake" / "ordered" / "*.parquet")["id"]
+        assert sorted(landed.to_list()) == [1, 2, 3, 4, 5]  # every row, once
+    finally:
+        db.drop(table)
+        db.close()
+
+
 def test_incremental_sql_home_needs_a_cursor(
     tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -21,6 +22,8 @@ from hygge.sql.connect import connect, session_class
 from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
 from hygge.sql.types import family
 from hygge.sql.url import SqlUrl, parse_url
+
+log = logging.getLogger("hygge.homes")
 
 URL_SCHEMES = ("postgresql", "postgres", "pgsql", "mysql", "mariadb", "sqlite")
 
@@ -336,6 +339,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         session = self._connect()
         try:
             sql, columns = self._select(session)
+            own = sql
             pages = self._page_selects(session, sql)
             if self._cursor is not None:
                 self._cursor.resume(self._saved)  # a retried read starts from the saved state
@@ -346,6 +350,14 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 kind = self._range_kind
                 cond = self._range.predicate(column, lambda v: sql_literal(v, kind, session))
                 sql = f"SELECT * FROM ({sql}) AS hygge_part WHERE {cond}"
+            if sql != own and session.dialect == "mysql" and mysql_arrow.orders_its_rows(own):
+                log.warning(
+                    "home '%s': the query's ORDER BY is not kept: hygge reads it as a derived "
+                    "table to add the %s bound, and MariaDB/MySQL ignore the ORDER BY of a "
+                    "derived table, so rows arrive in the server's order",
+                    self.name,
+                    "partition" if self._range is not None else "incremental",
+                )
             if self._snapshot is not None:
                 session.import_snapshot(self._snapshot)
             if pages:

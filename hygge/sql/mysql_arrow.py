@@ -122,6 +122,11 @@ _ORDER_BY = re.compile(r"\bORDER\s+BY\b", re.IGNORECASE)
 _NOT_ONE_SELECT = re.compile(r"\b(UNION|INTERSECT|EXCEPT|INTO)\b", re.IGNORECASE)
 
 
+def orders_its_rows(sql: str) -> bool:
+    """Whether the statement itself has an ORDER BY (not one in a window or subquery)."""
+    return bool(_ORDER_BY.search(outside_parentheses(sql)))
+
+
 def outside_parentheses(sql: str) -> str:
     """`sql` with quoted text, comments and whatever is inside parentheses blanked out: the
     clauses of the statement itself (an ORDER BY in a window or a subquery is not the
