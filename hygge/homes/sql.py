@@ -18,6 +18,7 @@ from hygge.contract import Home, HomeSettings, IncrementalHome, SplittableHome
 from hygge.errors import HomeError, HyggeError
 from hygge.sql import faults, mysql_arrow, page_readers, snapshot
 from hygge.sql.base import Session, user_query
+from hygge.sql.clauses import has_order_by, outside_parentheses
 from hygge.sql.connect import connect, session_class
 from hygge.sql.cursor import Cursor, coerce, from_json, parse_lag, sql_literal, to_json
 from hygge.sql.types import family
@@ -350,7 +351,11 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 kind = self._range_kind
                 cond = self._range.predicate(column, lambda v: sql_literal(v, kind, session))
                 sql = f"SELECT * FROM ({sql}) AS hygge_part WHERE {cond}"
-            if sql != own and session.dialect == "mysql" and mysql_arrow.orders_its_rows(own):
+            if (
+                sql != own
+                and not session.derived_order_kept
+                and has_order_by(outside_parentheses(own))
+            ):
                 log.warning(
                     "home '%s': the query's ORDER BY is not kept: hygge reads it as a derived "
                     "table to add the %s bound, and MariaDB/MySQL ignore the ORDER BY of a "

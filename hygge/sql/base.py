@@ -76,6 +76,9 @@ class Session:
     # DDL (a RENAME) rolls back with the transaction it is in: a partitioned commit can
     # rename a part's table into place inside its publish (hygge/stores/sql.py).
     transactional_ddl: ClassVar[bool] = False
+    # A derived table's ORDER BY orders the rows of a SELECT * over it with a WHERE (hygge's
+    # incremental and partition reads of a `query`); MariaDB/MySQL drop it.
+    derived_order_kept: ClassVar[bool] = True
 
     def __init__(self, url: SqlUrl) -> None:
         self.url = url

@@ -47,6 +47,7 @@ class MySqlSession(Session):
     identifier_limit = IdentifierLimit(64, "characters")  # MySQL and MariaDB alike
     rules = LoadRules("mysql", key_text_length=255, type_comments=True, label="MySQL/MariaDB")
     long_text = "LONGTEXT"
+    derived_order_kept = False
 
     def __init__(self, url: SqlUrl) -> None:
         super().__init__(url)

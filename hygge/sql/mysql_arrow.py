@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygge.errors import HyggeError
+from hygge.sql.clauses import has_order_by, outside_parentheses
 from hygge.sql.relay import Relay
 from hygge.sql.types import Column, family
 from hygge.sql.url import SqlUrl
@@ -107,7 +108,7 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     clauses = outside_parentheses(sql)  # the statement's own clauses, scanned once
     if (own := _with_casts(sql, clauses, quoted, casts, quote_name)) is not None:
         return Plan(own, columns)
-    if _ORDER_BY.search(clauses):
+    if has_order_by(clauses):
         first = next(n for n, c in zip(names, casts, strict=True) if c)
         return (
             f"the query orders its rows (ORDER BY), which reading column '{first}' through a "
@@ -118,47 +119,7 @@ def plan(sql: str, columns: list[Column], quote_name: Any) -> Plan | str:
     return Plan(f"SELECT {', '.join(listing)} FROM ({sql}) AS hygge_fast", columns)
 
 
-_ORDER_BY = re.compile(r"\bORDER\s+BY\b", re.IGNORECASE)
 _NOT_ONE_SELECT = re.compile(r"\b(UNION|INTERSECT|EXCEPT|INTO)\b", re.IGNORECASE)
-
-
-def orders_its_rows(sql: str) -> bool:
-    """Whether the statement itself has an ORDER BY (not one in a window or subquery)."""
-    return bool(_ORDER_BY.search(outside_parentheses(sql)))
-
-
-def outside_parentheses(sql: str) -> str:
-    """`sql` with quoted text, comments and whatever is inside parentheses blanked out: the
-    clauses of the statement itself (an ORDER BY in a window or a subquery is not the
-    result's order)."""
-    out, depth, i = [], 0, 0
-    while i < len(sql):
-        ch, end = sql[i], i + 1
-        if ch in "'\"`":  # to the closing quote ('' and \' stay inside)
-            while end < len(sql) and sql[end] != ch:
-                end += 2 if sql[end] == "\\" and ch != "`" else 1
-            end += 1
-        elif sql.startswith(("-- ", "#"), i) or sql.startswith("--\n", i):
-            end = _until(sql, "\n", i)  # the newline itself stays
-        elif sql.startswith("/*", i):
-            end = _until(sql, "*/", i + 2) + 2
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            out.append(ch)
-            i = end
-            continue
-        out.append(" " * (min(end, len(sql)) - i))
-        i = end
-    return "".join(out)
-
-
-def _until(sql: str, mark: str, start: int) -> int:
-    """Where `mark` is next in `sql` from `start`, or its end."""
-    at = sql.find(mark, start)
-    return len(sql) if at < 0 else at
 
 
 def _with_casts(
