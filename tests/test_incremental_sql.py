@@ -516,6 +516,35 @@ def test_mysql_says_when_an_incremental_query_loses_its_order_by(tmp_path: Path,
         db.close()
 
 
+def test_mysql_says_once_when_a_partitioned_query_loses_its_order_by(
+    tmp_path: Path, mysql_url: str
+):
+    """A partitioned query is wrapped once per part: the lost ORDER BY is said once (by the
+    first part), not once per part, and every row still lands once."""
+    db = Db(mysql_url)
+    table = unique("mypartorder")
+    db.run(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    try:
+        db.run(f"INSERT INTO {table} VALUES " + ", ".join(f"({i})" for i in range(1, 61)))
+        (tmp_path / "flows.yml").write_text(
+            "flows:\n"
+            "  ordered:\n"
+            f"    home: {{type: sql, connection: '{mysql_url}', "
+            f"query: 'SELECT id FROM {table} ORDER BY id DESC', partition_on: id}}\n"
+            "    store: {path: lake/ordered}\n    options: {partitions: 3}\n"
+        )
+        done = run_cli("run", "flows.yml", cwd=tmp_path)
+        said = done.stderr + done.stdout
+        assert done.returncode == 0, said
+        assert said.count("the query's ORDER BY is not kept") == 1, said
+        assert "partition bound" in said
+        landed = pl.read_parquet(tmp_path / "lake" / "ordered" / "*.parquet")["id"]
+        assert sorted(landed.to_list()) == list(range(1, 61))  # every row, once
+    finally:
+        db.drop(table)
+        db.close()
+
+
 def test_incremental_sql_home_needs_a_cursor(
     tmp_path: Path, odd_source: tuple[Db, str], postgres_url: str
 ):
