@@ -80,3 +80,77 @@ def test_the_child_ends_with_its_parent_s_close(server: tuple[int, list[bytes]])
     assert time.monotonic() - started < 5
     assert receive_until_quiet(client, quiet=5) < PAYLOAD
     client.close()
+
+
+def test_a_short_reply_that_comes_late_passes() -> None:
+    """A database's short replies (a handshake, a slow query's answer) often come after the
+    relay's brief wait for a full chunk: each must still pass at once, not wait for bytes
+    that will never come."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError), conn.makefile("rb") as lines:
+            for _ in range(3):
+                lines.readline()
+                time.sleep(0.2)  # the answer takes a while
+                conn.sendall(b"ok\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Relay("127.0.0.1", listener.getsockname()[1], window=WINDOW) as relay:
+            relay.waiting()
+            with socket.create_connection(("127.0.0.1", relay.port)) as client:
+                client.settimeout(60)  # a bound for a busy machine; it used to hang forever
+                for _ in range(3):
+                    client.sendall(b"question\n")
+                    assert client.recv(16) == b"ok\n"
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two connected TCP sockets on 127.0.0.1 (the relay only ever sees TCP)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        one = socket.create_connection(listener.getsockname())
+        other, _ = listener.accept()
+    return one, other
+
+
+@pytest.mark.parametrize("way", ["_copy", "_splice_gated"])
+def test_both_ways_of_forwarding_pass_every_byte_and_late_replies(way: str) -> None:
+    """The server-to-client pump forwards by splice(2) where Linux has it, else through its
+    own buffer (`_copy`): both pass a late short reply at once, and a payload whole."""
+    from hygge.sql import relay_child
+
+    upstream, server_side = tcp_pair()
+    client, relay_side = tcp_pair()
+    gate = relay_child.Gate(WINDOW)  # waiting: everything passes
+    forward = getattr(relay_child, way)
+    thread = threading.Thread(target=forward, args=(upstream, relay_side, gate), daemon=True)
+    thread.start()
+    try:
+        client.settimeout(60)
+        time.sleep(0.2)  # the relay waits for a full chunk first
+        server_side.sendall(b"ok\n")
+        assert client.recv(16) == b"ok\n"
+
+        def send() -> None:  # in a thread: the client reads while the server sends
+            server_side.sendall(b"y" * PAYLOAD)
+            server_side.close()  # the end: the pump returns
+
+        threading.Thread(target=send, daemon=True).start()
+        got = 0
+        while chunk := client.recv(1 << 20):
+            got += len(chunk)
+            if got == PAYLOAD:
+                break
+        assert got == PAYLOAD
+        thread.join(60)
+        assert not thread.is_alive()
+        assert gate.forwarded == PAYLOAD + 3
+    finally:
+        for s in (upstream, server_side, client, relay_side):
+            s.close()

@@ -15,19 +15,22 @@ Stdlib only and run by its path, not `-m`: `-m` would import the hygge package f
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import select
 import socket
 import sys
 import threading
 from collections.abc import Iterable
 
-CHUNK = 1 << 18  # bytes per recv
+CHUNK = 1 << 18  # bytes per recv (or splice)
 # The server's bytes are taken LOWAT at a time, or what came within LINGER_MS (so a short
 # reply waits at most that): woken per ~32 KB packet, the relay cost 1.0-1.4 CPU-s on
 # lineitem SF1, 0.76-0.94 s this way (and hygge's process 0.1-0.2 s less system time, as it
 # reads bigger chunks too).
 LOWAT = 64 << 10
 LINGER_MS = 1
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; Python 3.10+ names it
 
 
 class Gate:
@@ -75,37 +78,88 @@ class Gate:
 
 def pump(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
     """Copy src to dst until either side ends (through `gate` when given), then shut both."""
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    # the server's bytes: woken per LOWAT bytes, not per packet (where poll(2) exists)
-    batched = gate is not None and hasattr(select, "poll")
-    poller = select.poll() if batched else None
-    if poller is not None:
-        poller.register(src, select.POLLIN)
-        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
     try:
-        while gate is None or gate.wait_open():
-            if poller is not None:
-                poller.poll(LINGER_MS)  # LOWAT bytes, or what came within LINGER_MS
-            try:
-                n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if poller is not None else 0)
-            except BlockingIOError:  # nothing came: wait for a byte, without spinning
-                assert poller is not None  # only a non-blocking recv raises it
-                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-                poller.poll()
-                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
-                continue
-            if not n:
-                break
-            dst.sendall(view[:n])
-            if gate is not None:
-                gate.passed(n)
+        if gate is not None and hasattr(os, "splice"):
+            _splice_gated(src, dst, gate)
+        else:
+            _copy(src, dst, gate)
     except OSError:
         pass
     finally:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+
+def _copy(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
+    """Through this process's memory: the client's bytes (small), or the server's where the
+    kernel has no splice(2)."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    # the server's bytes: woken per LOWAT bytes, not per packet (where poll(2) exists)
+    poller = select.poll() if gate is not None and hasattr(select, "poll") else None
+    if poller is not None:
+        poller.register(src, select.POLLIN)
+        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+    while gate is None or gate.wait_open():
+        if poller is not None:
+            poller.poll(LINGER_MS)  # LOWAT bytes, or what came within LINGER_MS
+        try:
+            n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if poller is not None else 0)
+        except BlockingIOError:  # nothing came: wait for a byte, without spinning
+            assert poller is not None  # only a non-blocking recv raises it
+            src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+            poller.poll()
+            src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+            continue
+        if not n:
+            return
+        dst.sendall(view[:n])
+        if gate is not None:
+            gate.passed(n)
+
+
+def _splice_gated(src: socket.socket, dst: socket.socket, gate: Gate) -> None:
+    """The server's bytes through a pipe with splice(2): the kernel moves them from one
+    socket to the other without copying them into this process and out again. On lineitem
+    SF1 (MariaDB -> parquet, 7 interleaved runs) the relay's CPU fell from a median of
+    0.68 s (0.41-0.79, most of it system time) to 0.47 s (0.29-0.59)."""
+    read_end, write_end = os.pipe()
+    try:
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer calls (at most the limit)
+            fcntl.fcntl(write_end, F_SETPIPE_SZ, CHUNK)
+        poller = select.poll()
+        poller.register(src, select.POLLIN)
+        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+        source, sink = src.fileno(), dst.fileno()
+        while gate.wait_open():
+            # LOWAT bytes, or what came within LINGER_MS; a splice that found nothing would
+            # wait for LOWAT bytes (the kernel wakes a reader only then), so a short reply
+            # is waited for here instead, as in `_copy`
+            if not poller.poll(LINGER_MS) and not _has_bytes(src):
+                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                poller.poll()
+                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+                continue
+            n = os.splice(source, write_end, CHUNK)  # what is there; 0: the server closed
+            if not n:
+                return
+            left = n
+            while left:  # the whole pipe on to the client (blocking: TCP flow control)
+                left -= os.splice(read_end, sink, left)
+            gate.passed(n)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _has_bytes(sock: socket.socket) -> bool:
+    """A byte (or the end) is there to read, without taking it."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def serve(
