@@ -10,7 +10,8 @@
 
 Measured (issues 3, 23), each hygge run as its own process (`hygge run`); every figure is the
 median of --repeat runs (default 2) interleaved with the baselines, the ratio the median of
-the per-run ratios; peak RSS is of the whole process tree (sampled), CPU seconds from wait4:
+the per-run ratios; peak RSS is of the whole process tree (its processes' own peaks,
+VmHWM), CPU seconds from wait4:
   (a) PostgreSQL -> parquet   vs  psql COPY (SELECT * ...) TO STDOUT (FORMAT binary) > /dev/null
   (b) parquet -> PostgreSQL   vs  psql \\copy ... FROM the same rows as CSV   (mode replace)
   (c) parquet -> MariaDB      vs  mysql LOAD DATA LOCAL INFILE of the same CSV
@@ -69,8 +70,8 @@ class Run:
 
 
 def timed(command: list[str], stdout: int | None = None, root: Path = ROOT) -> Run:
-    """Wall time, the peak RSS of the command's whole process tree (sampled every 0.1 s),
-    and its CPU seconds (wait4), failing loudly."""
+    """Wall time, the peak RSS of the command's whole process tree (its processes' own peaks,
+    read every 0.1 s), and its CPU seconds (wait4), failing loudly."""
     env = {**os.environ, "PYTHONPATH": str(root)}
     code, seconds, peak, cpu = run_sampled(command, env, root, stdout)
     if code != 0:
