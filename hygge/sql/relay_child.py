@@ -108,9 +108,7 @@ def _copy(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
             n = src.recv_into(buf, 0, socket.MSG_DONTWAIT if poller is not None else 0)
         except BlockingIOError:  # nothing came: wait for a byte, without spinning
             assert poller is not None  # only a non-blocking recv raises it
-            src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-            poller.poll()
-            src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+            _wait_for_a_byte(src, poller)
             continue
         if not n:
             return
@@ -134,12 +132,9 @@ def _splice_gated(src: socket.socket, dst: socket.socket, gate: Gate) -> None:
         source, sink = src.fileno(), dst.fileno()
         while gate.wait_open():
             # LOWAT bytes, or what came within LINGER_MS; a splice that found nothing would
-            # wait for LOWAT bytes (the kernel wakes a reader only then), so a short reply
-            # is waited for here instead, as in `_copy`
+            # wait for LOWAT bytes too, so a short reply is waited for as in `_copy`
             if not poller.poll(LINGER_MS) and not _has_bytes(src):
-                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-                poller.poll()
-                src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+                _wait_for_a_byte(src, poller)
                 continue
             n = os.splice(source, write_end, CHUNK)  # what is there; 0: the server closed
             if not n:
@@ -151,6 +146,14 @@ def _splice_gated(src: socket.socket, dst: socket.socket, gate: Gate) -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _wait_for_a_byte(sock: socket.socket, poller: select.poll) -> None:
+    """Block until a byte (or the end) comes: the kernel wakes a poller only once LOWAT bytes
+    are there, which a short reply never reaches."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+    poller.poll()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
 
 
 def _has_bytes(sock: socket.socket) -> bool:
