@@ -72,11 +72,11 @@ def tpch_lineitem(scale: int, parts: int | None = None) -> Path:
     return target
 
 
-def _tree_sum(pid: int, value: Callable[[list[str]], float], with_pid: bool = False) -> float:
-    """The sum of `value(stat fields)` over `pid` and all its descendants now, from /proc
-    (0 once it is gone); `with_pid`: the process's pid is appended to its fields."""
+def _tree_sum(pid: int, value: Callable[[int, list[str]], float]) -> float:
+    """The sum of `value(pid, stat fields)` over `pid` and all its descendants now, from
+    /proc (0 once it is gone); `value` is asked only for the tree's processes."""
     children: dict[int, list[int]] = {}
-    values: dict[int, float] = {}
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -86,11 +86,12 @@ def _tree_sum(pid: int, value: Callable[[list[str]], float], with_pid: bool = Fa
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-        values[int(entry)] = value([*fields, entry] if with_pid else fields)
+        stats[int(entry)] = fields
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
-        total += values.get(p, 0.0)
+        if p in stats:
+            total += value(p, stats[p])
         todo.extend(children.get(p, []))
     return total
 
@@ -98,7 +99,7 @@ def _tree_sum(pid: int, value: Callable[[list[str]], float], with_pid: bool = Fa
 def tree_rss_kb(pid: int) -> int:
     """The summed RSS of `pid` and all its descendants now, from /proc (0 once it is gone)."""
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-    return int(_tree_sum(pid, lambda fields: int(fields[21]) * page_kb))
+    return int(_tree_sum(pid, lambda _, fields: int(fields[21]) * page_kb))
 
 
 def tree_peak_rss_kb(pid: int) -> int:
@@ -106,26 +107,21 @@ def tree_peak_rss_kb(pid: int) -> int:
     exact for one process and at most a little high for a tree (the small relay's peak
     need not fall at the same moment), where sampling RSS every 0.1 s misses short peaks
     (on MariaDB -> parquet SF1 the sampler read 341-344 MB where VmHWM said 357-476)."""
-
-    def peak(fields: list[str]) -> float:
-        with contextlib.suppress(OSError, StopIteration), open(f"/proc/{fields[-1]}/status") as f:
-            return float(next(ln.split()[1] for ln in f if ln.startswith("VmHWM:")))
-        return 0.0
-
-    return int(_tree_sum(pid, peak, with_pid=True))
+    return int(_tree_sum(pid, lambda p, _: peak_rss_kb(p)))
 
 
-def own_peak_rss_kb() -> int:
-    """This process's peak RSS so far (VmHWM), in KB."""
-    with open("/proc/self/status") as f:
+def peak_rss_kb(pid: int | str = "self") -> int:
+    """A process's peak RSS so far (VmHWM), in KB; 0 once it is gone."""
+    with contextlib.suppress(OSError, StopIteration), open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return 0
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by `pid`, its descendants and the children
     they have reaped, from /proc (0 once it is gone)."""
     tick = os.sysconf("SC_CLK_TCK")
-    return _tree_sum(pid, lambda fields: sum(int(x) for x in fields[11:15]) / tick)
+    return _tree_sum(pid, lambda _, fields: sum(int(x) for x in fields[11:15]) / tick)
 
 
 def run_sampled(
@@ -138,7 +134,7 @@ def run_sampled(
     # forks (the copied memory map keeps its high-water mark), so that peak says something
     # only where it is above ours (after generating SF1 data here, every child "peaked" at
     # this process's 747 MB)
-    forked_at = own_peak_rss_kb()
+    forked_at = peak_rss_kb()
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout)
     peak = 0
