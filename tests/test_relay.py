@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hygge.sql import relay_child
 from hygge.sql.relay import Relay
 from hygge.sql.relay_child import CHUNK
 
@@ -123,8 +124,6 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
 def test_both_ways_of_forwarding_pass_every_byte_and_late_replies(way: str) -> None:
     """The server-to-client pump forwards by splice(2) where Linux has it, else through its
     own buffer (`_copy`): both pass a late short reply at once, and a payload whole."""
-    from hygge.sql import relay_child
-
     upstream, server_side = tcp_pair()
     client, relay_side = tcp_pair()
     gate = relay_child.Gate(WINDOW)  # waiting: everything passes

@@ -337,11 +337,13 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
         listing = session.select_list(columns)
         return f"SELECT {listing} FROM {session.qualified(s.table, s.db_schema)}", columns
 
-    def _warn_if_order_lost(self, own: str) -> None:
-        """Say that a query's own ORDER BY is lost when hygge wraps it in a derived table
-        (MariaDB/MySQL ignore a derived table's ORDER BY): once per read, and for a
-        partitioned flow only in its first partition (the one open below), so N parts do
-        not print N warnings."""
+    def _warn_if_order_lost(self, session: Session, own: str, sql: str) -> None:
+        """Say that the query's own ORDER BY (in `own`) is lost when hygge wrapped it in a
+        derived table (`sql`) on a database that ignores a derived table's ORDER BY
+        (MariaDB/MySQL): once per read, and for a partitioned flow only in its first
+        partition (the one open below), so N parts do not print N warnings."""
+        if sql == own or session.derived_order_kept:
+            return
         if self._range is not None and self._range.low is not None:
             return
         if has_order_by(outside_parentheses(own)):
@@ -368,8 +370,7 @@ class SQLHome(SplittableHome, IncrementalHome, Home[SQLHomeSettings]):
                 kind = self._range_kind
                 cond = self._range.predicate(column, lambda v: sql_literal(v, kind, session))
                 sql = f"SELECT * FROM ({sql}) AS hygge_part WHERE {cond}"
-            if sql != own and not session.derived_order_kept:
-                self._warn_if_order_lost(own)
+            self._warn_if_order_lost(session, own, sql)
             if self._snapshot is not None:
                 session.import_snapshot(self._snapshot)
             if pages:

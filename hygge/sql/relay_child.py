@@ -97,10 +97,7 @@ def _copy(src: socket.socket, dst: socket.socket, gate: Gate | None) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     # the server's bytes: woken per LOWAT bytes, not per packet (where poll(2) exists)
-    poller = select.poll() if gate is not None and hasattr(select, "poll") else None
-    if poller is not None:
-        poller.register(src, select.POLLIN)
-        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+    poller = _lowat_poller(src) if gate is not None and hasattr(select, "poll") else None
     while gate is None or gate.wait_open():
         if poller is not None:
             poller.poll(LINGER_MS)  # LOWAT bytes, or what came within LINGER_MS
@@ -126,9 +123,7 @@ def _splice_gated(src: socket.socket, dst: socket.socket, gate: Gate) -> None:
     try:
         with contextlib.suppress(OSError):  # a bigger pipe: fewer calls (at most the limit)
             fcntl.fcntl(write_end, F_SETPIPE_SZ, CHUNK)
-        poller = select.poll()
-        poller.register(src, select.POLLIN)
-        src.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+        poller = _lowat_poller(src)
         source, sink = src.fileno(), dst.fileno()
         while gate.wait_open():
             # LOWAT bytes, or what came within LINGER_MS; a splice that found nothing would
@@ -146,6 +141,15 @@ def _splice_gated(src: socket.socket, dst: socket.socket, gate: Gate) -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _lowat_poller(sock: socket.socket) -> select.poll:
+    """A poller for `sock` that wakes once LOWAT bytes are there (`poll(LINGER_MS)` then
+    returns what came meanwhile)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOWAT)
+    return poller
 
 
 def _wait_for_a_byte(sock: socket.socket, poller: select.poll) -> None:
