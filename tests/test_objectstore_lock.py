@@ -1,5 +1,5 @@
 """The run lock of object-store destinations (S3 on moto, Azure Blob on Azurite, GCS on
-fake-gcs-server: gcp-storage-emulator ignores preconditions): a second run of one flow is
+fake-gcs-server): a second run of one flow is
 refused while the first lives; a holder that died stops renewing and its lock is taken over
 after it expires; only one of two takers wins."""
 
@@ -21,12 +21,11 @@ from hygge.errors import FlowLocked
 from hygge.exit_codes import LOCKED
 from hygge.storage.lock import ObjectLock, lock_url
 from tests.conftest import ROOT, run_cli
-from tests.objectstore import Emulator, download, objects
+from tests.objectstore import SCHEMES, Emulator, download, objects
 
 pytestmark = pytest.mark.slow
 
-# Emulators that honour the conditions (see tests/objectstore.py)
-CONDITIONAL = ["s3", "az", "gs-conditional"]
+CONDITIONAL = SCHEMES  # every emulator honours the conditions (see tests/objectstore.py)
 
 
 @pytest.mark.parametrize("name", CONDITIONAL)
