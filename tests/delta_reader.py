@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.objectstore import CACHE
+from tests.cache import CACHE, installing
 
 DUCKDB_VERSION = "1.5.5"
 VENV = CACHE / f"duckdb-delta-{DUCKDB_VERSION}"
@@ -31,9 +31,16 @@ print(json.dumps(con.sql(sys.argv[1]).fetchall(), default=str))
 
 def _python() -> Path:
     python = VENV / "bin" / "python"
-    if python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    ready = VENV / "installed"  # written last: a venv without it is half made
+    with installing(VENV.name):
+        if not ready.exists():
+            _install(python)
+            ready.touch()
+    return python
+
+
+def _install(python: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     done = subprocess.run(
         [
             str(python),
@@ -52,7 +59,6 @@ def _python() -> Path:
         pytest.fail(
             f"installing DuckDB's delta extension failed: {done.stderr[-2000:]}", pytrace=False
         )
-    return python
 
 
 def query(sql: str) -> list[list]:

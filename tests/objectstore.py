@@ -26,13 +26,14 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from tests.cache import CACHE, installing
+
 AZURITE_VERSION = "3.35.0"
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same in every installation; not a secret).
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hygge-tests"
 SCHEMES = ("s3", "az", "gs")
 
 
@@ -167,8 +168,13 @@ def azurite_binary() -> Path:
     """Azurite's blob server, installed from npm into the test cache on first use."""
     prefix = CACHE / f"azurite-{AZURITE_VERSION}"
     binary = prefix / "node_modules" / ".bin" / "azurite-blob"
-    if binary.exists():
-        return binary
+    with installing(prefix.name):
+        if not binary.exists():
+            _npm_install(prefix, binary)
+    return binary
+
+
+def _npm_install(prefix: Path, binary: Path) -> None:
     npm = shutil.which("npm") or _install_npm()
     if npm is None:
         pytest.fail(
@@ -195,7 +201,6 @@ def azurite_binary() -> Path:
         pytest.fail(
             f"npm install azurite@{AZURITE_VERSION} failed: {done.stderr[-2000:]}", pytrace=False
         )
-    return binary
 
 
 def _start_azure() -> Emulator:

@@ -1,6 +1,6 @@
 """The real container stack, end to end (deploy/scripts/e2e.py): build, `up --scale worker=4`,
 enqueue the samples, outputs checked in DuckDB, tasks checked in Flower, `down` during a flow,
-teardown. Takes minutes, so it runs only when asked: `python -m pytest -m e2e -s`.
+teardown. Takes minutes, so it runs only when asked: `python -m pytest -m e2e -n 0 -s`.
 
 Where no Docker engine can start, this test FAILS with "end-to-end check did NOT run": a check
 that could not run is never reported as passed (nor skipped)."""
