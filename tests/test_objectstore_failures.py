@@ -143,15 +143,29 @@ def test_wrong_credentials_are_refused_and_never_printed(emulators, project):
     assert objects(emu, bucket) == []  # destination untouched
 
 
-def test_unreachable_endpoint_is_retried_then_fails_clearly(emulators, project):
-    emu = emulators["s3"]
+# the hint names the variable that sets each cloud's endpoint
+ENDPOINT_VARIABLES = {
+    "s3": "AWS_ENDPOINT_URL",
+    "az": "AZURE_STORAGE_ENDPOINT",
+    "gs": "STORAGE_EMULATOR_HOST",
+}
+
+
+@pytest.mark.parametrize("scheme", ENDPOINT_VARIABLES)
+def test_unreachable_endpoint_is_retried_then_fails_clearly(scheme, emulators, project):
+    emu = emulators[scheme]
+    variable = ENDPOINT_VARIABLES[scheme]
     dead = f"http://127.0.0.1:{free_port()}"
+    if scheme == "az":
+        dead += "/devstoreaccount1"
+    store = f"{scheme}://bucket/lake/t"
     text = _fails(
         project,
-        "flows:\n  f:\n    home: incoming\n    store: s3://bucket/lake/t\n",
-        {**emu.env, "AWS_ENDPOINT_URL": dead},
-        "s3://bucket/lake/t",
+        f"flows:\n  f:\n    home: incoming\n    store: {store}\n",
+        {**emu.env, variable: dead},
+        store,
         "unreachable",
+        f"check the endpoint ({variable} / storage_options)",
     )
     assert "retry" in text.lower()
 

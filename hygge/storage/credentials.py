@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from hygge.storage.location import Location
+from hygge.storage.location import OBJECT_SCHEMES, Location
 
 # option key -> the same setting under other names users write
 _ALIASES = {
@@ -41,6 +41,21 @@ _ENV = {
     "google_application_credentials": ("GOOGLE_APPLICATION_CREDENTIALS",),
     "gcs_endpoint": ("STORAGE_EMULATOR_HOST",),  # the variable Google's own clients honour
 }
+
+
+_ENDPOINT_KEYS = {
+    "s3": "aws_endpoint_url",
+    "azure": "azure_storage_endpoint",
+    "gcs": "gcs_endpoint",
+}
+
+
+def endpoint_setting(url: str) -> str:
+    """Where a user sets the endpoint of `url`'s cloud, for hints: its environment variable
+    (the one most often written) and storage_options."""
+    cloud = OBJECT_SCHEMES.get(url.split("://", 1)[0].lower(), "")
+    key = _ENDPOINT_KEYS.get(cloud)
+    return f"{_ENV[key][-1]} / storage_options" if key else "storage_options"
 
 
 def resolve(

@@ -222,7 +222,7 @@ def storage_error(url: str, what: str, exc: BaseException) -> StorageError:
     if network:
         return StorageError(
             f"cannot {what} {where}: the endpoint is unreachable ({_first_line(text)})",
-            hint="check the endpoint (AWS_ENDPOINT_URL / storage_options) and the network",
+            hint=f"check the endpoint ({credentials.endpoint_setting(url)}) and the network",
             transient=True,
         )
     if any(
