@@ -41,11 +41,12 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 
 from benchmarks.common import ROOT, run_sampled, tpch_lineitem
+from hygge.homes.sql import SQL_BATCH_SIZE
 from tests.helpers import write_flows
 
 PG_URL = os.environ.get("HYGGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MY_URL = os.environ.get("HYGGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-BATCH = 100_000
+BATCH = 100_000  # the parquet homes'; the SQL homes read at their default (SQL_BATCH_SIZE)
 
 
 @dataclass(frozen=True)
@@ -130,16 +131,16 @@ flows:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
     store: {{type: sql, connection: "{PG_URL}", table: {t.table}, mode: replace}}
   pg_out:
-    home: {{type: sql, connection: "{PG_URL}", table: {t.table}, batch_size: {BATCH}}}
+    home: {{type: sql, connection: "{PG_URL}", table: {t.table}}}
     store: {{type: parquet, path: "{work}/lake"}}
   maria_in:
     home: {{type: parquet, path: "{parquet}", batch_size: {BATCH}}}
     store: {{type: sql, connection: "{MY_URL}", table: {t.table}, mode: replace}}
   maria_out:
-    home: {{type: sql, connection: "{MY_URL}", table: {t.baseline}, batch_size: {BATCH}}}
+    home: {{type: sql, connection: "{MY_URL}", table: {t.baseline}}}
     store: {{type: parquet, path: "{work}/lake_maria"}}
   maria_out_1m:
-    home: {{type: sql, connection: "{MY_URL}", table: {t.first_1m}, batch_size: {BATCH}}}
+    home: {{type: sql, connection: "{MY_URL}", table: {t.first_1m}}}
     store: {{type: parquet, path: "{work}/lake_maria_1m"}}
 """,
     )
@@ -370,7 +371,8 @@ def report(runs: dict[str, list[Run]], cases: str, rows: int, args: argparse.Nam
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     print(
         f"\nSQL benchmark, TPC-H lineitem SF{args.scale} ({rows:,} rows), "
-        f"batch {BATCH:,}, content checked; median of {args.repeat} interleaved run(s), "
+        f"batch {BATCH:,} (SQL homes {SQL_BATCH_SIZE:,}), content checked; "
+        f"median of {args.repeat} interleaved run(s), "
         f"{os.cpu_count()} cores, load average now {os.getloadavg()[0]:.1f}"
     )
     for r in [header, *table]:

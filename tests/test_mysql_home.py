@@ -496,26 +496,28 @@ def test_memory_is_bounded_by_the_batch_not_the_table(mysql_url: str, tmp_path: 
         assert big_mb <= 1.3 * small_mb, (big_mb, small_mb)
 
 
-@pytest.mark.parametrize("batch_size", [50_000, 30_000])
+@pytest.mark.parametrize("batch_size", [None, 40_000, 30_000])
 def test_batches_regrouped_from_connectorx_pieces_are_exact(
-    mysql_url: str, read_path: str, caplog: pytest.LogCaptureFixture, batch_size: int
+    mysql_url: str, read_path: str, caplog: pytest.LogCaptureFixture, batch_size: int | None
 ) -> None:
     """connectorx decodes at most `PIECE_ROWS` rows at a time; the home regroups its pieces
-    into batches of exactly `batch_size` rows (a piece split across two batches included),
-    every row once, with its exact values."""
+    into batches of exactly `batch_size` rows (a piece split across two batches included;
+    None: the SQL home's default), every row once, with its exact values."""
     table = unique("mypieces")
     rows = 60_001
-    assert batch_size > mysql_arrow.PIECE_ROWS  # the case under test
+    size = batch_size or 50_000  # the default, written out: a change to it must be meant
+    assert size > mysql_arrow.PIECE_ROWS  # the case under test
     with database(mysql_url, table) as db:
         db.run(f"CREATE TABLE {table} (id bigint, price decimal(15,2), note varchar(40))")
         db.run(f"INSERT INTO {table} SELECT seq, seq / 100, CONCAT('n', seq) FROM seq_1_to_{rows}")
         sink = _Sink("s")
-        home = SQLHome(table, connection=mysql_url, batch_size=batch_size)
+        given = {} if batch_size is None else {"batch_size": batch_size}
+        home = SQLHome(table, connection=mysql_url, **given)
         Flow(home, sink).run()
         assert ran_through(caplog, read_path)
         heights = [df.height for df in sink.frames]
-        full, rest = divmod(rows, batch_size)
-        assert heights == [batch_size] * full + [rest]
+        full, rest = divmod(rows, size)
+        assert heights == [size] * full + [rest]
         got = sink.rows()
         assert [r[0] for r in got] == list(range(1, rows + 1))
         assert sum(r[1] for r in got) == sum(Decimal(i) / 100 for i in range(1, rows + 1))
