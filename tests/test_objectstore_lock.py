@@ -1,5 +1,5 @@
-"""The run lock of object-store destinations (S3 on moto, Azure Blob on Azurite, GCS on
-fake-gcs-server): a second run of one flow is
+"""The run lock of object-store destinations, on every emulator (S3 on moto, Azure Blob on
+Azurite, GCS on fake-gcs-server; each honours the conditions): a second run of one flow is
 refused while the first lives; a holder that died stops renewing and its lock is taken over
 after it expires; only one of two takers wins."""
 
@@ -25,10 +25,8 @@ from tests.objectstore import SCHEMES, Emulator, download, objects
 
 pytestmark = pytest.mark.slow
 
-CONDITIONAL = SCHEMES  # every emulator honours the conditions (see tests/objectstore.py)
 
-
-@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("name", SCHEMES)
 def test_lock_is_exclusive_renewed_and_taken_over_after_expiry(
     emulators, cloud_env, monkeypatch, name
 ):
@@ -68,7 +66,7 @@ def _renews(lock: ObjectLock) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("name", SCHEMES)
 def test_locked_message(emulators, cloud_env, name):
     emu = emulators[name]
     cloud_env(emu)
@@ -129,7 +127,7 @@ def _ids(emu: Emulator, bucket: str, tmp_path: Path) -> list[int]:
     return sorted(i for f in files for i in pq.read_table(f).column("id").to_pylist())
 
 
-@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("name", SCHEMES)
 def test_a_second_hygge_run_into_one_dataset_is_refused(emulators, cloud_env, tmp_path: Path, name):
     emu = emulators[name]
     cloud_env(emu)
@@ -145,7 +143,7 @@ def test_a_second_hygge_run_into_one_dataset_is_refused(emulators, cloud_env, tm
     assert _ids(emu, bucket, tmp_path) == list(range(rows))  # once each: nothing doubled
 
 
-@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("name", SCHEMES)
 def test_a_killed_holders_lock_expires_and_is_taken_over(
     emulators, cloud_env, tmp_path: Path, name
 ):
