@@ -70,6 +70,24 @@ def test_the_relay_passes_a_window_ahead_of_the_reader(server: tuple[int, list[b
             assert first + second + rest == PAYLOAD
 
 
+def test_a_batch_larger_than_its_bytes_on_the_wire_banks_no_credit(
+    server: tuple[int, list[bytes]],
+) -> None:
+    """The reader counts Arrow bytes, the relay wire bytes: where a batch's Arrow form is the
+    larger (lineitem's is about 3% larger), the surplus must not add up into credit, or the
+    window would grow with the table (at SF3 it had let connectorx 62 MB further ahead)."""
+    port, _ = server
+    with Relay("127.0.0.1", port, window=WINDOW) as relay:
+        relay.waiting(False)
+        with socket.create_connection(("127.0.0.1", relay.port)) as client:
+            client.sendall(b"hello\n")
+            first = receive_until_quiet(client)
+            assert WINDOW <= first <= WINDOW + CHUNK
+            relay.took(4 * first)  # more Arrow bytes than wire bytes forwarded
+            second = receive_until_quiet(client)
+            assert WINDOW <= second <= WINDOW + CHUNK  # one window still, not four
+
+
 def test_the_child_ends_with_its_parent_s_close(server: tuple[int, list[bytes]]) -> None:
     port, _ = server
     relay = Relay("127.0.0.1", port, window=WINDOW)
