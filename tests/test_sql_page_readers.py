@@ -14,7 +14,7 @@ import pytest
 
 from hygge import Flow, ParquetStore, SQLHome
 from hygge.errors import HomeError
-from hygge.sql import page_readers
+from hygge.sql import page_readers, postgres
 from hygge.sql.base import Session
 from hygge.sql.connect import connect
 from hygge.sql.url import parse_url
@@ -229,3 +229,24 @@ def test_a_hostile_table_name_is_split_and_read(postgres_url: str, tmp_path: Pat
             assert got == (5000, 5000, 5000 * 5001 // 2)
         finally:
             db.run(f"DROP TABLE IF EXISTS {quoted}")
+
+
+def test_the_driver_hands_over_batches_of_a_few_megabytes(postgres_url: str) -> None:
+    """A flow batch keeps the driver's batches it was cut from alive until it is written, so
+    the driver's batches stay small (`BATCH_HINT_BYTES`, not its 16 MB default); every row
+    still comes once."""
+    table, rows = unique("wide"), 120_000
+    with database(postgres_url, table) as db:
+        db.run(f"CREATE TABLE {table} (id bigint, note text)")
+        db.run(f"INSERT INTO {table} SELECT g, repeat('w', 300) FROM generate_series(1, {rows}) g")
+        reader = session(postgres_url)
+        try:
+            batches = list(reader.stream(f"SELECT id, note FROM {table}", 50_000, None))
+        finally:
+            reader.close()
+        # 38 MB of rows: a 16 MB default would hand over three batches of over 12 MB
+        sizes = [b.nbytes for b in batches]
+        assert max(sizes) <= 2 * postgres.BATCH_HINT_BYTES <= 8 << 20, sizes
+        assert len(batches) >= 6, sizes
+        ids = sorted(v for b in batches for v in b.column("id").to_pylist())
+        assert ids == list(range(1, rows + 1))

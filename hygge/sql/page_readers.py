@@ -9,8 +9,9 @@ thread (the driver decodes without the GIL), reading its share of the table's pa
 snapshot and every reader imports it, so together they read exactly the table as of one
 moment, as one connection would. Their batches interleave: a table has no row order.
 
-Memory: at most two batches per reader wait for the consumer. When the consumer stops early
-(an error, a closed flow), the readers cancel their statements on the server.
+Memory: at most one batch per reader waits for the consumer, besides the one each reader is
+decoding. When the consumer stops early (an error, a closed flow), the readers cancel their
+statements on the server.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def read(
     (which `session` holds until the last reader has imported it)."""
     snapshot = session.export_snapshot()
     assert snapshot is not None, "page ranges need a database that shares snapshots"
-    out: queue.Queue[object] = queue.Queue(maxsize=2 * len(selects))
+    out: queue.Queue[object] = queue.Queue(maxsize=len(selects))
     stop = threading.Event()
     imported = threading.Barrier(len(selects) + 1)
 
