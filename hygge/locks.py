@@ -48,6 +48,12 @@ class RunLock:
     def release(self) -> None:
         """Drop the lock (idempotent)."""
 
+    def confirm(self) -> None:
+        """Raise FlowLocked when this run no longer holds the lock, right before a commit.
+        Only a lock that expires can be lost while its holder lives (an object-store lock
+        whose holder stopped renewing it); a file's flock or a database's advisory lock is
+        held for as long as the process or its session is."""
+
     async def acquire(
         self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None
     ) -> None:

@@ -86,9 +86,10 @@ def test_locked_message(emulators, cloud_env, name):
     again.release()
 
 
-def _project(tmp_path: Path, bucket: str, mode: str) -> int:
+def _project(tmp_path: Path, bucket: str, mode: str, options: str = "") -> int:
     """24 parquet files of 500 rows (12,000 distinct ids) into `bucket/lake/t`, in files of
-    50 rows (so a run lasts long enough to be caught holding its lock); the rows moved."""
+    50 rows (so a run lasts long enough to be caught holding its lock), with the flow's
+    `options` (YAML flow mapping, e.g. "{partitions: 2}"); the rows moved."""
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     for i in range(24):
@@ -98,6 +99,7 @@ def _project(tmp_path: Path, bucket: str, mode: str) -> int:
     (tmp_path / "flows.yml").write_text(
         f"flows:\n  f:\n    home: incoming\n"
         f"    store: {{path: '{bucket}/lake/t', mode: {mode}, max_rows_per_file: 50}}\n"
+        + (f"    options: {options}\n" if options else "")
     )
     return 12_000
 
@@ -169,6 +171,39 @@ def test_a_killed_holders_lock_expires_and_is_taken_over(
     assert waited.returncode == 0, waited.stderr
     assert not any(".hygge-lock." in o for o in objects(emu, f"{bucket}/lake"))
     assert _ids(emu, bucket, tmp_path) == list(range(rows))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [*((n, "") for n in SCHEMES), ("s3", "{partitions: 2}")]
+)
+def test_a_stopped_holder_whose_lock_was_taken_over_publishes_nothing(
+    emulators, cloud_env, tmp_path: Path, name, options
+):
+    """SIGSTOP a run holding its lock (as a process whose threads a native call starves of
+    the GIL: no renewals), let a second run take the expired lock over and append, then
+    SIGCONT the first: it must see that the lock is no longer its own and publish nothing,
+    so every row is there once, not twice. A partitioned flow checks at its one commit."""
+    emu = emulators[name]
+    cloud_env(emu)
+    bucket = emu.new_bucket()
+    rows = _project(tmp_path, bucket, "append", options)
+    env = {"HYGGE_OBJECT_LOCK_SECONDS": "4"}
+    holder = _start(tmp_path, emu, env)
+    _wait_for_lock(emu, bucket, holder)
+    holder.send_signal(signal.SIGSTOP)
+    try:
+        taker = run_cli(
+            "run", "flows.yml", "--wait-for-lock", cwd=tmp_path, env={**emu.env, **env},
+            timeout=600,
+        )  # fmt: skip
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    _, err = holder.communicate(timeout=600)
+    assert taker.returncode == 0, taker.stderr
+    assert holder.returncode == LOCKED, err
+    assert "took over the run lock" in err and "published nothing" in err, err
+    assert _ids(emu, bucket, tmp_path) == list(range(rows))  # once each: nothing doubled
+    assert not any(".hygge-lock." in o for o in objects(emu, f"{bucket}/lake"))
 
 
 def test_azure_lock_signs_with_the_account_key(emulators, cloud_env, monkeypatch):

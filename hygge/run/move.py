@@ -21,6 +21,7 @@ import polars as pl
 from hygge.contract import Home, IncrementalHome, StatefulStore, Store
 from hygge.errors import FlowError
 from hygge.gate import Gate
+from hygge.locks import RunLock
 from hygge.progress import FlowState
 from hygge.report import FlowReport, ProgressCallback
 from hygge.retry import retry_async
@@ -76,6 +77,7 @@ class Flow:
         self._total: int | None = None  # the home's estimate of the rows to move
         self._started = 0.0
         self._attempt = 0
+        self._lock: RunLock | None = None  # the destination's run lock, while it is held
 
     def run(self) -> FlowReport:
         """Run the flow to completion from synchronous code."""
@@ -85,7 +87,7 @@ class Flow:
         """Run the flow and report what it did; raises a HyggeError (or the home/store's own
         error) on failure."""
         self._started = time.perf_counter()
-        lock = self.store.lock(self.name)
+        lock = self._lock = self.store.lock(self.name)
         try:
             # Held across every attempt: a second run of this flow is refused (or waits)
             # for as long as this one may still publish.
@@ -161,6 +163,8 @@ class Flow:
             self._checks = await self.gate.before_commit()
         if self.before_commit is not None:
             await self.before_commit()
+        if self._lock is not None:  # still this run's (an object-store lock can expire)
+            await asyncio.to_thread(self._lock.confirm)
         await self.store.commit()
 
     async def _pump(self) -> None:

@@ -139,6 +139,7 @@ class PartitionedFlow:
         self.incremental, self.full_refresh = incremental, full_refresh
         self.quality = quality  # shape per part; checks merged from the parts, judged once
         self._reports: dict[int, FlowReport] = {}
+        self._held: RunLock | None = None  # the destination's run lock, while it is held
         self._total = 0
         self._started = 0.0
 
@@ -151,7 +152,7 @@ class PartitionedFlow:
         second run is refused, or waits, for as long as this one may still publish."""
         self._started = time.perf_counter()
         self._emit(FlowState.RUNNING)
-        lock = self._lock()
+        lock = self._held = self._lock()
         try:
             await self._acquire(lock)
             try:
@@ -290,6 +291,8 @@ class PartitionedFlow:
         every partition's staging is deleted afterwards."""
         started = time.perf_counter()
         lock = NoLock(self.name, "") if lock_held else self._lock()
+        if not lock_held:
+            self._held = lock
         try:
             await self._acquire(lock)
             try:
@@ -386,6 +389,8 @@ class PartitionedFlow:
                 checks += f"; {quarantined:,} rows quarantined"
         if self.context.fence is not None:
             await self.context.fence()
+        if self._held is not None:  # still this run's (an object-store lock can expire)
+            await asyncio.to_thread(self._held.confirm)
         if aside is not None:  # the same order as a plain flow: the quarantine, then the data
             with unreachable_parts(self.name, records):
                 await aside.commit_parts(set_aside)

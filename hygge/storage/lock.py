@@ -135,6 +135,26 @@ class ObjectLock(RunLock):
                 f"{self.seconds:.0f} s after its last renewal (HYGGE_OBJECT_LOCK_SECONDS)",
             ) from None
 
+    def confirm(self) -> None:
+        """The lock object must still be this holder's: a process that stopped for longer
+        than the lock lives (suspended, or its threads starved of Python's GIL by a native
+        call) may have lost it to a run that took it over, and must then publish nothing."""
+        try:
+            held = self.object.read()
+        except Exception as exc:
+            raise storage_error(self.url, "check the run lock before the commit", exc) from exc
+        if held is not None and held.body.get("holder") == self.nonce:
+            return
+        by = f" (now held by {held.body.get('host')}, pid {held.body.get('pid')})" if held else ""
+        raise FlowLocked(
+            f"flow '{self.flow}': another run took over the run lock on {self.where}{by} "
+            f"while this run had not renewed it for over {self.seconds:.0f} s "
+            "(HYGGE_OBJECT_LOCK_SECONDS): the process was stopped or starved; this run "
+            "published nothing",
+            hint="the other run publishes its own rows; run this flow again if its data is "
+            "still needed, and raise HYGGE_OBJECT_LOCK_SECONDS if the pauses are expected",
+        )
+
     def _renew(self) -> None:
         every = max(self.seconds / 4, 0.05)
         while not self._stop.wait(every):
