@@ -208,3 +208,69 @@ def test_a_partitioned_incremental_flow_on_workers(
     finally:
         db.drop(table)
         db.close()
+
+
+def test_a_commit_step_killed_after_its_publish_is_run_again_and_adds_nothing(
+    make_cluster, postgres_url: str, tmp_path: Path
+) -> None:
+    """The worker running the commit step dies after the publish committed but before the
+    step was recorded as done (held there: the step's clean-up waits to drop the parts'
+    table while this test reads it). Another worker runs the step again: it finds the run's
+    commit mark, publishes nothing more and succeeds; an append lands every row once."""
+    import psycopg
+
+    from hygge.sql.state_table import STATE_TABLE, parts_key
+    from tests.sqldb import Db, unique
+
+    target = unique("dest")
+    db = Db(postgres_url)
+    db.run(f"CREATE TABLE {target} (id bigint)")
+    db.run(f"INSERT INTO {target} VALUES (-1)")
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        "flows:\n  big:\n"
+        f"    home: {{type: pieces, rows: 4000, batch_size: 100, delay: 0.05, "
+        f"log: {tmp_path / 'reads.log'}}}\n"
+        f"    store: {{type: sql, connection: '{postgres_url}', table: {target}, mode: append}}\n"
+        "    options: {partitions: 4, retry_delay: 0.1}\n"
+    )
+    reader = psycopg.connect(postgres_url)  # holds the parts' table: its DROP waits
+    try:
+        cluster = make_cluster(**FAST_RECLAIM)
+        cluster.start_worker("w1", concurrency=1)
+        cluster.start_worker("w2", concurrency=1)
+        result = cluster.cli("enqueue", str(flows))
+        assert result.returncode == 0, result.stderr
+        run_id, _ = parse_enqueue(result.stdout)
+
+        def parts_table() -> str | None:
+            found = db.run(
+                "SELECT table_name FROM information_schema.tables "
+                f"WHERE table_name LIKE '\\_hygge\\_parts\\_{target}\\_%'"
+            )
+            return found[0][0] if found else None
+
+        shared = wait_for(parts_table, 120, "the parts' table")
+        reader.execute(f'SELECT count(*) FROM "{shared}"')  # ACCESS SHARE until rollback
+
+        def published() -> bool:
+            return int(db.run(f"SELECT count(*) FROM {target}")[0][0]) > 1
+
+        wait_for(published, 300, "the commit to publish", every=0.2)
+        step = cluster.status(run_id)["big"]
+        assert step.get("state") == "running", step  # held in its clean-up
+        cluster.kill(step["worker"].split("@")[0])
+        reader.rollback()
+        final = wait_for(lambda: finished(cluster, run_id), 300, "the step to run again")
+        assert final["state"] == "success", final
+        assert int(cluster.status(run_id)["big"]["generation"]) == 2  # it did run again
+        got = db.run(f"SELECT count(*), count(DISTINCT id), sum(id) FROM {target}")[0]
+        assert tuple(int(v) for v in got) == (4001, 4001, sum(range(4000)) - 1)
+        marks = db.run(f"SELECT flow FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
+        assert len(marks) == 1 and marks[0][0].startswith(parts_key(target, "")), marks
+        wait_for(lambda: parts_table() is None, 120, "the parts' table to be dropped")
+    finally:
+        reader.close()
+        db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
+        db.drop(target)
+        db.close()

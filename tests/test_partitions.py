@@ -348,6 +348,69 @@ def test_a_dead_attempts_rows_in_the_shared_parts_table_are_never_published(
         db.close()
 
 
+@pytest.mark.parametrize("mode", ["replace", "append", "merge"])
+def test_a_commit_step_run_again_after_its_publish_landed_publishes_nothing_more(
+    db: Db, mode: str
+) -> None:
+    """The commit step of a distributed partitioned flow is run again when its worker dies
+    after the publish landed but before the step was recorded as done. The publish writes
+    a mark of the flow run in `_hygge_state` in its own transaction; the step run again
+    finds it, counts nothing and publishes nothing more (an append would load every row
+    twice; PostgreSQL's replace would find its parts table renamed away). Marks of the same
+    target older than a week are dropped by the next commit."""
+    import asyncio
+
+    from hygge.sql import state_table
+    from hygge.sql.state_table import MARK_DAYS, STATE_TABLE, parts_key
+    from hygge.stores.sql import SQLStore
+
+    target, key = unique("dest"), unique("run")
+    stale = parts_key(target, "a-run-of-last-month")
+
+    def store() -> SQLStore:
+        extra = {"key": ["id"]} if mode == "merge" else {}
+        return SQLStore("t", connection=db.url, table=target, mode=mode, **extra)
+
+    async def stage(part: str, start: int) -> dict[str, Any]:
+        s = store()
+        await s.open_part(part)
+        await s.write(pl.DataFrame({"id": range(start, start + 1_000), "v": ["x"] * 1_000}))
+        return await s.seal_part(part)
+
+    async def commit_step(parts: list[dict[str, Any]]) -> int | None:
+        committer = store()
+        rows = await committer.parts_rows(parts)
+        await committer.commit_parts(parts)
+        return rows
+
+    async def scenario() -> None:
+        primary = " PRIMARY KEY" if mode == "merge" else ""
+        db.run(f"CREATE TABLE {target} (id bigint{primary}, v varchar(10))")
+        db.run(f"INSERT INTO {target} VALUES (-1, 'old')")
+        store()._with_session("create", lambda s: state_table.ensure_table(s, None))
+        old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=MARK_DAYS, hours=1)).isoformat()
+        db.run(
+            f"INSERT INTO {STATE_TABLE} (flow, definition, state, committed_at) "
+            f"VALUES ('{stale}', 'null', '{{}}', '{old}')"
+        )
+        parts = [await stage(f"{key}.p0000", 0), await stage(f"{key}.p0001", 1_000)]
+        assert await commit_step(parts) == 2_000
+        assert await commit_step(parts) is None  # the step run again: the mark is found
+        await store().abort_parts(parts)  # the step's clean-up, then once more after it
+        assert await commit_step(parts) is None
+
+    try:
+        asyncio.run(scenario())
+        ids = [r[0] for r in db.run(f"SELECT id FROM {target} ORDER BY id")]
+        assert ids == ([] if mode == "replace" else [-1]) + list(range(2_000))
+        marks = [r[0] for r in db.run(f"SELECT flow FROM {STATE_TABLE}") if target in r[0]]
+        assert marks == [parts_key(target, key)]  # the stale mark expired
+        assert not [t for t in db.staging_tables() if target in t]
+    finally:
+        db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
+        db.drop(target)
+
+
 def test_a_failing_part_into_sql_leaves_no_table(postgres_url: str, tmp_path: Path) -> None:
     db = Db(postgres_url)
     target = unique("dest")

@@ -104,6 +104,7 @@ class _Run:
     attempt: int | None = None  # this attempt's id, in every row it loads (ATTEMPT)
     # A partitioned append reading the sealed attempts' rows straight from the shared table:
     source_where: tuple[str, str] | None = None
+    mark: str | None = None  # a partitioned commit: its mark in `_hygge_state`, published too
 
 
 class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
@@ -306,9 +307,15 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             self._check_keys(run)
         if run.states:  # incremental: the state row commits in the data's transaction
             self._db("create the state table", lambda: self._prepare_state(run))
+        elif run.mark:
+            self._db(
+                "create the state table", lambda: state_table.ensure_table(session, s.db_schema)
+            )
         steps = (gather or []) + self._publish_steps(run)
         if run.states:
             steps += state_table.publish_steps(session, s.db_schema, run.states)
+        if run.mark:  # after any RENAME: where DDL commits by itself, a replace is repeatable
+            steps += state_table.mark_steps(session, s.db_schema, run.mark)
         self._db(f"publish ({s.mode}) into the target", lambda: session.transaction(steps))
         if run.staging_created and run.target is not None:
             with contextlib.suppress(Exception):  # where DROP is not transactional (MySQL)
@@ -386,12 +393,15 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
         return await asyncio.to_thread(self._parts_rows_sync, parts)
 
-    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int:
+    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int | None:
         """Rows of the sealed attempts, counted by the database (rows of dead attempts in a
-        shared table are not counted: the commit deletes them)."""
+        shared table are not counted: the commit deletes them); None once the commit landed
+        (the parts were published: nothing is left to count)."""
         schema = self.settings.db_schema
 
-        def count(db: Session) -> int:
+        def count(db: Session) -> int | None:
+            if self._parts_committed(db, parts):
+                return None
             total, shared = 0, {}
             for p in parts:
                 if not p.get("table"):
@@ -417,6 +427,16 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         run = self._open_run()
         run.states = states
         try:
+            if self._parts_committed(run.session, parts):
+                log.info(
+                    "store '%s': the parts of this run were committed into %s already; "
+                    "nothing more is published",
+                    self.name,
+                    self.where,
+                )
+                self._close()
+                return
+            run.mark = self._parts_mark(parts)
             tables = [p for p in parts if p.get("table")]
             if tables and self._in_place(tables):
                 self._commit_sync(self._adopt_parts(run, tables))
@@ -438,6 +458,23 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         except BaseException:
             self._abort_sync()
             raise
+
+    def _parts_mark(self, parts: list[dict[str, Any]]) -> str | None:
+        """The key of the row in `_hygge_state` that marks this flow run's commit."""
+        if not parts:
+            return None
+        return state_table.parts_key(self.settings.table, parts[0]["part"].split(".", 1)[0])
+
+    def _parts_committed(self, session: Session, parts: list[dict[str, Any]]) -> bool:
+        """Has this flow run's commit landed (a commit step run again after its publish)?"""
+        mark = self._parts_mark(parts)
+        if mark is None:
+            return False
+        schema = self.settings.db_schema
+        return self._db(
+            "look for the run's commit mark",
+            lambda: state_table.read(session, schema, mark) is not None,
+        )
 
     def _gather_sql(
         self, session: Session, staging: str, part: dict[str, Any], plan: LoadPlan
