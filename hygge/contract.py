@@ -474,7 +474,8 @@ class MultiPartStore:
     makes it durable and returns a small JSON-able description (files, rows) that travels to
     the committing process. Part names are "<flow run>.<part>": the parts of one run share a
     staging area that the committing process can reach. `parts_rows(descriptions)` counts the
-    rows staged from what was written; `commit_parts(descriptions)` publishes all parts
+    rows staged from what was written; `parts_committed(descriptions)` says whether that
+    run's commit landed already; `commit_parts(descriptions)` publishes all parts
     atomically (with any state given to `stage_state`), or none, and is idempotent: the
     parts stay until `abort_parts(descriptions)` discards them (after a failure, or to clean
     up after the commit; a description may be just `{"part": name}`). Parts never see each
@@ -505,6 +506,13 @@ class MultiPartStore:
 
     async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
         return None
+
+    async def parts_committed(self, parts: list[dict[str, Any]]) -> bool:
+        """Has the commit of these parts' flow run landed already? (A commit step run again
+        after its publish, its worker killed before the step was recorded as done: then
+        the step checks and publishes nothing more, whether or not the parts are still
+        there.) False where the store cannot tell; its `commit_parts` stays idempotent."""
+        return False
 
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement commit_parts()")

@@ -378,8 +378,11 @@ def test_a_commit_step_run_again_after_its_publish_landed_publishes_nothing_more
         return await s.seal_part(part)
 
     async def commit_step(parts: list[dict[str, Any]]) -> int | None:
+        """As PartitionedFlow's commit: landed already? else count; then publish (which is
+        idempotent by itself too: called either way here)."""
         committer = store()
-        rows = await committer.parts_rows(parts)
+        landed = await committer.parts_committed(parts)
+        rows = None if landed else await committer.parts_rows(parts)
         await committer.commit_parts(parts)
         return rows
 
@@ -409,6 +412,46 @@ def test_a_commit_step_run_again_after_its_publish_landed_publishes_nothing_more
     finally:
         db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
         db.drop(target)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_file_commit_step_run_again_after_its_parts_were_removed_succeeds(
+    tmp_path: Path, mode: str
+) -> None:
+    """A parquet dataset's commit step run again after its publish landed and its parts
+    were removed (the worker killed just before recording the step): the run's commit mark
+    says it landed, so nothing is counted (the parts' files are gone) or published again."""
+    import asyncio
+
+    from hygge.stores.parquet import ParquetStore
+
+    lake, key = tmp_path / "lake", unique("run")
+
+    def store() -> ParquetStore:
+        return ParquetStore("lake", path=str(lake), mode=mode)
+
+    async def stage(part: str, start: int) -> dict[str, Any]:
+        s = store()
+        await s.open_part(part)
+        await s.write(pl.DataFrame({"id": range(start, start + 1_000)}))
+        return await s.seal_part(part)
+
+    async def scenario() -> None:
+        parts = [await stage(f"{key}.p0000", 0), await stage(f"{key}.p0001", 1_000)]
+        first = store()
+        assert not await first.parts_committed(parts)
+        assert await first.parts_rows(parts) == 2_000
+        await first.commit_parts(parts)
+        await first.abort_parts(parts)  # the step's clean-up; then the step runs again
+        again = store()
+        assert await again.parts_committed(parts)
+        await again.commit_parts(parts)
+
+    asyncio.run(scenario())
+    got = duckdb.sql(f"SELECT count(*), sum(id) FROM read_parquet('{lake}/*.parquet')").fetchall()[
+        0
+    ]
+    assert got == (2_000, sum(range(2_000)))
 
 
 def test_a_failing_part_into_sql_leaves_no_table(postgres_url: str, tmp_path: Path) -> None:

@@ -364,6 +364,12 @@ class PartitionedFlow:
             count,
             f"{read:,}",
         )
+        if await self.store.parts_committed(sealed):  # this step, run again after it landed
+            log.info(
+                "flow '%s': this run's commit had landed already; nothing more is published",
+                self.name,
+            )
+            return records, ""
         with unreachable_parts(self.name, records):
             await check_rows(self.name, self.store, sealed, read)
         if self.incremental:

@@ -321,6 +321,10 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
     def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int | None:
         return self._count([f for p in parts for f in p.get("files", [])])
 
+    async def parts_committed(self, parts: list[dict[str, Any]]) -> bool:
+        key = _parts_key(parts)
+        return await asyncio.to_thread(self._disk_errors, self.dataset.committed, key)
+
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._disk_errors, self._commit_parts_sync, parts)
 
@@ -329,9 +333,7 @@ class FileStore(MultiPartStore, StatefulStore, Store[FileStoreSettings]):
         with self._io:
             self._reset()
         self._states = states
-        # The flow run's key: a commit repeated by another process (a worker re-running the
-        # commit step after its publish landed) publishes nothing more.
-        key = "parts-" + parts[0]["part"].split(".", 1)[0] if parts else None
+        key = _parts_key(parts)
         log.debug(
             "store '%s': committing %d part(s) (%d file(s)) into %s (mode %s)",
             self.name,
@@ -454,3 +456,9 @@ class WriterPool:
         for lane in self.lanes:
             with lane.lock:
                 pass
+
+
+def _parts_key(parts: list[dict[str, Any]]) -> str | None:
+    """The flow run's commit key: a commit repeated by another process (a worker re-running
+    the commit step after its publish landed) finds it and publishes nothing more."""
+    return "parts-" + parts[0]["part"].split(".", 1)[0] if parts else None

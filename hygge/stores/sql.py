@@ -393,15 +393,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     async def parts_rows(self, parts: list[dict[str, Any]]) -> int | None:
         return await asyncio.to_thread(self._parts_rows_sync, parts)
 
-    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int | None:
+    def _parts_rows_sync(self, parts: list[dict[str, Any]]) -> int:
         """Rows of the sealed attempts, counted by the database (rows of dead attempts in a
-        shared table are not counted: the commit deletes them); None once the commit landed
-        (the parts were published: nothing is left to count)."""
+        shared table are not counted: the commit deletes them)."""
         schema = self.settings.db_schema
 
-        def count(db: Session) -> int | None:
-            if self._parts_committed(db, parts):
-                return None
+        def count(db: Session) -> int:
             total, shared = 0, {}
             for p in parts:
                 if not p.get("table"):
@@ -415,6 +412,13 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             return total
 
         return self._with_session("count the staged rows", count)
+
+    async def parts_committed(self, parts: list[dict[str, Any]]) -> bool:
+        return await asyncio.to_thread(
+            self._with_session,
+            "look for the run's commit mark",
+            lambda db: self._parts_committed(db, parts),
+        )
 
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._commit_parts_sync, parts)
