@@ -669,3 +669,42 @@ def test_an_append_keeps_the_read_order_of_a_key_written_twice(tmp_path: Path):
     rows = dict(replay(table, ["id", "v"])[1])
     assert rows[61] == "new"
     assert len(rows) == 120
+
+
+def test_a_commit_step_run_again_after_its_parts_were_removed_adds_nothing(tmp_path: Path):
+    """The commit step of a partitioned flow, run again after its publish landed and its
+    parts were removed (its worker killed before recording the step): the landing zone's
+    record of the last parts run says it landed; no file is numbered again."""
+    import asyncio
+
+    import polars as pl
+
+    from hygge.stores.open_mirroring import OpenMirroringStore
+
+    zone = tmp_path / "LandingZone"
+
+    def store() -> OpenMirroringStore:
+        return OpenMirroringStore("lz", path=str(zone), table="orders", key=["id"], mode="append")
+
+    async def stage(part: str, start: int) -> dict:
+        s = store()
+        await s.open_part(part)
+        await s.write(pl.DataFrame({"id": range(start, start + 100), "v": ["x"] * 100}))
+        return await s.seal_part(part)
+
+    async def scenario() -> None:
+        parts = [await stage("run1.p0000", 0), await stage("run1.p0001", 100)]
+        first = store()
+        assert not await first.parts_committed(parts)
+        assert await first.parts_rows(parts) == 200
+        await first.commit_parts(parts)
+        await first.abort_parts(parts)
+        again = store()
+        assert await again.parts_committed(parts)
+        await again.commit_parts(parts)
+
+    asyncio.run(scenario())
+    files = sorted(p.name for p in (zone / "orders").glob("*.parquet"))
+    assert files == [f"{i:020d}.parquet" for i in (1, 2)], files  # a file per part, once
+    got = pl.concat([pl.read_parquet(zone / "orders" / f) for f in files])
+    assert sorted(got["id"].to_list()) == list(range(200))

@@ -589,6 +589,15 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
             lambda: sum(self._file_rows(f) for p in parts for f in p.get("files", []))
         )
 
+    async def parts_committed(self, parts: list[dict[str, Any]]) -> bool:
+        return await asyncio.to_thread(self._parts_committed_sync, parts)
+
+    def _parts_committed_sync(self, parts: list[dict[str, Any]]) -> bool:
+        """Is this flow run the one whose parts were committed last (`parts-run.json`)?"""
+        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
+        done = self.tree.read_json(self.table, lz.HIDDEN, "parts-run.json")
+        return isinstance(done, dict) and done.get("run") == run
+
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._commit_parts_sync, parts)
 
@@ -596,11 +605,10 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         states = self._states
         self._open_sync()  # checks, finishes a dead commit's journal, a fresh staging folder
         self._states = states
-        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
-        done = self.tree.read_json(self.table, lz.HIDDEN, "parts-run.json")
-        if isinstance(done, dict) and done.get("run") == run:
+        if self._parts_committed_sync(parts):
             self._abort_sync()  # committed already: its end was not recorded
             return
+        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
         try:
             for description in parts:
                 for name in description.get("files", []):
