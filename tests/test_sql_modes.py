@@ -242,6 +242,25 @@ def test_staging_left_by_a_dead_run_is_dropped_and_a_live_runs_kept(request, ser
         assert db.exists(live), "a live run's staging table was dropped"
 
 
+def test_a_target_a_dead_replace_moved_aside_is_dropped_and_a_live_runs_kept(mysql_url, tmp_path):
+    """A MariaDB replace swaps its staging table in outside a transaction (`RENAME TABLE t TO
+    _hygge_old_<t>_<run>, staging TO t`), then drops the old table: a run killed between the
+    two (as planted here) left a whole copy of the old rows. The next run into the table
+    drops it; one whose run still holds its staging claim (still publishing) is kept."""
+    table = unique("moved")
+    dead, live = f"_hygge_old_{table}_dead000000", f"_hygge_old_{table}_live000000"
+    with database(mysql_url, table, dead, live) as db, database(mysql_url) as other:
+        for name in (table, dead, live):
+            db.run(f"CREATE TABLE {db.q(name)} (id integer)")
+        db.run(f"INSERT INTO {db.q(dead)} VALUES (7)")
+        other.run(f"SELECT GET_LOCK('_hygge_stage_{table}_live000000', 0)")
+        move(parquet_file(tmp_path, "a", {"id": [1]}), mysql_url, table)
+        assert db.rows(table) == [(1,)]
+        assert not db.exists(dead), "a dead replace's old table was left behind"
+        assert db.exists(live), "a live run's old table was dropped"
+        assert not [t for t in db.staging_tables() if table in t and t != live]
+
+
 @pytest.mark.parametrize("streams", [1, 3])
 def test_mariadb_loads_each_batch_once_over_parallel_streams(mysql_url, tmp_path, streams):
     """`streams` connections run LOAD DATA at once: every row lands exactly once, and text

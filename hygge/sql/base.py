@@ -252,6 +252,20 @@ class Session:
                 dropped.append(name)
         return dropped
 
+    def sweep_moved(self, prefix: str, moved: str, schema: str | None) -> list[str]:
+        """Drop the `moved` tables (a target renamed aside by a publish that swaps tables
+        outside a transaction) whose run died before dropping it: each is named `moved` +
+        the suffix of the staging table it was swapped with, `prefix` + suffix, whose claim
+        is free once that run's connection is gone. The names dropped."""
+        dropped = []
+        for name in self.tables_like(moved, schema):
+            staging = prefix + name[len(moved) :]
+            if self.claim(staging):
+                self.drop(name, schema)
+                self.unclaim(staging)
+                dropped.append(name)
+        return dropped
+
     def drop(self, table: str, schema: str | None) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(table, schema)}")
         self.commit()

@@ -138,11 +138,13 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     def describe(self) -> str:
         return f"sql:{self.url.masked} table {self.where}"
 
-    def _staging_prefix(self, session: Session) -> str:
-        """`_hygge_stage_<table>_`: every attempt's staging table starts so (the sweep's key)."""
+    def _staging_prefix(self, session: Session, kind: str = "stage") -> str:
+        """`_hygge_stage_<table>_`: every attempt's staging table starts so (the sweep's key).
+        `kind="old"`: `_hygge_old_<table>_`, where a MySQL replace moves the old target for
+        a moment (named after the staging table it is swapped with)."""
         room = session.max_identifier - len("_hygge_stage__") - len(self.run_id) - 2
         base = re.sub(r"\W", "_", self.settings.table)[:room]
-        return f"_hygge_stage_{base}_"
+        return f"_hygge_{kind}_{base}_"
 
     def _open_run(self) -> _Run:
         if self.run is None:
@@ -184,6 +186,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             swept = self._db(
                 "clean up after runs that died",
                 lambda: session.sweep_staging(run.staging, prefix, s.db_schema),
+            )
+            swept += self._db(
+                "clean up after runs that died",
+                lambda: session.sweep_moved(
+                    prefix, self._staging_prefix(session, "old"), s.db_schema
+                ),
             )
             for name in swept:
                 log.warning("dropped %s, left by a run that did not finish", name)
@@ -596,7 +604,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
                 steps.append(session.add_key_sql(table, schema, s.key or []))
             return steps
         if s.mode == "replace":
-            old = f"_hygge_old_{staging[len(self._staging_prefix(session)) :]}"
+            prefix = self._staging_prefix(session)
+            old = self._staging_prefix(session, "old") + staging[len(prefix) :]
             with_state = bool(run.states) and plan.matches(run.target)
             return steps + session.replace_steps(
                 table, staging, schema, old, plan.names, with_state=with_state
