@@ -256,3 +256,65 @@ def test_a_worker_that_loses_its_lease_stops_and_commits_nothing(
     assert final["generation"] == "2" and final["starts"] == "2"
     assert count_and_sum(out) == (20_000, 20_000, sum(range(20_000)))
     assert "lease" in cluster.log("w1") and "was lost" in cluster.log("w1")
+
+
+def test_a_worker_killed_after_its_append_landed_appends_nothing_more(
+    make_cluster, mysql_url: str, tmp_path: Path
+) -> None:
+    """The worker running an append flow into MariaDB dies after its publish committed but
+    before the flow was recorded as done (held there: its DROP of the staging table waits
+    while this test reads that table). The flow is sent again: it reads and stages again,
+    finds the mark its first publish wrote, and appends nothing more."""
+    from hygge.sql.state_table import STATE_TABLE, mark_key
+    from tests.sqldb import Db, unique
+
+    target = unique("once")
+    db, reader = Db(mysql_url), Db(mysql_url)
+    db.run(f"CREATE TABLE {target} (id bigint)")
+    flows = write_flows(
+        tmp_path,
+        "flows:\n  big:\n"
+        "    home: {type: slow, rows: 3000, batch_size: 100, delay: 0.02}\n"
+        f"    store: {{type: sql, connection: '{mysql_url}', table: {target}, mode: append}}\n",
+    )
+    try:
+        cluster = make_cluster(HYGGE_LEASE_SECONDS="4", HYGGE_SWEEP_SECONDS="1")
+        cluster.start_worker("w1", concurrency=1)
+        cluster.start_worker("w2", concurrency=1)
+        result = cluster.cli("enqueue", str(flows))
+        assert result.returncode == 0, result.stderr
+        run_id, _ = parse_enqueue(result.stdout)
+
+        def staging() -> str | None:
+            found = db.run(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                f"DATABASE() AND table_name LIKE '\\_hygge\\_stage\\_{target}\\_%'"
+            )
+            return found[0][0] if found else None
+
+        staged = wait_for(staging, 120, "the staging table")
+        reader.conn.autocommit(False)
+        reader.conn.cursor().execute(f"SELECT count(*) FROM `{staged}`")  # holds it (MDL)
+        wait_for(lambda: db.run(f"SELECT count(*) FROM {target}")[0][0] > 0, 300, "the publish")
+        step = cluster.status(run_id)["big"]
+        assert step.get("state") == "running", step  # held in its DROP of the staging table
+        cluster.kill(step["worker"].split("@")[0])
+        reader.conn.rollback()
+        final = wait_for(
+            lambda: (
+                (s := cluster.status(run_id)["big"]).get("state") in ("success", "failed") and s
+            ),
+            300,
+            "the flow to run again",
+        )
+        assert final["state"] == "success", final
+        assert int(final["generation"]) == 2, final  # it did run again
+        got = db.run(f"SELECT count(*), count(DISTINCT id), sum(id) FROM {target}")[0]
+        assert tuple(int(v) for v in got) == (3000, 3000, sum(range(3000)))
+        marks = db.run(f"SELECT flow FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
+        assert len(marks) == 1 and marks[0][0].startswith(mark_key(target, "")), marks
+    finally:
+        reader.close()
+        db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
+        db.drop(target)
+        db.close()

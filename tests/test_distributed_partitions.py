@@ -219,7 +219,7 @@ def test_a_commit_step_killed_after_its_publish_is_run_again_and_adds_nothing(
     commit mark, publishes nothing more and succeeds; an append lands every row once."""
     import psycopg
 
-    from hygge.sql.state_table import STATE_TABLE, parts_key
+    from hygge.sql.state_table import STATE_TABLE, mark_key
     from tests.sqldb import Db, unique
 
     target = unique("dest")
@@ -267,7 +267,7 @@ def test_a_commit_step_killed_after_its_publish_is_run_again_and_adds_nothing(
         got = db.run(f"SELECT count(*), count(DISTINCT id), sum(id) FROM {target}")[0]
         assert tuple(int(v) for v in got) == (4001, 4001, sum(range(4000)) - 1)
         marks = db.run(f"SELECT flow FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")
-        assert len(marks) == 1 and marks[0][0].startswith(parts_key(target, "")), marks
+        assert len(marks) == 1 and marks[0][0].startswith(mark_key(target, "parts-")), marks
         wait_for(lambda: parts_table() is None, 120, "the parts' table to be dropped")
     finally:
         reader.close()

@@ -361,11 +361,11 @@ def test_a_commit_step_run_again_after_its_publish_landed_publishes_nothing_more
     import asyncio
 
     from hygge.sql import state_table
-    from hygge.sql.state_table import MARK_DAYS, STATE_TABLE, parts_key
+    from hygge.sql.state_table import MARK_DAYS, STATE_TABLE, mark_key
     from hygge.stores.sql import SQLStore
 
     target, key = unique("dest"), unique("run")
-    stale = parts_key(target, "a-run-of-last-month")
+    stale = mark_key(target, "parts-a-run-of-last-month")
 
     def store() -> SQLStore:
         extra = {"key": ["id"]} if mode == "merge" else {}
@@ -407,7 +407,7 @@ def test_a_commit_step_run_again_after_its_publish_landed_publishes_nothing_more
         ids = [r[0] for r in db.run(f"SELECT id FROM {target} ORDER BY id")]
         assert ids == ([] if mode == "replace" else [-1]) + list(range(2_000))
         marks = [r[0] for r in db.run(f"SELECT flow FROM {STATE_TABLE}") if target in r[0]]
-        assert marks == [parts_key(target, key)]  # the stale mark expired
+        assert marks == [mark_key(target, f"parts-{key}")]  # the stale mark expired
         assert not [t for t in db.staging_tables() if target in t]
     finally:
         db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{target}/%'")

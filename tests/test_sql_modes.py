@@ -242,6 +242,34 @@ def test_staging_left_by_a_dead_run_is_dropped_and_a_live_runs_kept(request, ser
         assert db.exists(live), "a live run's staging table was dropped"
 
 
+def test_an_append_under_a_commit_key_lands_once(db_url: str, tmp_path: Path):
+    """A worker's run of an append flow carries a commit key: the same run delivered again
+    after its publish landed (the worker killed before recording the flow as done) reads and
+    stages again, finds the mark its publish wrote, and appends nothing more; another run's
+    key appends."""
+    from hygge.sql.state_table import STATE_TABLE, mark_key
+
+    table = unique("once")
+    path = parquet_file(tmp_path, "a", {"id": [1, 2, 3]})
+
+    def append(key: str) -> None:
+        store = SQLStore(table, connection=db_url, mode="append")
+        store.commit_key = key
+        result = Flow(ParquetHome("src", path=path, batch_size=2), store).run()
+        assert result.ok and result.rows == 3, result
+
+    with database(db_url, table) as db:
+        append("run1.flow")
+        append("run1.flow")  # the same run, delivered again
+        assert db.rows(table) == [(1,), (2,), (3,)]
+        append("run2.flow")
+        assert db.rows(table) == [(1,), (1,), (2,), (2,), (3,), (3,)]
+        marks = sorted(r[0] for r in db.run(f"SELECT flow FROM {STATE_TABLE}") if table in r[0])
+        assert marks == [mark_key(table, "run1.flow"), mark_key(table, "run2.flow")]
+        assert not [t for t in db.staging_tables() if table in t]
+        db.run(f"DELETE FROM {STATE_TABLE} WHERE flow LIKE '{table}/%'")
+
+
 def test_a_target_a_dead_replace_moved_aside_is_dropped_and_a_live_runs_kept(mysql_url, tmp_path):
     """A MariaDB replace swaps its staging table in outside a transaction (`RENAME TABLE t TO
     _hygge_old_<t>_<run>, staging TO t`), then drops the old table: a run killed between the

@@ -7,10 +7,11 @@ One table `_hygge_state` (in the store's schema) holds a row per flow and target
 run's rows visible also deletes and re-inserts that row, so data and state commit (or roll
 back) together.
 
-The same table marks each partitioned run whose parts were committed (`parts_key`): the mark
-is written in the publishing transaction, so a commit step run again after its publish
-landed (a worker killed before it recorded the step as done) finds it and publishes nothing
-more. Marks are kept for `MARK_DAYS`; a commit step is re-run within minutes.
+The same table marks commits made under a commit key (`mark_key`): a partitioned run's
+commit, or a worker's run of an append flow. The mark is written in the publishing
+transaction, so the same step run again after its publish landed (a worker killed before it
+recorded the step as done) finds it and publishes nothing more. Marks are kept for
+`MARK_DAYS`; a step is re-run within minutes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hygge.sql.base import Session
 
 STATE_TABLE = "_hygge_state"
 MARK_DAYS = 7
-_PARTS = ":parts:"  # no flow name holds a ':' (hygge.config.FLOW_NAME)
+_MARK = ":commit:"  # no flow name holds a ':' (hygge.config.FLOW_NAME)
 
 
 def key(table: str, flow: str) -> str:
@@ -32,16 +33,16 @@ def key(table: str, flow: str) -> str:
     return f"{table}/{flow}"
 
 
-def parts_key(table: str, flow_run: str) -> str:
-    """The key of the row marking that `flow_run`'s parts were committed into `table`."""
-    return key(table, f"{_PARTS}{flow_run}")
+def mark_key(table: str, commit: str) -> str:
+    """The key of the row marking that the commit under key `commit` landed in `table`."""
+    return key(table, f"{_MARK}{commit}")
 
 
 def mark_steps(session: Session, schema: str | None, mark: str) -> list[str]:
-    """Statements, inside the publish, that write the mark `mark` (a `parts_key`) and drop
+    """Statements, inside the publish, that write the mark `mark` (a `mark_key`) and drop
     the marks of the same target older than `MARK_DAYS`."""
     now = dt.datetime.now(dt.UTC)
-    prefix = mark[: mark.rindex(_PARTS) + len(_PARTS)]
+    prefix = mark[: mark.rindex(_MARK) + len(_MARK)]
     expired = session.text_literal((now - dt.timedelta(days=MARK_DAYS)).isoformat())
     return [
         f"DELETE FROM {_table(session, schema)} WHERE SUBSTR(flow, 1, {len(prefix)}) = "

@@ -118,6 +118,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
         return {"table": name}  # the Python API: the store's name is its table
 
+    # The run's commit key (a worker sets it to its job's run of the flow): see commit().
+    commit_key: str | None = None
+
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.run_id = uuid.uuid4().hex[:10]
@@ -301,7 +304,25 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         return n
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._commit_sync)
+        await asyncio.to_thread(self._commit_once_sync)
+
+    def _commit_once_sync(self) -> None:
+        """Publish; an append made under a commit key (a worker's run of the flow) publishes
+        once: run again after its publish landed (the worker killed before it recorded the
+        flow as done), it finds the mark that publish wrote and publishes nothing more."""
+        run = self._open_run()
+        if self.commit_key and self.settings.mode == "append":
+            run.mark = state_table.mark_key(self.settings.table, self.commit_key)
+            if self._marked(run.session, run.mark):
+                log.info(
+                    "store '%s': this run's rows were appended to %s already; nothing more "
+                    "is published",
+                    self.name,
+                    self.where,
+                )
+                self._abort_sync()
+                return
+        self._commit_sync()
 
     def _commit_sync(self, gather: list[str] | None = None) -> None:
         """Publish in one transaction; `gather`: statements that fill the staging table
@@ -475,11 +496,15 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         """The key of the row in `_hygge_state` that marks this flow run's commit."""
         if not parts:
             return None
-        return state_table.parts_key(self.settings.table, parts[0]["part"].split(".", 1)[0])
+        run = parts[0]["part"].split(".", 1)[0]
+        return state_table.mark_key(self.settings.table, f"parts-{run}")
 
     def _parts_committed(self, session: Session, parts: list[dict[str, Any]]) -> bool:
         """Has this flow run's commit landed (a commit step run again after its publish)?"""
-        mark = self._parts_mark(parts)
+        return self._marked(session, self._parts_mark(parts))
+
+    def _marked(self, session: Session, mark: str | None) -> bool:
+        """Is there a commit mark `mark` (`state_table.mark_key`)?"""
         if mark is None:
             return False
         schema = self.settings.db_schema
