@@ -212,3 +212,28 @@ def test_a_commit_that_landed_but_went_unheard_is_a_success_once(
     assert dt.version() == 1  # one commit, not two
     rows = pl.from_arrow(dt.to_pyarrow_table()).sort("id")
     assert rows.height == 2_000 and rows["id"].n_unique() == 2_000
+
+
+def test_an_append_under_a_commit_key_lands_once(tmp_path: Path) -> None:
+    """A worker's run of an append flow carries a commit key: the same run delivered again
+    after its commit landed (the worker killed before recording the flow as done) finds the
+    run's transaction in the log and adds nothing; another run's key appends."""
+    from hygge import Flow, ParquetHome
+    from hygge.stores.delta import DeltaStore
+
+    drop(tmp_path / "in", "a.parquet", range(0, 1_000))
+    uri = str(tmp_path / "lake" / "t")
+
+    def append(key: str) -> None:
+        store = DeltaStore("t", path=uri, mode="append")
+        store.commit_key = key
+        result = Flow(ParquetHome("in", path=str(tmp_path / "in")), store).run()
+        assert result.ok and result.rows == 1_000, result
+
+    append("run1.t")
+    append("run1.t")  # the same run, delivered again
+    assert DeltaTable(uri).version() == 0
+    assert DeltaTable(uri).to_pyarrow_table().num_rows == 1_000
+    append("run2.t")
+    ids = pl.from_arrow(DeltaTable(uri).to_pyarrow_table())["id"]
+    assert ids.len() == 2_000 and ids.n_unique() == 1_000

@@ -83,6 +83,9 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
 
     type_name = "delta"
     Settings: ClassVar[type[DeltaStoreSettings]] = DeltaStoreSettings
+    # The run's commit key (a worker sets it to its job's run of the flow): an append under
+    # it commits once (`_run_app`).
+    commit_key: str | None = None
 
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
@@ -337,6 +340,15 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
 
     def _commit_sync(self) -> None:
         self._close_writer()
+        if self._appended_already():
+            log.info(
+                "store '%s': this run's rows were appended to %s already; nothing more is "
+                "published",
+                self.name,
+                self.where,
+            )
+            self._cleanup()
+            return
         self._commit_id = uuid.uuid4().hex
         try:
             # delta-rs itself would retry a commit whose version was taken, even by this very
@@ -373,6 +385,20 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
             # the log does not list are invisible; VACUUM removes them.
             self._cleanup()
 
+    def _run_app(self) -> str | None:
+        """The Delta transaction app id of an append made under a commit key (a worker's
+        run of the flow): the same run sent again after its commit landed adds nothing."""
+        if not self.commit_key or self.settings.mode != "append":
+            return None
+        return f"{APP_PREFIX}run:{self.commit_key}"
+
+    def _appended_already(self) -> bool:
+        app = self._run_app()
+        if app is None:
+            return False
+        table = self._load()
+        return table is not None and table.transaction_version(app) is not None
+
     def _landed(self) -> bool:
         """Is this commit in the log after all? A commit whose answer was lost (a cut
         connection) is retried by the object store client, finds its own version taken, and
@@ -392,6 +418,8 @@ class DeltaStore(MultiPartStore, StatefulStore, Store[DeltaStoreSettings]):
         from deltalake import CommitProperties, Transaction
 
         transactions = list(marks or [])
+        if (run_app := self._run_app()) is not None:
+            transactions.append(Transaction(run_app, 1, _now_ms()))
         metadata: dict[str, str] = {COMMIT_KEY: self._commit_id} if self._commit_id else {}
         for flow, state in self._states.items():
             previous = table.transaction_version(APP_PREFIX + flow) if table is not None else None
