@@ -536,3 +536,40 @@ def test_validate_checks_shape_against_a_sql_table(postgres_url: str, tmp_path: 
         assert done.returncode == 0, done.stdout + done.stderr
     finally:
         db.run(f"DROP TABLE IF EXISTS {db.q(table)}")
+
+
+def test_a_worker_run_sent_again_after_it_landed_adds_no_data_and_no_quarantined_rows(
+    tmp_path: Path,
+) -> None:
+    """A worker runs a flow under its run's key; sent again after its commit landed (killed
+    before recording the flow as done), the same run appends nothing more to the store nor
+    to the quarantine store; another run appends to both."""
+    import asyncio
+
+    from hygge.config import load
+    from hygge.run.context import RunContext
+    from hygge.run.steps import Step, StepKind, execute
+
+    drop(tmp_path / "in", "a.parquet", customers(15, Country={2: "US"}, Email={7: None}))
+    store, aside = tmp_path / "out", tmp_path / "bad"
+    extra = f"    on_check_failure: quarantine\n    quarantine: {{path: {aside}, mode: append}}\n"
+    path = write_flows(
+        tmp_path, flows(f"{tmp_path / 'in'}", f"{{path: {store}, mode: append}}", extra)
+    )
+
+    def deliver(run: str) -> None:
+        spec = load(path).flows["customers"]
+        step = Step("customers", "customers", StepKind.MOVE)
+        report = asyncio.run(execute(step, spec, RunContext(own_retries=False), key=run))
+        assert report.state == "success" and report.rows == 13, report  # 2 set aside
+
+    def rows(folder: Path) -> int:
+        return duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/**/*.parquet')").fetchall()[
+            0
+        ][0]
+
+    deliver("run1")
+    deliver("run1")  # the same run, sent again
+    assert (rows(store), rows(aside)) == (13, 2)
+    deliver("run2")
+    assert (rows(store), rows(aside)) == (26, 4)

@@ -17,10 +17,10 @@ run records in Redis (worker.runs). `execute` runs one step with a runner's cont
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hygge.partitions import partition_count
 from hygge.progress import TERMINAL_STATES, FlowState
@@ -131,9 +131,23 @@ async def execute(
             # after an interrupted publish adds nothing), and it takes over its own run lock
             # a dead delivery left (hygge.stores.files, hygge.storage.lock)
             setattr(runnable.store, "commit_key", f"{key}.{spec.name}")  # noqa: B010
+            gate = getattr(runnable, "gate", None)  # and its quarantine store's, likewise
+            if gate is not None and gate.new_quarantine is not None:
+                gate.new_quarantine = _keyed(gate.new_quarantine, f"{key}.{spec.name}.aside")
         return await runnable.start()
     assert isinstance(runnable, PartitionedFlow)
     if step.kind == StepKind.STAGE:
         assert step.part is not None
         return await runnable.stage(step.part, step.parts, key)
     return await runnable.commit(key, step.parts, failed=failed)
+
+
+def _keyed(new_store: Callable[[], Any], commit_key: str) -> Callable[[], Any]:
+    """A store factory whose stores commit under `commit_key` (see `execute`)."""
+
+    def make() -> Any:
+        store = new_store()
+        setattr(store, "commit_key", commit_key)  # noqa: B010
+        return store
+
+    return make
