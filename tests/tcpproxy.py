@@ -45,14 +45,16 @@ class TcpProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    def drop_answer_to(self, *markers: bytes) -> threading.Event:
-        """The next request holding every one of `markers` reaches the server, but its answer
-        never comes back: that connection drops as the answer arrives (a write that landed,
-        unheard). The event is set once it happened."""
-        self._markers, self._dropped = markers, threading.Event()
+    def drop_answer_to(self, *markers: bytes, after: bytes = b"") -> threading.Event:
+        """The next request holding every one of `markers` (once a request holding `after`
+        went by, if given) reaches the server, but its answer never comes back: that
+        connection drops as the answer arrives (a write that landed, unheard). The event is
+        set once it happened."""
+        self._markers, self._after, self._dropped = markers, after, threading.Event()
         return self._dropped
 
     _markers: tuple[bytes, ...] = ()
+    _after = b""  # a request to see first (its answer passes)
     _doomed: socket.socket | None = None  # the server side whose next answer is dropped
     _dropped = threading.Event()
 
@@ -63,7 +65,9 @@ class TcpProxy:
                     self._doomed, self._markers = None, ()
                     self._dropped.set()
                     break
-                if self._markers and all(m in data for m in self._markers):
+                if self._after and self._after in data:
+                    self._after = b""
+                elif self._markers and not self._after and all(m in data for m in self._markers):
                     self._doomed, self._markers = dst, ()
                 dst.sendall(data)
         for s in (src, dst):

@@ -174,3 +174,37 @@ def test_a_restart_mid_read_is_retried_and_reads_every_row_once(request, service
             .fetchone()
         )
         assert (count, int(ids), names) == (total, total * (total - 1) // 2, total)
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_an_append_whose_commit_landed_unheard_is_retried_without_a_second_copy(request, service):
+    """The COMMIT of the publish reaches the server and its answer is lost (the connection
+    drops as it arrives): the append is in the table, but the store saw a dropped
+    connection, so the flow retries. The retry finds the mark the publish wrote in the same
+    transaction and appends nothing more: every row once, the run a success."""
+    url = request.getfixturevalue(f"{service}_url")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 3306)
+    table = unique("unheard")
+    rows = pl.DataFrame({"id": list(range(ROWS)), "name": [f"n{i}" for i in range(ROWS)]})
+
+    class _Rows(Home):
+        type_name = "test_unheard_rows"
+
+        async def read_batches(self):
+            yield rows
+
+    with database(url, table) as db:
+        try:
+            db.run(f"CREATE TABLE {table} (id bigint, name varchar(20))")
+            dropped = proxy.drop_answer_to(b"COMMIT", after=f"INSERT INTO {db.q(table)}".encode())
+            store = SQLStore(table, connection=_through(url, proxy.port), mode="append")
+            report = Flow(_Rows("rows"), store, retries=2, retry_delay=0.1).run()
+            assert dropped.is_set(), "the publish's COMMIT answer was never dropped"
+            assert report.ok, report
+            assert db.rows(table) == list(zip(rows["id"], rows["name"], strict=True))
+            assert not [t for t in db.staging_tables() if table in t]
+        finally:
+            proxy.close()
+            if db.exists("_hygge_state"):
+                db.run(f"DELETE FROM _hygge_state WHERE flow LIKE '{table}/%'")

@@ -118,12 +118,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     def defaults(cls, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
         return {"table": name}  # the Python API: the store's name is its table
 
-    # The run's commit key (a worker sets it to its job's run of the flow): see commit().
-    commit_key: str | None = None
-
     def __init__(self, name: str, settings: Any = None, **values: Any) -> None:
         super().__init__(name, settings, **values)
         self.run_id = uuid.uuid4().hex[:10]
+        # An append commits once under this key, kept across the store's attempts (a worker
+        # sets it to its job's run of the flow, kept across deliveries): see commit().
+        self.commit_key: str | None = uuid.uuid4().hex
         self.attempts = 0  # open() calls: each attempt stages in a table of its own
         self.run: _Run | None = None
         self._pending_states: dict[str, dict[str, Any]] = {}
@@ -307,9 +307,10 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         await asyncio.to_thread(self._commit_once_sync)
 
     def _commit_once_sync(self) -> None:
-        """Publish; an append made under a commit key (a worker's run of the flow) publishes
-        once: run again after its publish landed (the worker killed before it recorded the
-        flow as done), it finds the mark that publish wrote and publishes nothing more."""
+        """Publish; an append publishes once under its commit key: tried again after its
+        publish landed (a COMMIT whose answer was lost, then retried; a worker killed before
+        it recorded the flow as done, then sent again), it finds the mark that publish wrote
+        and publishes nothing more."""
         run = self._open_run()
         if self.commit_key and self.settings.mode == "append":
             run.mark = state_table.mark_key(self.settings.table, self.commit_key)
