@@ -7,11 +7,11 @@ One table `_hygge_state` (in the store's schema) holds a row per flow and target
 run's rows visible also deletes and re-inserts that row, so data and state commit (or roll
 back) together.
 
-The same table marks commits made under a commit key (`mark_key`): a partitioned run's
-commit, or a worker's run of an append flow. The mark is written in the publishing
-transaction, so the same step run again after its publish landed (a worker killed before it
-recorded the step as done) finds it and publishes nothing more. Marks are kept for
-`MARK_DAYS`; a step is re-run within minutes.
+The same table marks commits made under a commit key (`mark_key`): an append, or a
+partitioned run's commit. The mark is written in the publishing transaction, so the same
+commit tried again after its publish landed (its COMMIT's answer lost; a worker killed
+before it recorded the step as done) finds it and publishes nothing more. Marks are kept
+for `MARK_DAYS`; a commit is tried again within minutes.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class _Run:
     attempt: int | None = None  # this attempt's id, in every row it loads (ATTEMPT)
     # A partitioned append reading the sealed attempts' rows straight from the shared table:
     source_where: tuple[str, str] | None = None
-    mark: str | None = None  # a partitioned commit: its mark in `_hygge_state`, published too
+    mark: str | None = None  # an append's or partitioned commit's mark, published with it
 
 
 class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
@@ -312,6 +312,7 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         it recorded the flow as done, then sent again), it finds the mark that publish wrote
         and publishes nothing more."""
         run = self._open_run()
+        self._finish_loading(run)  # its rows committed before the mark is looked for
         if self.commit_key and self.settings.mode == "append":
             run.mark = state_table.mark_key(self.settings.table, self.commit_key)
             if self._marked(run.session, run.mark):
@@ -325,14 +326,17 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
                 return
         self._commit_sync()
 
+    def _finish_loading(self, run: _Run) -> None:
+        if run.loader is not None:  # staged_rows() normally did this already
+            self._db("finish loading the staging table", run.loader.finish)
+            run.loader = None
+
     def _commit_sync(self, gather: list[str] | None = None) -> None:
         """Publish in one transaction; `gather`: statements that fill the staging table
         first, inside that transaction (a partitioned commit's parts)."""
         run, s = self._open_run(), self.settings
         session = run.session
-        if run.loader is not None:  # staged_rows() normally did this already
-            self._db("finish loading the staging table", run.loader.finish)
-            run.loader = None
+        self._finish_loading(run)
         if s.mode == "merge" and run.staging_created:
             self._check_keys(run)
         if run.states:  # incremental: the state row commits in the data's transaction
