@@ -208,3 +208,42 @@ def test_an_append_whose_commit_landed_unheard_is_retried_without_a_second_copy(
             proxy.close()
             if db.exists("_hygge_state"):
                 db.run(f"DELETE FROM _hygge_state WHERE flow LIKE '{table}/%'")
+
+
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_a_partitioned_append_whose_commit_landed_unheard_succeeds_once(request, service, tmp_path):
+    """The same for a partitioned flow's commit: its publish's COMMIT lands and the answer
+    is lost; the commit is tried again, finds the run's mark and publishes nothing more. The
+    run succeeds (a failure here would have the user run it again: a second copy)."""
+    from hygge import Coordinator
+
+    url = request.getfixturevalue(f"{service}_url")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 3306)
+    source, table = unique("src"), unique("unheard")
+    with database(url, source, table) as db:
+        try:
+            db.run(f"CREATE TABLE {source} (id bigint, name varchar(20))")
+            values = ", ".join(f"({i}, 'n{i}')" for i in range(2_000))
+            db.run(f"INSERT INTO {source} VALUES {values}")
+            db.run(f"CREATE TABLE {table} (id bigint, name varchar(20))")
+            flows = tmp_path / "flows.yml"
+            flows.write_text(
+                "flows:\n  big:\n"
+                f"    home: {{type: sql, connection: '{url}', table: {source}, "
+                "partition_on: id}\n"
+                f"    store: {{type: sql, connection: '{_through(url, proxy.port)}', "
+                f"table: {table}, mode: append}}\n"
+                "    options: {partitions: 3, retries: 2, retry_delay: 0.1}\n"
+            )
+            insert = f"INSERT INTO {db.q(table)}".encode()
+            dropped = proxy.drop_answer_to(b"COMMIT", after=insert)
+            result = Coordinator(flows).run()
+            assert dropped.is_set(), "the publish's COMMIT answer was never dropped"
+            assert result.ok, result.failed
+            assert db.rows(table) == db.rows(source)
+            assert not [t for t in db.staging_tables() if table in t]
+        finally:
+            proxy.close()
+            if db.exists("_hygge_state"):
+                db.run(f"DELETE FROM _hygge_state WHERE flow LIKE '{table}/%'")

@@ -399,10 +399,20 @@ class PartitionedFlow:
             await asyncio.to_thread(self._held.confirm)
         if aside is not None:  # the same order as a plain flow: the quarantine, then the data
             with unreachable_parts(self.name, records):
-                await aside.commit_parts(set_aside)
+                await self._publish(aside, set_aside)
         with unreachable_parts(self.name, records):
-            await self.store.commit_parts(sealed)
+            await self._publish(self.store, sealed)
         return records, checks
+
+    async def _publish(self, store: MultiPartStore, sealed: list[dict[str, Any]]) -> None:
+        """`commit_parts`, tried again after a transient failure: it is idempotent, so a
+        commit that landed unheard (a COMMIT whose answer was lost with the connection)
+        finds its mark and publishes nothing more, and the flow succeeds."""
+
+        async def commit() -> None:
+            await store.commit_parts(sealed)
+
+        await retry_async(commit, retries=self.retries, base_delay=self.retry_delay)
 
     # -- helpers ----------------------------------------------------------------------------
     async def _acquire(self, lock: RunLock) -> None:
