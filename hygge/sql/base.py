@@ -198,7 +198,7 @@ class Session:
         """Tables and views of `schemas` (None: every user schema), through
         information_schema (PostgreSQL and MySQL/MariaDB both have it)."""
         where = (
-            f"IN ({', '.join(literal(s) for s in schemas)})"
+            f"IN ({', '.join(self.text_literal(s) for s in schemas)})"
             if schemas
             else f"NOT IN ({', '.join(literal(s) for s in sorted(SYSTEM_SCHEMAS))})"
         )

@@ -139,13 +139,13 @@ class MySqlSession(Session):
         return True
 
     def _schema_sql(self, schema: str | None) -> str:
-        return literal(schema) if schema else "DATABASE()"
+        return self.text_literal(schema) if schema else "DATABASE()"
 
     def estimate_rows(self, table: str, schema: str | None) -> int | None:
         # InnoDB's sampled estimate (no scan); 0 on a table not yet sampled is no estimate.
         rows = self.query(
             "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-            f"{self._schema_sql(schema)} AND TABLE_NAME = {literal(table)}"
+            f"{self._schema_sql(schema)} AND TABLE_NAME = {self.text_literal(table)}"
         )
         return int(rows[0][0]) if rows and rows[0][0] else None
 
@@ -153,8 +153,8 @@ class MySqlSession(Session):
         rows = self.query(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
             "COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
-            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} AND TABLE_NAME = {literal(table)} "
-            "ORDER BY ORDINAL_POSITION"
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} "
+            f"AND TABLE_NAME = {self.text_literal(table)} ORDER BY ORDINAL_POSITION"
         )
         if not rows:
             return None
@@ -163,7 +163,7 @@ class MySqlSession(Session):
             for (clause,) in self.query(
                 "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
                 f"WHERE CONSTRAINT_SCHEMA = {self._schema_sql(schema)} "
-                f"AND TABLE_NAME = {literal(table)}"
+                f"AND TABLE_NAME = {self.text_literal(table)}"
             )
             if (m := re.match(r"json_valid\(`((?:[^`]|``)+)`\)", clause or ""))
         }
@@ -286,7 +286,7 @@ class MySqlSession(Session):
             else:
                 targets.append(self.quote(field.name))
         sql = (
-            f"LOAD DATA LOCAL INFILE {literal(path)} INTO TABLE "
+            f"LOAD DATA LOCAL INFILE {self.text_literal(path)} INTO TABLE "
             f"{self.qualified(table, schema)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
@@ -306,10 +306,10 @@ class MySqlSession(Session):
             return int(loaded)
 
     def claim(self, name: str) -> bool:
-        return bool(self.query(f"SELECT GET_LOCK({literal(name[-64:])}, 0)")[0][0] == 1)
+        return bool(self.query(f"SELECT GET_LOCK({self.text_literal(name[-64:])}, 0)")[0][0] == 1)
 
     def unclaim(self, name: str) -> None:
-        self.query(f"SELECT RELEASE_LOCK({literal(name[-64:])})")
+        self.query(f"SELECT RELEASE_LOCK({self.text_literal(name[-64:])})")
 
     def tables_like(self, prefix: str, schema: str | None) -> list[str]:
         rows = self.query(
@@ -322,8 +322,8 @@ class MySqlSession(Session):
     def unique_keys(self, table: str, schema: str | None) -> list[set[str]]:
         rows = self.query(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} AND TABLE_NAME = {literal(table)} "
-            "AND NON_UNIQUE = 0"
+            f"WHERE TABLE_SCHEMA = {self._schema_sql(schema)} "
+            f"AND TABLE_NAME = {self.text_literal(table)} AND NON_UNIQUE = 0"
         )
         keys: dict[str, set[str]] = {}
         for index, column in rows:
