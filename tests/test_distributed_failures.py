@@ -274,7 +274,7 @@ def test_a_worker_killed_after_its_append_landed_appends_nothing_more(
     flows = write_flows(
         tmp_path,
         "flows:\n  big:\n"
-        "    home: {type: slow, rows: 3000, batch_size: 100, delay: 0.02}\n"
+        "    home: {type: slow, rows: 3000, batch_size: 100, delay: 0.1}\n"
         f"    store: {{type: sql, connection: '{mysql_url}', table: {target}, mode: append}}\n",
     )
     try:

@@ -229,7 +229,7 @@ def test_a_commit_step_killed_after_its_publish_is_run_again_and_adds_nothing(
     flows = tmp_path / "flows.yml"
     flows.write_text(
         "flows:\n  big:\n"
-        f"    home: {{type: pieces, rows: 4000, batch_size: 100, delay: 0.05, "
+        f"    home: {{type: pieces, rows: 4000, batch_size: 100, delay: 0.2, "
         f"log: {tmp_path / 'reads.log'}}}\n"
         f"    store: {{type: sql, connection: '{postgres_url}', table: {target}, mode: append}}\n"
         "    options: {partitions: 4, retry_delay: 0.1}\n"
