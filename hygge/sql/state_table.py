@@ -39,16 +39,35 @@ def mark_key(table: str, commit: str) -> str:
 
 
 def mark_steps(session: Session, schema: str | None, mark: str) -> list[str]:
-    """Statements, inside the publish, that write the mark `mark` (a `mark_key`) and drop
-    the marks of the same target older than `MARK_DAYS`."""
-    now = dt.datetime.now(dt.UTC)
-    prefix = mark[: mark.rindex(_MARK) + len(_MARK)]
-    expired = session.text_literal((now - dt.timedelta(days=MARK_DAYS)).isoformat())
+    """The statement, inside the publish, that writes the mark `mark` (a `mark_key`): an
+    INSERT alone, as the key is new (a DELETE of a missing key first would take a gap lock,
+    which deadlocked concurrent publishes on MariaDB)."""
+    at = session.text_literal(dt.datetime.now(dt.UTC).isoformat())
     return [
-        f"DELETE FROM {_table(session, schema)} WHERE SUBSTR(flow, 1, {len(prefix)}) = "
-        f"{session.text_literal(prefix)} AND committed_at < {expired}",
-        *publish_steps(session, schema, {mark: {"committed_at": now.isoformat()}}),
+        f"INSERT INTO {_table(session, schema)} (flow, definition, state, committed_at) "
+        f"VALUES ({session.text_literal(mark)}, 'null', '{{}}', {at})"
     ]
+
+
+def expire_marks(session: Session, schema: str | None, mark: str) -> None:
+    """After a publish, in a transaction of its own and at best: delete the marks of the
+    same target older than `MARK_DAYS`, found by a plain read and deleted by key (no lock on
+    rows that stay)."""
+    prefix = mark[: mark.rindex(_MARK) + len(_MARK)]
+    expired = (dt.datetime.now(dt.UTC) - dt.timedelta(days=MARK_DAYS)).isoformat()
+    table = _table(session, schema)
+    try:
+        rows = session.query(
+            f"SELECT flow FROM {table} WHERE SUBSTR(flow, 1, {len(prefix)}) = "
+            f"{session.text_literal(prefix)} AND committed_at < {session.text_literal(expired)}"
+        )
+        if rows:
+            keys = ", ".join(session.text_literal(r[0]) for r in rows)
+            session.execute(f"DELETE FROM {table} WHERE flow IN ({keys})")
+        session.commit()
+    except Exception:  # a later publish expires them
+        with contextlib.suppress(Exception):
+            session.rollback()
 
 
 def _table(session: Session, schema: str | None) -> str:

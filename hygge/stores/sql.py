@@ -102,8 +102,9 @@ class _Run:
     # A part of a partitioned run loading the run's shared table (transactional DDL):
     shared_key: str | None = None  # the flow run all its parts belong to
     attempt: int | None = None  # this attempt's id, in every row it loads (ATTEMPT)
-    # A partitioned append reading the sealed attempts' rows straight from the shared table:
-    source_where: tuple[str, str] | None = None
+    # A partitioned append reading the parts' rows straight into the target: each source
+    # table, and the condition that picks its sealed rows (None: all of them):
+    sources: list[tuple[str, str | None]] = field(default_factory=list)
     mark: str | None = None  # an append's or partitioned commit's mark, published with it
 
 
@@ -339,18 +340,16 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self._finish_loading(run)
         if s.mode == "merge" and run.staging_created:
             self._check_keys(run)
-        if run.states:  # incremental: the state row commits in the data's transaction
+        if run.states or run.mark:  # state row and mark commit in the data's transaction
             self._db("create the state table", lambda: self._prepare_state(run))
-        elif run.mark:
-            self._db(
-                "create the state table", lambda: state_table.ensure_table(session, s.db_schema)
-            )
         steps = (gather or []) + self._publish_steps(run)
         if run.states:
             steps += state_table.publish_steps(session, s.db_schema, run.states)
         if run.mark:  # after any RENAME: where DDL commits by itself, a replace is repeatable
             steps += state_table.mark_steps(session, s.db_schema, run.mark)
         self._db(f"publish ({s.mode}) into the target", lambda: session.transaction(steps))
+        if run.mark:
+            state_table.expire_marks(session, s.db_schema, run.mark)
         if run.staging_created and run.target is not None:
             with contextlib.suppress(Exception):  # where DROP is not transactional (MySQL)
                 session.drop(run.staging, s.db_schema)
@@ -490,8 +489,11 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
                 run.loader = None
                 plan = run.plan
                 assert plan is not None
-                copies = [self._gather_sql(run.session, run.staging, p, plan) for p in tables]
-                self._db("gather the parts", lambda: run.session.transaction(copies))
+                if self._append_directly(run):  # the publish reads every part: no copy
+                    run.sources = [self._part_source(run.session, p) for p in tables]
+                else:
+                    copies = [self._gather_sql(run.session, run.staging, p, plan) for p in tables]
+                    self._db("gather the parts", lambda: run.session.transaction(copies))
             self._commit_sync()
         except BaseException:
             self._abort_sync()
@@ -522,11 +524,33 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self, session: Session, staging: str, part: dict[str, Any], plan: LoadPlan
     ) -> str:
         """Copy one sealed part's rows into the staging table."""
-        schema = self.settings.db_schema
+        return self._insert_sql(session, staging, self._part_source(session, part), plan.names)
+
+    def _part_source(self, session: Session, part: dict[str, Any]) -> tuple[str, str | None]:
+        """A sealed part's table, and the condition that picks its rows there (None: the
+        table is the part's own)."""
         if part.get("attempt") is None:
-            return session.insert_sql(staging, part["table"], schema, plan.names)
-        where = session.attempts_in(ATTEMPT, [int(part["attempt"])])
-        return session.insert_where_sql(staging, part["table"], schema, plan.names, where)
+            return part["table"], None
+        return part["table"], session.attempts_in(ATTEMPT, [int(part["attempt"])])
+
+    def _insert_sql(
+        self, session: Session, into: str, source: tuple[str, str | None], names: list[str]
+    ) -> str:
+        table, where = source
+        schema = self.settings.db_schema
+        if where is None:
+            return session.insert_sql(into, table, schema, names)
+        return session.insert_where_sql(into, table, schema, names, where)
+
+    def _append_directly(self, run: _Run) -> bool:
+        """Can an append publish the parts' rows straight from their tables? (An existing
+        target, and the parts hold the target's types: nothing staged as text.)"""
+        return (
+            self.settings.mode == "append"
+            and run.target is not None
+            and run.plan is not None
+            and not run.plan.staged_as_text
+        )
 
     def _in_place(self, tables: list[dict[str, Any]]) -> bool:
         """Can the parts' table be published as it is? (One shared table for every part;
@@ -544,12 +568,12 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         session, schema = run.session, self.settings.db_schema
         first = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(tables[0]["arrow_schema"])))
         run.batch_schema = first
-        plan = run.plan = self._plan(run, normalize(first.empty_table()).schema)
+        run.plan = self._plan(run, normalize(first.empty_table()).schema)
         run.staging_created = True
         shared = tables[0]["table"]
         sealed = session.attempts_in(ATTEMPT, [int(p["attempt"]) for p in tables])
-        if self.settings.mode == "append" and run.target is not None and not plan.staged_as_text:
-            run.source_where = (shared, sealed)
+        if self._append_directly(run):
+            run.sources = [(shared, sealed)]
             return []
         return [
             *session.keep_only_steps(shared, schema, ATTEMPT, sealed),
@@ -610,7 +634,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
 
     def _prepare_state(self, run: _Run) -> None:
         """Create the state table; where DDL commits by itself, create a first load's target
-        now, so that data and state still publish in one transaction."""
+        now, so that data and state (or mark) still publish in one transaction (a rename,
+        then a mark that failed, would publish the rows again on a retry)."""
         session, s = run.session, self.settings
         state_table.ensure_table(session, s.db_schema)
         if run.target is None and run.staging_created and run.plan is not None:
@@ -642,9 +667,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
             )
         steps += [session.add_column_sql(table, schema, n, t) for n, t in plan.add]
         steps += [session.alter_column_sql(table, schema, n, t) for n, t in plan.alter]
-        if s.mode == "append" and run.source_where:  # a partitioned append: the parts' rows
-            source, where = run.source_where
-            return [*steps, session.insert_where_sql(table, source, schema, plan.names, where)]
+        if s.mode == "append" and run.sources:  # a partitioned append: the parts' rows
+            return steps + [self._insert_sql(session, table, x, plan.names) for x in run.sources]
         if s.mode == "append":
             steps.append(session.insert_sql(table, staging, schema, plan.names))
         else:
