@@ -369,8 +369,9 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
     # the sealed attempts' rows are copied into a staging table first.
     # Elsewhere (MySQL/MariaDB: DDL commits by itself; SQLite) each part (each attempt) loads
     # a table of its own, `_hygge_part_<table>_<hash of the part>` (a re-run of the part
-    # replaces what a dead attempt left), and the commit copies every part into one staging
-    # table, then publishes it as a single run would, in one transaction.
+    # replaces what a dead attempt left); an append into an existing table inserts every
+    # part's rows straight into the target, else the commit copies every part into one
+    # staging table, then publishes it as a single run would, in one transaction.
     # Either way a commit that dies leaves every part's rows whole for the commit run again.
 
     def _part_table(self, session: Session, part: str) -> str:
