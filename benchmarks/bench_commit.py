@@ -1,7 +1,7 @@
 """The commit step of partitioned flows: its share of the wall time (issue 18, Speed b/c).
 
-    python -m benchmarks.bench_commit                 # (c) PostgreSQL, (b) Delta, (s) S3
-    python -m benchmarks.bench_commit --only c --repeat 3
+    python -m benchmarks.bench_commit                 # (c) PostgreSQL, (m) MariaDB, (b), (s)
+    python -m benchmarks.bench_commit --only m --repeat 3
 
 (c) PostgreSQL -> PostgreSQL, 4,000,000 rows (bigint, int, text, timestamp, float8),
     `partitions: 4`, `mode: replace`, `hygge run`: after, every part loads one shared table
@@ -9,6 +9,9 @@
     one staging table at the commit; interleaved in one run. And an append (after: the
     parts' rows inserted straight into the target). Numeric columns would add the same
     text -> numeric rewrite to both (PostgreSQL stages numerics as text, unpartitioned too).
+(m) MariaDB -> MariaDB, 1,000,000 rows of the same columns, `partitions: 4`, `mode: append`
+    into an existing table: after, the commit inserts every part's rows straight into the
+    target; before, it copied them into one staging table first; interleaved in one run.
 (b) TPC-H lineitem SF1 parquet -> Delta table (local), `partitions: 2`: one Delta commit
     adds every part's data files (target: commit under 5% of the wall time).
 (s) the same into an S3 parquet dataset on moto (parts staged as open multipart uploads,
@@ -34,6 +37,7 @@ from benchmarks.common import DATA, PG_URL, ROOT, print_table, psql, tpch_lineit
 SOURCE = "bench_commit_source"
 TARGET = "bench_commit_target"
 ROWS = 4_000_000
+MARIADB_ROWS = 1_000_000
 
 
 def share(flows: Path, *flags: str, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -103,6 +107,45 @@ def bench_postgres(work: Path, repeat: int) -> list[tuple[str, ...]]:
     ]
 
 
+def bench_mariadb(work: Path, repeat: int) -> list[tuple[str, ...]]:
+    from benchmarks.bench_sql import MY_URL, mysql, sql
+
+    def run(statement: str) -> str:
+        return sql(mysql("-N", "-B", "-e", statement))
+
+    run(f"DROP TABLE IF EXISTS {SOURCE}, {TARGET}")
+    run(f"CREATE TABLE {SOURCE} (id bigint, k int, s varchar(32), ts datetime, amount double)")
+    run(
+        f"INSERT INTO {SOURCE} SELECT seq, seq % 1000, md5(seq), "
+        f"'2026-01-01' + INTERVAL seq SECOND, seq * 1.5 FROM seq_1_to_{MARIADB_ROWS}"
+    )
+    run(f"CREATE TABLE {TARGET} LIKE {SOURCE}")
+    flows = work / "my_append.yml"
+    flows.write_text(
+        f"flows:\n  copy:\n"
+        f"    home: {{type: sql, connection: '{MY_URL}', table: {SOURCE}, partition_on: id}}\n"
+        f"    store: {{type: sql, connection: '{MY_URL}', table: {TARGET}, mode: append}}\n"
+        "    options: {partitions: 4}\n"
+    )
+    runs: dict[str, list[dict[str, float]]] = {"append before": [], "append": []}
+    try:
+        for _ in range(repeat):
+            for label, flags in (("append before", ["--gather"]), ("append", [])):
+                before = int(run(f"SELECT count(*) FROM {TARGET}"))
+                runs[label].append(share(flows, *flags))
+                if int(run(f"SELECT count(*) FROM {TARGET}")) != before + MARIADB_ROWS:
+                    raise SystemExit(f"(m) {label}: rows lost or doubled")
+    finally:
+        run(f"DROP TABLE IF EXISTS {SOURCE}, {TARGET}")
+    return [
+        row(
+            "(m) MariaDB->MariaDB 1 M rows, 4 parts, append: before (gather copy)",
+            runs["append before"],
+        ),
+        row("(m) the same, append: after (parts -> target)", runs["append"]),
+    ]
+
+
 def bench_delta(work: Path, repeat: int) -> list[tuple[str, ...]]:
     source = tpch_lineitem(1)
     rows = pq.read_metadata(source).num_rows
@@ -157,12 +200,12 @@ def bench_s3(work: Path, repeat: int) -> list[tuple[str, ...]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["c", "b", "s"], action="append")
+    parser.add_argument("--only", choices=["c", "m", "b", "s"], action="append")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (median)")
     args = parser.parse_args()
-    only = args.only or ["c", "b", "s"]
+    only = args.only or ["c", "m", "b", "s"]
     DATA.mkdir(parents=True, exist_ok=True)
-    benches = {"c": bench_postgres, "b": bench_delta, "s": bench_s3}
+    benches = {"c": bench_postgres, "m": bench_mariadb, "b": bench_delta, "s": bench_s3}
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
         for key in only:
             done = benches[key](Path(tmp), args.repeat)
