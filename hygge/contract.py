@@ -521,6 +521,11 @@ class MultiPartStore:
         raise NotImplementedError(f"{type(self).__name__} must implement abort_parts()")
 
 
+def parts_run(parts: list[dict[str, Any]]) -> str | None:
+    """The flow run these parts belong to (part names are "<flow run>.<part>"), or None."""
+    return parts[0]["part"].split(".", 1)[0] if parts else None
+
+
 def can_resume(home: type | object) -> bool:
     """True when the home (class or instance) can load incrementally."""
     cls = home if isinstance(home, type) else type(home)

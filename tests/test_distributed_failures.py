@@ -286,11 +286,8 @@ def test_a_worker_killed_after_its_append_landed_appends_nothing_more(
         run_id, _ = parse_enqueue(result.stdout)
 
         def staging() -> str | None:
-            found = db.run(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
-                f"DATABASE() AND table_name LIKE '\\_hygge\\_stage\\_{target}\\_%'"
-            )
-            return found[0][0] if found else None
+            prefix = f"_hygge_stage_{target}_"
+            return next((t for t in db.staging_tables() if t.startswith(prefix)), None)
 
         staged = wait_for(staging, 120, "the staging table")
         reader.conn.autocommit(False)

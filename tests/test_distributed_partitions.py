@@ -244,11 +244,8 @@ def test_a_commit_step_killed_after_its_publish_is_run_again_and_adds_nothing(
         run_id, _ = parse_enqueue(result.stdout)
 
         def parts_table() -> str | None:
-            found = db.run(
-                "SELECT table_name FROM information_schema.tables "
-                f"WHERE table_name LIKE '\\_hygge\\_parts\\_{target}\\_%'"
-            )
-            return found[0][0] if found else None
+            prefix = f"_hygge_parts_{target}_"
+            return next((t for t in db.staging_tables() if t.startswith(prefix)), None)
 
         shared = wait_for(parts_table, 120, "the parts' table")
         reader.execute(f'SELECT count(*) FROM "{shared}"')  # ACCESS SHARE until rollback

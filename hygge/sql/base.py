@@ -330,28 +330,27 @@ class Session:
             f"USING {q}::{type_ddl}"
         )
 
-    def insert_sql(self, target: str, staging: str, schema: str | None, names: list[str]) -> str:
+    def insert_sql(
+        self,
+        target: str,
+        staging: str,
+        schema: str | None,
+        names: list[str],
+        where: str | None = None,
+    ) -> str:
+        """INSERT the rows of `staging` (those that meet `where`: a part's rows of a shared
+        table) into `target`."""
         cols = ", ".join(self.quote(n) for n in names)
-        return (
+        sql = (
             f"INSERT INTO {self.qualified(target, schema)} ({cols}) "
             f"SELECT {cols} FROM {self.qualified(staging, schema)}"
         )
+        return f"{sql} WHERE {where}" if where is not None else sql
 
     # -- one table for every part of a partitioned run (where DDL is transactional) ---------
     def attempts_in(self, column: str, attempts: list[int]) -> str:
         """A condition: `column` holds one of these attempt ids (integers only)."""
         return f"{self.quote(column)} IN ({', '.join(str(int(a)) for a in attempts)})"
-
-    def insert_where_sql(
-        self,
-        target: str,
-        source: str,
-        schema: str | None,
-        names: list[str],
-        where: str,
-    ) -> str:
-        """INSERT the rows of `source` that meet `where` (a part's rows of a shared table)."""
-        return f"{self.insert_sql(target, source, schema, names)} WHERE {where}"
 
     def count_by(self, table: str, schema: str | None, column: str) -> dict[int, int]:
         """Rows per value of `column` (a shared parts table: rows per attempt)."""

@@ -41,6 +41,7 @@ from hygge.contract import (
     Store,
     StoreSettings,
     default_path,
+    parts_run,
 )
 from hygge.errors import StoreError
 from hygge.storage import is_object_url
@@ -461,4 +462,5 @@ class WriterPool:
 def _parts_key(parts: list[dict[str, Any]]) -> str | None:
     """The flow run's commit key: a commit repeated by another process (a worker re-running
     the commit step after its publish landed) finds it and publishes nothing more."""
-    return "parts-" + parts[0]["part"].split(".", 1)[0] if parts else None
+    run = parts_run(parts)
+    return None if run is None else f"parts-{run}"

@@ -48,6 +48,7 @@ from hygge.contract import (
     Store,
     StoreSettings,
     default_path,
+    parts_run,
 )
 from hygge.errors import ConfigError, HyggeError, StoreError
 from hygge.locks import NoLock, RunLock, file_name
@@ -594,9 +595,8 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
 
     def _parts_committed_sync(self, parts: list[dict[str, Any]]) -> bool:
         """Is this flow run the one whose parts were committed last (`parts-run.json`)?"""
-        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
         done = self.tree.read_json(self.table, lz.HIDDEN, "parts-run.json")
-        return isinstance(done, dict) and done.get("run") == run
+        return isinstance(done, dict) and done.get("run") == (parts_run(parts) or self.run_id)
 
     async def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self._commit_parts_sync, parts)
@@ -608,7 +608,7 @@ class OpenMirroringStore(MultiPartStore, StatefulStore, Store[OpenMirroringSetti
         if self._parts_committed_sync(parts):
             self._abort_sync()  # committed already: its end was not recorded
             return
-        run = parts[0]["part"].split(".", 1)[0] if parts else self.run_id
+        run = parts_run(parts) or self.run_id
         try:
             for description in parts:
                 for name in description.get("files", []):

@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from hygge.contract import MultiPartStore, StatefulStore, Store, StoreSettings
+from hygge.contract import MultiPartStore, StatefulStore, Store, StoreSettings, parts_run
 from hygge.errors import HyggeError, StoreError
 from hygge.locks import RunLock
 from hygge.sql import faults, state_table
@@ -502,10 +502,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
 
     def _parts_mark(self, parts: list[dict[str, Any]]) -> str | None:
         """The key of the row in `_hygge_state` that marks this flow run's commit."""
-        if not parts:
-            return None
-        run = parts[0]["part"].split(".", 1)[0]
-        return state_table.mark_key(self.settings.table, f"parts-{run}")
+        run = parts_run(parts)
+        return None if run is None else state_table.mark_key(self.settings.table, f"parts-{run}")
 
     def _parts_committed(self, session: Session, parts: list[dict[str, Any]]) -> bool:
         """Has this flow run's commit landed (a commit step run again after its publish)?"""
@@ -525,7 +523,8 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         self, session: Session, staging: str, part: dict[str, Any], plan: LoadPlan
     ) -> str:
         """Copy one sealed part's rows into the staging table."""
-        return self._insert_sql(session, staging, self._part_source(session, part), plan.names)
+        table, where = self._part_source(session, part)
+        return session.insert_sql(staging, table, self.settings.db_schema, plan.names, where)
 
     def _part_source(self, session: Session, part: dict[str, Any]) -> tuple[str, str | None]:
         """A sealed part's table, and the condition that picks its rows there (None: the
@@ -533,15 +532,6 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         if part.get("attempt") is None:
             return part["table"], None
         return part["table"], session.attempts_in(ATTEMPT, [int(part["attempt"])])
-
-    def _insert_sql(
-        self, session: Session, into: str, source: tuple[str, str | None], names: list[str]
-    ) -> str:
-        table, where = source
-        schema = self.settings.db_schema
-        if where is None:
-            return session.insert_sql(into, table, schema, names)
-        return session.insert_where_sql(into, table, schema, names, where)
 
     def _append_directly(self, run: _Run) -> bool:
         """Can an append publish the parts' rows straight from their tables? (An existing
@@ -669,7 +659,10 @@ class SQLStore(MultiPartStore, StatefulStore, Store[SQLStoreSettings]):
         steps += [session.add_column_sql(table, schema, n, t) for n, t in plan.add]
         steps += [session.alter_column_sql(table, schema, n, t) for n, t in plan.alter]
         if s.mode == "append" and run.sources:  # a partitioned append: the parts' rows
-            return steps + [self._insert_sql(session, table, x, plan.names) for x in run.sources]
+            return steps + [
+                session.insert_sql(table, source, schema, plan.names, where)
+                for source, where in run.sources
+            ]
         if s.mode == "append":
             steps.append(session.insert_sql(table, staging, schema, plan.names))
         else:
